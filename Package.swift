@@ -1,0 +1,32 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Opt-in vector ISA for root builds (reference/toolchain.md section 6): the default build is portable SSE2 code
+// with mul+add; VISIONCORE_MARCH=x86-64-v3 (set by scripts/build.sh) enables AVX2/FMA code generation.
+let tune: [SwiftSetting] = Context.environment["VISIONCORE_MARCH"].map {
+    [.unsafeFlags(["-Xcc", "-march=\($0)"]), .define("VC_FMA")]
+} ?? []
+let fast: [SwiftSetting] = tune + [.unsafeFlags(["-Ounchecked"])]
+
+let package = Package(
+    name: "VisionCore",
+    products: [
+        // libvisioncore.so: the C ABI (build with scripts/build.sh for the self-contained, static-stdlib variant).
+        .library(name: "visioncore", type: .dynamic, targets: ["VisionCAPI"]),
+        // Swift clients link the modules directly (never dlopen the .so, which carries its own runtime).
+        .library(name: "VisionCoreKit", targets: ["VisionCore"]),
+        .executable(name: "vc", targets: ["vc"]),
+    ],
+    targets: [
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "CStb", linkerSettings: [.linkedLibrary("m")]),
+        .target(name: "VisionCore", dependencies: ["CBLAS", "CStb"], swiftSettings: fast,
+                linkerSettings: [.linkedLibrary("m")]),
+        .target(name: "VisionCAPI", dependencies: ["VisionCore"], swiftSettings: tune),
+        .executableTarget(name: "vc", dependencies: ["VisionCore"], swiftSettings: tune),
+        .executableTarget(name: "KernelBench", dependencies: ["VisionCore", "CBLAS"], path: "Benchmarks/KernelBench",
+                          swiftSettings: fast),
+        .testTarget(name: "VisionCoreTests", dependencies: ["VisionCore"],
+                    resources: [.copy("Fixtures")]),
+    ]
+)

@@ -1,0 +1,148 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Element-wise float functions for vc_unary. `parameter` is the slope of LEAKY_RELU, ignored by the others.
+/// C constants: VC_
+public enum UnaryOp: Int32, Sendable, CaseIterable {
+    case relu = 0, relu6, leakyRelu, silu, geluErf, geluTanh, sigmoid, tanh, hardSwish, hardSigmoid
+    case exp, log, sqrt, neg, abs
+
+    /// The reference definition, in Double through libm.
+    func scalar(_ x: Float, _ parameter: Float) -> Float {
+        let d = Double(x)
+        switch self {
+        case .relu: return x.isNaN ? x : max(x, 0)
+        case .relu6: return x.isNaN ? x : min(max(x, 0), 6)
+        case .leakyRelu: return x >= 0 || x.isNaN ? x : x * parameter
+        case .silu: return Float(d / (1 + Glibc.exp(-d)))
+        case .geluErf: return Float(0.5 * d * (1 + Glibc.erf(d / 2.0.squareRoot())))
+        case .geluTanh: return Float(0.5 * d * (1 + Glibc.tanh((2 / Double.pi).squareRoot() * (d + 0.044715 * d * d * d))))
+        case .sigmoid: return Float(1 / (1 + Glibc.exp(-d)))
+        case .tanh: return Float(Glibc.tanh(d))
+        case .hardSwish: return x.isNaN ? x : Float(d * min(max(d + 3, 0), 6) / 6)
+        case .hardSigmoid: return x.isNaN ? x : Float(min(max(d + 3, 0), 6) / 6)
+        case .exp: return Float(Glibc.exp(d))
+        case .log: return Float(Glibc.log(d))
+        case .sqrt: return Float(d.squareRoot())
+        case .neg: return -x
+        case .abs: return Swift.abs(x)
+        }
+    }
+
+    /// The SIMD definition used by the fast kernel.
+    @inline(__always) func vector(_ x: F16, _ parameter: Float) -> F16 {
+        switch self {
+        case .relu: return keepNaN(x.replacing(with: 0, where: x .< 0), x)
+        case .relu6: return keepNaN(x.clamped(lowerBound: F16(repeating: 0), upperBound: F16(repeating: 6)), x)
+        case .leakyRelu: return x.replacing(with: x * parameter, where: x .< 0)
+        case .silu: return (x * vsigmoid(x)).replacing(with: .nan, where: x .== -.infinity)  // -inf * 0, as torch
+        case .geluErf: return 0.5 * x * (1 + verf(x * 0.70710678118654752))
+        case .geluTanh: return 0.5 * x * (1 + vtanh(0.79788456080286536 * vmadd(x * x * 0.044715, x, x)))
+        case .sigmoid: return vsigmoid(x)
+        case .tanh: return vtanh(x)
+        case .hardSwish: return keepNaN(x * (x + 3).clamped(lowerBound: F16(repeating: 0), upperBound: F16(repeating: 6)) * (1.0 / 6), x)
+        case .hardSigmoid: return keepNaN((x + 3).clamped(lowerBound: F16(repeating: 0), upperBound: F16(repeating: 6)) * (1.0 / 6), x)
+        case .exp: return vexp(x)
+        case .neg: return -x
+        case .abs: return x.replacing(with: -x, where: x .< 0)
+        case .sqrt: return x.squareRoot()
+        case .log:
+            var r = F16()
+            for i in 0..<16 { r[i] = Glibc.logf(x[i]) }
+            return r
+        }
+    }
+}
+
+/// Applies `op` to every element of a float tensor (fast SIMD kernel, multi-threaded on large inputs).
+public func unary(_ op: UnaryOp, _ x: Tensor, parameter: Float = 0.01) throws -> Tensor {
+    try x.requireDType(.float32, "\(op)")
+    let src = try x.contiguous()
+    let out = try Tensor.uninitialized(x.shape, dtype: .float32)
+    let s = SendablePointer(src.pointer(Float.self)), d = SendablePointer(out.pointer(Float.self))
+    withExtendedLifetime(src) {
+        parallelFor(out.count, minChunk: 1 << 16) { r in unaryKernel(op, parameter, s.p + r.lowerBound, d.p + r.lowerBound, r.count) }
+    }
+    return out
+}
+
+/// Applies `op` element by element through the scalar reference definition (for tests).
+public func unaryReference(_ op: UnaryOp, _ x: Tensor, parameter: Float = 0.01) throws -> Tensor {
+    try x.requireDType(.float32, "\(op)")
+    let out = try Tensor.uninitialized(x.shape, dtype: .float32)
+    let s = x.pointer(Float.self), d = out.pointer(Float.self)
+    var i = 0
+    forEachOffset(shape: x.shape, strides: x.strides) { o in d[i] = op.scalar(s[o], parameter); i += 1 }
+    return out
+}
+
+@inline(__always)
+func unaryKernel(_ op: UnaryOp, _ parameter: Float, _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int) {
+    switch op {
+    case .relu: unaryLoop(src, dst, n) { UnaryOp.relu.vector($0, parameter) }
+    case .relu6: unaryLoop(src, dst, n) { UnaryOp.relu6.vector($0, parameter) }
+    case .leakyRelu: unaryLoop(src, dst, n) { UnaryOp.leakyRelu.vector($0, parameter) }
+    case .silu: unaryLoop(src, dst, n) { UnaryOp.silu.vector($0, parameter) }
+    case .geluErf: unaryLoop(src, dst, n) { UnaryOp.geluErf.vector($0, parameter) }
+    case .geluTanh: unaryLoop(src, dst, n) { UnaryOp.geluTanh.vector($0, parameter) }
+    case .sigmoid: unaryLoop(src, dst, n) { UnaryOp.sigmoid.vector($0, parameter) }
+    case .tanh: unaryLoop(src, dst, n) { UnaryOp.tanh.vector($0, parameter) }
+    case .hardSwish: unaryLoop(src, dst, n) { UnaryOp.hardSwish.vector($0, parameter) }
+    case .hardSigmoid: unaryLoop(src, dst, n) { UnaryOp.hardSigmoid.vector($0, parameter) }
+    case .exp: unaryLoop(src, dst, n) { UnaryOp.exp.vector($0, parameter) }
+    case .log: unaryLoop(src, dst, n) { UnaryOp.log.vector($0, parameter) }
+    case .sqrt: unaryLoop(src, dst, n) { UnaryOp.sqrt.vector($0, parameter) }
+    case .neg: unaryLoop(src, dst, n) { UnaryOp.neg.vector($0, parameter) }
+    case .abs: unaryLoop(src, dst, n) { UnaryOp.abs.vector($0, parameter) }
+    }
+}
+
+/// The SIMD loop; the tail is padded into one vector so that the scalar and vector paths cannot disagree.
+@inline(__always)
+func unaryLoop(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int, _ f: (F16) -> F16) {
+    let raw = UnsafeRawPointer(src), out = UnsafeMutableRawPointer(dst)
+    var i = 0
+    while i + 16 <= n {
+        out.storeBytes(of: f(raw.loadUnaligned(fromByteOffset: i * 4, as: F16.self)), toByteOffset: i * 4, as: F16.self)
+        i += 16
+    }
+    if i < n {
+        var v = F16()
+        for j in 0..<(n - i) { v[j] = src[i + j] }
+        let r = f(v)
+        for j in 0..<(n - i) { dst[i + j] = r[j] }
+    }
+}
+
+// MARK: named activations (torch.nn.functional names)
+
+public func relu(_ x: Tensor) throws -> Tensor { try unary(.relu, x) }
+public func relu6(_ x: Tensor) throws -> Tensor { try unary(.relu6, x) }
+public func leakyRelu(_ x: Tensor, negativeSlope: Float = 0.01) throws -> Tensor { try unary(.leakyRelu, x, parameter: negativeSlope) }
+public func silu(_ x: Tensor) throws -> Tensor { try unary(.silu, x) }
+/// GELU; `approximate` is "none" (erf) or "tanh", as in PyTorch.
+public func gelu(_ x: Tensor, approximate: String = "none") throws -> Tensor {
+    switch approximate {
+    case "none": return try unary(.geluErf, x)
+    case "tanh": return try unary(.geluTanh, x)
+    default: throw VisionError.invalidArgument("gelu: approximate must be 'none' or 'tanh', got '\(approximate)'")
+    }
+}
+public func sigmoid(_ x: Tensor) throws -> Tensor { try unary(.sigmoid, x) }
+public func tanh(_ x: Tensor) throws -> Tensor { try unary(.tanh, x) }
+public func hardSwish(_ x: Tensor) throws -> Tensor { try unary(.hardSwish, x) }
+public func hardSigmoid(_ x: Tensor) throws -> Tensor { try unary(.hardSigmoid, x) }
+
+/// PReLU: `x` if x >= 0 else `weight[c] * x`, with one weight per channel (dimension 1) or a single shared one.
+public func prelu(_ x: Tensor, weight: Tensor) throws -> Tensor {
+    try x.requireDType(.float32, "prelu"); try weight.requireDType(.float32, "prelu")
+    let channels = x.rank >= 2 ? x.shape[1] : 1
+    guard weight.count == 1 || weight.count == channels else {
+        throw VisionError.shapeMismatch("prelu: weight has \(weight.count) elements; expected 1 or \(channels) (channels of input \(x.shape))")
+    }
+    let w = try weight.contiguous().reshape(weight.count == 1 ? [] : [channels] + [Int](repeating: 1, count: max(x.rank - 2, 0)))
+    let negative = try binary(.mul, x, w)
+    let zero = try Tensor.zeros([], dtype: .float32)
+    return try whereSelect(try compare(.ge, x, zero), x, negative)
+}

@@ -1,0 +1,2 @@
+import VisionCore
+print("vc")

@@ -1,0 +1,76 @@
+import Testing
+@testable import VisionCore
+
+/// Fast element-wise kernels against their reference versions, on odd sizes, broadcasts and strided views.
+@Suite struct ElementwiseTests {
+    static func random(_ shape: [Int], seed: UInt64, scale: Float = 4) throws -> Tensor {
+        var rng = RandomGenerator(seed: seed)
+        return try Tensor.normal(shape, std: scale, rng: &rng)
+    }
+
+    static func maxRelativeError(_ a: Tensor, _ b: Tensor) throws -> Float {
+        #expect(a.shape == b.shape)
+        let x = try a.toArray(Float.self), y = try b.toArray(Float.self)
+        var worst: Float = 0
+        for (u, v) in zip(x, y) {
+            if u.isNaN && v.isNaN { continue }
+            worst = max(worst, abs(u - v) / max(1, abs(v)))
+        }
+        return worst
+    }
+
+    @Test(arguments: BinaryOp.allCases)
+    func binaryMatchesReference(op: BinaryOp) throws {
+        let shapes: [([Int], [Int])] = [([37], [37]), ([3, 1, 17], [5, 1]), ([1], [2, 19]), ([4, 33], [33]), ([2, 3, 5], [])]
+        for (i, (sa, sb)) in shapes.enumerated() {
+            var a = try Self.random(sa, seed: UInt64(i)), b = try Self.random(sb, seed: UInt64(100 + i))
+            if op == .pow { a = try unary(.abs, a) ; b = try binary(.mul, b, try Tensor.full([], value: 0.3)) }
+            let fast = try binary(op, a, b), ref = try binaryReference(op, a, b)
+            #expect(try Self.maxRelativeError(fast, ref) < 1e-6, "\(op) \(sa) \(sb)")
+        }
+        // A transposed (non-contiguous) operand.
+        let a = try Self.random([7, 9], seed: 7).transpose(0, 1), b = try Self.random([9, 7], seed: 8)
+        #expect(try Self.maxRelativeError(try binary(op == .pow ? .add : op, a, b), try binaryReference(op == .pow ? .add : op, a, b)) < 1e-6)
+    }
+
+    @Test func integerArithmeticWrapsInsteadOfTrapping() throws {
+        let a = try Tensor([Int32.max, 5], shape: [2]), b = try Tensor([Int32(1), 3], shape: [2])
+        #expect(try binary(.add, a, b).toArray(Int32.self) == [Int32.min, 8])
+        #expect(throws: VisionError.self) { try binary(.div, a, b) }
+        #expect(throws: VisionError.self) { try binary(.add, a, try Tensor([Float(1)], shape: [1])) }
+    }
+
+    @Test(arguments: UnaryOp.allCases)
+    func unaryMatchesReference(op: UnaryOp) throws {
+        for n in [1, 15, 16, 17, 1000, 70_001] {
+            var x = try Self.random([n], seed: UInt64(n), scale: 6)
+            if op == .log || op == .sqrt { x = try unary(.abs, x) }
+            let fast = try unary(op, x, parameter: 0.1), ref = try unaryReference(op, x, parameter: 0.1)
+            #expect(try Self.maxRelativeError(fast, ref) < 2e-6, "\(op) n=\(n)")
+        }
+        let special = try Tensor([Float.nan, .infinity, -.infinity, 0, -0.0, 100, -100], shape: [7])
+        let fast = try unary(op, special, parameter: 0.1).toArray(Float.self)
+        let ref = try unaryReference(op, special, parameter: 0.1).toArray(Float.self)
+        for (u, v) in zip(fast, ref) {
+            #expect((u.isNaN && v.isNaN) || abs(u - v) <= 1e-6 * max(1, abs(v)) || u == v, "\(op): \(fast) vs \(ref)")
+        }
+    }
+
+    @Test func comparisonsAndWhere() throws {
+        let a = try Tensor([Float(1), 2, .nan], shape: [3]), b = try Tensor([Float(2)], shape: [1])
+        #expect(try compare(.lt, a, b).toArray(UInt8.self) == [1, 0, 0])
+        #expect(try compare(.ne, a, b).toArray(UInt8.self) == [1, 0, 1])
+        let w = try whereSelect(try compare(.ge, a, b), a, b)
+        #expect(try w.toArray(Float.self) == [2, 2, 2])
+    }
+
+    @Test func matmulMatchesReference() throws {
+        for (sa, sb) in [([5, 7], [7, 3]), ([2, 1, 4, 6], [3, 6, 5]), ([1, 1], [1, 9]), ([3, 0], [0, 2])] {
+            let a = try Self.random(sa, seed: 1, scale: 1), b = try Self.random(sb, seed: 2, scale: 1)
+            #expect(try Self.maxRelativeError(try matmul(a, b), try matmulReference(a, b)) < 1e-5)
+        }
+        let a = try Self.random([6, 4], seed: 3, scale: 1).transpose(0, 1), b = try Self.random([5, 6], seed: 4, scale: 1).transpose(0, 1)
+        #expect(try Self.maxRelativeError(try matmul(a, b), try matmulReference(a, b)) < 1e-5)
+        #expect(throws: VisionError.self) { try matmul(try Tensor.zeros([2, 3]), try Tensor.zeros([2, 3])) }
+    }
+}

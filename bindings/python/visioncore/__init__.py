@@ -1,0 +1,19 @@
+"""VisionCore: a CPU deep-learning library for computer vision (Python bindings over libvisioncore.so)."""
+from . import functional
+from ._lib import VisionCoreError, lib
+from .tensor import Tensor, as_tensor, tensor
+
+__all__ = ["Tensor", "VisionCoreError", "as_tensor", "tensor", "functional", "set_num_threads", "get_num_threads",
+           "__version__"]
+
+__version__ = lib.vc_version().decode()
+
+
+def set_num_threads(n: int) -> None:
+    """Sets the threads used by VisionCore's kernels and OpenBLAS."""
+    from ._lib import check
+    check(lib.vc_set_num_threads(int(n)))
+
+
+def get_num_threads() -> int:
+    return lib.vc_get_num_threads()

@@ -1,0 +1,74 @@
+"""ctypes declarations generated from include/visioncore.h by tools/gen_decls.py - do not edit."""
+from ctypes import POINTER, c_bool, c_char, c_char_p, c_double, c_float, c_int, c_int32, c_int64, c_size_t, c_ssize_t, c_uint8, c_uint64, c_void_p  # noqa: F401
+
+VC_OK = 0
+VC_INVALID_ARGUMENT = 1
+VC_SHAPE_MISMATCH = 2
+VC_DTYPE_MISMATCH = 3
+VC_IO_ERROR = 4
+VC_FORMAT_ERROR = 5
+VC_OUT_OF_MEMORY = 6
+VC_UNSUPPORTED = 7
+VC_INVALID_HANDLE = 8
+VC_INTERNAL_ERROR = 9
+VC_FLOAT32 = 0
+VC_INT32 = 1
+VC_INT64 = 2
+VC_UINT8 = 3
+VC_RELU = 0
+VC_RELU6 = 1
+VC_LEAKY_RELU = 2
+VC_SILU = 3
+VC_GELU_ERF = 4
+VC_GELU_TANH = 5
+VC_SIGMOID = 6
+VC_TANH = 7
+VC_HARD_SWISH = 8
+VC_HARD_SIGMOID = 9
+VC_EXP = 10
+VC_LOG = 11
+VC_SQRT = 12
+VC_NEG = 13
+VC_ABS = 14
+VC_ADD = 0
+VC_SUB = 1
+VC_MUL = 2
+VC_DIV = 3
+VC_MAXIMUM = 4
+VC_MINIMUM = 5
+VC_POW = 6
+VC_EQ = 0
+VC_NE = 1
+VC_LT = 2
+VC_LE = 3
+VC_GT = 4
+VC_GE = 5
+
+FUNCTIONS = {
+    'vc_binary': (c_int32, [c_int32, c_void_p, c_void_p, POINTER(c_void_p)]),
+    'vc_compare': (c_int32, [c_int32, c_void_p, c_void_p, POINTER(c_void_p)]),
+    'vc_unary': (c_int32, [c_int32, c_void_p, c_float, POINTER(c_void_p)]),
+    'vc_prelu': (c_int32, [c_void_p, c_void_p, POINTER(c_void_p)]),
+    'vc_where': (c_int32, [c_void_p, c_void_p, c_void_p, POINTER(c_void_p)]),
+    'vc_matmul': (c_int32, [c_void_p, c_void_p, POINTER(c_void_p)]),
+    'vc_linear': (c_int32, [c_void_p, c_void_p, c_void_p, POINTER(c_void_p)]),
+    'vc_last_error_message': (c_char_p, []),
+    'vc_version': (c_char_p, []),
+    'vc_set_num_threads': (c_int32, [c_int32]),
+    'vc_get_num_threads': (c_int32, []),
+    'vc_tensor_create': (c_int32, [c_int32, POINTER(c_int64), c_int32, POINTER(c_void_p)]),
+    'vc_tensor_from_buffer': (c_int32, [c_int32, POINTER(c_int64), c_int32, c_void_p, c_ssize_t, POINTER(c_void_p)]),
+    'vc_tensor_free': (c_int32, [c_void_p]),
+    'vc_tensor_ndim': (c_int32, [c_void_p, POINTER(c_int32)]),
+    'vc_tensor_shape': (c_int32, [c_void_p, POINTER(c_int64), c_int32]),
+    'vc_tensor_dtype': (c_int32, [c_void_p, POINTER(c_int32)]),
+    'vc_tensor_numel': (c_int32, [c_void_p, POINTER(c_int64)]),
+    'vc_tensor_data': (c_int32, [c_void_p, POINTER(c_void_p)]),
+    'vc_tensor_copy_to': (c_int32, [c_void_p, c_void_p, c_ssize_t]),
+    'vc_tensor_reshape': (c_int32, [c_void_p, POINTER(c_int64), c_int32, POINTER(c_void_p)]),
+    'vc_tensor_permute': (c_int32, [c_void_p, POINTER(c_int64), c_int32, POINTER(c_void_p)]),
+    'vc_tensor_slice': (c_int32, [c_void_p, c_int64, c_int64, c_int64, c_int64, POINTER(c_void_p)]),
+    'vc_tensor_to_dtype': (c_int32, [c_void_p, c_int32, POINTER(c_void_p)]),
+    'vc_tensor_rand_uniform': (c_int32, [POINTER(c_int64), c_int32, c_float, c_float, c_uint64, POINTER(c_void_p)]),
+    'vc_tensor_rand_normal': (c_int32, [POINTER(c_int64), c_int32, c_float, c_float, c_uint64, POINTER(c_void_p)]),
+}

@@ -1,0 +1,107 @@
+"""visioncore.Tensor: an owned handle to a libvisioncore tensor, convertible to and from numpy."""
+import ctypes
+
+import numpy as np
+
+from . import _decls
+from ._lib import call, check, lib
+
+_NP_TO_VC = {np.dtype(np.float32): _decls.VC_FLOAT32, np.dtype(np.int32): _decls.VC_INT32,
+             np.dtype(np.int64): _decls.VC_INT64, np.dtype(np.uint8): _decls.VC_UINT8}
+_VC_TO_NP = {v: k for k, v in _NP_TO_VC.items()}
+
+
+def _shape_array(shape):
+    shape = tuple(int(d) for d in shape)
+    return (ctypes.c_int64 * max(len(shape), 1))(*shape), len(shape)
+
+
+class Tensor:
+    """A tensor owned by libvisioncore. Build one with `Tensor.from_numpy(array)` or `visioncore.tensor(...)`;
+    read it back with `.numpy()` (a copy)."""
+
+    __slots__ = ("_handle",)
+
+    def __init__(self, handle):
+        if not handle:
+            raise ValueError("Tensor needs a live handle; use Tensor.from_numpy")
+        self._handle = handle
+
+    @staticmethod
+    def from_numpy(array) -> "Tensor":
+        """Copies a numpy array (float32, int32, int64, uint8; bool becomes uint8, float64 becomes float32)."""
+        a = np.asarray(array)
+        if a.dtype == np.bool_:
+            a = a.astype(np.uint8)
+        elif a.dtype == np.float64 or a.dtype == np.float16:
+            a = a.astype(np.float32)
+        if a.dtype not in _NP_TO_VC:
+            raise TypeError(f"unsupported dtype {a.dtype}: use float32, int32, int64 or uint8")
+        a = np.ascontiguousarray(a)
+        shape, ndim = _shape_array(a.shape)
+        return Tensor(call(lib.vc_tensor_from_buffer, _NP_TO_VC[a.dtype], shape, ndim,
+                           a.ctypes.data_as(ctypes.c_void_p), a.nbytes))
+
+    @property
+    def shape(self) -> tuple:
+        ndim = ctypes.c_int32()
+        check(lib.vc_tensor_ndim(self._handle, ctypes.byref(ndim)))
+        buf = (ctypes.c_int64 * max(ndim.value, 1))()
+        check(lib.vc_tensor_shape(self._handle, buf, ndim.value))
+        return tuple(buf[i] for i in range(ndim.value))
+
+    @property
+    def dtype(self) -> np.dtype:
+        d = ctypes.c_int32()
+        check(lib.vc_tensor_dtype(self._handle, ctypes.byref(d)))
+        return _VC_TO_NP[d.value]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def numel(self) -> int:
+        n = ctypes.c_int64()
+        check(lib.vc_tensor_numel(self._handle, ctypes.byref(n)))
+        return n.value
+
+    def numpy(self) -> np.ndarray:
+        """A numpy copy of the elements."""
+        out = np.empty(self.shape, dtype=self.dtype)
+        check(lib.vc_tensor_copy_to(self._handle, out.ctypes.data_as(ctypes.c_void_p), out.nbytes))
+        return out
+
+    def reshape(self, *shape) -> "Tensor":
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = shape[0]
+        arr, ndim = _shape_array(shape)
+        return Tensor(call(lib.vc_tensor_reshape, self._handle, arr, ndim))
+
+    def permute(self, *dims) -> "Tensor":
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+            dims = dims[0]
+        arr, ndim = _shape_array(dims)
+        return Tensor(call(lib.vc_tensor_permute, self._handle, arr, ndim))
+
+    def __array__(self, dtype=None, copy=None):
+        a = self.numpy()
+        return a if dtype is None else a.astype(dtype)
+
+    def __repr__(self) -> str:
+        return f"visioncore.Tensor(shape={self.shape}, dtype={self.dtype})"
+
+    def __del__(self):
+        h = getattr(self, "_handle", None)
+        if h and lib is not None:
+            lib.vc_tensor_free(h)
+            self._handle = None
+
+
+def as_tensor(x) -> Tensor:
+    """A Tensor from a Tensor (returned as is), a numpy array or anything numpy accepts."""
+    return x if isinstance(x, Tensor) else Tensor.from_numpy(x)
+
+
+def tensor(data) -> Tensor:
+    """A new Tensor holding a copy of `data` (a numpy array, nested lists or a scalar), like torch.tensor."""
+    return Tensor.from_numpy(np.asarray(data))

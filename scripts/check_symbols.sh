@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Fails when an exported vc_ symbol of libvisioncore.so is missing from include/visioncore.h or vice versa.
+set -euo pipefail
+lib=${1:?usage: check_symbols.sh path/to/libvisioncore.so}
+cd "$(dirname "$0")/.."
+diff=$(comm -3 <(nm -D --defined-only "$lib" | awk '$2=="T"&&$3~/^vc_/{print $3}' | sort) \
+               <(grep -oE '\bvc_[a-z0-9_]+\(' include/visioncore.h | tr -d '(' | sort -u))
+if [ -n "$diff" ]; then
+  echo "symbols and header disagree (left: only in the library, right: only in the header):"
+  echo "$diff"
+  exit 1
+fi
+echo "symbols: $(nm -D --defined-only "$lib" | awk '$2=="T"&&$3~/^vc_/' | wc -l) vc_ exports, all in the header"

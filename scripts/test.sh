@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Builds everything and runs every test: the header checks, the Swift tests, the Python tests and the C samples.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+export VISIONCORE_MARCH=${VISIONCORE_MARCH:-x86-64-v3}
+start=$(date +%s)
+echo "== build"
+scripts/build.sh
+echo "== header"
+python3 scripts/gen_header.py --check
+scripts/check_symbols.sh out/lib/libvisioncore.so
+python3 bindings/python/tools/gen_decls.py --check
+echo "== swift tests"
+swift test --scratch-path .build-test 2>&1 | tail -n 40
+test "${PIPESTATUS[0]}" -eq 0
+echo "== python tests"
+VISIONCORE_LIB=$PWD/out/lib/libvisioncore.so PYTHONPATH=$PWD/bindings/python python3 -m pytest -q bindings/python/tests
+echo "== C samples"
+bindings/c/run_samples.sh
+echo "all tests passed in $(( $(date +%s) - start )) s"
