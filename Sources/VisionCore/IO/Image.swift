@@ -139,6 +139,9 @@ public func decodeImage(_ data: UnsafeRawBufferPointer, channels: Int = 3) throw
     var w: Int32 = 0, h: Int32 = 0, c: Int32 = 0
     // The header alone gives the size, so absurd images are refused before stb allocates their pixels.
     guard stbi_info_from_memory(bytes, len, &w, &h, &c) != 0 else {
+        // stbi_info tries every format and leaves only "unknown image type"; a decode attempt stops at the same
+        // header check (before allocating pixels) and leaves the specific reason, e.g. "too large".
+        if let p = stbi_load_from_memory(bytes, len, &w, &h, &c, Int32(channels)) { stbi_image_free(p) }
         throw VisionError.format("decode_image: invalid \(kind) header: \(stbReason())")
     }
     try checkImageSize(Int(h), Int(w), "decode_image")

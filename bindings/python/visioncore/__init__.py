@@ -1,10 +1,12 @@
 """VisionCore: a CPU deep-learning library for computer vision (Python bindings over libvisioncore.so)."""
 from . import functional
+from . import image, ops
 from ._lib import VisionCoreError, lib
 from .tensor import Tensor, as_tensor, tensor
 
 __all__ = ["Tensor", "VisionCoreError", "as_tensor", "tensor", "functional", "set_num_threads", "get_num_threads",
            "__version__"]
+__all__ += ["image", "ops"]
 
 __version__ = lib.vc_version().decode()
 

@@ -77,3 +77,8 @@ def linear(input, weight, bias=None):
 
 def matmul(input, other):
     return _op(lib.vc_matmul, input, other)
+
+
+from . import _f_geo  # noqa: E402
+from ._f_geo import *  # noqa
+__all__ += _f_geo.__all__
