@@ -97,9 +97,15 @@ public func writeFileBytes(_ bytes: [UInt8], to path: String) throws {
 
 // MARK: - decoding
 
+/// stb's failure reason, made printable. Some reasons embed bytes of the input (an unknown PNG chunk's type is
+/// reported by its four bytes, which are NULs when the data is truncated), so non-printable bytes are dropped
+/// and an empty reason is replaced.
 private func stbReason() -> String {
-    guard let r = stbi_failure_reason() else { return "unknown error" }
-    return String(cString: r)
+    guard let r = stbi_failure_reason() else { return "corrupt or truncated data" }
+    let text = String(decoding: UnsafeRawPointer(r).withMemoryRebound(to: UInt8.self, capacity: 1) { p in
+        Array(UnsafeBufferPointer(start: p, count: strlen(r))).filter { $0 >= 0x20 && $0 < 0x7F }
+    }, as: UTF8.self)
+    return text.isEmpty ? "corrupt or truncated data" : text
 }
 
 private func checkChannels(_ channels: Int, _ op: String) throws {
