@@ -26,7 +26,7 @@ let package = Package(
         .executableTarget(name: "vc", dependencies: ["VisionCore"], swiftSettings: tune),
         .executableTarget(name: "KernelBench", dependencies: ["VisionCore", "CBLAS"], path: "Benchmarks/KernelBench",
                           swiftSettings: fast),
-        .testTarget(name: "VisionCoreTests", dependencies: ["VisionCore"],
-                    resources: [.copy("Fixtures")]),
+        // Tests read their golden files from Tests/VisionCoreTests/Fixtures through #filePath.
+        .testTarget(name: "VisionCoreTests", dependencies: ["VisionCore"], exclude: ["Fixtures"]),
     ]
 )
