@@ -17,6 +17,9 @@ let package = Package(
         .library(name: "VisionCoreKit", targets: ["VisionCore"]),
         .executable(name: "vc", targets: ["vc"]),
     ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
     targets: [
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .target(name: "CStb", linkerSettings: [.linkedLibrary("m")]),
@@ -25,7 +28,9 @@ let package = Package(
         .target(name: "VisionCore", dependencies: ["CBLAS", "CStb", "CKernels"], swiftSettings: fast,
                 linkerSettings: [.linkedLibrary("m")]),
         .target(name: "VisionCAPI", dependencies: ["VisionCore"], swiftSettings: tune),
-        .executableTarget(name: "vc", dependencies: ["VisionCore"], swiftSettings: tune),
+        .executableTarget(name: "vc", dependencies: ["VisionCore", "CBLAS",
+                                                 .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          swiftSettings: tune),
         .executableTarget(name: "KernelBench", dependencies: ["VisionCore", "CBLAS"], path: "Benchmarks/KernelBench",
                           swiftSettings: fast),
         // Tests read their golden files from Tests/VisionCoreTests/Fixtures through #filePath.
