@@ -152,7 +152,7 @@ enum HandPNG {
         #expect(throws: VisionError.self) { try loadImage(path: "/tmp") }
         let empty = Self.tempPath("empty.png")
         defer { unlink(empty) }
-        try writeFileBytes([], to: empty)
+        try [UInt8]().withUnsafeBytes { try FileIO.writeAtomically(empty, $0) }
         do { _ = try loadImage(path: empty); Issue.record("expected an error") }
         catch VisionError.format(let m) { #expect(m.contains("empty")) }
         #expect(throws: VisionError.self) { try loadImage(path: Self.fixture, channels: 0) }
@@ -177,7 +177,7 @@ enum HandPNG {
     }
 
     @Test func truncatedDataNeverCrashes() throws {
-        let png = try readFileBytes(Self.fixture)
+        let png = try FileIO.read(Self.fixture)
         for n in stride(from: 0, to: png.count, by: 7) { #expect(Self.decodesOrThrows(Array(png.prefix(n))), "PNG length \(n)") }
         #expect(throws: VisionError.self) { try decodeImage(Array(png.prefix(png.count / 2))) }
         let jpeg = try encodeImage(try loadImage(path: Self.fixture), format: .jpeg, quality: 80)
@@ -186,7 +186,7 @@ enum HandPNG {
 
     @Test func bitFlipsNeverCrash() throws {
         let img = try loadImage(path: Self.fixture)
-        let sources: [(String, [UInt8])] = [("png", try readFileBytes(Self.fixture)),
+        let sources: [(String, [UInt8])] = [("png", try FileIO.read(Self.fixture)),
                                             ("hand png", HandPNG.rgb(width: 16, height: 8, pixels: HandPNG.testPixels(width: 16, height: 8))),
                                             ("jpeg", try encodeImage(img, format: .jpeg, quality: 75))]
         var rng = RandomGenerator(seed: 2024)

@@ -56,9 +56,10 @@ public enum ImageLimits {
 
 private func errnoText() -> String { String(cString: strerror(errno)) }
 
-/// Reads a whole regular file (at most `ImageLimits.maxFileBytes`). Errors: `.io` naming the path for a missing,
-/// unreadable or non-regular file, `.outOfMemory` for a file above the limit.
-public func readFileBytes(_ path: String, limit: Int = ImageLimits.maxFileBytes) throws -> [UInt8] {
+/// Reads a whole image file (at most `limit` bytes). Unlike `FileIO.read` it insists on a regular file, so that a
+/// directory or a device is reported as such instead of as a size or read failure. Errors: `.io` naming the
+/// path for a missing, unreadable or non-regular file, `.outOfMemory` for a file above the limit.
+func readImageFile(_ path: String, limit: Int = ImageLimits.maxFileBytes) throws -> [UInt8] {
     guard let f = fopen(path, "rb") else { throw VisionError.io("cannot open '\(path)': \(errnoText())") }
     defer { fclose(f) }
     var st = stat()
@@ -67,32 +68,15 @@ public func readFileBytes(_ path: String, limit: Int = ImageLimits.maxFileBytes)
     guard (st.st_mode & S_IFMT) == S_IFREG else { throw VisionError.io("'\(path)' is not a regular file") }
     let size = Int(st.st_size)
     guard size >= 0, size <= limit else {
-        throw VisionError.outOfMemory("'\(path)' has \(size) bytes; the limit for reading a file is \(limit)")
+        throw VisionError.outOfMemory("'\(path)' has \(size) bytes; the limit for an image file is \(limit)")
     }
     if size == 0 { return [] }
-    var failure: String? = nil
-    let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
-        let got = fread(buffer.baseAddress, 1, size, f)
-        if got != size { failure = "read \(got) of \(size) bytes of '\(path)': \(ferror(f) != 0 ? errnoText() : "file shrank")" }
-        // Zero-fill a short read so that every element is initialised before the array is discarded.
-        if got < size, let base = buffer.baseAddress { memset(base + got, 0, size - got) }
-        initialized = size
+    var bytes = [UInt8](repeating: 0, count: size)
+    let got = bytes.withUnsafeMutableBytes { fread($0.baseAddress, 1, size, f) }
+    guard got == size else {
+        throw VisionError.io("read \(got) of \(size) bytes of '\(path)': \(ferror(f) != 0 ? errnoText() : "the file shrank")")
     }
-    if let failure { throw VisionError.io(failure) }
     return bytes
-}
-
-/// Writes `bytes` to `path`, replacing it. Errors: `.io` naming the path.
-public func writeFileBytes(_ bytes: [UInt8], to path: String) throws {
-    guard let f = fopen(path, "wb") else { throw VisionError.io("cannot create '\(path)': \(errnoText())") }
-    let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, f) }
-    let writeErrno = errno
-    // fclose flushes; a full disk often shows up only here.
-    let closed = fclose(f)
-    guard written == bytes.count else {
-        throw VisionError.io("wrote \(written) of \(bytes.count) bytes to '\(path)': \(String(cString: strerror(writeErrno)))")
-    }
-    guard closed == 0 else { throw VisionError.io("cannot finish writing '\(path)': \(errnoText())") }
 }
 
 // MARK: - decoding
@@ -169,7 +153,7 @@ public func decodeImage(_ data: [UInt8], channels: Int = 3) throws -> Tensor {
 /// `decodeImage`, plus `.io` naming the path when the file cannot be opened or read.
 public func loadImage(path: String, channels: Int = 3) throws -> Tensor {
     try checkChannels(channels, "load_image")
-    let bytes = try readFileBytes(path)
+    let bytes = try readImageFile(path)
     do {
         return try decodeImage(bytes, channels: channels)
     } catch VisionError.format(let m) {
@@ -245,13 +229,15 @@ public func imageFormat(forPath path: String) -> ImageFormat? {
 }
 
 /// Saves a uint8 [H, W, C] image as PNG or JPEG, chosen by the extension of `path` (.png, .jpg, .jpeg).
-/// Errors: `.invalidArgument` for another extension or a bad quality, `.io` naming the path when it cannot be
-/// written.
+/// The file is replaced atomically. Errors: `.invalidArgument` for another extension or a bad quality, `.io`
+/// naming the path when it cannot be written.
 public func saveImage(_ image: Tensor, path: String, quality: Int = 95) throws {
     guard let format = imageFormat(forPath: path) else {
         throw VisionError.invalidArgument("save_image: cannot tell the format of '\(path)': use a .png, .jpg or .jpeg name")
     }
-    try writeFileBytes(try encodeImage(image, format: format, quality: quality), to: path)
+    let bytes = try encodeImage(image, format: format, quality: quality)
+    // Atomic (temporary file + rename): an interrupted save never leaves a truncated image behind.
+    try bytes.withUnsafeBytes { try FileIO.writeAtomically(path, $0) }
 }
 
 // MARK: - conversion and resizing
