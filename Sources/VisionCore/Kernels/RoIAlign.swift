@@ -80,7 +80,7 @@ private func roiAlignSetup(_ x: Tensor, _ boxes: Tensor, _ outputSize: (Int, Int
         let gw = samplingRatio > 0 ? Double(samplingRatio) : max(0, Double(roiW / Float(pw)).rounded(.up))
         guard gh * gw <= Double(roiAlignMaxSamplesPerBin), gh * Double(ph) <= 1e9, gw * Double(pw) <= 1e9 else {
             throw VisionError.invalidArgument(
-                "roi_align: box \(k) needs \(Int(gh)) x \(Int(gw)) samples per bin (limit \(roiAlignMaxSamplesPerBin)); use sampling_ratio > 0")
+                "roi_align: box \(k) needs a sampling grid of \(gh) x \(gw) per bin (limits: \(roiAlignMaxSamplesPerBin) samples per bin, 1e9 per box side); use sampling_ratio > 0")
         }
         geometry.append(RoIGeometry(batch: Int(bi), startH: startH, startW: startW, binH: binH, binW: binW,
                                     gridH: Int(gh), gridW: Int(gw)))
