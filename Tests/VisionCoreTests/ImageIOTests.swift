@@ -176,6 +176,26 @@ enum HandPNG {
         }
     }
 
+    /// stb_image 2.27 overflows its Huffman tables on a DHT with more than 256 codes and reads uninitialised
+    /// tables when a scan uses one that was never defined; both must be refused before stb sees them.
+    @Test func jpegWithBadHuffmanTablesIsRefused() throws {
+        let jpeg = try encodeImage(try loadImage(path: Self.fixture), format: .jpeg, quality: 80)
+        let sos = (0..<(jpeg.count - 1)).first { jpeg[$0] == 0xFF && jpeg[$0 + 1] == 0xDA } ?? jpeg.count
+        let tables = (0..<sos).filter { jpeg[$0] == 0xFF && jpeg[$0 + 1] == 0xC4 }
+        #expect(!tables.isEmpty)
+        guard let dht = tables.first else { return }
+        var oversized = jpeg
+        for i in 0..<16 { oversized[dht + 5 + i] = 0xFF }   // 16 x 255 codes in the first table
+        do { _ = try decodeImage(oversized); Issue.record("expected an error") }
+        catch VisionError.format(let m) { #expect(m.contains("Huffman table")) }
+        var undefined = jpeg
+        for i in tables { undefined[i + 1] = 0xFE }   // every DHT becomes a comment
+        do { _ = try decodeImage(undefined); Issue.record("expected an error") }
+        catch VisionError.format(let m) { #expect(m.contains("undefined")) }
+        // The untouched stream passes the check and decodes.
+        #expect(try decodeImage(jpeg).shape == [48, 64, 3])
+    }
+
     @Test func truncatedDataNeverCrashes() throws {
         let png = try FileIO.read(Self.fixture)
         for n in stride(from: 0, to: png.count, by: 7) { #expect(Self.decodesOrThrows(Array(png.prefix(n))), "PNG length \(n)") }

@@ -124,6 +124,9 @@ public func decodeImage(_ data: UnsafeRawBufferPointer, channels: Int = 3) throw
     guard let kind = sniffFormat(data) else {
         throw VisionError.format("decode_image: unrecognised image data (expected PNG, JPEG or BMP; \(data.count) bytes)")
     }
+    if kind == "JPEG", let reason = jpegPrecheckFailure(data) {
+        throw VisionError.format("decode_image: corrupt JPEG data: \(reason)")
+    }
     let bytes = base.assumingMemoryBound(to: UInt8.self)
     let len = Int32(data.count)
     var w: Int32 = 0, h: Int32 = 0, c: Int32 = 0
