@@ -179,7 +179,7 @@ private func checkImageSize(_ h: Int, _ w: Int, _ op: String) throws {
 // has two memory-safety bugs on malformed input, both found by fuzzing (tools/fuzz_images.py through the
 // library, then an ASan/UBSan build of stb_image on the same mutations):
 // - a DHT segment whose 16 code-length counts sum to more than 256 overflows the Huffman table arrays (a heap
-//   write; stb 2.28 added the same check);
+//   write past `size[257]` and `values[256]`);
 // - a scan that uses a Huffman table no DHT segment defined reads the table's uninitialised memory, and the
 //   garbage code lengths index far outside the table.
 // The check walks the marker segments the way stb reads them (bytes past the end read as 0) and refuses such

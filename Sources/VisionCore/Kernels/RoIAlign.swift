@@ -92,7 +92,8 @@ private func roiAlignSetup(_ x: Tensor, _ boxes: Tensor, _ outputSize: (Int, Int
 /// rules, see the file comment): nil when the sample lies outside, else (low index, high index, low weight, high
 /// weight). The 2-D weight of a sample is the product of its row and column weights.
 @inline(__always) func roiAxisWeights(_ v: Float, _ size: Int) -> (Int, Int, Float, Float)? {
-    if v < -1 || v > Float(size) { return nil }
+    // Written as a guard so that a NaN coordinate (impossible for validated boxes) is outside, never converted.
+    guard v >= -1, v <= Float(size) else { return nil }
     var v = v
     if v <= 0 { v = 0 }
     var low = Int(v), high: Int
