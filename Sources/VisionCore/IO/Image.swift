@@ -52,33 +52,6 @@ public enum ImageLimits {
     public static let maxFileBytes = 1 << 30
 }
 
-// MARK: - files
-
-private func errnoText() -> String { String(cString: strerror(errno)) }
-
-/// Reads a whole image file (at most `limit` bytes). Unlike `FileIO.read` it insists on a regular file, so that a
-/// directory or a device is reported as such instead of as a size or read failure. Errors: `.io` naming the
-/// path for a missing, unreadable or non-regular file, `.outOfMemory` for a file above the limit.
-func readImageFile(_ path: String, limit: Int = ImageLimits.maxFileBytes) throws -> [UInt8] {
-    guard let f = fopen(path, "rb") else { throw VisionError.io("cannot open '\(path)': \(errnoText())") }
-    defer { fclose(f) }
-    var st = stat()
-    guard fstat(fileno(f), &st) == 0 else { throw VisionError.io("cannot stat '\(path)': \(errnoText())") }
-    // Directories open fine with fopen on Linux, and pipes or devices have no meaningful size.
-    guard (st.st_mode & S_IFMT) == S_IFREG else { throw VisionError.io("'\(path)' is not a regular file") }
-    let size = Int(st.st_size)
-    guard size >= 0, size <= limit else {
-        throw VisionError.outOfMemory("'\(path)' has \(size) bytes; the limit for an image file is \(limit)")
-    }
-    if size == 0 { return [] }
-    var bytes = [UInt8](repeating: 0, count: size)
-    let got = bytes.withUnsafeMutableBytes { fread($0.baseAddress, 1, size, f) }
-    guard got == size else {
-        throw VisionError.io("read \(got) of \(size) bytes of '\(path)': \(ferror(f) != 0 ? errnoText() : "the file shrank")")
-    }
-    return bytes
-}
-
 // MARK: - decoding
 
 /// stb's failure reason, made printable. Some reasons embed bytes of the input (an unknown PNG chunk's type is
@@ -156,7 +129,7 @@ public func decodeImage(_ data: [UInt8], channels: Int = 3) throws -> Tensor {
 /// `decodeImage`, plus `.io` naming the path when the file cannot be opened or read.
 public func loadImage(path: String, channels: Int = 3) throws -> Tensor {
     try checkChannels(channels, "load_image")
-    let bytes = try readImageFile(path)
+    let bytes = try FileIO.read(path, maxBytes: ImageLimits.maxFileBytes)
     do {
         return try decodeImage(bytes, channels: channels)
     } catch VisionError.format(let m) {
