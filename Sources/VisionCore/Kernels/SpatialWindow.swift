@@ -145,15 +145,38 @@ struct PhasePlaneLayout {
             let s = src + iy &* inputWidth
             if phases == 1 {
                 (row + padLeft).update(from: s, count: inputWidth)
+            } else if phases == 2 {
+                splitPairs(row, s)
             } else {
-                // Walk the phase and column of padded column x = ix + padLeft without a division per element.
-                var phase = padLeft % phases, col = padLeft / phases
-                for ix in 0..<inputWidth {
-                    row[phase &* width &+ col] = s[ix]
-                    phase &+= 1
-                    if phase == phases { phase = 0; col &+= 1 }
+                // One strided gather per phase: input columns ix0, ix0 + s, ... land contiguously.
+                for q in 0..<phases {
+                    let ix0 = (q - padLeft % phases + phases) % phases
+                    if ix0 >= inputWidth { continue }
+                    let d = row + (q &* width &+ (ix0 &+ padLeft) / phases)
+                    let n = (inputWidth - 1 - ix0) / phases + 1
+                    for j in 0..<n { d[j] = s[ix0 &+ j &* phases] }
                 }
             }
+        }
+    }
+
+    /// Stride-2 split of one input row: 16 inputs at a time are de-interleaved into 8 even and 8 odd columns.
+    @inline(__always)
+    private func splitPairs(_ row: UnsafeMutablePointer<Float>, _ s: UnsafePointer<Float>) {
+        // Input column ix goes to phase (ix + padLeft) % 2, column (ix + padLeft) / 2.
+        let first = padLeft & 1
+        let even = row + (first &* width &+ padLeft / 2)         // destination of ix = 0, 2, 4, ...
+        let odd = row + ((first ^ 1) &* width &+ (padLeft + 1) / 2)  // destination of ix = 1, 3, 5, ...
+        var ix = 0
+        while ix + 16 <= inputWidth {
+            let v = UnsafeRawPointer(s + ix).loadUnaligned(as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(even + ix / 2).storeBytes(of: v.evenHalf, as: F8.self)
+            UnsafeMutableRawPointer(odd + ix / 2).storeBytes(of: v.oddHalf, as: F8.self)
+            ix &+= 16
+        }
+        while ix < inputWidth {
+            if ix & 1 == 0 { even[ix / 2] = s[ix] } else { odd[ix / 2] = s[ix] }
+            ix &+= 1
         }
     }
 }
