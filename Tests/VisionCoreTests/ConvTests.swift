@@ -113,4 +113,68 @@ import Testing
         // A kernel larger than the input but not than the padded input is fine.
         #expect(try conv2d(x, weight: try Tensor.zeros([2, 4, 7, 3]), padding: (1, 0)).shape == [1, 2, 2, 4])
     }
+
+    struct TransposeCase: CustomTestStringConvertible, Sendable {
+        var batch = 1, cin = 4, cout = 6, h = 7, w = 9, k = (3, 3)
+        var stride = (1, 1), padding = (0, 0), outputPadding = (0, 0), dilation = (1, 1), groups = 1, bias = true
+        var testDescription: String {
+            "N\(batch) \(cin)->\(cout) \(h)x\(w) k\(k) s\(stride) p\(padding) op\(outputPadding) d\(dilation) g\(groups)"
+        }
+    }
+
+    static let transposeCases: [TransposeCase] = [
+        TransposeCase(),
+        TransposeCase(batch: 3, stride: (2, 2), padding: (1, 1), outputPadding: (1, 1)),
+        TransposeCase(k: (4, 4), stride: (2, 2), padding: (1, 1), bias: false),
+        TransposeCase(k: (3, 5), stride: (3, 2), padding: (2, 1), outputPadding: (2, 0), dilation: (1, 2)),
+        TransposeCase(cin: 4, cout: 6, stride: (2, 2), groups: 2),
+        TransposeCase(batch: 3, cin: 3, cout: 3, stride: (2, 1), padding: (1, 0), groups: 3),
+        TransposeCase(cin: 5, cout: 3, k: (1, 1)),
+        TransposeCase(cin: 2, cout: 2, h: 5, w: 4, k: (2, 2), stride: (1, 1), outputPadding: (1, 1), dilation: (2, 2)),
+        TransposeCase(batch: 2, cin: 8, cout: 4, h: 23, w: 31, k: (3, 3), stride: (2, 2), padding: (1, 1), outputPadding: (1, 0)),
+    ]
+
+    @Test(arguments: transposeCases)
+    func convTranspose2dMatchesReference(c: TransposeCase) throws {
+        let x = try Self.random([c.batch, c.cin, c.h, c.w], seed: 21)
+        let w = try Self.random([c.cin, c.cout / c.groups, c.k.0, c.k.1], seed: 22)
+        let b = c.bias ? try Self.random([c.cout], seed: 23) : nil
+        let fast = try convTranspose2d(x, weight: w, bias: b, stride: c.stride, padding: c.padding,
+                                       outputPadding: c.outputPadding, groups: c.groups, dilation: c.dilation)
+        let ref = try convTranspose2dReference(x, weight: w, bias: b, stride: c.stride, padding: c.padding,
+                                               outputPadding: c.outputPadding, groups: c.groups, dilation: c.dilation)
+        #expect(try Self.maxRelativeError(fast, ref) < 1e-5)
+    }
+
+    @Test func convTransposeIsTheAdjointOfConv() throws {
+        // <conv(x), y> == <x, convT(y)> for the same weight: checks both kernels against each other.
+        let x = try Self.random([2, 3, 9, 7], seed: 31), w = try Self.random([4, 3, 3, 3], seed: 32)
+        let y0 = try conv2d(x, weight: w, stride: (2, 2), padding: (1, 1))
+        let y = try Self.random(y0.shape, seed: 33)
+        let xt = try convTranspose2d(y, weight: w, stride: (2, 2), padding: (1, 1), outputPadding: (0, 0))
+        #expect(xt.shape == x.shape)
+        let lhs = zip(try y0.toArray(Float.self), try y.toArray(Float.self)).reduce(0.0) { $0 + Double($1.0 * $1.1) }
+        let rhs = zip(try x.toArray(Float.self), try xt.toArray(Float.self)).reduce(0.0) { $0 + Double($1.0 * $1.1) }
+        #expect(abs(lhs - rhs) <= 1e-4 * max(1, abs(lhs)))
+        let permuted = try Self.random([3, 2, 4, 5], seed: 34).permute([1, 0, 2, 3])
+        let wt = try Self.random([3, 2, 3, 3], seed: 35)
+        #expect(try Self.maxRelativeError(try convTranspose2d(permuted, weight: wt, stride: (2, 2)),
+                                          try convTranspose2dReference(permuted, weight: wt, stride: (2, 2))) < 1e-5)
+    }
+
+    @Test func convTranspose2dRejectsBadArguments() throws {
+        let x = try Tensor.zeros([1, 4, 5, 5]), w = try Tensor.zeros([4, 2, 3, 3])
+        #expect(throws: VisionError.self) { try convTranspose2d(try Tensor.zeros([4, 5]), weight: w) }
+        #expect(throws: VisionError.self) { try convTranspose2d(x, weight: try Tensor.zeros([3, 2, 3, 3])) }
+        #expect(throws: VisionError.self) { try convTranspose2d(x, weight: w, groups: 3) }
+        #expect(throws: VisionError.self) { try convTranspose2d(x, weight: w, bias: try Tensor.zeros([3])) }
+        #expect(throws: VisionError.self) { try convTranspose2d(x, weight: w, stride: (0, 1)) }
+        #expect(throws: VisionError.self) { try convTranspose2d(x, weight: w, padding: (-1, 0)) }
+        #expect(throws: VisionError.self) { try convTranspose2d(x, weight: w, outputPadding: (1, 0)) }
+        #expect(throws: VisionError.self) { try convTranspose2d(x, weight: w, stride: (2, 2), outputPadding: (2, 0)) }
+        #expect(throws: VisionError.self) { try convTranspose2d(x, weight: w, padding: (4, 0)) }
+        #expect(throws: VisionError.self) { try convTranspose2d(x, weight: w, stride: (Int.max, 1)) }
+        #expect(try convTranspose2d(x, weight: w, groups: 2).shape == [1, 4, 7, 7])
+        #expect(try convTranspose2d(try Tensor.zeros([0, 4, 5, 5]), weight: w).shape == [0, 2, 7, 7])
+    }
 }

@@ -1,0 +1,210 @@
+/// The validated shapes of one conv_transpose2d call (PyTorch semantics: input [N, Cin, H, W], weight
+/// [Cin, Cout/groups, kh, kw], output [N, Cout, Ho, Wo] with Ho = (H-1)*sh - 2*ph + dh*(kh-1) + oph + 1).
+struct ConvTransposeGeometry {
+    let batch: Int, inChannels: Int, height: Int, width: Int
+    let outChannels: Int, groups: Int
+    let window: Window2d
+    let outputPadding: (Int, Int)
+    let outHeight: Int, outWidth: Int
+
+    var inPerGroup: Int { inChannels / groups }
+    var outPerGroup: Int { outChannels / groups }
+    var kernelArea: Int { window.kernel.0 * window.kernel.1 }
+    var outShape: [Int] { [batch, outChannels, outHeight, outWidth] }
+
+    init(_ op: String, x: Tensor, weight: Tensor, bias: Tensor?, stride: (Int, Int), padding: (Int, Int),
+         outputPadding: (Int, Int), groups: Int, dilation: (Int, Int)) throws {
+        try x.requireDType(.float32, op)
+        try weight.requireDType(.float32, op)
+        try bias?.requireDType(.float32, op)
+        try weight.requireRank(4, op, "weight")
+        let shapes = "input \(x.shape), weight \(weight.shape)"
+        guard groups >= 1 else { throw VisionError.invalidArgument("\(op): groups must be positive, got \(groups)") }
+        batch = x.shape[0]; inChannels = x.shape[1]; height = x.shape[2]; width = x.shape[3]
+        self.groups = groups
+        guard weight.shape[0] == inChannels else {
+            throw VisionError.shapeMismatch("\(op): weight's first dimension \(weight.shape[0]) must equal the input channels \(inChannels) (\(shapes))")
+        }
+        guard inChannels >= 1, inChannels % groups == 0 else {
+            throw VisionError.shapeMismatch("\(op): input channels \(inChannels) must be a positive multiple of groups \(groups) (\(shapes))")
+        }
+        guard weight.shape[1] >= 1 else {
+            throw VisionError.shapeMismatch("\(op): weight \(weight.shape) has no output channels")
+        }
+        outChannels = weight.shape[1] * groups
+        if let bias, bias.shape != [outChannels] {
+            throw VisionError.shapeMismatch("\(op): bias \(bias.shape) must be [\(outChannels)] (\(shapes))")
+        }
+        window = Window2d(kernel: (weight.shape[2], weight.shape[3]), stride: stride, padding: padding, dilation: dilation)
+        try window.validate(op)
+        guard outputPadding.0 >= 0, outputPadding.1 >= 0,
+              outputPadding.0 < stride.0 || outputPadding.0 < dilation.0,
+              outputPadding.1 < stride.1 || outputPadding.1 < dilation.1 else {
+            throw VisionError.invalidArgument("\(op): output padding \(outputPadding) must be non-negative and smaller than either stride \(stride) or dilation \(dilation)")
+        }
+        self.outputPadding = outputPadding
+        guard height >= 1, width >= 1 else {
+            throw VisionError.shapeMismatch("\(op): input \(x.shape) has an empty spatial dimension")
+        }
+        func size(_ input: Int, _ s: Int, _ p: Int, _ span: Int, _ op2: Int) throws -> Int {
+            // Every term is validated below 2^40 except (input - 1) * s, which can reach 2^68.
+            let (m, o) = (input - 1).multipliedReportingOverflow(by: s)
+            guard !o, m <= Limits.maxBytes else {
+                throw VisionError.outOfMemory("\(op): output of input \(x.shape) with stride \(stride) is too large")
+            }
+            let r = m - 2 * p + span + op2
+            guard r >= 1 else {
+                throw VisionError.shapeMismatch("\(op): output size \(r) is not positive (\(shapes), stride \(stride), padding \(padding), dilation \(dilation))")
+            }
+            return r
+        }
+        let span = window.span
+        outHeight = try size(height, stride.0, padding.0, span.0, outputPadding.0)
+        outWidth = try size(width, stride.1, padding.1, span.1, outputPadding.1)
+        _ = try Tensor.checkedCount(outShape)
+    }
+}
+
+/// 2-D transposed convolution (torch.nn.functional.conv_transpose2d): the gradient of conv2d with respect to its
+/// input, used for learned upsampling. Input NCHW (or CHW), weight [Cin, Cout/groups, kh, kw], bias [Cout].
+///
+/// Kernel: per image and group, a GEMM gives the contributions col[(co, ky, kx), pixel] = W^T X for a tile of
+/// input pixels, and col2im adds them into the output (which starts as the bias). Images run on separate threads;
+/// a single image lets BLAS thread and spreads col2im over output channels.
+/// Edge cases: an empty batch gives an empty output; output padding must be below the stride or the dilation.
+public func convTranspose2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: (Int, Int) = (1, 1),
+                            padding: (Int, Int) = (0, 0), outputPadding: (Int, Int) = (0, 0), groups: Int = 1,
+                            dilation: (Int, Int) = (1, 1)) throws -> Tensor {
+    try withBatchDimension(x, "conv_transpose2d") { x in
+        let g = try ConvTransposeGeometry("conv_transpose2d", x: x, weight: weight, bias: bias, stride: stride,
+                                          padding: padding, outputPadding: outputPadding, groups: groups, dilation: dilation)
+        let out = try Tensor.uninitialized(g.outShape)
+        if out.count == 0 { return out }
+        let m = g.outPerGroup * g.kernelArea, hw = g.height * g.width
+        let tile = gemmTileColumns(rows: m, columns: hw)
+        guard m <= Limits.maxBytes / 4 / tile else {
+            throw VisionError.outOfMemory("conv_transpose2d: the column buffer for weight \(weight.shape) is too large")
+        }
+        let xc = try x.contiguous(), wc = try weight.contiguous(), bc = try bias?.contiguous()
+        let sx = SendablePointer(xc.pointer(Float.self)), sw = SendablePointer(wc.pointer(Float.self))
+        let so = SendablePointer(out.pointer(Float.self)), sb = bc.map { SendablePointer($0.pointer(Float.self)) }
+        let ohw = g.outHeight * g.outWidth
+        withExtendedLifetime((xc, wc, bc)) {
+            let threadedImages = g.batch >= 2 && Threading.threadCount > 1
+            forEachWorkItem(g.batch) { images in
+                let col = UnsafeMutablePointer<Float>.allocate(capacity: m * tile)
+                defer { col.deallocate() }
+                for b in images {
+                    let o = so.p + b * g.outChannels * ohw
+                    for co in 0..<g.outChannels {
+                        (o + co * ohw).update(repeating: sb.map { $0.p[co] } ?? 0, count: ohw)
+                    }
+                    for grp in 0..<g.groups {
+                        let xg = sx.p + (b * g.inChannels + grp * g.inPerGroup) * hw
+                        let wg = sw.p + grp * g.inPerGroup * m
+                        var p0 = 0
+                        while p0 < hw {
+                            let n = min(tile, hw - p0)
+                            // col [m, n] = Wg^T [m, Cin/g] x Xg [Cin/g, n]; Wg is [Cin/g, m] row-major.
+                            sgemm(true, false, m, n, g.inPerGroup, 1, wg, m, xg + p0, hw, 0, col, n)
+                            col2imTile(g, col, pixels: p0..<(p0 + n), o + grp * g.outPerGroup * ohw,
+                                       parallel: !threadedImages)
+                            p0 += n
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+}
+
+/// Adds col [Cout/g * kh * kw, pixels.count] into the group's output planes: the value of input pixel (iy, ix)
+/// for tap (ky, kx) lands at (iy*sh - ph + ky*dh, ix*sw - pw + kx*dw). The valid input-column range of each tap
+/// is computed once, so the inner loop has no bounds tests. Output channels are independent, so they may run
+/// on separate threads.
+private func col2imTile(_ g: ConvTransposeGeometry, _ col: UnsafePointer<Float>, pixels: Range<Int>,
+                        _ out: UnsafeMutablePointer<Float>, parallel: Bool) {
+    let w = g.window, wi = g.width, ho = g.outHeight, wo = g.outWidth, n = pixels.count
+    let (sh, sw) = w.stride, (ph, pw) = w.padding, (dh, dw) = w.dilation
+    let (kh, kw) = w.kernel
+    let sc = SendablePointer(UnsafeMutablePointer(mutating: col)), so = SendablePointer(out)
+    let body: (Range<Int>) -> Void = { channels in
+        for co in channels {
+            let plane = so.p + co &* ho &* wo
+            for ky in 0..<kh {
+                for kx in 0..<kw {
+                    var src = sc.p + ((co &* kh &+ ky) &* kw &+ kx) &* n
+                    // Input columns ix whose output column ix*sw - pw + kx*dw lies in [0, wo).
+                    let shift = kx &* dw &- pw
+                    let lo = shift >= 0 ? 0 : (-shift + sw - 1) / sw
+                    let hi = wo - 1 - shift < 0 ? 0 : min(wi, (wo - 1 - shift) / sw + 1)
+                    var p = pixels.lowerBound
+                    while p < pixels.upperBound {
+                        let iy = p / wi, ix0 = p - iy &* wi
+                        let ix1 = min(wi, ix0 &+ (pixels.upperBound - p))
+                        let oy = iy &* sh &- ph &+ ky &* dh
+                        let a = max(ix0, lo), b = min(ix1, hi)
+                        if oy >= 0 && oy < ho && a < b {
+                            let dst = plane + (oy &* wo &+ shift)
+                            let s = src - ix0
+                            if sw == 1 {
+                                for ix in a..<b { dst[ix] += s[ix] }
+                            } else {
+                                for ix in a..<b { dst[ix &* sw] += s[ix] }
+                            }
+                        }
+                        src += ix1 - ix0
+                        p &+= ix1 - ix0
+                    }
+                }
+            }
+        }
+    }
+    if parallel {
+        parallelFor(g.outPerGroup, minChunk: max(1, 65_536 / max(n * kh * kw, 1)), body)
+    } else {
+        body(0..<g.outPerGroup)
+    }
+}
+
+/// conv_transpose2d by its definition, in Double (for tests): every input element scatters its products with
+/// the kernel into the output.
+public func convTranspose2dReference(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: (Int, Int) = (1, 1),
+                                     padding: (Int, Int) = (0, 0), outputPadding: (Int, Int) = (0, 0),
+                                     groups: Int = 1, dilation: (Int, Int) = (1, 1)) throws -> Tensor {
+    try withBatchDimension(x, "conv_transpose2d") { x in
+        let g = try ConvTransposeGeometry("conv_transpose2d", x: x, weight: weight, bias: bias, stride: stride,
+                                          padding: padding, outputPadding: outputPadding, groups: groups, dilation: dilation)
+        let xs = try x.toArray(Float.self), ws = try weight.toArray(Float.self), bs = try bias?.toArray(Float.self)
+        let (kh, kw) = g.window.kernel, ho = g.outHeight, wo = g.outWidth
+        var acc = [Double](repeating: 0, count: g.outShape.reduce(1, *))
+        for n in 0..<g.batch {
+            for co in 0..<g.outChannels {
+                for i in 0..<(ho * wo) { acc[(n * g.outChannels + co) * ho * wo + i] = Double(bs?[co] ?? 0) }
+            }
+            for ci in 0..<g.inChannels {
+                let grp = ci / g.inPerGroup
+                for iy in 0..<g.height {
+                    for ix in 0..<g.width {
+                        let xv = Double(xs[((n * g.inChannels + ci) * g.height + iy) * g.width + ix])
+                        for cog in 0..<g.outPerGroup {
+                            let co = grp * g.outPerGroup + cog
+                            for ky in 0..<kh {
+                                let oy = iy * stride.0 - padding.0 + ky * dilation.0
+                                if oy < 0 || oy >= ho { continue }
+                                for kx in 0..<kw {
+                                    let ox = ix * stride.1 - padding.1 + kx * dilation.1
+                                    if ox < 0 || ox >= wo { continue }
+                                    let wv = Double(ws[((ci * g.outPerGroup + cog) * kh + ky) * kw + kx])
+                                    acc[((n * g.outChannels + co) * ho + oy) * wo + ox] += xv * wv
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return try Tensor(acc.map { Float($0) }, shape: g.outShape)
+    }
+}
