@@ -45,6 +45,11 @@ VC_GT = 4
 VC_GE = 5
 
 FUNCTIONS = {
+    'vc_conv2d': (c_int32, [c_void_p, c_void_p, c_void_p, POINTER(c_int64), POINTER(c_int64), POINTER(c_int64), c_int64, POINTER(c_void_p)]),
+    'vc_conv_transpose2d': (c_int32, [c_void_p, c_void_p, c_void_p, POINTER(c_int64), POINTER(c_int64), POINTER(c_int64), c_int64, POINTER(c_int64), POINTER(c_void_p)]),
+    'vc_max_pool2d': (c_int32, [c_void_p, POINTER(c_int64), POINTER(c_int64), POINTER(c_int64), POINTER(c_int64), c_int32, POINTER(c_void_p)]),
+    'vc_avg_pool2d': (c_int32, [c_void_p, POINTER(c_int64), POINTER(c_int64), POINTER(c_int64), c_int32, c_int32, POINTER(c_void_p)]),
+    'vc_adaptive_avg_pool2d': (c_int32, [c_void_p, c_int64, c_int64, POINTER(c_void_p)]),
     'vc_binary': (c_int32, [c_int32, c_void_p, c_void_p, POINTER(c_void_p)]),
     'vc_compare': (c_int32, [c_int32, c_void_p, c_void_p, POINTER(c_void_p)]),
     'vc_unary': (c_int32, [c_int32, c_void_p, c_float, POINTER(c_void_p)]),
@@ -57,14 +62,14 @@ FUNCTIONS = {
     'vc_set_num_threads': (c_int32, [c_int32]),
     'vc_get_num_threads': (c_int32, []),
     'vc_tensor_create': (c_int32, [c_int32, POINTER(c_int64), c_int32, POINTER(c_void_p)]),
-    'vc_tensor_from_buffer': (c_int32, [c_int32, POINTER(c_int64), c_int32, c_void_p, c_ssize_t, POINTER(c_void_p)]),
+    'vc_tensor_from_buffer': (c_int32, [c_int32, POINTER(c_int64), c_int32, c_void_p, c_size_t, POINTER(c_void_p)]),
     'vc_tensor_free': (c_int32, [c_void_p]),
     'vc_tensor_ndim': (c_int32, [c_void_p, POINTER(c_int32)]),
     'vc_tensor_shape': (c_int32, [c_void_p, POINTER(c_int64), c_int32]),
     'vc_tensor_dtype': (c_int32, [c_void_p, POINTER(c_int32)]),
     'vc_tensor_numel': (c_int32, [c_void_p, POINTER(c_int64)]),
     'vc_tensor_data': (c_int32, [c_void_p, POINTER(c_void_p)]),
-    'vc_tensor_copy_to': (c_int32, [c_void_p, c_void_p, c_ssize_t]),
+    'vc_tensor_copy_to': (c_int32, [c_void_p, c_void_p, c_size_t]),
     'vc_tensor_reshape': (c_int32, [c_void_p, POINTER(c_int64), c_int32, POINTER(c_void_p)]),
     'vc_tensor_permute': (c_int32, [c_void_p, POINTER(c_int64), c_int32, POINTER(c_void_p)]),
     'vc_tensor_slice': (c_int32, [c_void_p, c_int64, c_int64, c_int64, c_int64, POINTER(c_void_p)]),
