@@ -226,14 +226,16 @@ private func depthwiseConv(_ g: ConvGeometry, _ layout: PhasePlaneLayout, _ x: U
     }
 }
 
-/// Stores 16 accumulated outputs at `o`, or only the first `n` of them at the end of a row.
+/// Stores 16 accumulated outputs at `o`, or only the first `n` of them at the end of a row. The partial store
+/// goes through memory: lane extracts make LLVM split the accumulators into narrow pieces in the hot loop.
 @inline(__always) func store16(_ a0: F8, _ a1: F8, _ o: UnsafeMutablePointer<Float>, _ n: Int) {
     if n >= 16 {
         store8(a0, o); store8(a1, o + 8)
-    } else if n >= 8 {
-        store8(a0, o); storePartial(a1, o + 8, n - 8)
     } else {
-        storePartial(a0, o, n)
+        var lanes = (a0, a1)
+        withUnsafeBytes(of: &lanes) { raw in
+            for i in 0..<min(n, 16) { o[i] = raw.load(fromByteOffset: i &* 4, as: Float.self) }
+        }
     }
 }
 
@@ -248,20 +250,27 @@ private func depthwisePlane3x3(_ buf: UnsafePointer<Float>, _ l: PhasePlaneLayou
     let w20 = F8(repeating: wt[6]), w21 = F8(repeating: wt[7]), w22 = F8(repeating: wt[8])
     let vb = F8(repeating: bias)
     for oy in 0..<g.outHeight {
+        // The nine tap pointers of this output row; a step of 16 outputs advances each by 16 columns.
         let r0 = buf + oy &* sh &* rs, r1 = r0 + dh &* rs, r2 = r1 + dh &* rs
-        let o = out + oy &* wo
-        var ox = 0
-        while ox < wo {
-            var a0 = vb, a1 = vb
-            @inline(__always) func tap(_ p: UnsafePointer<Float>, _ wv: F8) {
-                a0 = vmadd(load8(p + ox), wv, a0)
-                a1 = vmadd(load8(p + (ox &+ 8)), wv, a1)
-            }
-            tap(r0 + t0, w00); tap(r0 + t1, w01); tap(r0 + t2, w02)
-            tap(r1 + t0, w10); tap(r1 + t1, w11); tap(r1 + t2, w12)
-            tap(r2 + t0, w20); tap(r2 + t1, w21); tap(r2 + t2, w22)
-            store16(a0, a1, o + ox, wo &- ox)
-            ox &+= 16
+        var p00 = r0 + t0, p01 = r0 + t1, p02 = r0 + t2
+        var p10 = r1 + t0, p11 = r1 + t1, p12 = r1 + t2
+        var p20 = r2 + t0, p21 = r2 + t1, p22 = r2 + t2
+        var o = out + oy &* wo
+        var left = wo
+        while left > 0 {
+            var a0 = vmadd(load8(p00), w00, vb), a1 = vmadd(load8(p00 + 8), w00, vb)
+            a0 = vmadd(load8(p01), w01, a0); a1 = vmadd(load8(p01 + 8), w01, a1)
+            a0 = vmadd(load8(p02), w02, a0); a1 = vmadd(load8(p02 + 8), w02, a1)
+            a0 = vmadd(load8(p10), w10, a0); a1 = vmadd(load8(p10 + 8), w10, a1)
+            a0 = vmadd(load8(p11), w11, a0); a1 = vmadd(load8(p11 + 8), w11, a1)
+            a0 = vmadd(load8(p12), w12, a0); a1 = vmadd(load8(p12 + 8), w12, a1)
+            a0 = vmadd(load8(p20), w20, a0); a1 = vmadd(load8(p20 + 8), w20, a1)
+            a0 = vmadd(load8(p21), w21, a0); a1 = vmadd(load8(p21 + 8), w21, a1)
+            a0 = vmadd(load8(p22), w22, a0); a1 = vmadd(load8(p22 + 8), w22, a1)
+            store16(a0, a1, o, left)
+            p00 += 16; p01 += 16; p02 += 16; p10 += 16; p11 += 16; p12 += 16; p20 += 16; p21 += 16; p22 += 16
+            o += 16
+            left &-= 16
         }
     }
 }

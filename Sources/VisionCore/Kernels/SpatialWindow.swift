@@ -192,11 +192,6 @@ func forEachWorkItem(_ n: Int, _ body: (Range<Int>) -> Void) {
     }
 }
 
-/// Stores the first `n` (< 8) lanes of `v` at `p`.
-@inline(__always) func storePartial(_ v: F8, _ p: UnsafeMutablePointer<Float>, _ n: Int) {
-    for i in 0..<n { p[i] = v[i] }
-}
-
 @inline(__always) func load8(_ p: UnsafePointer<Float>) -> F8 {
     UnsafeRawPointer(p).loadUnaligned(as: F8.self)
 }
