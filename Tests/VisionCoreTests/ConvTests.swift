@@ -96,6 +96,8 @@ import Testing
         #expect(throws: VisionError.self) { try conv2d(x, weight: try Tensor.zeros([2, 3, 3, 3])) }
         #expect(throws: VisionError.self) { try conv2d(x, weight: w, groups: 3) }
         #expect(throws: VisionError.self) { try conv2d(x, weight: w, groups: 0) }
+        #expect(throws: VisionError.self) { try conv2d(x, weight: w, groups: Int.max) }
+        #expect(throws: VisionError.self) { try convTranspose2d(x, weight: w, groups: Int.max) }
         #expect(throws: VisionError.self) { try conv2d(x, weight: try Tensor.zeros([3, 2, 3, 3]), groups: 2) }
         #expect(throws: VisionError.self) { try conv2d(x, weight: try Tensor.zeros([0, 4, 3, 3])) }
         #expect(throws: VisionError.self) { try conv2d(x, weight: try Tensor.zeros([2, 4, 0, 3])) }

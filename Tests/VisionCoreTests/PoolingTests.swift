@@ -133,6 +133,8 @@ import Testing
         #expect(throws: VisionError.self) { try adaptiveAvgPool2d(x, outputSize: (0, 2)) }
         #expect(throws: VisionError.self) { try adaptiveAvgPool2d(try Tensor.zeros([1, 0, 6, 6]), outputSize: (2, 2)) }
         #expect(throws: VisionError.self) { try adaptiveAvgPool2d(x, outputSize: (1 << 40, 1 << 40)) }
+        #expect(throws: VisionError.self) { try adaptiveAvgPool2d(try Tensor.zeros([0, 2, 3, 3]), outputSize: (1 << 40, 1)) }
+        #expect(try adaptiveAvgPool2d(try Tensor.zeros([0, 2, 3, 3]), outputSize: (4, 5)).shape == [0, 2, 4, 5])
         #expect(try maxPool2d(try Tensor.zeros([0, 2, 6, 6]), kernelSize: (2, 2)).shape == [0, 2, 3, 3])
     }
 }

@@ -32,8 +32,9 @@ struct ConvGeometry {
         guard outChannels >= 1, outChannels % groups == 0 else {
             throw VisionError.shapeMismatch("\(op): output channels \(outChannels) must be a positive multiple of groups \(groups) (\(shapes))")
         }
-        guard weight.shape[1] * groups == inChannels else {
-            throw VisionError.shapeMismatch("\(op): weight expects \(weight.shape[1] * groups) input channels (\(weight.shape[1]) per group x \(groups) groups), input has \(inChannels) (\(shapes))")
+        // Compared per group: weight.shape[1] * groups could overflow for absurd group counts.
+        guard weight.shape[1] == inChannels / groups else {
+            throw VisionError.shapeMismatch("\(op): weight has \(weight.shape[1]) input channels per group; input channels \(inChannels) / groups \(groups) = \(inChannels / groups) (\(shapes))")
         }
         if let bias, bias.shape != [outChannels] {
             throw VisionError.shapeMismatch("\(op): bias \(bias.shape) must be [\(outChannels)] (\(shapes))")

@@ -169,43 +169,43 @@ private func avgPoolPlane(_ buf: UnsafePointer<Float>, _ l: PhasePlaneLayout, _ 
 
 /// Adaptive average pooling (torch.nn.functional.adaptive_avg_pool2d) to `outputSize` (height, width): output
 /// cell i along an axis of input size n averages input [floor(i*n/o), ceil((i+1)*n/o)), so windows may overlap
-/// and differ in size when o does not divide n. Runs separably: window sums along each row, then across rows.
+/// and differ in size when o does not divide n. Per output row, the input rows of its window are summed into one
+/// row buffer, whose column windows then give the outputs.
 public func adaptiveAvgPool2d(_ x: Tensor, outputSize: (Int, Int)) throws -> Tensor {
     try withBatchDimension(x, "adaptive_avg_pool2d") { x in
         let g = try AdaptiveGeometry(x, outputSize)
         let out = try Tensor.uninitialized(g.outShape)
         if out.count == 0 { return out }
+        // The window tables hold one Range per output row and column (a fraction of the output's own size).
+        let rowTable = AdaptiveGeometry.windows(input: g.height, output: outputSize.0)
+        let colTable = AdaptiveGeometry.windows(input: g.width, output: outputSize.1)
         let xc = try x.contiguous()
         let (h, w) = (g.height, g.width), (ho, wo) = outputSize
         let sx = SendablePointer(xc.pointer(Float.self)), so = SendablePointer(out.pointer(Float.self))
         withExtendedLifetime(xc) {
-            g.rows.withUnsafeBufferPointer { rows in
-                g.cols.withUnsafeBufferPointer { cols in
+            rowTable.withUnsafeBufferPointer { rows in
+                colTable.withUnsafeBufferPointer { cols in
                     let rb = UncheckedBox(rows), cb = UncheckedBox(cols)
                     parallelFor(g.planes, minChunk: max(1, 32_768 / max(h * w, 1))) { planes in
                         let rows = rb.value, cols = cb.value
-                        // Column-window sums of every input row of one plane: [h, wo].
-                        let partial = UnsafeMutablePointer<Float>.allocate(capacity: h * wo)
-                        defer { partial.deallocate() }
+                        let acc = UnsafeMutablePointer<Float>.allocate(capacity: w)
+                        defer { acc.deallocate() }
                         for p in planes {
-                            let src = sx.p + p * h * w, dst = so.p + p * ho * wo
-                            for iy in 0..<h {
-                                let row = src + iy * w
-                                for ox in 0..<wo {
-                                    var s: Float = 0
-                                    for ix in cols[ox] { s += row[ix] }
-                                    partial[iy * wo + ox] = s
-                                }
-                            }
+                            let src = sx.p + p &* h &* w, dst = so.p + p &* ho &* wo
                             for oy in 0..<ho {
-                                let r = rows[oy], o = dst + oy * wo
-                                o.update(repeating: 0, count: wo)
-                                for iy in r {
-                                    let pr = partial + iy * wo
-                                    for ox in 0..<wo { o[ox] += pr[ox] }
+                                let r = rows[oy]
+                                acc.update(from: src + r.lowerBound &* w, count: w)
+                                for iy in (r.lowerBound + 1)..<max(r.upperBound, r.lowerBound + 1) {
+                                    let row = src + iy &* w
+                                    for ix in 0..<w { acc[ix] += row[ix] }
                                 }
-                                let rn = Float(r.count)
-                                for ox in 0..<wo { o[ox] /= rn * Float(cols[ox].count) }
+                                let rn = Float(r.count), o = dst + oy &* wo
+                                for ox in 0..<wo {
+                                    let c = cols[ox]
+                                    var s: Float = 0
+                                    for ix in c { s += acc[ix] }
+                                    o[ox] = s / (rn * Float(c.count))
+                                }
                             }
                         }
                     }
@@ -216,11 +216,10 @@ public func adaptiveAvgPool2d(_ x: Tensor, outputSize: (Int, Int)) throws -> Ten
     }
 }
 
-/// The validated shapes and per-axis windows of adaptive average pooling.
+/// The validated shapes of adaptive average pooling.
 struct AdaptiveGeometry {
     let planes: Int, height: Int, width: Int
     let outShape: [Int]
-    let rows: [Range<Int>], cols: [Range<Int>]
 
     init(_ x: Tensor, _ outputSize: (Int, Int)) throws {
         let op = "adaptive_avg_pool2d"
@@ -233,11 +232,13 @@ struct AdaptiveGeometry {
         guard outputSize.0 >= 1, outputSize.1 >= 1 else {
             throw VisionError.invalidArgument("\(op): output size \(outputSize) must be positive")
         }
+        // Each axis gets a table of windows: cap it so that a typo cannot ask for gigabytes of tables.
+        guard outputSize.0 <= 1 << 24, outputSize.1 <= 1 << 24 else {
+            throw VisionError.outOfMemory("\(op): output size \(outputSize) is too large (at most \(1 << 24) per axis)")
+        }
         planes = n * c
         outShape = [n, c, outputSize.0, outputSize.1]
         _ = try Tensor.checkedCount(outShape)
-        rows = AdaptiveGeometry.windows(input: height, output: outputSize.0)
-        cols = AdaptiveGeometry.windows(input: width, output: outputSize.1)
     }
 
     /// [floor(i*n/o), ceil((i+1)*n/o)) for each output i, with full-width products (i*n may exceed Int.max).

@@ -140,12 +140,20 @@ struct PhasePlaneLayout {
         for r in 0..<rows {
             let row = dst + r &* rs
             let iy = r &- padTop
-            row.update(repeating: value, count: rs)
-            if iy < 0 || iy >= inputHeight { continue }
+            if iy < 0 || iy >= inputHeight {
+                row.update(repeating: value, count: rs)
+                continue
+            }
             let s = src + iy &* inputWidth
             if phases == 1 {
+                // Only the borders need the fill value: the input row covers the rest.
+                row.update(repeating: value, count: padLeft)
                 (row + padLeft).update(from: s, count: inputWidth)
-            } else if phases == 2 {
+                (row + (padLeft &+ inputWidth)).update(repeating: value, count: rs &- padLeft &- inputWidth)
+                continue
+            }
+            row.update(repeating: value, count: rs)
+            if phases == 2 {
                 splitPairs(row, s)
             } else {
                 // One strided gather per phase: input columns ix0, ix0 + s, ... land contiguously.
