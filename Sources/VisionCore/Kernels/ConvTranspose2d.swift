@@ -52,15 +52,15 @@ struct ConvTransposeGeometry {
             guard !o, m <= Limits.maxBytes else {
                 throw VisionError.outOfMemory("\(op): output of input \(x.shape) with stride \(stride) is too large")
             }
-            let r = m - 2 * p + span + op2
-            guard r >= 1 else {
-                throw VisionError.shapeMismatch("\(op): output size \(r) is not positive (\(shapes), stride \(stride), padding \(padding), dilation \(dilation))")
-            }
-            return r
+            return m - 2 * p + span + op2
         }
         let span = window.span
         outHeight = try size(height, stride.0, padding.0, span.0, outputPadding.0)
         outWidth = try size(width, stride.1, padding.1, span.1, outputPadding.1)
+        // PyTorch's main kernels refuse an output with an empty axis ("output size is too small").
+        guard outHeight >= 1, outWidth >= 1 else {
+            throw VisionError.shapeMismatch("\(op): output size (\(outHeight), \(outWidth)) is too small (\(shapes), stride \(stride), padding \(padding), dilation \(dilation))")
+        }
         _ = try Tensor.checkedCount(outShape)
     }
 }
