@@ -40,6 +40,8 @@ import Testing
         Case(batch: 3, cin: 3, cout: 3, h: 9, w: 37, stride: (2, 2), padding: (1, 1), groups: 3),
         Case(cin: 5, cout: 5, h: 17, w: 23, k: (5, 5), padding: (2, 2), groups: 5),
         Case(cin: 3, cout: 3, h: 12, w: 19, k: (3, 3), stride: (2, 3), padding: (2, 0), dilation: (2, 3), groups: 3),
+        Case(cin: 4, cout: 4, h: 10, w: 21, stride: (1, 2), padding: (1, 1), dilation: (1, 2), groups: 4),
+        Case(batch: 2, cin: 2, cout: 2, h: 2, w: 3, padding: (1, 1), groups: 2),
         Case(cin: 3, cout: 6, padding: (1, 1), groups: 3, bias: false),   // channel multiplier: im2col path
         Case(cin: 1, cout: 1, h: 5, w: 40, k: (3, 3), padding: (1, 1)),
     ]
