@@ -118,15 +118,13 @@ private func conv1x1(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePo
     let tile = gemmTileColumns(rows: k, columns: hw), tiles = (hw + tile - 1) / tile
     let sx = SendablePointer(UnsafeMutablePointer(mutating: x)), so = SendablePointer(out)
     let sw = SendablePointer(UnsafeMutablePointer(mutating: w)), sb = bias.map { SendablePointer(UnsafeMutablePointer(mutating: $0)) }
-    forEachWorkItem(g.batch * tiles) { items in
-        for item in items {
-            let b = item / tiles, p0 = (item % tiles) * tile, n = min(hw - p0, tile)
-            for grp in 0..<g.groups {
-                let c = so.p + (b * g.outChannels + grp * m) * hw + p0
-                if let sb { fillRows(c, m, n, hw, sb.p + grp * m) }
-                sgemm(false, false, m, n, k, 1, sw.p + grp * m * k, k, sx.p + (b * g.inChannels + grp * k) * hw + p0, hw,
-                      bias == nil ? 0 : 1, c, hw)
-            }
+    forEachWorkItem(g.batch * tiles, scratch: 0, singleThreadedBLAS: true) { item, _ in
+        let b = item / tiles, p0 = (item % tiles) * tile, n = min(hw - p0, tile)
+        for grp in 0..<g.groups {
+            let c = so.p + (b * g.outChannels + grp * m) * hw + p0
+            if let sb { fillRows(c, m, n, hw, sb.p + grp * m) }
+            sgemm(false, false, m, n, k, 1, sw.p + grp * m * k, k, sx.p + (b * g.inChannels + grp * k) * hw + p0, hw,
+                  bias == nil ? 0 : 1, c, hw)
         }
     }
 }
@@ -139,18 +137,14 @@ private func convIm2col(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: Unsaf
     let tile = gemmTileColumns(rows: k, columns: howo), tiles = (howo + tile - 1) / tile
     let sx = SendablePointer(UnsafeMutablePointer(mutating: x)), so = SendablePointer(out)
     let sw = SendablePointer(UnsafeMutablePointer(mutating: w)), sb = bias.map { SendablePointer(UnsafeMutablePointer(mutating: $0)) }
-    forEachWorkItem(g.batch * tiles) { items in
-        let col = UnsafeMutablePointer<Float>.allocate(capacity: k * tile)
-        defer { col.deallocate() }
-        for item in items {
-            let b = item / tiles, p0 = (item % tiles) * tile, n = min(howo - p0, tile)
-            for grp in 0..<g.groups {
-                let plane = sx.p + (b * g.inChannels + grp * g.inPerGroup) * g.height * g.width
-                im2colTile(g, plane, channels: g.inPerGroup, pixels: p0..<(p0 + n), col)
-                let c = so.p + (b * g.outChannels + grp * m) * howo + p0
-                if let sb { fillRows(c, m, n, howo, sb.p + grp * m) }
-                sgemm(false, false, m, n, k, 1, sw.p + grp * m * k, k, col, n, bias == nil ? 0 : 1, c, howo)
-            }
+    forEachWorkItem(g.batch * tiles, scratch: k * tile, singleThreadedBLAS: true) { item, col in
+        let b = item / tiles, p0 = (item % tiles) * tile, n = min(howo - p0, tile)
+        for grp in 0..<g.groups {
+            let plane = sx.p + (b * g.inChannels + grp * g.inPerGroup) * g.height * g.width
+            im2colTile(g, plane, channels: g.inPerGroup, pixels: p0..<(p0 + n), col)
+            let c = so.p + (b * g.outChannels + grp * m) * howo + p0
+            if let sb { fillRows(c, m, n, howo, sb.p + grp * m) }
+            sgemm(false, false, m, n, k, 1, sw.p + grp * m * k, k, col, n, bias == nil ? 0 : 1, c, howo)
         }
     }
 }
@@ -210,19 +204,15 @@ private func depthwiseConv(_ g: ConvGeometry, _ layout: PhasePlaneLayout, _ x: U
     let c = g.inChannels, hw = g.height * g.width, ohw = g.outHeight * g.outWidth, area = g.kernelArea
     let sx = SendablePointer(UnsafeMutablePointer(mutating: x)), so = SendablePointer(out)
     let sw = SendablePointer(UnsafeMutablePointer(mutating: w)), sb = bias.map { SendablePointer(UnsafeMutablePointer(mutating: $0)) }
-    // Each plane is about 9 * 2 * H * W flops; a chunk of a few planes amortises the thread fork.
-    parallelFor(g.batch * c, minChunk: max(1, 16_384 / max(ohw, 1))) { planes in
-        let buf = UnsafeMutablePointer<Float>.allocate(capacity: layout.count)
-        defer { buf.deallocate() }
-        for plane in planes {
-            let ch = plane % c
-            layout.fill(buf, from: sx.p + plane * hw, fill: 0)
-            let b = sb.map { $0.p[ch] } ?? 0
-            if g.window.kernel == (3, 3) {
-                depthwisePlane3x3(buf, layout, g, sw.p + ch * area, b, so.p + plane * ohw)
-            } else {
-                depthwisePlane(buf, layout, g, sw.p + ch * area, b, so.p + plane * ohw)
-            }
+    // Each plane is about 2 * kh * kw * Ho * Wo flops; a thread needs a few small planes to pay for its fork.
+    forEachWorkItem(g.batch * c, scratch: layout.count, minItemsPerThread: max(1, 16_384 / max(ohw, 1))) { plane, buf in
+        let ch = plane % c
+        layout.fill(buf, from: sx.p + plane * hw, fill: 0)
+        let b = sb.map { $0.p[ch] } ?? 0
+        if g.window.kernel == (3, 3) {
+            depthwisePlane3x3(buf, layout, g, sw.p + ch * area, b, so.p + plane * ohw)
+        } else {
+            depthwisePlane(buf, layout, g, sw.p + ch * area, b, so.p + plane * ohw)
         }
     }
 }

@@ -68,9 +68,11 @@ struct ConvTransposeGeometry {
 /// 2-D transposed convolution (torch.nn.functional.conv_transpose2d): the gradient of conv2d with respect to its
 /// input, used for learned upsampling. Input NCHW (or CHW), weight [Cin, Cout/groups, kh, kw], bias [Cout].
 ///
-/// Kernel: per image and group, a GEMM gives the contributions col[(co, ky, kx), pixel] = W^T X for a tile of
-/// input pixels, and col2im adds them into the output (which starts as the bias). Images run on separate threads;
-/// a single image lets BLAS thread and spreads col2im over output channels.
+/// Kernel: work items are (image, group, block of output channels). For a tile of input pixels a GEMM gives the
+/// block's contributions col[(co, ky, kx), pixel] = W^T X (a contiguous row range of the full GEMM), and col2im
+/// adds them into the block's own output planes, which start as the bias: items never write the same memory, so
+/// they run on separate threads with single-threaded BLAS. Groups are split into channel blocks only when images
+/// x groups are too few to keep every thread busy.
 /// Edge cases: an empty batch gives an empty output; output padding must be below the stride or the dilation.
 public func convTranspose2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: (Int, Int) = (1, 1),
                             padding: (Int, Int) = (0, 0), outputPadding: (Int, Int) = (0, 0), groups: Int = 1,
@@ -80,38 +82,34 @@ public func convTranspose2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, st
                                           padding: padding, outputPadding: outputPadding, groups: groups, dilation: dilation)
         let out = try Tensor.uninitialized(g.outShape)
         if out.count == 0 { return out }
-        let m = g.outPerGroup * g.kernelArea, hw = g.height * g.width
-        let tile = gemmTileColumns(rows: m, columns: hw)
-        guard m <= Limits.maxBytes / 4 / tile else {
+        let area = g.kernelArea, og = g.outPerGroup, m = og * area, hw = g.height * g.width
+        let ohw = g.outHeight * g.outWidth
+        let perGroup = min(og, max(1, (4 * Threading.threadCount) / max(g.batch * g.groups, 1)))
+        let blockChannels = (og + perGroup - 1) / perGroup, blocks = (og + blockChannels - 1) / blockChannels
+        let rows = blockChannels * area
+        let tile = gemmTileColumns(rows: rows, columns: hw)
+        guard rows <= Limits.maxBytes / 4 / tile else {
             throw VisionError.outOfMemory("conv_transpose2d: the column buffer for weight \(weight.shape) is too large")
         }
         let xc = try x.contiguous(), wc = try weight.contiguous(), bc = try bias?.contiguous()
         let sx = SendablePointer(xc.pointer(Float.self)), sw = SendablePointer(wc.pointer(Float.self))
         let so = SendablePointer(out.pointer(Float.self)), sb = bc.map { SendablePointer($0.pointer(Float.self)) }
-        let ohw = g.outHeight * g.outWidth
         withExtendedLifetime((xc, wc, bc)) {
-            let threadedImages = g.batch >= 2 && Threading.threadCount > 1
-            forEachWorkItem(g.batch) { images in
-                let col = UnsafeMutablePointer<Float>.allocate(capacity: m * tile)
-                defer { col.deallocate() }
-                for b in images {
-                    let o = so.p + b * g.outChannels * ohw
-                    for co in 0..<g.outChannels {
-                        (o + co * ohw).update(repeating: sb.map { $0.p[co] } ?? 0, count: ohw)
-                    }
-                    for grp in 0..<g.groups {
-                        let xg = sx.p + (b * g.inChannels + grp * g.inPerGroup) * hw
-                        let wg = sw.p + grp * g.inPerGroup * m
-                        var p0 = 0
-                        while p0 < hw {
-                            let n = min(tile, hw - p0)
-                            // col [m, n] = Wg^T [m, Cin/g] x Xg [Cin/g, n]; Wg is [Cin/g, m] row-major.
-                            sgemm(true, false, m, n, g.inPerGroup, 1, wg, m, xg + p0, hw, 0, col, n)
-                            col2imTile(g, col, pixels: p0..<(p0 + n), o + grp * g.outPerGroup * ohw,
-                                       parallel: !threadedImages)
-                            p0 += n
-                        }
-                    }
+            forEachWorkItem(g.batch * g.groups * blocks, scratch: rows * tile, singleThreadedBLAS: true) { item, col in
+                let blk = item % blocks, grp = (item / blocks) % g.groups, b = item / (blocks * g.groups)
+                let c0 = blk * blockChannels, cn = min(og - c0, blockChannels)
+                let firstChannel = grp * og + c0
+                let o = so.p + (b * g.outChannels + firstChannel) * ohw
+                for c in 0..<cn { (o + c * ohw).update(repeating: sb.map { $0.p[firstChannel + c] } ?? 0, count: ohw) }
+                let xg = sx.p + (b * g.inChannels + grp * g.inPerGroup) * hw
+                // Wg is [Cin/g, m] row-major; the block's GEMM rows are its columns c0 * area ..< (c0 + cn) * area.
+                let wg = sw.p + grp * g.inPerGroup * m + c0 * area
+                var p0 = 0
+                while p0 < hw {
+                    let n = min(tile, hw - p0)
+                    sgemm(true, false, cn * area, n, g.inPerGroup, 1, wg, m, xg + p0, hw, 0, col, n)
+                    col2imTile(g, col, channels: cn, pixels: p0..<(p0 + n), o)
+                    p0 += n
                 }
             }
         }
@@ -119,52 +117,43 @@ public func convTranspose2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, st
     }
 }
 
-/// Adds col [Cout/g * kh * kw, pixels.count] into the group's output planes: the value of input pixel (iy, ix)
-/// for tap (ky, kx) lands at (iy*sh - ph + ky*dh, ix*sw - pw + kx*dw). The valid input-column range of each tap
-/// is computed once, so the inner loop has no bounds tests. Output channels are independent, so they may run
-/// on separate threads.
-private func col2imTile(_ g: ConvTransposeGeometry, _ col: UnsafePointer<Float>, pixels: Range<Int>,
-                        _ out: UnsafeMutablePointer<Float>, parallel: Bool) {
+/// Adds col [channels * kh * kw, pixels.count] into `channels` consecutive output planes: the value of input
+/// pixel (iy, ix) for tap (ky, kx) lands at (iy*sh - ph + ky*dh, ix*sw - pw + kx*dw). The valid input-column
+/// range of each tap is computed once, so the inner loop has no bounds tests.
+private func col2imTile(_ g: ConvTransposeGeometry, _ col: UnsafePointer<Float>, channels: Int, pixels: Range<Int>,
+                        _ out: UnsafeMutablePointer<Float>) {
     let w = g.window, wi = g.width, ho = g.outHeight, wo = g.outWidth, n = pixels.count
     let (sh, sw) = w.stride, (ph, pw) = w.padding, (dh, dw) = w.dilation
     let (kh, kw) = w.kernel
-    let sc = SendablePointer(UnsafeMutablePointer(mutating: col)), so = SendablePointer(out)
-    let body: (Range<Int>) -> Void = { channels in
-        for co in channels {
-            let plane = so.p + co &* ho &* wo
-            for ky in 0..<kh {
-                for kx in 0..<kw {
-                    var src = sc.p + ((co &* kh &+ ky) &* kw &+ kx) &* n
-                    // Input columns ix whose output column ix*sw - pw + kx*dw lies in [0, wo).
-                    let shift = kx &* dw &- pw
-                    let lo = shift >= 0 ? 0 : (-shift + sw - 1) / sw
-                    let hi = wo - 1 - shift < 0 ? 0 : min(wi, (wo - 1 - shift) / sw + 1)
-                    var p = pixels.lowerBound
-                    while p < pixels.upperBound {
-                        let iy = p / wi, ix0 = p - iy &* wi
-                        let ix1 = min(wi, ix0 &+ (pixels.upperBound - p))
-                        let oy = iy &* sh &- ph &+ ky &* dh
-                        let a = max(ix0, lo), b = min(ix1, hi)
-                        if oy >= 0 && oy < ho && a < b {
-                            let dst = plane + (oy &* wo &+ shift)
-                            let s = src - ix0
-                            if sw == 1 {
-                                for ix in a..<b { dst[ix] += s[ix] }
-                            } else {
-                                for ix in a..<b { dst[ix &* sw] += s[ix] }
-                            }
+    for co in 0..<channels {
+        let plane = out + co &* ho &* wo
+        for ky in 0..<kh {
+            for kx in 0..<kw {
+                var src = col + ((co &* kh &+ ky) &* kw &+ kx) &* n
+                // Input columns ix whose output column ix*sw - pw + kx*dw lies in [0, wo).
+                let shift = kx &* dw &- pw
+                let lo = shift >= 0 ? 0 : (-shift + sw - 1) / sw
+                let hi = wo - 1 - shift < 0 ? 0 : min(wi, (wo - 1 - shift) / sw + 1)
+                var p = pixels.lowerBound
+                while p < pixels.upperBound {
+                    let iy = p / wi, ix0 = p - iy &* wi
+                    let ix1 = min(wi, ix0 &+ (pixels.upperBound - p))
+                    let oy = iy &* sh &- ph &+ ky &* dh
+                    let a = max(ix0, lo), b = min(ix1, hi)
+                    if oy >= 0 && oy < ho && a < b {
+                        let dst = plane + (oy &* wo &+ shift)
+                        let s = src - ix0
+                        if sw == 1 {
+                            for ix in a..<b { dst[ix] += s[ix] }
+                        } else {
+                            for ix in a..<b { dst[ix &* sw] += s[ix] }
                         }
-                        src += ix1 - ix0
-                        p &+= ix1 - ix0
                     }
+                    src += ix1 - ix0
+                    p &+= ix1 - ix0
                 }
             }
         }
-    }
-    if parallel {
-        parallelFor(g.outPerGroup, minChunk: max(1, 65_536 / max(n * kh * kw, 1)), body)
-    } else {
-        body(0..<g.outPerGroup)
     }
 }
 

@@ -97,13 +97,9 @@ private func windowKernel(_ x: Tensor, _ g: PoolGeometry, _ layout: PhasePlaneLa
     let sx = SendablePointer(xc.pointer(Float.self)), so = SendablePointer(out.pointer(Float.self))
     let hw = g.height * g.width, ohw = g.outHeight * g.outWidth
     withExtendedLifetime(xc) {
-        parallelFor(g.planes, minChunk: max(1, 32_768 / max(hw, 1))) { planes in
-            let buf = UnsafeMutablePointer<Float>.allocate(capacity: layout.count)
-            defer { buf.deallocate() }
-            for p in planes {
-                layout.fill(buf, from: sx.p + p * hw, fill: fill)
-                plane(buf, so.p + p * ohw)
-            }
+        forEachWorkItem(g.planes, scratch: layout.count, minItemsPerThread: max(1, 32_768 / max(hw, 1))) { p, buf in
+            layout.fill(buf, from: sx.p + p * hw, fill: fill)
+            plane(buf, so.p + p * ohw)
         }
     }
     return out
@@ -186,26 +182,22 @@ public func adaptiveAvgPool2d(_ x: Tensor, outputSize: (Int, Int)) throws -> Ten
             rowTable.withUnsafeBufferPointer { rows in
                 colTable.withUnsafeBufferPointer { cols in
                     let rb = UncheckedBox(rows), cb = UncheckedBox(cols)
-                    parallelFor(g.planes, minChunk: max(1, 32_768 / max(h * w, 1))) { planes in
+                    forEachWorkItem(g.planes, scratch: w, minItemsPerThread: max(1, 32_768 / max(h * w, 1))) { p, acc in
                         let rows = rb.value, cols = cb.value
-                        let acc = UnsafeMutablePointer<Float>.allocate(capacity: w)
-                        defer { acc.deallocate() }
-                        for p in planes {
-                            let src = sx.p + p &* h &* w, dst = so.p + p &* ho &* wo
-                            for oy in 0..<ho {
-                                let r = rows[oy]
-                                acc.update(from: src + r.lowerBound &* w, count: w)
-                                for iy in (r.lowerBound + 1)..<max(r.upperBound, r.lowerBound + 1) {
-                                    let row = src + iy &* w
-                                    for ix in 0..<w { acc[ix] += row[ix] }
-                                }
-                                let rn = Float(r.count), o = dst + oy &* wo
-                                for ox in 0..<wo {
-                                    let c = cols[ox]
-                                    var s: Float = 0
-                                    for ix in c { s += acc[ix] }
-                                    o[ox] = s / (rn * Float(c.count))
-                                }
+                        let src = sx.p + p &* h &* w, dst = so.p + p &* ho &* wo
+                        for oy in 0..<ho {
+                            let r = rows[oy]
+                            acc.update(from: src + r.lowerBound &* w, count: w)
+                            for iy in (r.lowerBound + 1)..<max(r.upperBound, r.lowerBound + 1) {
+                                let row = src + iy &* w
+                                for ix in 0..<w { acc[ix] += row[ix] }
+                            }
+                            let rn = Float(r.count), o = dst + oy &* wo
+                            for ox in 0..<wo {
+                                let c = cols[ox]
+                                var s: Float = 0
+                                for ix in c { s += acc[ix] }
+                                o[ox] = s / (rn * Float(c.count))
                             }
                         }
                     }

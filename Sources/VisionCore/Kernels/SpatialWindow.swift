@@ -2,6 +2,9 @@
 /// argument checks and output-size arithmetic with PyTorch's rules, and a padded, stride-phase-split scratch copy
 /// of one input plane that lets the SIMD kernels read every tap of consecutive outputs with contiguous loads.
 
+import Dispatch
+import Synchronization
+
 typealias F8 = SIMD8<Float>
 
 /// `c + a * b` on 8 lanes: a fused multiply-add only where the build enables FMA (toolchain.md section 6: without
@@ -189,15 +192,43 @@ struct PhasePlaneLayout {
     }
 }
 
-/// Splits `n` independent work items over the library's threads. When there are enough items for every thread,
-/// BLAS runs single-threaded inside them so the two thread pools never stack up; otherwise the items run in turn
-/// and BLAS may use its own threads.
-func forEachWorkItem(_ n: Int, _ body: (Range<Int>) -> Void) {
-    if n >= 2 && Threading.threadCount > 1 {
-        Threading.withSingleThreadedBLAS { parallelFor(n) { body($0) } }
-    } else {
-        body(0..<n)
+/// The shared counter from which the threads of `forEachWorkItem` claim their next item.
+private final class WorkCounter: @unchecked Sendable {
+    let next = Atomic<Int>(0)
+}
+
+/// Runs `body(item, scratch)` for every item in 0..<n on up to `Threading.threadCount` threads (fewer when there
+/// are under `minItemsPerThread` items per thread). Threads claim items one at a time from a shared counter, so
+/// a thread that the OS delays (other work on the machine) does not hold the others up, and each thread owns one
+/// scratch buffer of `scratch` floats for all its items. With `singleThreadedBLAS`, BLAS calls inside the items
+/// run on one thread whenever the items themselves are spread over threads, so the two pools never stack up; a
+/// single thread leaves BLAS free to use its own threads.
+func forEachWorkItem(_ n: Int, scratch: Int, minItemsPerThread: Int = 1, singleThreadedBLAS: Bool = false,
+                     _ body: (Int, UnsafeMutablePointer<Float>) -> Void) {
+    if n <= 0 { return }
+    let threads = min(Threading.threadCount, max(1, n / max(minItemsPerThread, 1)))
+    if threads <= 1 {
+        let buf = UnsafeMutablePointer<Float>.allocate(capacity: max(scratch, 1))
+        defer { buf.deallocate() }
+        for i in 0..<n { body(i, buf) }
+        return
     }
+    let counter = WorkCounter()
+    func run() {
+        withoutActuallyEscaping(body) { body in
+            let box = UncheckedBox(body)
+            DispatchQueue.concurrentPerform(iterations: threads) { _ in
+                let buf = UnsafeMutablePointer<Float>.allocate(capacity: max(scratch, 1))
+                defer { buf.deallocate() }
+                while true {
+                    let i = counter.next.add(1, ordering: .relaxed).oldValue
+                    if i >= n { break }
+                    box.value(i, buf)
+                }
+            }
+        }
+    }
+    if singleThreadedBLAS { Threading.withSingleThreadedBLAS { run() } } else { run() }
 }
 
 @inline(__always) func load8(_ p: UnsafePointer<Float>) -> F8 {
