@@ -80,5 +80,9 @@ def matmul(input, other):
     return _op(lib.vc_matmul, input, other)
 
 
+from . import _f_geo  # noqa: E402
+from ._f_geo import *  # noqa
+__all__ += _f_geo.__all__
+
 # Convolution and pooling live in their own module, which needs _op and _wrap above: import it last.
 from ._f_conv import *  # noqa: E402,F401,F403
