@@ -159,6 +159,45 @@ enum {
 };
 
 /**
+ * 2-D convolution (torch.nn.functional.conv2d): x is float32 [N, Cin, H, W] or [Cin, H, W], weight
+ * [Cout, Cin/groups, kh, kw], bias [Cout] or NULL. stride, padding and dilation each point to two int64 values
+ * (height, width); stride and dilation must be positive, padding non-negative, groups must divide Cin and Cout.
+ * Output [N, Cout, Ho, Wo] with Ho = (H + 2*padding[0] - dilation[0]*(kh-1) - 1) / stride[0] + 1.
+ */
+int32_t vc_conv2d(vc_tensor *x, vc_tensor *weight, vc_tensor *bias, const int64_t *stride, const int64_t *padding, const int64_t *dilation, int64_t groups, vc_tensor **out);
+
+/**
+ * 2-D transposed convolution (torch.nn.functional.conv_transpose2d): x float32 [N, Cin, H, W] or [Cin, H, W],
+ * weight [Cin, Cout/groups, kh, kw], bias [Cout] or NULL. stride, padding, output_padding and dilation each
+ * point to two int64 values (height, width); output_padding must be smaller than the stride or the dilation.
+ * Output height (H-1)*stride[0] - 2*padding[0] + dilation[0]*(kh-1) + output_padding[0] + 1.
+ */
+int32_t vc_conv_transpose2d(vc_tensor *x, vc_tensor *weight, vc_tensor *bias, const int64_t *stride, const int64_t *padding, const int64_t *output_padding, int64_t groups, const int64_t *dilation, vc_tensor **out);
+
+/**
+ * 2-D max pooling (torch.nn.functional.max_pool2d) of a float32 [N, C, H, W] or [C, H, W] tensor.
+ * kernel_size, padding and dilation point to two int64 values (height, width); stride too, or NULL for
+ * stride = kernel_size. Padding (at most half the kernel) counts as -inf; NaN propagates. ceil_mode is 0 or 1:
+ * with 1 the output size rounds up, keeping a last window only if it starts inside the input or left padding.
+ */
+int32_t vc_max_pool2d(vc_tensor *x, const int64_t *kernel_size, const int64_t *stride, const int64_t *padding, const int64_t *dilation, int32_t ceil_mode, vc_tensor **out);
+
+/**
+ * 2-D average pooling (torch.nn.functional.avg_pool2d) of a float32 [N, C, H, W] or [C, H, W] tensor.
+ * kernel_size and padding point to two int64 values (height, width); stride too, or NULL for
+ * stride = kernel_size. ceil_mode and count_include_pad are 0 or 1: with count_include_pad = 1 the divisor
+ * counts the zero padding inside each window, with 0 only the input elements.
+ */
+int32_t vc_avg_pool2d(vc_tensor *x, const int64_t *kernel_size, const int64_t *stride, const int64_t *padding, int32_t ceil_mode, int32_t count_include_pad, vc_tensor **out);
+
+/**
+ * Adaptive average pooling (torch.nn.functional.adaptive_avg_pool2d) of a float32 [N, C, H, W] or [C, H, W]
+ * tensor to out_h x out_w (both positive): output cell i along an axis of size n averages input elements
+ * floor(i*n/out) up to ceil((i+1)*n/out), so windows overlap when the sizes do not divide.
+ */
+int32_t vc_adaptive_avg_pool2d(vc_tensor *x, int64_t out_h, int64_t out_w, vc_tensor **out);
+
+/**
  * Broadcasting binary arithmetic: op is VC_ADD, VC_SUB, VC_MUL, VC_DIV, VC_MAXIMUM, VC_MINIMUM or VC_POW.
  * Both tensors must have the same dtype; DIV and POW need float32.
  */

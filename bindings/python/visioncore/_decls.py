@@ -56,6 +56,11 @@ VC_GT = 4
 VC_GE = 5
 
 FUNCTIONS = {
+    'vc_conv2d': (c_int32, [c_void_p, c_void_p, c_void_p, POINTER(c_int64), POINTER(c_int64), POINTER(c_int64), c_int64, POINTER(c_void_p)]),
+    'vc_conv_transpose2d': (c_int32, [c_void_p, c_void_p, c_void_p, POINTER(c_int64), POINTER(c_int64), POINTER(c_int64), c_int64, POINTER(c_int64), POINTER(c_void_p)]),
+    'vc_max_pool2d': (c_int32, [c_void_p, POINTER(c_int64), POINTER(c_int64), POINTER(c_int64), POINTER(c_int64), c_int32, POINTER(c_void_p)]),
+    'vc_avg_pool2d': (c_int32, [c_void_p, POINTER(c_int64), POINTER(c_int64), POINTER(c_int64), c_int32, c_int32, POINTER(c_void_p)]),
+    'vc_adaptive_avg_pool2d': (c_int32, [c_void_p, c_int64, c_int64, POINTER(c_void_p)]),
     'vc_binary': (c_int32, [c_int32, c_void_p, c_void_p, POINTER(c_void_p)]),
     'vc_compare': (c_int32, [c_int32, c_void_p, c_void_p, POINTER(c_void_p)]),
     'vc_unary': (c_int32, [c_int32, c_void_p, c_float, POINTER(c_void_p)]),
