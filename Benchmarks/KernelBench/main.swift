@@ -4,6 +4,7 @@
 //
 //   out/bin/KernelBench [--quick]
 import CBLAS
+import Dispatch
 import VisionCore
 #if canImport(Glibc)
 import Glibc
@@ -51,10 +52,18 @@ let n = quick ? 1 << 22 : 1 << 24
 let big = try Tensor.uniform([n], low: -3, high: 3, rng: &rng)
 let big2 = try Tensor.uniform([n], low: -3, high: 3, rng: &rng)
 let dst = UnsafeMutableRawPointer.allocate(byteCount: n * 4, alignment: 64)
-let copyTime = bestTime { memcpy(dst, big.pointer(Float.self), n * 4) }
+// The copy ceiling uses as many threads as the streaming kernels it is compared with.
+let srcAddress = UInt(bitPattern: big.pointer(Float.self)), dstAddress = UInt(bitPattern: dst)
+let copyTime = bestTime {
+    let chunk = (n + threadsAll - 1) / threadsAll
+    DispatchQueue.concurrentPerform(iterations: threadsAll) { t in
+        let lo = t * chunk, len = max(0, min(n, lo + chunk) - lo)
+        memcpy(UnsafeMutableRawPointer(bitPattern: dstAddress)! + lo * 4, UnsafeRawPointer(bitPattern: srcAddress)! + lo * 4, len * 4)
+    }
+}
 let copyGBs = Double(2 * n * 4) / copyTime / 1e9
 print("VisionCore KernelBench — \(threadsAll) threads available; ratios are against the ceilings of this same run\n")
-report("memcpy \(n / (1 << 20))M floats (read+write)", copyGBs, "GB/s")
+report("memcpy \(n / (1 << 20))M floats (read+write), \(threadsAll) thr", copyGBs, "GB/s")
 
 @MainActor func sgemmGFlops(_ m: Int, _ nn: Int, _ k: Int) throws -> Double {
     let a = try Tensor.uniform([m, k], rng: &rng), b = try Tensor.uniform([k, nn], rng: &rng)
@@ -80,3 +89,30 @@ for op in [UnaryOp.relu, .geluErf, .geluTanh, .silu, .sigmoid, .tanh, .hardSwish
     try streaming("\(op) \(threadsAll) thr", bytesPerElement: 8) { try unary(op, big) }
 }
 dst.deallocate()
+
+// MARK: convolutions and pooling (GFLOP/s counts multiply and add separately: 2 x MACs)
+@MainActor func convGFlops(_ x: Tensor, _ w: Tensor, padding: (Int, Int), stride: (Int, Int) = (1, 1), groups: Int = 1) throws -> Double {
+    let y = try conv2d(x, weight: w, padding: padding, groups: groups)
+    let macs = Double(y.count) * Double(w.shape[1] * w.shape[2] * w.shape[3])
+    let t = try bestTime { _ = try conv2d(x, weight: w, stride: stride, padding: padding, groups: groups) }
+    return 2 * macs / t / 1e9
+}
+
+for threads in Set([1, threadsAll]).sorted() {
+    try Threading.setThreadCount(threads)
+    let sg = try sgemmGFlops(64, 3136, 576)
+    report("sgemm 64x3136x576 again, \(threads) thr", sg, "GFLOP/s")
+    let x = try Tensor.uniform([1, 64, 56, 56], rng: &rng), w = try Tensor.uniform([64, 64, 3, 3], rng: &rng)
+    report("conv2d 3x3 64->64 56x56 b1, \(threads) thr", try convGFlops(x, w, padding: (1, 1)), "GFLOP/s",
+           ratioTo: sg, target: "target >= 0.60x sgemm")
+    let w1 = try Tensor.uniform([256, 64, 1, 1], rng: &rng)
+    report("conv2d 1x1 64->256 56x56 b1, \(threads) thr", try convGFlops(x, w1, padding: (0, 0)), "GFLOP/s", ratioTo: sg)
+}
+try Threading.setThreadCount(1)
+let xd = try Tensor.uniform([1, 64, 112, 112], rng: &rng), wd = try Tensor.uniform([64, 1, 3, 3], rng: &rng)
+report("depthwise 3x3 64x112x112, 1 thread", try convGFlops(xd, wd, padding: (1, 1), groups: 64), "GFLOP/s",
+       target: "target >= 30 GFLOP/s")
+try Threading.setThreadCount(threadsAll)
+let poolTime = try bestTime { _ = try maxPool2d(xd, kernelSize: (3, 3), stride: (2, 2), padding: (1, 1)) }
+report("max_pool2d 3x3/2 64x112x112, \(threadsAll) thr", Double(xd.byteCount + xd.byteCount / 4) / poolTime / 1e9, "GB/s",
+       ratioTo: copyGBs)

