@@ -43,6 +43,15 @@ VC_LT = 2
 VC_LE = 3
 VC_GT = 4
 VC_GE = 5
+VC_INTERP_NEAREST = 0
+VC_INTERP_BILINEAR = 1
+VC_REDUCE_SUM = 0
+VC_REDUCE_MEAN = 1
+VC_REDUCE_MAX = 2
+VC_REDUCE_MIN = 3
+VC_PAD_CONSTANT = 0
+VC_PAD_REFLECT = 1
+VC_PAD_REPLICATE = 2
 
 FUNCTIONS = {
     'vc_binary': (c_int32, [c_int32, c_void_p, c_void_p, POINTER(c_void_p)]),
@@ -52,19 +61,36 @@ FUNCTIONS = {
     'vc_where': (c_int32, [c_void_p, c_void_p, c_void_p, POINTER(c_void_p)]),
     'vc_matmul': (c_int32, [c_void_p, c_void_p, POINTER(c_void_p)]),
     'vc_linear': (c_int32, [c_void_p, c_void_p, c_void_p, POINTER(c_void_p)]),
+    'vc_reduce': (c_int32, [c_int32, c_void_p, POINTER(c_int64), c_int32, c_int32, POINTER(c_void_p)]),
+    'vc_var': (c_int32, [c_void_p, POINTER(c_int64), c_int32, c_int64, c_int32, POINTER(c_void_p)]),
+    'vc_argmax': (c_int32, [c_void_p, c_int64, c_int32, POINTER(c_void_p)]),
+    'vc_argmin': (c_int32, [c_void_p, c_int64, c_int32, POINTER(c_void_p)]),
+    'vc_softmax': (c_int32, [c_void_p, c_int64, POINTER(c_void_p)]),
+    'vc_log_softmax': (c_int32, [c_void_p, c_int64, POINTER(c_void_p)]),
+    'vc_batch_norm': (c_int32, [c_void_p, c_void_p, c_void_p, c_void_p, c_void_p, c_double, POINTER(c_void_p)]),
+    'vc_layer_norm': (c_int32, [c_void_p, POINTER(c_int64), c_int32, c_void_p, c_void_p, c_double, POINTER(c_void_p)]),
+    'vc_group_norm': (c_int32, [c_void_p, c_int64, c_void_p, c_void_p, c_double, POINTER(c_void_p)]),
+    'vc_interpolate': (c_int32, [c_void_p, c_int64, c_int64, c_double, c_double, c_int32, c_int32, POINTER(c_void_p)]),
+    'vc_pad': (c_int32, [c_void_p, POINTER(c_int64), c_int32, c_int32, c_double, POINTER(c_void_p)]),
+    'vc_concat': (c_int32, [POINTER(c_void_p), c_int32, c_int64, POINTER(c_void_p)]),
+    'vc_stack': (c_int32, [POINTER(c_void_p), c_int32, c_int64, POINTER(c_void_p)]),
+    'vc_split': (c_int32, [c_void_p, POINTER(c_int64), c_int32, c_int64, POINTER(c_void_p), c_int32]),
+    'vc_gather': (c_int32, [c_void_p, c_int64, c_void_p, POINTER(c_void_p)]),
+    'vc_index_select': (c_int32, [c_void_p, c_int64, c_void_p, POINTER(c_void_p)]),
+    'vc_topk': (c_int32, [c_void_p, c_int64, c_int64, c_int32, c_int32, POINTER(c_void_p), POINTER(c_void_p)]),
     'vc_last_error_message': (c_char_p, []),
     'vc_version': (c_char_p, []),
     'vc_set_num_threads': (c_int32, [c_int32]),
     'vc_get_num_threads': (c_int32, []),
     'vc_tensor_create': (c_int32, [c_int32, POINTER(c_int64), c_int32, POINTER(c_void_p)]),
-    'vc_tensor_from_buffer': (c_int32, [c_int32, POINTER(c_int64), c_int32, c_void_p, c_ssize_t, POINTER(c_void_p)]),
+    'vc_tensor_from_buffer': (c_int32, [c_int32, POINTER(c_int64), c_int32, c_void_p, c_size_t, POINTER(c_void_p)]),
     'vc_tensor_free': (c_int32, [c_void_p]),
     'vc_tensor_ndim': (c_int32, [c_void_p, POINTER(c_int32)]),
     'vc_tensor_shape': (c_int32, [c_void_p, POINTER(c_int64), c_int32]),
     'vc_tensor_dtype': (c_int32, [c_void_p, POINTER(c_int32)]),
     'vc_tensor_numel': (c_int32, [c_void_p, POINTER(c_int64)]),
     'vc_tensor_data': (c_int32, [c_void_p, POINTER(c_void_p)]),
-    'vc_tensor_copy_to': (c_int32, [c_void_p, c_void_p, c_ssize_t]),
+    'vc_tensor_copy_to': (c_int32, [c_void_p, c_void_p, c_size_t]),
     'vc_tensor_reshape': (c_int32, [c_void_p, POINTER(c_int64), c_int32, POINTER(c_void_p)]),
     'vc_tensor_permute': (c_int32, [c_void_p, POINTER(c_int64), c_int32, POINTER(c_void_p)]),
     'vc_tensor_slice': (c_int32, [c_void_p, c_int64, c_int64, c_int64, c_int64, POINTER(c_void_p)]),

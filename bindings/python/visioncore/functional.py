@@ -8,7 +8,8 @@ from ._lib import call, lib
 from .tensor import Tensor, as_tensor
 
 __all__ = ["relu", "relu6", "leaky_relu", "silu", "gelu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "prelu",
-           "linear", "matmul"]
+           "linear", "matmul", "softmax", "log_softmax", "batch_norm", "layer_norm", "group_norm", "interpolate",
+           "pad"]
 
 
 def _wrap(result, *inputs):
@@ -77,3 +78,6 @@ def linear(input, weight, bias=None):
 
 def matmul(input, other):
     return _op(lib.vc_matmul, input, other)
+
+
+from ._f_norm import *  # noqa: E402,F401,F403  (softmax, normalization, interpolate, pad)
