@@ -50,6 +50,16 @@ extern "C" {
 #endif
 
 typedef struct vc_tensor vc_tensor; /* opaque handle */
+typedef struct vc_tensor_map vc_tensor_map; /* opaque handle */
+
+/**
+ * How a tensor is stored in a safetensors file: as its own dtype, or a float32 tensor as F16 / BF16.
+ */
+enum {
+    VC_STORE_NATIVE = 0,
+    VC_STORE_F16 = 1,
+    VC_STORE_BF16 = 2,
+};
 
 /**
  * Result codes of every fallible `vc_` call (0 = success). Append only: values are ABI.
@@ -254,6 +264,67 @@ int32_t vc_group_norm(vc_tensor *x, int64_t num_groups, vc_tensor *weight, vc_te
  * VC_INTERP_NEAREST or VC_INTERP_BILINEAR; align_corners is -1 (unset, required for nearest), 0 or 1.
  */
 int32_t vc_interpolate(vc_tensor *x, int64_t out_h, int64_t out_w, double scale_h, double scale_w, int32_t mode, int32_t align_corners, vc_tensor **out);
+
+/**
+ * Creates an empty tensor map.
+ */
+int32_t vc_tensor_map_create(vc_tensor_map **out);
+
+/**
+ * Releases a tensor map (NULL is a no-op). Tensors taken from it stay valid.
+ */
+int32_t vc_tensor_map_free(vc_tensor_map *map);
+
+/**
+ * Reads and validates a safetensors file (F32, F16, BF16, I64, I32, U8; F16/BF16 load as float32).
+ */
+int32_t vc_safetensors_load(const char *path, vc_tensor_map **out);
+
+/**
+ * Writes a map to a safetensors file atomically (temporary file, fsync, rename).
+ */
+int32_t vc_safetensors_save(vc_tensor_map *map, const char *path);
+
+/**
+ * Writes the number of tensors to *out_count.
+ */
+int32_t vc_tensor_map_count(vc_tensor_map *map, int64_t *out_count);
+
+/**
+ * Writes the name of tensor `index` (0-based, in file order) to *out_name; the string lives as long as the map.
+ */
+int32_t vc_tensor_map_name(vc_tensor_map *map, int64_t index, const char **out_name);
+
+/**
+ * Gives a new tensor handle for the tensor called `name` (VC_INVALID_ARGUMENT if absent).
+ */
+int32_t vc_tensor_map_get(vc_tensor_map *map, const char *name, vc_tensor **out);
+
+/**
+ * Adds or replaces the tensor called `name` (a copy-on-write reference to `tensor`). `stored_dtype` picks the
+ * file dtype: VC_STORE_NATIVE for the tensor's own, or VC_STORE_F16 / VC_STORE_BF16 for a float32 tensor.
+ */
+int32_t vc_tensor_map_set(vc_tensor_map *map, const char *name, vc_tensor *tensor, int32_t stored_dtype);
+
+/**
+ * Writes how tensor `name` is (or will be) stored: VC_STORE_NATIVE, VC_STORE_F16 or VC_STORE_BF16.
+ */
+int32_t vc_tensor_map_stored_dtype(vc_tensor_map *map, const char *name, int32_t *out_stored);
+
+/**
+ * Writes the number of metadata entries to *out_count.
+ */
+int32_t vc_tensor_map_metadata_count(vc_tensor_map *map, int64_t *out_count);
+
+/**
+ * Writes metadata entry `index`'s key and value; both strings live as long as the map.
+ */
+int32_t vc_tensor_map_metadata(vc_tensor_map *map, int64_t index, const char **out_key, const char **out_value);
+
+/**
+ * Adds or replaces the metadata entry `key`.
+ */
+int32_t vc_tensor_map_set_metadata(vc_tensor_map *map, const char *key, const char *value);
 
 /**
  * Pads (negative amounts crop) the trailing dims of x; `pads` holds `npads` (even) values in torch order: last

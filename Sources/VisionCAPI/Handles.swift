@@ -14,36 +14,60 @@ final class TensorBox {
     init(_ tensor: Tensor) { self.tensor = tensor }
 }
 
-/// Registry of live handles, so that a freed, forged or foreign pointer is reported instead of dereferenced.
+/// Registry of live handles and their kinds, so that a freed, forged or foreign pointer (or a handle of another
+/// kind) is reported instead of dereferenced.
 private final class HandleRegistry: @unchecked Sendable {
-    private var live = Set<UnsafeMutableRawPointer>()
+    private var live = [UnsafeMutableRawPointer: ObjectIdentifier]()
     private var lock = pthread_mutex_t()
     init() { pthread_mutex_init(&lock, nil) }
-    func insert(_ p: UnsafeMutableRawPointer) { pthread_mutex_lock(&lock); live.insert(p); pthread_mutex_unlock(&lock) }
-    func contains(_ p: UnsafeMutableRawPointer) -> Bool {
-        pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }
-        return live.contains(p)
+    func insert(_ p: UnsafeMutableRawPointer, _ kind: ObjectIdentifier) {
+        pthread_mutex_lock(&lock); live[p] = kind; pthread_mutex_unlock(&lock)
     }
-    func remove(_ p: UnsafeMutableRawPointer) -> Bool {
+    func kind(_ p: UnsafeMutableRawPointer) -> ObjectIdentifier? {
         pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }
-        return live.remove(p) != nil
+        return live[p]
+    }
+    func remove(_ p: UnsafeMutableRawPointer, _ kind: ObjectIdentifier) -> Bool {
+        pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }
+        guard live[p] == kind else { return false }
+        live[p] = nil
+        return true
     }
 }
 
 private let registry = HandleRegistry()
 
-func makeHandle(_ t: Tensor) -> VCTensor {
-    let raw = Unmanaged.passRetained(TensorBox(t)).toOpaque()
-    registry.insert(raw)
+/// Boxes a Swift object into a new registered handle (retained until `releaseObject`).
+func registerObject<T: AnyObject>(_ object: T) -> OpaquePointer {
+    let raw = Unmanaged.passRetained(object).toOpaque()
+    registry.insert(raw, ObjectIdentifier(T.self))
     return OpaquePointer(raw)
 }
 
-/// The tensor behind a handle; throws for NULL or a pointer that is not a live `vc_tensor`.
-func tensorBox(_ h: VCTensor?, _ name: String = "tensor") throws -> TensorBox {
+/// The object behind a handle of kind `T`; throws for NULL, a stale pointer or a handle of another kind.
+func object<T: AnyObject>(_ h: OpaquePointer?, _ type: T.Type, _ name: String, _ cName: String) throws -> T {
     guard let h else { throw VisionError.invalidArgument("\(name) is NULL") }
     let raw = UnsafeMutableRawPointer(h)
-    guard registry.contains(raw) else { throw HandleError(message: "\(name) is not a live vc_tensor (freed or invalid)") }
-    return Unmanaged<TensorBox>.fromOpaque(raw).takeUnretainedValue()
+    guard registry.kind(raw) == ObjectIdentifier(T.self) else {
+        throw HandleError(message: "\(name) is not a live \(cName) (freed or invalid)")
+    }
+    return Unmanaged<T>.fromOpaque(raw).takeUnretainedValue()
+}
+
+/// Releases a handle of kind `T`; NULL is a no-op; false for a stale or foreign pointer.
+func releaseObject<T: AnyObject>(_ h: OpaquePointer?, _ type: T.Type) -> Bool {
+    guard let h else { return true }
+    let raw = UnsafeMutableRawPointer(h)
+    guard registry.remove(raw, ObjectIdentifier(T.self)) else { return false }
+    Unmanaged<T>.fromOpaque(raw).release()
+    return true
+}
+
+func makeHandle(_ t: Tensor) -> VCTensor { registerObject(TensorBox(t)) }
+
+/// The tensor behind a handle; throws for NULL or a pointer that is not a live `vc_tensor`.
+func tensorBox(_ h: VCTensor?, _ name: String = "tensor") throws -> TensorBox {
+    try object(h, TensorBox.self, name, "vc_tensor")
 }
 
 func tensorArg(_ h: VCTensor?, _ name: String = "tensor") throws -> Tensor { try tensorBox(h, name).tensor }
@@ -57,13 +81,7 @@ func output(_ out: UnsafeMutablePointer<VCTensor?>?, _ body: () throws -> Tensor
     out.pointee = makeHandle(try body())
 }
 
-func releaseHandle(_ h: VCTensor?) -> Bool {
-    guard let h else { return true }
-    let raw = UnsafeMutableRawPointer(h)
-    guard registry.remove(raw) else { return false }
-    Unmanaged<TensorBox>.fromOpaque(raw).release()
-    return true
-}
+func releaseHandle(_ h: VCTensor?) -> Bool { releaseObject(h, TensorBox.self) }
 
 /// Reads `n` int64 dims from a C array, refusing NULL, negative counts and ranks above the limit.
 func shapeArg(_ p: UnsafePointer<Int64>?, _ n: Int32, _ name: String = "shape") throws -> [Int] {

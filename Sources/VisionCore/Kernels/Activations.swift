@@ -1,3 +1,4 @@
+import CKernels
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -29,30 +30,6 @@ public enum UnaryOp: Int32, Sendable, CaseIterable {
         case .abs: return Swift.abs(x)
         }
     }
-
-    /// The SIMD definition used by the fast kernel.
-    @inline(__always) func vector(_ x: F16, _ parameter: Float) -> F16 {
-        switch self {
-        case .relu: return keepNaN(x.replacing(with: 0, where: x .< 0), x)
-        case .relu6: return keepNaN(x.clamped(lowerBound: F16(repeating: 0), upperBound: F16(repeating: 6)), x)
-        case .leakyRelu: return x.replacing(with: x * parameter, where: x .< 0)
-        case .silu: return (x * vsigmoid(x)).replacing(with: .nan, where: x .== -.infinity)  // -inf * 0, as torch
-        case .geluErf: return 0.5 * x * (1 + verf(x * 0.70710678118654752))
-        case .geluTanh: return 0.5 * x * (1 + vtanh(0.79788456080286536 * vmadd(x * x * 0.044715, x, x)))
-        case .sigmoid: return vsigmoid(x)
-        case .tanh: return vtanh(x)
-        case .hardSwish: return keepNaN(x * (x + 3).clamped(lowerBound: F16(repeating: 0), upperBound: F16(repeating: 6)) * (1.0 / 6), x)
-        case .hardSigmoid: return keepNaN((x + 3).clamped(lowerBound: F16(repeating: 0), upperBound: F16(repeating: 6)) * (1.0 / 6), x)
-        case .exp: return vexp(x)
-        case .neg: return -x
-        case .abs: return x.replacing(with: -x, where: x .< 0)
-        case .sqrt: return x.squareRoot()
-        case .log:
-            var r = F16()
-            for i in 0..<16 { r[i] = Glibc.logf(x[i]) }
-            return r
-        }
-    }
 }
 
 /// Applies `op` to every element of a float tensor (fast SIMD kernel, multi-threaded on large inputs).
@@ -80,21 +57,17 @@ public func unaryReference(_ op: UnaryOp, _ x: Tensor, parameter: Float = 0.01) 
 @inline(__always)
 func unaryKernel(_ op: UnaryOp, _ parameter: Float, _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int) {
     switch op {
-    case .relu: unaryLoop(src, dst, n) { UnaryOp.relu.vector($0, parameter) }
-    case .relu6: unaryLoop(src, dst, n) { UnaryOp.relu6.vector($0, parameter) }
-    case .leakyRelu: unaryLoop(src, dst, n) { UnaryOp.leakyRelu.vector($0, parameter) }
-    case .silu: unaryLoop(src, dst, n) { UnaryOp.silu.vector($0, parameter) }
-    case .geluErf: unaryLoop(src, dst, n) { UnaryOp.geluErf.vector($0, parameter) }
-    case .geluTanh: unaryLoop(src, dst, n) { UnaryOp.geluTanh.vector($0, parameter) }
-    case .sigmoid: unaryLoop(src, dst, n) { UnaryOp.sigmoid.vector($0, parameter) }
-    case .tanh: unaryLoop(src, dst, n) { UnaryOp.tanh.vector($0, parameter) }
-    case .hardSwish: unaryLoop(src, dst, n) { UnaryOp.hardSwish.vector($0, parameter) }
-    case .hardSigmoid: unaryLoop(src, dst, n) { UnaryOp.hardSigmoid.vector($0, parameter) }
-    case .exp: unaryLoop(src, dst, n) { UnaryOp.exp.vector($0, parameter) }
-    case .log: unaryLoop(src, dst, n) { UnaryOp.log.vector($0, parameter) }
-    case .sqrt: unaryLoop(src, dst, n) { UnaryOp.sqrt.vector($0, parameter) }
-    case .neg: unaryLoop(src, dst, n) { UnaryOp.neg.vector($0, parameter) }
-    case .abs: unaryLoop(src, dst, n) { UnaryOp.abs.vector($0, parameter) }
+    // Transcendental activations run in C (CKernels), which vectorizes them for the CPU at hand.
+    case .silu, .geluErf, .geluTanh, .sigmoid, .tanh, .exp: _ = vck_activation(op.rawValue, src, dst, n)
+    case .relu: unaryLoop(src, dst, n) { x in keepNaN(x.replacing(with: 0, where: x .< 0), x) }
+    case .relu6: unaryLoop(src, dst, n) { x in vclamp(x, 0, 6) }
+    case .leakyRelu: unaryLoop(src, dst, n) { x in x.replacing(with: x * parameter, where: x .< 0) }
+    case .hardSwish: unaryLoop(src, dst, n) { x in x * vclamp(x + 3, 0, 6) * (1.0 / 6) }
+    case .hardSigmoid: unaryLoop(src, dst, n) { x in vclamp(x + 3, 0, 6) * (1.0 / 6) }
+    case .sqrt: unaryLoop(src, dst, n) { x in x.squareRoot() }
+    case .neg: unaryLoop(src, dst, n) { x in -x }
+    case .abs: unaryLoop(src, dst, n) { x in x.replacing(with: -x, where: x .< 0) }
+    case .log: for i in 0..<n { dst[i] = Glibc.logf(src[i]) }
     }
 }
 

@@ -24,10 +24,13 @@ def ctypes_of(t: str) -> str:
         return SCALARS[name]
     if name == "char" and stars == 1:
         return "c_char_p"
-    if name in ("void", "vc_tensor") and stars == 1:
+    opaque = name == "void" or name.startswith("vc_")
+    if opaque and stars == 1:
         return "c_void_p"
-    inner = "c_void_p" if name in ("void", "vc_tensor") else SCALARS[name]
-    return f"POINTER({inner})" if stars - (name in ("void", "vc_tensor")) == 1 else f"POINTER(POINTER({inner}))"
+    if name == "char" and stars == 2:
+        return "POINTER(c_char_p)"
+    inner = "c_void_p" if opaque else SCALARS[name]
+    return f"POINTER({inner})" if stars - opaque == 1 else f"POINTER(POINTER({inner}))"
 
 
 def generate() -> str:

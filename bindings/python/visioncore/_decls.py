@@ -1,6 +1,9 @@
 """ctypes declarations generated from include/visioncore.h by tools/gen_decls.py - do not edit."""
 from ctypes import POINTER, c_bool, c_char, c_char_p, c_double, c_float, c_int, c_int32, c_int64, c_size_t, c_ssize_t, c_uint8, c_uint64, c_void_p  # noqa: F401
 
+VC_STORE_NATIVE = 0
+VC_STORE_F16 = 1
+VC_STORE_BF16 = 2
 VC_OK = 0
 VC_INVALID_ARGUMENT = 1
 VC_SHAPE_MISMATCH = 2
@@ -71,6 +74,18 @@ FUNCTIONS = {
     'vc_layer_norm': (c_int32, [c_void_p, POINTER(c_int64), c_int32, c_void_p, c_void_p, c_double, POINTER(c_void_p)]),
     'vc_group_norm': (c_int32, [c_void_p, c_int64, c_void_p, c_void_p, c_double, POINTER(c_void_p)]),
     'vc_interpolate': (c_int32, [c_void_p, c_int64, c_int64, c_double, c_double, c_int32, c_int32, POINTER(c_void_p)]),
+    'vc_tensor_map_create': (c_int32, [POINTER(c_void_p)]),
+    'vc_tensor_map_free': (c_int32, [c_void_p]),
+    'vc_safetensors_load': (c_int32, [c_char_p, POINTER(c_void_p)]),
+    'vc_safetensors_save': (c_int32, [c_void_p, c_char_p]),
+    'vc_tensor_map_count': (c_int32, [c_void_p, POINTER(c_int64)]),
+    'vc_tensor_map_name': (c_int32, [c_void_p, c_int64, POINTER(c_char_p)]),
+    'vc_tensor_map_get': (c_int32, [c_void_p, c_char_p, POINTER(c_void_p)]),
+    'vc_tensor_map_set': (c_int32, [c_void_p, c_char_p, c_void_p, c_int32]),
+    'vc_tensor_map_stored_dtype': (c_int32, [c_void_p, c_char_p, POINTER(c_int32)]),
+    'vc_tensor_map_metadata_count': (c_int32, [c_void_p, POINTER(c_int64)]),
+    'vc_tensor_map_metadata': (c_int32, [c_void_p, c_int64, POINTER(c_char_p), POINTER(c_char_p)]),
+    'vc_tensor_map_set_metadata': (c_int32, [c_void_p, c_char_p, c_char_p]),
     'vc_pad': (c_int32, [c_void_p, POINTER(c_int64), c_int32, c_int32, c_double, POINTER(c_void_p)]),
     'vc_concat': (c_int32, [POINTER(c_void_p), c_int32, c_int64, POINTER(c_void_p)]),
     'vc_stack': (c_int32, [POINTER(c_void_p), c_int32, c_int64, POINTER(c_void_p)]),

@@ -1,0 +1,116 @@
+// Polynomial approximations (Cephes expf; rational tanh and erf in the style of Eigen/XLA) accurate to a few
+// float ulps, with NaN propagation and saturation handled by selects so that the loops vectorize.
+#include "ckernels.h"
+#include <math.h>
+
+#define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE float exp_approx(float x0) {
+  float x = x0 < -87.33654f ? -87.33654f : x0;
+  x = x > 88.37626f ? 88.37626f : x;
+  // n = floor(x * log2(e) + 0.5) via the round-to-nearest magic number, valid for |x| < 2^22.
+  float t = x * 1.44269504088896341f + 0.5f;
+  float r = (t + 12582912.0f) - 12582912.0f;
+  float n = r > t ? r - 1.0f : r;
+  x = x - n * 0.693359375f + n * 2.12194440e-4f;
+  float z = x * x;
+  float y = 1.9875691500e-4f;
+  y = y * x + 1.3981999507e-3f;
+  y = y * x + 8.3334519073e-3f;
+  y = y * x + 4.1665795894e-2f;
+  y = y * x + 1.6666665459e-1f;
+  y = y * x + 5.0000001201e-1f;
+  y = y * z + x + 1.0f;
+  union { float f; unsigned u; } scale = { .f = n + (12582912.0f + 127.0f) };
+  scale.u <<= 23;
+  float out = y * scale.f;
+  return x0 != x0 ? x0 : out;
+}
+
+INLINE float tanh_approx(float x0) {
+  float x = x0 < -7.90531110763549805f ? -7.90531110763549805f : x0;
+  x = x > 7.90531110763549805f ? 7.90531110763549805f : x;
+  float x2 = x * x;
+  float p = x2 * -2.76076847742355e-16f + 2.00018790482477e-13f;
+  p = x2 * p + -8.60467152213735e-11f;
+  p = x2 * p + 5.12229709037114e-08f;
+  p = x2 * p + 1.48572235717979e-05f;
+  p = x2 * p + 6.37261928875436e-04f;
+  p = x2 * p + 4.89352455891786e-03f;
+  p = x * p;
+  float q = x2 * 1.19825839466702e-06f + 1.18534705686654e-04f;
+  q = x2 * q + 2.26843463243900e-03f;
+  q = x2 * q + 4.89352518554385e-03f;
+  float r = p / q;
+  r = (x0 < 0.0004f && x0 > -0.0004f) ? x0 : r;
+  // Saturate exactly: the rational form stops a few ulps short of +-1, which 1 + tanh(x) would magnify.
+  r = x0 >= 7.90531110763549805f ? 1.0f : r;
+  r = x0 <= -7.90531110763549805f ? -1.0f : r;
+  return x0 != x0 ? x0 : r;
+}
+
+INLINE float erf_approx(float x0) {
+  float x = x0 < -4.0f ? -4.0f : x0;
+  x = x > 4.0f ? 4.0f : x;
+  float x2 = x * x;
+  float p = x2 * -2.72614225801306e-10f + 2.77068142495902e-08f;
+  p = x2 * p + -2.10102402082508e-06f;
+  p = x2 * p + -5.69250639462346e-05f;
+  p = x2 * p + -7.34990630326855e-04f;
+  p = x2 * p + -2.95459980854025e-03f;
+  p = x2 * p + -1.60960333262415e-02f;
+  p = x * p;
+  float q = x2 * -1.45660718464996e-05f + -2.13374055278905e-04f;
+  q = x2 * q + -1.68282697438203e-03f;
+  q = x2 * q + -7.37332916720468e-03f;
+  q = x2 * q + -1.42647390514189e-02f;
+  float r = p / q;
+  return x0 != x0 ? x0 : r;
+}
+
+INLINE float sigmoid_approx(float x) { return 1.0f / (1.0f + exp_approx(-x)); }
+
+CLONES static void silu_loop(const float *s, float *d, ptrdiff_t n) {
+  for (ptrdiff_t i = 0; i < n; i++) {
+    float x = s[i];
+    float y = x * sigmoid_approx(x);
+    d[i] = x == -INFINITY ? NAN : y;  // -inf * 0, as PyTorch
+  }
+}
+CLONES static void gelu_erf_loop(const float *s, float *d, ptrdiff_t n) {
+  for (ptrdiff_t i = 0; i < n; i++) { float x = s[i]; d[i] = 0.5f * x * (1.0f + erf_approx(x * 0.70710678118654752f)); }
+}
+CLONES static void gelu_tanh_loop(const float *s, float *d, ptrdiff_t n) {
+  for (ptrdiff_t i = 0; i < n; i++) {
+    float x = s[i];
+    d[i] = 0.5f * x * (1.0f + tanh_approx(0.79788456080286536f * (x + 0.044715f * x * x * x)));
+  }
+}
+CLONES static void sigmoid_loop(const float *s, float *d, ptrdiff_t n) {
+  for (ptrdiff_t i = 0; i < n; i++) d[i] = sigmoid_approx(s[i]);
+}
+CLONES static void tanh_loop(const float *s, float *d, ptrdiff_t n) {
+  for (ptrdiff_t i = 0; i < n; i++) d[i] = tanh_approx(s[i]);
+}
+CLONES static void exp_loop(const float *s, float *d, ptrdiff_t n) {
+  for (ptrdiff_t i = 0; i < n; i++) d[i] = exp_approx(s[i]);
+}
+
+int vck_activation(int op, const float *src, float *dst, ptrdiff_t n) {
+  switch (op) {
+    case VCK_SILU: silu_loop(src, dst, n); return 0;
+    case VCK_GELU_ERF: gelu_erf_loop(src, dst, n); return 0;
+    case VCK_GELU_TANH: gelu_tanh_loop(src, dst, n); return 0;
+    case VCK_SIGMOID: sigmoid_loop(src, dst, n); return 0;
+    case VCK_TANH: tanh_loop(src, dst, n); return 0;
+    case VCK_EXP: exp_loop(src, dst, n); return 0;
+    default: return -1;
+  }
+}
+
+CLONES float vck_exp_shift_sum(const float *src, float *dst, ptrdiff_t n, float shift) {
+  float sum = 0.0f;
+  for (ptrdiff_t i = 0; i < n; i++) { float e = exp_approx(src[i] - shift); dst[i] = e; sum += e; }
+  return sum;
+}
