@@ -7,9 +7,7 @@
 @inline(__always) func spanMeanVariance(_ p: UnsafePointer<Float>, _ n: Int) -> (mean: Double, variance: Double) {
     if n == 0 { return (.nan, .nan) }
     let m = rowSum(p, n) { $0 } / Double(n)
-    let vm = F16(repeating: Float(m))
-    let d = rowSum(p, n) { $0 - vm }
-    let ss = rowSum(p, n) { let t = $0 - vm; return t * t }
+    let (d, ss) = rowDeviationSums(p, n, Float(m))
     let mf = Double(Float(m))
     return (mf + d / Double(n), max(0, (ss - d * d / Double(n)) / Double(n)))
 }

@@ -90,29 +90,36 @@ public func pad(_ x: Tensor, pads: [Int], mode: Padding = .constant(0)) throws -
     if out.count == 0 { return out }
     let size = x.dtype.size
     var fill = scalarBytes({ if case .constant(let v) = mode { return v } else { return 0 } }(), x.dtype)
-    let src = UnsafeRawPointer(x.storage.base + x.offset * size)
+    let xc = try x.contiguous()
+    let src = UnsafeRawPointer(xc.storage.base + xc.offset * size)
     var dst = out.storage.base
     let last = rank - 1
     if rank == 0 { copyElement(dst, src, size); return out }
     let lastMap = maps[last] ?? Array(0..<x.shape[last])
-    let rows = out.count / outShape[last]
+    let outW = outShape[last], inW = x.shape[last]
+    // Output columns lo..<hi copy source columns (lo - before)... in order: one memcpy per row.
+    let before = pads.count >= 2 ? pads[0] : 0
+    let lo = Swift.min(Swift.max(0, before), outW), hi = Swift.max(lo, Swift.min(outW, before + inW))
+    let rows = out.count / outW
     var index = [Int](repeating: 0, count: last)
     withUnsafeBytes(of: &fill) { fillPtr in
         guard let fillBytes = fillPtr.baseAddress else { return }
         for _ in 0..<rows {
-            // Source offset of this output row, or nil when a leading index falls in the constant border.
+            // Source offset of this output row; inBorder when a leading index falls in the constant border.
             var rowOffset = 0, inBorder = false
             for d in 0..<last {
                 let s = maps[d].map { $0[index[d]] } ?? index[d]
                 if s < 0 { inBorder = true; break }
-                rowOffset += s * x.strides[d]
+                rowOffset += s * xc.strides[d]
             }
-            let sLast = x.strides[last]
-            for j in 0..<outShape[last] {
-                let m = lastMap[j]
-                if !inBorder && m >= 0 { copyElement(dst, src + (rowOffset + m * sLast) * size, size) }
-                else { copyElement(dst, fillBytes, size) }
-                dst += size
+            if inBorder {
+                for _ in 0..<outW { copyElement(dst, fillBytes, size); dst += size }
+            } else {
+                let row = src + rowOffset * size
+                for j in 0..<lo { copyElement(dst + j * size, lastMap[j] >= 0 ? row + lastMap[j] * size : fillBytes, size) }
+                if hi > lo { memcpy(dst + lo * size, row + (lo - before) * size, (hi - lo) * size) }
+                for j in hi..<outW { copyElement(dst + j * size, lastMap[j] >= 0 ? row + lastMap[j] * size : fillBytes, size) }
+                dst += outW * size
             }
             var d = last - 1
             while d >= 0 { index[d] += 1; if index[d] < outShape[d] { break }; index[d] = 0; d -= 1 }
