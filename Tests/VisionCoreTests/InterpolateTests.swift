@@ -6,13 +6,13 @@ import Testing
     // Bilinear tolerance 1e-5: the fast kernel does torch's index math and blend in float, the reference in Double.
     @Test func sizesMatchReference() throws {
         let sizes = [(7, 9), (14, 18), (3, 4), (1, 1), (5, 9), (20, 11)]
-        for x in try Check.layouts([2, 3, 5, 9], seed: 21) {
+        for x in try NormCheck.layouts([2, 3, 5, 9], seed: 21) {
             for s in sizes {
                 let n = try interpolate(x, size: s, mode: .nearest)
-                #expect(try Check.maxError(n, try interpolateReference(x, size: s, mode: .nearest)) == 0, "nearest \(s)")
+                #expect(try NormCheck.maxError(n, try interpolateReference(x, size: s, mode: .nearest)) == 0, "nearest \(s)")
                 for ac in [false, true] {
                     let b = try interpolate(x, size: s, mode: .bilinear, alignCorners: ac)
-                    let e = try Check.maxError(b, try interpolateReference(x, size: s, mode: .bilinear, alignCorners: ac))
+                    let e = try NormCheck.maxError(b, try interpolateReference(x, size: s, mode: .bilinear, alignCorners: ac))
                     #expect(e < 1e-5, "bilinear \(s) ac \(ac): \(e)")
                 }
             }
@@ -20,13 +20,13 @@ import Testing
     }
 
     @Test func scaleFactorsMatchReference() throws {
-        let x = try Check.random([1, 2, 6, 7], seed: 22)
+        let x = try NormCheck.random([1, 2, 6, 7], seed: 22)
         for f in [(2.0, 2.0), (0.5, 0.5), (1.7, 0.6), (3.0, 1.0)] {
             let n = try interpolate(x, scaleFactor: f, mode: .nearest)
             #expect(n.shape == [1, 2, Int((6 * f.0).rounded(.down)), Int((7 * f.1).rounded(.down))])
-            #expect(try Check.maxError(n, try interpolateReference(x, scaleFactor: f, mode: .nearest)) == 0, "nearest \(f)")
+            #expect(try NormCheck.maxError(n, try interpolateReference(x, scaleFactor: f, mode: .nearest)) == 0, "nearest \(f)")
             let b = try interpolate(x, scaleFactor: f, mode: .bilinear)
-            let e = try Check.maxError(b, try interpolateReference(x, scaleFactor: f, mode: .bilinear))
+            let e = try NormCheck.maxError(b, try interpolateReference(x, scaleFactor: f, mode: .bilinear))
             #expect(e < 1e-5, "bilinear \(f): \(e)")
         }
     }

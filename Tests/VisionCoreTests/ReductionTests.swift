@@ -2,7 +2,7 @@ import Testing
 @testable import VisionCore
 
 /// Shared helpers for the reduction/normalization/shape suites.
-enum Check {
+enum NormCheck {
     static func random(_ shape: [Int], seed: UInt64, scale: Float = 3) throws -> Tensor {
         var rng = RandomGenerator(seed: seed)
         return try Tensor.normal(shape, std: scale, rng: &rng)
@@ -41,17 +41,17 @@ enum Check {
 @Suite struct ReductionTests {
     @Test func reductionsMatchReferenceOnAllAxisSets() throws {
         let axisSets: [[Int]] = [[], [0], [1], [2], [-1], [0, 1], [1, 2], [0, 2], [2, 0]]
-        for x in try Check.layouts([3, 17, 21], seed: 1) {
+        for x in try NormCheck.layouts([3, 17, 21], seed: 1) {
             for axes in axisSets {
                 for keep in [false, true] {
                     for op in ReduceOp.allCases {
                         let fast = try reduce(op, x, axes: axes, keepDim: keep), ref = try reduceReference(op, x, axes: axes, keepDim: keep)
-                        #expect(try Check.maxError(fast, ref) < 2e-6, "\(op) axes \(axes) keep \(keep)")
+                        #expect(try NormCheck.maxError(fast, ref) < 2e-6, "\(op) axes \(axes) keep \(keep)")
                     }
                     let v = try variance(x, axes: axes, keepDim: keep), vr = try varianceReference(x, axes: axes, keepDim: keep)
-                    #expect(try Check.maxError(v, vr) < 2e-6, "var axes \(axes)")
+                    #expect(try NormCheck.maxError(v, vr) < 2e-6, "var axes \(axes)")
                     let v0 = try variance(x, axes: axes, correction: 0, keepDim: keep)
-                    #expect(try Check.maxError(v0, try varianceReference(x, axes: axes, correction: 0, keepDim: keep)) < 2e-6)
+                    #expect(try NormCheck.maxError(v0, try varianceReference(x, axes: axes, correction: 0, keepDim: keep)) < 2e-6)
                 }
             }
         }
@@ -67,8 +67,8 @@ enum Check {
         let m = try mean(try x.reshape([64, 1 << 16]), axes: [0]).toArray(Float.self)
         #expect(m.allSatisfy { abs($0 - 0.1) < 1e-7 })
         // Variance of a large offset: the two-pass algorithm does not cancel catastrophically.
-        let y = try add(try Check.random([10_001], seed: 3, scale: 1), try Tensor.full([], value: 1000))
-        #expect(try Check.maxError(try variance(y), try varianceReference(y)) < 1e-4)
+        let y = try add(try NormCheck.random([10_001], seed: 3, scale: 1), try Tensor.full([], value: 1000))
+        #expect(try NormCheck.maxError(try variance(y), try varianceReference(y)) < 1e-4)
     }
 
     @Test func nanAndEmptyBehaviour() throws {
@@ -91,10 +91,15 @@ enum Check {
         #expect(throws: VisionError.self) { try sum(x, axes: [1, -1]) }
         #expect(throws: VisionError.self) { try mean(try Tensor.zeros([3], dtype: .int32)) }
         #expect(throws: VisionError.self) { try variance(x, correction: -1) }
+        // Zero-dimensional input: reducing "all" axes (or axis 0) gives the element back.
+        let scalar = try Tensor([Float(4)], shape: [])
+        #expect(try sum(scalar).item() == 4 && sum(scalar, axes: [0]).shape == [])
+        #expect(try argmax(scalar).item() == 0)
+        #expect(try variance(try Tensor([Float(2)], shape: [1])).toArray(Float.self)[0].isNaN)  // n - 1 = 0, as torch
     }
 
     @Test func argmaxMatchesReference() throws {
-        for x in try Check.layouts([5, 13, 7], seed: 9) {
+        for x in try NormCheck.layouts([5, 13, 7], seed: 9) {
             for axis in [0, 1, 2, -1] {
                 #expect(try argmax(x, axis: axis).toArray(Int64.self) == argmaxReference(x, axis: axis).toArray(Int64.self))
             }
@@ -113,15 +118,15 @@ enum Check {
 
 @Suite struct SoftmaxTests {
     @Test func softmaxMatchesReferenceOnEveryAxis() throws {
-        for x in try Check.layouts([4, 19, 33], seed: 5) {
+        for x in try NormCheck.layouts([4, 19, 33], seed: 5) {
             for axis in [0, 1, 2, -1] {
                 let s = try softmax(x, axis: axis), ls = try logSoftmax(x, axis: axis)
-                #expect(try Check.maxError(s, try softmaxReference(x, axis: axis)) < 2e-6, "softmax axis \(axis)")
-                #expect(try Check.maxError(ls, try softmaxReference(x, axis: axis, log: true)) < 4e-6, "logSoftmax axis \(axis)")
+                #expect(try NormCheck.maxError(s, try softmaxReference(x, axis: axis)) < 2e-6, "softmax axis \(axis)")
+                #expect(try NormCheck.maxError(ls, try softmaxReference(x, axis: axis, log: true)) < 4e-6, "logSoftmax axis \(axis)")
                 // Properties: sums to one along the axis, and log_softmax = log(softmax).
                 let sums = try sum(s, axes: [axis]).toArray(Float.self)
                 #expect(sums.allSatisfy { abs($0 - 1) < 1e-5 })
-                #expect(try Check.maxError(try unary(.log, s), ls) < 1e-4)
+                #expect(try NormCheck.maxError(try unary(.log, s), ls) < 1e-4)
             }
         }
     }
@@ -138,7 +143,7 @@ enum Check {
     }
 
     @Test func imagenetLogitsRows() throws {
-        let x = try Check.random([64, 1000], seed: 11, scale: 5)
-        #expect(try Check.maxError(try softmax(x, axis: -1), try softmaxReference(x, axis: -1)) < 2e-6)
+        let x = try NormCheck.random([64, 1000], seed: 11, scale: 5)
+        #expect(try NormCheck.maxError(try softmax(x, axis: -1), try softmaxReference(x, axis: -1)) < 2e-6)
     }
 }

@@ -5,7 +5,7 @@ import Testing
 @Suite struct ShapeOpsTests {
     @Test(arguments: DType.allCases)
     func padMatchesReference(dtype: DType) throws {
-        for x0 in try Check.layouts([2, 3, 5, 6], seed: 31) {
+        for x0 in try NormCheck.layouts([2, 3, 5, 6], seed: 31) {
             let x = try x0.to(dtype)
             let cases: [([Int], Padding)] = [([1, 2], .constant(7)), ([2, 1, 0, 3], .constant(-1)), ([-1, 2, 1, -2], .constant(0)),
                                              ([3, 4, 2, 1], .reflect), ([-1, 2], .reflect), ([1, 5, 2, 0, 1, 1], .replicate),
@@ -22,11 +22,15 @@ import Testing
         #expect(throws: VisionError.self) { try pad(x, pads: [-2, -2]) }
         #expect(throws: VisionError.self) { try pad(x, pads: [1, 1, 1, 1, 1, 1]) }
         #expect(throws: VisionError.self) { try pad(x, pads: [Int.max, 1]) }
+        #expect(throws: VisionError.self) { try pad(x, pads: [Int.min, 0]) }
+        #expect(throws: VisionError.self) { try padReference(x, pads: [1, 1, 1, 1, 1, 1]) }
+        #expect(throws: VisionError.self) { try pad(try Tensor.zeros([2, 0], dtype: dtype), pads: [1, 1], mode: .reflect) }
+        #expect(try pad(try Tensor.zeros([2, 0], dtype: dtype), pads: [1, 1], mode: .constant(3)).to(.float32).toArray(Float.self) == [3, 3, 3, 3])
     }
 
     @Test(arguments: DType.allCases)
     func concatSplitStackRoundTrip(dtype: DType) throws {
-        let x = try Check.layouts([4, 9, 5], seed: 41)[1].to(dtype)
+        let x = try NormCheck.layouts([4, 9, 5], seed: 41)[1].to(dtype)
         for axis in [0, 1, 2, -1] {
             let pieces = try split(x, chunkSize: 2, axis: axis)
             let back = try concat(pieces, axis: axis)
@@ -80,7 +84,7 @@ import Testing
         #expect(try sv.toArray(Float.self) == [-2, 1, 1])
         #expect(try si.toArray(Int64.self) == [5, 0, 4])
         // Along a middle axis of a strided tensor, against a full sort.
-        let y = try Check.layouts([3, 40, 5], seed: 51)[1]
+        let y = try NormCheck.layouts([3, 40, 5], seed: 51)[1]
         for k in [0, 1, 4, 40] {
             let (tv, ti) = try topk(y, k: k, axis: 1)
             #expect(tv.shape == [3, k, 5] && ti.dtype == .int64)

@@ -178,6 +178,7 @@ private func normalizeReference(_ x: Tensor, groups: Int, groupOf: (Int) -> Int,
 /// `batchNorm` by definition (for tests).
 public func batchNormReference(_ x: Tensor, runningMean: Tensor, runningVar: Tensor, weight: Tensor? = nil,
                                bias: Tensor? = nil, eps: Double = 1e-5) throws -> Tensor {
+    _ = try batchNorm(x, runningMean: runningMean, runningVar: runningVar, weight: weight, bias: bias, eps: eps)  // checks
     let c = x.shape[1], spatial = x.shape[2...].reduce(1, *)
     let m = try runningMean.toArray(Float.self).map(Double.init), v = try runningVar.toArray(Float.self).map(Double.init)
     let w = try weight?.toArray(Float.self), b = try bias?.toArray(Float.self)
@@ -190,6 +191,7 @@ public func batchNormReference(_ x: Tensor, runningMean: Tensor, runningVar: Ten
 /// `layerNorm` by definition (for tests).
 public func layerNormReference(_ x: Tensor, normalizedShape: [Int], weight: Tensor? = nil, bias: Tensor? = nil,
                                eps: Double = 1e-5) throws -> Tensor {
+    _ = try layerNorm(x, normalizedShape: normalizedShape, weight: weight, bias: bias, eps: eps)  // argument checks
     let n = normalizedShape.reduce(1, *)
     let w = try weight?.toArray(Float.self), b = try bias?.toArray(Float.self)
     return try normalizeReference(x, groups: x.count / max(n, 1), groupOf: { $0 / n }, eps: eps) { i in
@@ -200,6 +202,7 @@ public func layerNormReference(_ x: Tensor, normalizedShape: [Int], weight: Tens
 /// `groupNorm` by definition (for tests).
 public func groupNormReference(_ x: Tensor, numGroups: Int, weight: Tensor? = nil, bias: Tensor? = nil,
                                eps: Double = 1e-5) throws -> Tensor {
+    _ = try groupNorm(x, numGroups: numGroups, weight: weight, bias: bias, eps: eps)  // argument checks
     let c = x.shape[1], spatial = x.shape[2...].reduce(1, *), groupSize = c / numGroups * spatial
     let w = try weight?.toArray(Float.self), b = try bias?.toArray(Float.self)
     return try normalizeReference(x, groups: x.shape[0] * numGroups, groupOf: { $0 / groupSize }, eps: eps) { i in

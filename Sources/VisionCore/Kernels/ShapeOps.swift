@@ -51,7 +51,7 @@ public func pad(_ x: Tensor, pads: [Int], mode: Padding = .constant(0)) throws -
     var maps = [[Int]?](repeating: nil, count: rank)
     for k in 0..<(pads.count / 2) {
         let d = rank - 1 - k, before = pads[2 * k], after = pads[2 * k + 1], n = x.shape[d]
-        guard abs(before) < Limits.maxBytes, abs(after) < Limits.maxBytes else {
+        guard before > -Limits.maxBytes, before < Limits.maxBytes, after > -Limits.maxBytes, after < Limits.maxBytes else {  // abs(Int.min) would trap
             throw VisionError.invalidArgument("pad: pad amounts \(pads) are too large")
         }
         let size = n + before + after
@@ -203,6 +203,7 @@ public func split(_ x: Tensor, chunkSize: Int, axis: Int) throws -> [Tensor] {
 
 /// `pad` by definition through multi-indices (for tests): each output element looks up its source index.
 public func padReference(_ x: Tensor, pads: [Int], mode: Padding = .constant(0)) throws -> Tensor {
+    _ = try pad(x, pads: pads, mode: mode)  // the same argument checks (the loops below assume valid pads)
     let rank = x.rank
     var outShape = x.shape, before = [Int](repeating: 0, count: rank)
     for k in 0..<(pads.count / 2) {
