@@ -6,7 +6,6 @@ import PackageDescription
 let tune: [SwiftSetting] = Context.environment["VISIONCORE_MARCH"].map {
     [.unsafeFlags(["-Xcc", "-march=\($0)"]), .define("VC_FMA")]
 } ?? []
-let fast: [SwiftSetting] = tune + [.unsafeFlags(["-Ounchecked"])]
 
 let package = Package(
     name: "VisionCore",
@@ -17,17 +16,22 @@ let package = Package(
         .library(name: "VisionCoreKit", targets: ["VisionCore"]),
         .executable(name: "vc", targets: ["vc"]),
     ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
     targets: [
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .target(name: "CStb", linkerSettings: [.linkedLibrary("m")]),
         // -O3 lets the C loops vectorize; target_clones in the sources pick AVX-512 / AVX2 / baseline at load time.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])], linkerSettings: [.linkedLibrary("m")]),
-        .target(name: "VisionCore", dependencies: ["CBLAS", "CStb", "CKernels"], swiftSettings: fast,
+        .target(name: "VisionCore", dependencies: ["CBLAS", "CStb", "CKernels"], swiftSettings: tune,
                 linkerSettings: [.linkedLibrary("m")]),
         .target(name: "VisionCAPI", dependencies: ["VisionCore"], swiftSettings: tune),
-        .executableTarget(name: "vc", dependencies: ["VisionCore"], swiftSettings: tune),
+        .executableTarget(name: "vc", dependencies: ["VisionCore", "CBLAS",
+                                                 .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          swiftSettings: tune),
         .executableTarget(name: "KernelBench", dependencies: ["VisionCore", "CBLAS"], path: "Benchmarks/KernelBench",
-                          swiftSettings: fast),
+                          swiftSettings: tune),
         // Tests read their golden files from Tests/VisionCoreTests/Fixtures through #filePath.
         .testTarget(name: "VisionCoreTests", dependencies: ["VisionCore"], exclude: ["Fixtures"]),
     ]
