@@ -113,17 +113,39 @@ public func interpolate(_ x: Tensor, size: (Int, Int)? = nil, scaleFactor: (Doub
         let xip = SendablePointer(xi), xwp = SendablePointer(xw)
         withExtendedLifetime(src) {
             parallelFor(planes * oh, minChunk: max(1, (1 << 14) / max(ow, 1))) { range in
+                // Separable: each needed source row is blended horizontally once into a cached row
+                // (t = w0λ * a + w1λ * b), then output rows blend two cached rows vertically with SIMD
+                // (h0λ * t0 + h1λ * t1) - the same operations, in the same order, as torch's per-pixel formula.
+                var slotA = UnsafeMutablePointer<Float>.allocate(capacity: ow + 16)
+                var slotB = UnsafeMutablePointer<Float>.allocate(capacity: ow + 16)
+                defer { slotA.deallocate(); slotB.deallocate() }
+                var keyA = -1, keyB = -1
+                let xi = xip.p, xw = xwp.p
+                func horizontal(_ key: Int, into t: UnsafeMutablePointer<Float>) {
+                    let row = s.p + key &* iw
+                    for ox in 0..<ow {
+                        t[ox] = xw[2 &* ox] * row[xi[2 &* ox]] + xw[2 &* ox &+ 1] * row[xi[2 &* ox &+ 1]]
+                    }
+                }
                 for r in range {
                     let pl = r / oh, oy = r % oh
                     let (y0, dy, wy0, wy1) = ty[oy]
-                    let ip = s.p + pl * ih * iw
-                    let r0 = ip + y0 * iw, r1 = ip + (y0 + dy) * iw, orow = d.p + r * ow
-                    let xi = xip.p, xw = xwp.p
-                    for ox in 0..<ow {
-                        let a = xi[2 * ox], b = xi[2 * ox + 1], wx0 = xw[2 * ox], wx1 = xw[2 * ox + 1]
-                        // Same association as torch: h0λ * (w0λ * a + w1λ * b) + h1λ * (w0λ * c + w1λ * d).
-                        orow[ox] = wy0 * (wx0 * r0[a] + wx1 * r0[b]) + wy1 * (wx0 * r1[a] + wx1 * r1[b])
+                    let k0 = pl &* ih &+ y0, k1 = k0 &+ dy
+                    if keyA != k0 {
+                        if keyB == k0 { swap(&slotA, &slotB); swap(&keyA, &keyB) } else {
+                            if keyA == k1 { swap(&slotA, &slotB); swap(&keyA, &keyB) }
+                            horizontal(k0, into: slotA); keyA = k0
+                        }
                     }
+                    if k1 != k0 && keyB != k1 { horizontal(k1, into: slotB); keyB = k1 }
+                    let t0 = slotA, t1 = k1 == k0 ? slotA : slotB
+                    let orow = d.p + r &* ow
+                    let v0 = F16(repeating: wy0), v1 = F16(repeating: wy1)
+                    var ox = 0
+                    while ox &+ 16 <= ow {
+                        storeF16(v0 * loadF16(t0 + ox) + v1 * loadF16(t1 + ox), orow + ox); ox &+= 16
+                    }
+                    while ox < ow { orow[ox] = wy0 * t0[ox] + wy1 * t1[ox]; ox &+= 1 }
                 }
             }
         }

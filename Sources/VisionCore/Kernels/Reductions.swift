@@ -67,12 +67,12 @@ struct ReductionLayout {
 /// dynamic lane insertion compiled to a slow per-lane sequence (measured).
 @inline(__always) func loadPartial(_ p: UnsafePointer<Float>, _ n: Int, fill: Float) -> F16 {
     var v = F16(repeating: fill)
-    withUnsafeMutableBytes(of: &v) { b in b.baseAddress.map { memcpy($0, p, n * 4) } }
+    withUnsafeMutableBytes(of: &v) { b in if let d = b.baseAddress { memcpy(d, p, n &* 4) } }
     return v
 }
 
 @inline(__always) func storePartial(_ v: F16, _ p: UnsafeMutablePointer<Float>, _ n: Int) {
-    withUnsafeBytes(of: v) { b in b.baseAddress.map { memcpy(p, $0, n * 4) } }
+    withUnsafeBytes(of: v) { b in if let s = b.baseAddress { memcpy(p, s, n &* 4) } }
 }
 
 /// Lanes 0..<k true.
