@@ -90,49 +90,58 @@ public func topk(_ x: Tensor, k: Int, axis: Int = -1, largest: Bool = true, sort
     outShapeMoved[x.rank - 1] = k
     let values = try Tensor.uninitialized(outShapeMoved, dtype: x.dtype)
     let indices = try Tensor.uninitialized(outShapeMoved, dtype: .int64)
-    func run<T: TensorElement>(_: T.Type) {
-        let p = moved.pointer(T.self), v = values.pointer(T.self), ix = indices.pointer(Int64.self)
-        var perm = [Int](repeating: 0, count: n)
-        for r in 0..<rows {
-            let row = p + r * n
-            for i in 0..<n { perm[i] = i }
-            // "before(i, j)": element i ranks ahead of j. NaN (v != v) is treated as the largest value.
-            func before(_ i: Int, _ j: Int) -> Bool {
-                let u = row[i], w = row[j]
-                let un = u != u, wn = w != w
-                if un || wn {
-                    if un && wn { return i < j }
-                    return largest ? un : wn
-                }
-                if u == w { return i < j }
-                return largest ? u > w : u < w
-            }
-            if k < n / 8 {
-                // Partial selection: keep the best k in a sorted prefix (insertion), cheap for small k.
-                var best = [Int]()
-                best.reserveCapacity(k + 1)
-                for i in 0..<n {
-                    if best.count == k, let last = best.last, !before(i, last) { continue }
-                    var pos = best.count
-                    while pos > 0 && before(i, best[pos - 1]) { pos -= 1 }
-                    best.insert(i, at: pos)
-                    if best.count > k { best.removeLast() }
-                }
-                for j in 0..<k { perm[j] = best[j] }
-            } else {
-                perm.sort(by: before)
-            }
-            for j in 0..<k { v[r * k + j] = row[perm[j]]; ix[r * k + j] = Int64(perm[j]) }
-        }
-    }
     switch x.dtype {
-    case .float32: run(Float.self)
-    case .int32: run(Int32.self)
-    case .int64: run(Int64.self)
-    case .uint8: run(UInt8.self)
+    case .float32: topkRows(moved.pointer(Float.self), values.pointer(Float.self), indices.pointer(Int64.self), rows, n, k, largest)
+    case .int32: topkRows(moved.pointer(Int32.self), values.pointer(Int32.self), indices.pointer(Int64.self), rows, n, k, largest)
+    case .int64: topkRows(moved.pointer(Int64.self), values.pointer(Int64.self), indices.pointer(Int64.self), rows, n, k, largest)
+    case .uint8: topkRows(moved.pointer(UInt8.self), values.pointer(UInt8.self), indices.pointer(Int64.self), rows, n, k, largest)
     }
     // Move the axis back into place.
     var inverse = [Int](repeating: 0, count: x.rank)
     for (i, d) in order.enumerated() { inverse[d] = i }
     return (try values.permute(inverse).contiguous(), try indices.permute(inverse).contiguous())
+}
+
+/// Top-k of each contiguous row of length n. Specialized per element type (a generic nested function was not,
+/// and every comparison went through witness tables). "a ranks before b": NaN (v != v) above every number, equal
+/// values by lower index.
+@inline(__always)
+private func topkRows<T: TensorElement>(_ p: UnsafeMutablePointer<T>, _ v: UnsafeMutablePointer<T>, _ ix: UnsafeMutablePointer<Int64>,
+                                        _ rows: Int, _ n: Int, _ k: Int, _ largest: Bool) {
+    var perm = [Int](repeating: 0, count: n)
+    var best = [Int]()
+    best.reserveCapacity(k + 1)
+    for r in 0..<rows {
+        let row = p + r &* n
+        @inline(__always) func before(_ i: Int, _ j: Int) -> Bool {
+            let u = row[i], w = row[j]
+            let un = u != u, wn = w != w
+            if un || wn { return un && wn ? i < j : (largest ? un : wn) }
+            if u == w { return i < j }
+            return largest ? u > w : u < w
+        }
+        if k < n / 8 {
+            // Partial selection: a sorted prefix of the best k so far; most elements fail the first comparison.
+            best.removeAll(keepingCapacity: true)
+            // `worst` is the value of the last kept element once k are kept: a later element that does not rank
+            // strictly ahead of it (ties go to the lower index) is skipped with one comparison.
+            var full = false, worst = row[0], worstIsNaN = false
+            for i in 0..<n {
+                if full {
+                    let u = row[i]
+                    if worstIsNaN || (u == u && (largest ? u <= worst : u >= worst)) { continue }
+                }
+                var pos = best.count
+                while pos > 0 && before(i, best[pos - 1]) { pos -= 1 }
+                best.insert(i, at: pos)
+                if best.count > k { best.removeLast() }
+                if best.count == k, let last = best.last { full = true; worst = row[last]; worstIsNaN = worst != worst }
+            }
+            for j in 0..<k { perm[j] = best[j] }
+        } else {
+            for i in 0..<n { perm[i] = i }
+            perm.sort(by: before)
+        }
+        for j in 0..<k { v[r &* k &+ j] = row[perm[j]]; ix[r &* k &+ j] = Int64(perm[j]) }
+    }
 }
