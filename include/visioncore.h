@@ -88,6 +88,30 @@ enum {
 };
 
 /**
+ * Encoded image formats that VisionCore writes.
+ */
+enum {
+    VC_IMAGE_PNG = 0,
+    VC_IMAGE_JPEG = 1,
+};
+
+/**
+ * Resampling filters of `resizeImage` (stb_image_resize's, with clamped edges).
+ * `bilinear` is the triangle (tent) filter: bilinear interpolation when enlarging and, when shrinking, a tent
+ * widened to the scale factor, which averages all covered pixels (like PIL's antialiased bilinear, not like
+ * torch's interpolate with antialias=False). `bicubic` is stb's default pair: Catmull-Rom when enlarging,
+ * Mitchell when shrinking.
+ */
+enum {
+    VC_RESIZE_BILINEAR = 0,
+    VC_RESIZE_BICUBIC = 1,
+    VC_RESIZE_BOX = 2,
+    VC_RESIZE_CATMULL_ROM = 3,
+    VC_RESIZE_MITCHELL = 4,
+    VC_RESIZE_BSPLINE = 5,
+};
+
+/**
  * Element-wise float functions for vc_unary. `parameter` is the slope of LEAKY_RELU, ignored by the others.
  */
 enum {
@@ -170,6 +194,45 @@ enum {
 };
 
 /**
+ * 2-D convolution (torch.nn.functional.conv2d): x is float32 [N, Cin, H, W] or [Cin, H, W], weight
+ * [Cout, Cin/groups, kh, kw], bias [Cout] or NULL. stride, padding and dilation each point to two int64 values
+ * (height, width); stride and dilation must be positive, padding non-negative, groups must divide Cin and Cout.
+ * Output [N, Cout, Ho, Wo] with Ho = (H + 2*padding[0] - dilation[0]*(kh-1) - 1) / stride[0] + 1.
+ */
+int32_t vc_conv2d(vc_tensor *x, vc_tensor *weight, vc_tensor *bias, const int64_t *stride, const int64_t *padding, const int64_t *dilation, int64_t groups, vc_tensor **out);
+
+/**
+ * 2-D transposed convolution (torch.nn.functional.conv_transpose2d): x float32 [N, Cin, H, W] or [Cin, H, W],
+ * weight [Cin, Cout/groups, kh, kw], bias [Cout] or NULL. stride, padding, output_padding and dilation each
+ * point to two int64 values (height, width); output_padding must be smaller than the stride or the dilation.
+ * Output height (H-1)*stride[0] - 2*padding[0] + dilation[0]*(kh-1) + output_padding[0] + 1.
+ */
+int32_t vc_conv_transpose2d(vc_tensor *x, vc_tensor *weight, vc_tensor *bias, const int64_t *stride, const int64_t *padding, const int64_t *output_padding, int64_t groups, const int64_t *dilation, vc_tensor **out);
+
+/**
+ * 2-D max pooling (torch.nn.functional.max_pool2d) of a float32 [N, C, H, W] or [C, H, W] tensor.
+ * kernel_size, padding and dilation point to two int64 values (height, width); stride too, or NULL for
+ * stride = kernel_size. Padding (at most half the kernel) counts as -inf; NaN propagates. ceil_mode is 0 or 1:
+ * with 1 the output size rounds up, keeping a last window only if it starts inside the input or left padding.
+ */
+int32_t vc_max_pool2d(vc_tensor *x, const int64_t *kernel_size, const int64_t *stride, const int64_t *padding, const int64_t *dilation, int32_t ceil_mode, vc_tensor **out);
+
+/**
+ * 2-D average pooling (torch.nn.functional.avg_pool2d) of a float32 [N, C, H, W] or [C, H, W] tensor.
+ * kernel_size and padding point to two int64 values (height, width); stride too, or NULL for
+ * stride = kernel_size. ceil_mode and count_include_pad are 0 or 1: with count_include_pad = 1 the divisor
+ * counts the zero padding inside each window, with 0 only the input elements.
+ */
+int32_t vc_avg_pool2d(vc_tensor *x, const int64_t *kernel_size, const int64_t *stride, const int64_t *padding, int32_t ceil_mode, int32_t count_include_pad, vc_tensor **out);
+
+/**
+ * Adaptive average pooling (torch.nn.functional.adaptive_avg_pool2d) of a float32 [N, C, H, W] or [C, H, W]
+ * tensor to out_h x out_w (both positive): output cell i along an axis of size n averages input elements
+ * floor(i*n/out) up to ceil((i+1)*n/out), so windows overlap when the sizes do not divide.
+ */
+int32_t vc_adaptive_avg_pool2d(vc_tensor *x, int64_t out_h, int64_t out_w, vc_tensor **out);
+
+/**
  * Broadcasting binary arithmetic: op is VC_ADD, VC_SUB, VC_MUL, VC_DIV, VC_MAXIMUM, VC_MINIMUM or VC_POW.
  * Both tensors must have the same dtype; DIV and POW need float32.
  */
@@ -205,6 +268,84 @@ int32_t vc_matmul(vc_tensor *a, vc_tensor *b, vc_tensor **out);
  * x @ weight^T + bias with weight [out_features, in_features]; bias may be NULL.
  */
 int32_t vc_linear(vc_tensor *x, vc_tensor *weight, vc_tensor *bias, vc_tensor **out);
+
+/**
+ * Bilinear grid sampling with zero padding (torch.nn.functional.grid_sample, mode "bilinear", padding "zeros"):
+ * x is float32 [N, C, H, W], grid is float32 [N, Ho, Wo, 2] holding (x, y) in [-1, 1]; the result is
+ * [N, C, Ho, Wo]. align_corners chooses whether -1 and 1 are the centres (true) or the outer edges (false) of
+ * the corner pixels. NaN or infinite grid values give NaN; locations outside the image fade to 0.
+ */
+int32_t vc_grid_sample(vc_tensor *x, vc_tensor *grid, bool align_corners, vc_tensor **out);
+
+/**
+ * RoIAlign (torchvision.ops.roi_align): x is float32 [N, C, H, W], boxes is float32 [K, 5] rows
+ * (batch_index, x1, y1, x2, y2) in input coordinates, scaled by spatial_scale; the result is
+ * [K, C, pooled_h, pooled_w]. sampling_ratio <= 0 picks ceil(box size / pooled size) samples per bin and axis;
+ * aligned shifts boxes by -0.5 pixel (set it for pixel-exact results). A batch index outside 0..N-1 or a
+ * non-finite box is an error.
+ */
+int32_t vc_roi_align(vc_tensor *x, vc_tensor *boxes, int64_t pooled_h, int64_t pooled_w, float spatial_scale, int32_t sampling_ratio, bool aligned, vc_tensor **out);
+
+/**
+ * Pairwise intersection over union of float32 boxes a [N, 4] and b [M, 4] in (x1, y1, x2, y2) form
+ * (torchvision.ops.box_iou): a float32 [N, M] result. Two zero-area boxes give NaN.
+ */
+int32_t vc_box_iou(vc_tensor *a, vc_tensor *b, vc_tensor **out);
+
+/**
+ * Non-maximum suppression (torchvision.ops.nms): boxes float32 [N, 4] (x1, y1, x2, y2), scores float32 [N].
+ * *out_indices receives the int64 indices of the kept boxes by decreasing score (ties by index, NaN scores
+ * first); a box is dropped when its IoU with a kept box is greater than iou_threshold.
+ */
+int32_t vc_nms(vc_tensor *boxes, vc_tensor *scores, float iou_threshold, vc_tensor **out_indices);
+
+/**
+ * Per-class non-maximum suppression (torchvision.ops.batched_nms): like vc_nms, but boxes whose class ids
+ * (idxs: int64 or int32 [N]) differ never suppress each other. Kept indices of all classes come out together
+ * by decreasing score.
+ */
+int32_t vc_batched_nms(vc_tensor *boxes, vc_tensor *scores, vc_tensor *idxs, float iou_threshold, vc_tensor **out_indices);
+
+/**
+ * Loads a PNG, JPEG or BMP file into a uint8 [H, W, channels] tensor; channels is 1 (grey), 2 (grey + alpha),
+ * 3 (RGB) or 4 (RGBA), converted from whatever the file holds. Errors: VC_IO_ERROR when the file cannot be
+ * read, VC_FORMAT_ERROR for corrupt or unsupported data or a zero or over-limit size (32768 per side),
+ * VC_OUT_OF_MEMORY above 2^28 pixels or for files above 1 GiB.
+ */
+int32_t vc_image_load(const char *path, int32_t channels, vc_tensor **out);
+
+/**
+ * Decodes a PNG, JPEG or BMP image from nbytes bytes at data into a uint8 [H, W, channels] tensor (channels
+ * as in vc_image_load; the same errors except VC_IO_ERROR).
+ */
+int32_t vc_image_decode(const void *data, size_t nbytes, int32_t channels, vc_tensor **out);
+
+/**
+ * Encodes a uint8 [H, W, C] (or [H, W]) image as VC_IMAGE_PNG or VC_IMAGE_JPEG (quality 1..100, used by
+ * JPEG only) into a new uint8 [nbytes] tensor holding the file's bytes.
+ */
+int32_t vc_image_encode(vc_tensor *image, int32_t format, int32_t quality, vc_tensor **out);
+
+/**
+ * Saves a uint8 [H, W, C] (or [H, W]) image, C in 1..4, as PNG or JPEG according to the extension of path
+ * (.png, .jpg or .jpeg, any case; another extension is VC_INVALID_ARGUMENT). quality (1..100) applies to JPEG.
+ */
+int32_t vc_image_save(vc_tensor *image, const char *path, int32_t quality);
+
+/**
+ * Converts a uint8 [H, W, C] (or [H, W]) image to a float32 [C, H, W] tensor: value / 255, then
+ * (value - mean[c]) / std[c]. n is the number of values in mean and in std: C, 1 (shared by all channels) or
+ * 0 (no normalisation; mean and std may then be NULL).
+ */
+int32_t vc_image_to_tensor(vc_tensor *image, const float *mean, const float *std, int32_t n, vc_tensor **out);
+
+/**
+ * Resizes a uint8 [H, W, C] image (result uint8 [out_h, out_w, C]) or a float32 [C, H, W] / [N, C, H, W]
+ * tensor (each plane resized) with filter VC_RESIZE_BILINEAR, VC_RESIZE_BICUBIC, VC_RESIZE_BOX,
+ * VC_RESIZE_CATMULL_ROM, VC_RESIZE_MITCHELL or VC_RESIZE_BSPLINE. Cubic overshoot is clamped: to 0..255 for
+ * uint8 and to each input plane's range for float32.
+ */
+int32_t vc_image_resize(vc_tensor *image, int64_t out_h, int64_t out_w, int32_t filter, vc_tensor **out);
 
 /**
  * Reduces x over `naxes` axes listed in `axes` (negative axes count from the end; naxes 0 = all axes, and

@@ -4,22 +4,28 @@ import Glibc
 
 /// Whole-file reads and atomic writes through the C library (no Foundation in VisionCore).
 public enum FileIO {
-    /// Reads a file, refusing files larger than `maxBytes`.
+    /// Reads a regular file, refusing files larger than `maxBytes` (an `outOfMemory` error) before allocating.
     public static func read(_ path: String, maxBytes: Int = 1 << 34) throws -> [UInt8] {
-        guard let f = fopen(path, "rb") else {
-            throw VisionError.io("cannot open '\(path)': \(String(cString: strerror(errno)))")
-        }
+        guard let f = fopen(path, "rb") else { throw VisionError.io("cannot open '\(path)': \(errnoText())") }
         defer { fclose(f) }
-        guard fseeko(f, 0, SEEK_END) == 0 else { throw VisionError.io("cannot seek in '\(path)'") }
-        let size = Int(ftello(f))
-        guard size >= 0 else { throw VisionError.io("cannot size '\(path)' (is it a directory?)") }
-        guard size <= maxBytes else { throw VisionError.io("'\(path)' has \(size) bytes; the limit is \(maxBytes)") }
-        rewind(f)
+        var st = stat()
+        guard fstat(fileno(f), &st) == 0 else { throw VisionError.io("cannot stat '\(path)': \(errnoText())") }
+        // Directories open fine with fopen on Linux, and pipes or devices have no meaningful size.
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw VisionError.io("'\(path)' is not a regular file") }
+        let size = Int(st.st_size)
+        guard size >= 0, size <= maxBytes else {
+            throw VisionError.outOfMemory("'\(path)' has \(size) bytes; the limit for this kind of file is \(maxBytes)")
+        }
+        if size == 0 { return [] }
         var bytes = [UInt8](repeating: 0, count: size)
         let got = bytes.withUnsafeMutableBytes { fread($0.baseAddress, 1, size, f) }
-        guard got == size else { throw VisionError.io("short read of '\(path)': \(got) of \(size) bytes") }
+        guard got == size else {
+            throw VisionError.io("read \(got) of \(size) bytes of '\(path)': \(ferror(f) != 0 ? errnoText() : "the file shrank")")
+        }
         return bytes
     }
+
+    static func errnoText() -> String { String(cString: strerror(errno)) }
 
     /// Writes `bytes` to `path` atomically: a temporary file in the same folder, fsync, then rename, so that a
     /// crash leaves either the old file or the new one, never a torn one.

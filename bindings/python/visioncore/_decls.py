@@ -18,6 +18,14 @@ VC_FLOAT32 = 0
 VC_INT32 = 1
 VC_INT64 = 2
 VC_UINT8 = 3
+VC_IMAGE_PNG = 0
+VC_IMAGE_JPEG = 1
+VC_RESIZE_BILINEAR = 0
+VC_RESIZE_BICUBIC = 1
+VC_RESIZE_BOX = 2
+VC_RESIZE_CATMULL_ROM = 3
+VC_RESIZE_MITCHELL = 4
+VC_RESIZE_BSPLINE = 5
 VC_RELU = 0
 VC_RELU6 = 1
 VC_LEAKY_RELU = 2
@@ -57,6 +65,11 @@ VC_PAD_REFLECT = 1
 VC_PAD_REPLICATE = 2
 
 FUNCTIONS = {
+    'vc_conv2d': (c_int32, [c_void_p, c_void_p, c_void_p, POINTER(c_int64), POINTER(c_int64), POINTER(c_int64), c_int64, POINTER(c_void_p)]),
+    'vc_conv_transpose2d': (c_int32, [c_void_p, c_void_p, c_void_p, POINTER(c_int64), POINTER(c_int64), POINTER(c_int64), c_int64, POINTER(c_int64), POINTER(c_void_p)]),
+    'vc_max_pool2d': (c_int32, [c_void_p, POINTER(c_int64), POINTER(c_int64), POINTER(c_int64), POINTER(c_int64), c_int32, POINTER(c_void_p)]),
+    'vc_avg_pool2d': (c_int32, [c_void_p, POINTER(c_int64), POINTER(c_int64), POINTER(c_int64), c_int32, c_int32, POINTER(c_void_p)]),
+    'vc_adaptive_avg_pool2d': (c_int32, [c_void_p, c_int64, c_int64, POINTER(c_void_p)]),
     'vc_binary': (c_int32, [c_int32, c_void_p, c_void_p, POINTER(c_void_p)]),
     'vc_compare': (c_int32, [c_int32, c_void_p, c_void_p, POINTER(c_void_p)]),
     'vc_unary': (c_int32, [c_int32, c_void_p, c_float, POINTER(c_void_p)]),
@@ -64,6 +77,17 @@ FUNCTIONS = {
     'vc_where': (c_int32, [c_void_p, c_void_p, c_void_p, POINTER(c_void_p)]),
     'vc_matmul': (c_int32, [c_void_p, c_void_p, POINTER(c_void_p)]),
     'vc_linear': (c_int32, [c_void_p, c_void_p, c_void_p, POINTER(c_void_p)]),
+    'vc_grid_sample': (c_int32, [c_void_p, c_void_p, c_bool, POINTER(c_void_p)]),
+    'vc_roi_align': (c_int32, [c_void_p, c_void_p, c_int64, c_int64, c_float, c_int32, c_bool, POINTER(c_void_p)]),
+    'vc_box_iou': (c_int32, [c_void_p, c_void_p, POINTER(c_void_p)]),
+    'vc_nms': (c_int32, [c_void_p, c_void_p, c_float, POINTER(c_void_p)]),
+    'vc_batched_nms': (c_int32, [c_void_p, c_void_p, c_void_p, c_float, POINTER(c_void_p)]),
+    'vc_image_load': (c_int32, [c_char_p, c_int32, POINTER(c_void_p)]),
+    'vc_image_decode': (c_int32, [c_void_p, c_size_t, c_int32, POINTER(c_void_p)]),
+    'vc_image_encode': (c_int32, [c_void_p, c_int32, c_int32, POINTER(c_void_p)]),
+    'vc_image_save': (c_int32, [c_void_p, c_char_p, c_int32]),
+    'vc_image_to_tensor': (c_int32, [c_void_p, POINTER(c_float), POINTER(c_float), c_int32, POINTER(c_void_p)]),
+    'vc_image_resize': (c_int32, [c_void_p, c_int64, c_int64, c_int32, POINTER(c_void_p)]),
     'vc_reduce': (c_int32, [c_int32, c_void_p, POINTER(c_int64), c_int32, c_int32, POINTER(c_void_p)]),
     'vc_var': (c_int32, [c_void_p, POINTER(c_int64), c_int32, c_int64, c_int32, POINTER(c_void_p)]),
     'vc_argmax': (c_int32, [c_void_p, c_int64, c_int32, POINTER(c_void_p)]),

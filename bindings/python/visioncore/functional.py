@@ -9,7 +9,8 @@ from .tensor import Tensor, as_tensor
 
 __all__ = ["relu", "relu6", "leaky_relu", "silu", "gelu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "prelu",
            "linear", "matmul", "softmax", "log_softmax", "batch_norm", "layer_norm", "group_norm", "interpolate",
-           "pad"]
+           "pad",
+           "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"]
 
 
 def _wrap(result, *inputs):
@@ -81,3 +82,9 @@ def matmul(input, other):
 
 
 from ._f_norm import *  # noqa: E402,F401,F403  (softmax, normalization, interpolate, pad)
+from . import _f_geo  # noqa: E402
+from ._f_geo import *  # noqa
+__all__ += _f_geo.__all__
+
+# Convolution and pooling live in their own module, which needs _op and _wrap above: import it last.
+from ._f_conv import *  # noqa: E402,F401,F403

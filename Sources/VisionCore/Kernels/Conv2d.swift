@@ -1,0 +1,364 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The validated shapes of one conv2d call (PyTorch semantics: NCHW input, OIHW weight [Cout, Cin/groups, kh, kw]).
+struct ConvGeometry {
+    let batch: Int, inChannels: Int, height: Int, width: Int
+    let outChannels: Int, groups: Int
+    let window: Window2d
+    let outHeight: Int, outWidth: Int
+
+    var inPerGroup: Int { inChannels / groups }
+    var outPerGroup: Int { outChannels / groups }
+    var kernelArea: Int { window.kernel.0 * window.kernel.1 }
+    var outShape: [Int] { [batch, outChannels, outHeight, outWidth] }
+
+    /// Checks every argument and throws `VisionError` naming the shapes; `x` must already be 4-D.
+    init(_ op: String, x: Tensor, weight: Tensor, bias: Tensor?, stride: (Int, Int), padding: (Int, Int),
+         dilation: (Int, Int), groups: Int) throws {
+        try x.requireDType(.float32, op)
+        try weight.requireDType(.float32, op)
+        try bias?.requireDType(.float32, op)
+        try weight.requireRank(4, op, "weight")
+        let shapes = "input \(x.shape), weight \(weight.shape)"
+        guard groups >= 1 else { throw VisionError.invalidArgument("\(op): groups must be positive, got \(groups)") }
+        batch = x.shape[0]; inChannels = x.shape[1]; height = x.shape[2]; width = x.shape[3]
+        outChannels = weight.shape[0]
+        self.groups = groups
+        guard inChannels % groups == 0 else {
+            throw VisionError.shapeMismatch("\(op): input channels \(inChannels) are not divisible by groups \(groups) (\(shapes))")
+        }
+        guard outChannels >= 1, outChannels % groups == 0 else {
+            throw VisionError.shapeMismatch("\(op): output channels \(outChannels) must be a positive multiple of groups \(groups) (\(shapes))")
+        }
+        // Compared per group: weight.shape[1] * groups could overflow for absurd group counts.
+        guard weight.shape[1] == inChannels / groups else {
+            throw VisionError.shapeMismatch("\(op): weight has \(weight.shape[1]) input channels per group; input channels \(inChannels) / groups \(groups) = \(inChannels / groups) (\(shapes))")
+        }
+        if let bias, bias.shape != [outChannels] {
+            throw VisionError.shapeMismatch("\(op): bias \(bias.shape) must be [\(outChannels)] (\(shapes))")
+        }
+        window = Window2d(kernel: (weight.shape[2], weight.shape[3]), stride: stride, padding: padding, dilation: dilation)
+        try window.validate(op)
+        outHeight = try Window2d.convOutput(op, input: height, kernel: window.kernel.0, stride: stride.0,
+                                            padding: padding.0, dilation: dilation.0, shapes: shapes)
+        outWidth = try Window2d.convOutput(op, input: width, kernel: window.kernel.1, stride: stride.1,
+                                           padding: padding.1, dilation: dilation.1, shapes: shapes)
+        _ = try Tensor.checkedCount(outShape)
+    }
+}
+
+/// Accepts an unbatched [C, H, W] input as PyTorch does: runs `body` on [1, C, H, W] and drops the batch again.
+func withBatchDimension(_ x: Tensor, _ op: String, _ body: (Tensor) throws -> Tensor) throws -> Tensor {
+    switch x.rank {
+    case 4: return try body(x)
+    case 3: return try body(try x.unsqueeze(axis: 0)).squeeze(axis: 0)
+    default:
+        throw VisionError.shapeMismatch("\(op): input must be [N, C, H, W] or [C, H, W], got shape \(x.shape)")
+    }
+}
+
+/// 2-D convolution (cross-correlation, as torch.nn.functional.conv2d) of an NCHW (or CHW) float32 input with an
+/// OIHW weight [Cout, Cin/groups, kh, kw], optional bias [Cout].
+///
+/// Kernels: a 1x1, stride-1, unpadded convolution is a GEMM on the NCHW data; a depthwise convolution
+/// (groups == Cin == Cout) uses a direct SIMD kernel; everything else goes through im2col + sgemm per group, tiled
+/// over output pixels so that the column buffer stays in cache and the tiles spread over threads.
+/// Edge cases: an empty batch gives an empty output; NaN and Inf propagate as in a sum of products; a kernel larger
+/// than the padded input, bad channel/group counts, non-positive stride or dilation and negative padding throw.
+public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: (Int, Int) = (1, 1),
+                   padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1), groups: Int = 1) throws -> Tensor {
+    try withBatchDimension(x, "conv2d") { x in
+        let g = try ConvGeometry("conv2d", x: x, weight: weight, bias: bias, stride: stride, padding: padding,
+                                 dilation: dilation, groups: groups)
+        let out = try Tensor.uninitialized(g.outShape)
+        if out.count == 0 { return out }
+        // The im2col buffer is [Cin/g * kh * kw, tile] per thread; refuse what the allocator could not give.
+        let k = g.inPerGroup * g.kernelArea
+        guard k <= Limits.maxBytes / 4 / gemmTileColumns(rows: k, columns: g.outHeight * g.outWidth) else {
+            throw VisionError.outOfMemory("conv2d: the column buffer for weight \(weight.shape) is too large")
+        }
+        let xc = try x.contiguous(), wc = try weight.contiguous(), bc = try bias?.contiguous()
+        let px = xc.pointer(Float.self), pw = wc.pointer(Float.self), po = out.pointer(Float.self)
+        let pb = bc.map { UnsafePointer($0.pointer(Float.self)) }
+        withExtendedLifetime((xc, wc, bc)) {
+            let w = g.window
+            if w.kernel == (1, 1) && w.stride == (1, 1) && w.padding == (0, 0) {
+                conv1x1(g, px, pw, pb, po)
+            } else if g.groups == g.inChannels && g.outChannels == g.inChannels && w.stride.1 <= 8,
+                      let layout = PhasePlaneLayout(height: g.height, width: g.width, window: w,
+                                                    outH: g.outHeight, outW: g.outWidth) {
+                depthwiseConv(g, layout, px, pw, pb, po)
+            } else {
+                convIm2col(g, px, pw, pb, po)
+            }
+        }
+        return out
+    }
+}
+
+/// Output pixels per GEMM tile: about 128K floats of column buffer (half of a 1 MB L2), a multiple of 16.
+func gemmTileColumns(rows k: Int, columns n: Int) -> Int {
+    let t = max(64, (131_072 / max(k, 1)) / 16 * 16)
+    return min(t, n)
+}
+
+/// Writes bias[r] into every element of rows [0, m) x columns [0, n) of a matrix with leading dimension ld.
+@inline(__always)
+func fillRows(_ c: UnsafeMutablePointer<Float>, _ m: Int, _ n: Int, _ ld: Int, _ bias: UnsafePointer<Float>) {
+    for r in 0..<m { (c + r &* ld).update(repeating: bias[r], count: n) }
+}
+
+/// 1x1 stride-1 unpadded convolution: per image and group, out[Cout/g, HW] = W[Cout/g, Cin/g] x X[Cin/g, HW]
+/// straight on the NCHW data (no copy), split into column tiles so that batch-1 calls also use every thread.
+private func conv1x1(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                     _ bias: UnsafePointer<Float>?, _ out: UnsafeMutablePointer<Float>) {
+    let hw = g.height * g.width, k = g.inPerGroup, m = g.outPerGroup
+    let tile = gemmTileColumns(rows: k, columns: hw), tiles = (hw + tile - 1) / tile
+    let sx = SendablePointer(UnsafeMutablePointer(mutating: x)), so = SendablePointer(out)
+    let sw = SendablePointer(UnsafeMutablePointer(mutating: w)), sb = bias.map { SendablePointer(UnsafeMutablePointer(mutating: $0)) }
+    forEachWorkItem(g.batch * tiles, scratch: 0, singleThreadedBLAS: true) { item, _ in
+        let b = item / tiles, p0 = (item % tiles) * tile, n = min(hw - p0, tile)
+        for grp in 0..<g.groups {
+            let c = so.p + (b * g.outChannels + grp * m) * hw + p0
+            if let sb { fillRows(c, m, n, hw, sb.p + grp * m) }
+            sgemm(false, false, m, n, k, 1, sw.p + grp * m * k, k, sx.p + (b * g.inChannels + grp * k) * hw + p0, hw,
+                  bias == nil ? 0 : 1, c, hw)
+        }
+    }
+}
+
+/// General convolution: for each (image, tile of output pixels) work item and each group, im2col the tile into a
+/// per-thread column buffer [Cin/g * kh * kw, tile] and multiply by the group's weight rows.
+private func convIm2col(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                        _ bias: UnsafePointer<Float>?, _ out: UnsafeMutablePointer<Float>) {
+    let howo = g.outHeight * g.outWidth, k = g.inPerGroup * g.kernelArea, m = g.outPerGroup
+    let tile = gemmTileColumns(rows: k, columns: howo), tiles = (howo + tile - 1) / tile
+    let sx = SendablePointer(UnsafeMutablePointer(mutating: x)), so = SendablePointer(out)
+    let sw = SendablePointer(UnsafeMutablePointer(mutating: w)), sb = bias.map { SendablePointer(UnsafeMutablePointer(mutating: $0)) }
+    forEachWorkItem(g.batch * tiles, scratch: k * tile, singleThreadedBLAS: true) { item, col in
+        let b = item / tiles, p0 = (item % tiles) * tile, n = min(howo - p0, tile)
+        for grp in 0..<g.groups {
+            let plane = sx.p + (b * g.inChannels + grp * g.inPerGroup) * g.height * g.width
+            im2colTile(g, plane, channels: g.inPerGroup, pixels: p0..<(p0 + n), col)
+            let c = so.p + (b * g.outChannels + grp * m) * howo + p0
+            if let sb { fillRows(c, m, n, howo, sb.p + grp * m) }
+            sgemm(false, false, m, n, k, 1, sw.p + grp * m * k, k, col, n, bias == nil ? 0 : 1, c, howo)
+        }
+    }
+}
+
+/// Fills `col` [channels * kh * kw, pixels.count] (row (c, ky, kx), column = output pixel) from `channels`
+/// contiguous H x W planes. Zero padding is written explicitly; the valid column range of each kernel tap is
+/// computed once per output row, so the inner copy has no bounds tests (a memcpy when the stride is 1).
+func im2colTile(_ g: ConvGeometry, _ x: UnsafePointer<Float>, channels: Int, pixels: Range<Int>,
+                _ col: UnsafeMutablePointer<Float>) {
+    let w = g.window, h = g.height, wd = g.width, wo = g.outWidth, n = pixels.count
+    let (sh, sw) = w.stride, (ph, pw) = w.padding, (dh, dw) = w.dilation
+    var row = col
+    for c in 0..<channels {
+        let plane = x + c &* h &* wd
+        for ky in 0..<w.kernel.0 {
+            for kx in 0..<w.kernel.1 {
+                // Output columns ox whose input column ox*sw - pw + kx*dw lies in [0, wd).
+                let shift = kx &* dw &- pw
+                let lo = shift >= 0 ? 0 : (-shift + sw - 1) / sw
+                let hi = wd - 1 - shift < 0 ? 0 : min(wo, (wd - 1 - shift) / sw + 1)
+                var p = pixels.lowerBound
+                while p < pixels.upperBound {
+                    let oy = p / wo, ox0 = p - oy &* wo
+                    let ox1 = min(wo, ox0 &+ (pixels.upperBound - p))
+                    let dst = row + (p - pixels.lowerBound)
+                    let iy = oy &* sh &- ph &+ ky &* dh
+                    if iy < 0 || iy >= h || lo >= hi {
+                        dst.update(repeating: 0, count: ox1 - ox0)
+                    } else {
+                        let a = max(ox0, lo), b = min(ox1, hi)
+                        if a >= b {
+                            dst.update(repeating: 0, count: ox1 - ox0)
+                        } else {
+                            if a > ox0 { dst.update(repeating: 0, count: a - ox0) }
+                            let src = plane + (iy &* wd &+ shift)
+                            if sw == 1 {
+                                (dst + (a - ox0)).update(from: src + a, count: b - a)
+                            } else {
+                                for ox in a..<b { dst[ox &- ox0] = src[ox &* sw] }
+                            }
+                            if ox1 > b { (dst + (b - ox0)).update(repeating: 0, count: ox1 - b) }
+                        }
+                    }
+                    p &+= ox1 - ox0
+                }
+                row += n
+            }
+        }
+    }
+}
+
+/// Depthwise convolution (one filter per channel): each (image, channel) plane is copied into a padded,
+/// stride-phase-split scratch plane (`PhasePlaneLayout`), then every output row is computed 16 columns at a time
+/// with all kh x kw taps accumulated in registers. Planes are spread over threads.
+private func depthwiseConv(_ g: ConvGeometry, _ layout: PhasePlaneLayout, _ x: UnsafePointer<Float>,
+                           _ w: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?, _ out: UnsafeMutablePointer<Float>) {
+    let c = g.inChannels, hw = g.height * g.width, ohw = g.outHeight * g.outWidth, area = g.kernelArea
+    let sx = SendablePointer(UnsafeMutablePointer(mutating: x)), so = SendablePointer(out)
+    let sw = SendablePointer(UnsafeMutablePointer(mutating: w)), sb = bias.map { SendablePointer(UnsafeMutablePointer(mutating: $0)) }
+    // Each plane is about 2 * kh * kw * Ho * Wo flops; a thread needs a few small planes to pay for its fork.
+    forEachWorkItem(g.batch * c, scratch: layout.count, minItemsPerThread: max(1, 16_384 / max(ohw, 1))) { plane, buf in
+        let ch = plane % c
+        layout.fill(buf, from: sx.p + plane * hw, fill: 0)
+        let b = sb.map { $0.p[ch] } ?? 0
+        if g.window.kernel == (3, 3) {
+            depthwisePlane3x3(buf, layout, g, sw.p + ch * area, b, so.p + plane * ohw)
+        } else {
+            depthwisePlane(buf, layout, g, sw.p + ch * area, b, so.p + plane * ohw)
+        }
+    }
+}
+
+/// Stores 16 accumulated outputs at `o`, or only the first `n` of them at the end of a row. The partial store
+/// goes through memory: lane extracts make LLVM split the accumulators into narrow pieces in the hot loop.
+@inline(__always) func store16(_ a0: F8, _ a1: F8, _ o: UnsafeMutablePointer<Float>, _ n: Int) {
+    if n >= 16 {
+        store8(a0, o); store8(a1, o + 8)
+    } else {
+        var lanes = (a0, a1)
+        withUnsafeBytes(of: &lanes) { raw in
+            for i in 0..<min(n, 16) { o[i] = raw.load(fromByteOffset: i &* 4, as: Float.self) }
+        }
+    }
+}
+
+/// The 3x3 depthwise kernel with its nine weights hoisted into registers (two 8-lane accumulators per step).
+private func depthwisePlane3x3(_ buf: UnsafePointer<Float>, _ l: PhasePlaneLayout, _ g: ConvGeometry,
+                               _ wt: UnsafePointer<Float>, _ bias: Float, _ out: UnsafeMutablePointer<Float>) {
+    let (sh, _) = g.window.stride, (dh, dw) = g.window.dilation
+    let rs = l.rowStride, wo = g.outWidth
+    let t0 = l.tapOffset(0), t1 = l.tapOffset(dw), t2 = l.tapOffset(2 &* dw)
+    let w00 = F8(repeating: wt[0]), w01 = F8(repeating: wt[1]), w02 = F8(repeating: wt[2])
+    let w10 = F8(repeating: wt[3]), w11 = F8(repeating: wt[4]), w12 = F8(repeating: wt[5])
+    let w20 = F8(repeating: wt[6]), w21 = F8(repeating: wt[7]), w22 = F8(repeating: wt[8])
+    let vb = F8(repeating: bias)
+    var first = 0
+    if sh == 1 && dh == 1 {
+        // Row stride 1 without row dilation (most depthwise layers): two output rows share two of their four
+        // input rows, so computing them together saves a third of the loads. The tap offsets stay run-time
+        // values on purpose: constant offsets let LLVM merge the overlapping loads into slow shuffles.
+        while first + 2 <= g.outHeight {
+            let r0 = buf + first &* rs, r1 = r0 + rs, r2 = r1 + rs, r3 = r2 + rs
+            let o0 = out + first &* wo, o1 = o0 + wo
+            var i = 0
+            while i < wo {
+                var a0 = vb, a1 = vb, b0 = vb, b1 = vb
+                @inline(__always) func row(_ r: UnsafePointer<Float>, _ k: Int, _ wa: F8, _ wb: F8, _ top: Bool, _ bottom: Bool) {
+                    let v0 = load8(r + (i &+ k)), v1 = load8(r + (i &+ k &+ 8))
+                    if top { a0 = vmadd(v0, wa, a0); a1 = vmadd(v1, wa, a1) }
+                    if bottom { b0 = vmadd(v0, wb, b0); b1 = vmadd(v1, wb, b1) }
+                }
+                row(r0, t0, w00, w00, true, false); row(r0, t1, w01, w01, true, false); row(r0, t2, w02, w02, true, false)
+                row(r1, t0, w10, w00, true, true); row(r1, t1, w11, w01, true, true); row(r1, t2, w12, w02, true, true)
+                row(r2, t0, w20, w10, true, true); row(r2, t1, w21, w11, true, true); row(r2, t2, w22, w12, true, true)
+                row(r3, t0, w20, w20, false, true); row(r3, t1, w21, w21, false, true); row(r3, t2, w22, w22, false, true)
+                store16(a0, a1, o0 + i, wo &- i)
+                store16(b0, b1, o1 + i, wo &- i)
+                i &+= 16
+            }
+            first &+= 2
+        }
+    }
+    for oy in first..<g.outHeight {
+        // The nine tap pointers of this output row; a step of 16 outputs advances each by 16 columns.
+        let r0 = buf + oy &* sh &* rs, r1 = r0 + dh &* rs, r2 = r1 + dh &* rs
+        var p00 = r0 + t0, p01 = r0 + t1, p02 = r0 + t2
+        var p10 = r1 + t0, p11 = r1 + t1, p12 = r1 + t2
+        var p20 = r2 + t0, p21 = r2 + t1, p22 = r2 + t2
+        var o = out + oy &* wo
+        var left = wo
+        while left > 0 {
+            var a0 = vmadd(load8(p00), w00, vb), a1 = vmadd(load8(p00 + 8), w00, vb)
+            a0 = vmadd(load8(p01), w01, a0); a1 = vmadd(load8(p01 + 8), w01, a1)
+            a0 = vmadd(load8(p02), w02, a0); a1 = vmadd(load8(p02 + 8), w02, a1)
+            a0 = vmadd(load8(p10), w10, a0); a1 = vmadd(load8(p10 + 8), w10, a1)
+            a0 = vmadd(load8(p11), w11, a0); a1 = vmadd(load8(p11 + 8), w11, a1)
+            a0 = vmadd(load8(p12), w12, a0); a1 = vmadd(load8(p12 + 8), w12, a1)
+            a0 = vmadd(load8(p20), w20, a0); a1 = vmadd(load8(p20 + 8), w20, a1)
+            a0 = vmadd(load8(p21), w21, a0); a1 = vmadd(load8(p21 + 8), w21, a1)
+            a0 = vmadd(load8(p22), w22, a0); a1 = vmadd(load8(p22 + 8), w22, a1)
+            store16(a0, a1, o, left)
+            p00 += 16; p01 += 16; p02 += 16; p10 += 16; p11 += 16; p12 += 16; p20 += 16; p21 += 16; p22 += 16
+            o += 16
+            left &-= 16
+        }
+    }
+}
+
+/// Depthwise kernel for any kernel size: the taps are a loop, weights broadcast from memory.
+private func depthwisePlane(_ buf: UnsafePointer<Float>, _ l: PhasePlaneLayout, _ g: ConvGeometry,
+                            _ wt: UnsafePointer<Float>, _ bias: Float, _ out: UnsafeMutablePointer<Float>) {
+    let (kh, kw) = g.window.kernel, (sh, _) = g.window.stride, (dh, dw) = g.window.dilation
+    let rs = l.rowStride, wo = g.outWidth
+    withUnsafeTemporaryAllocation(of: Int.self, capacity: kw) { taps in
+        for kx in 0..<kw { taps[kx] = l.tapOffset(kx &* dw) }
+        let vb = F8(repeating: bias)
+        for oy in 0..<g.outHeight {
+            let base = buf + oy &* sh &* rs
+            let o = out + oy &* wo
+            var ox = 0
+            while ox < wo {
+                var a0 = vb, a1 = vb
+                for ky in 0..<kh {
+                    let r = base + ky &* dh &* rs + ox
+                    let wr = wt + ky &* kw
+                    for kx in 0..<kw {
+                        let p = r + taps[kx], wv = F8(repeating: wr[kx])
+                        a0 = vmadd(load8(p), wv, a0)
+                        a1 = vmadd(load8(p + 8), wv, a1)
+                    }
+                }
+                store16(a0, a1, o + ox, wo &- ox)
+                ox &+= 16
+            }
+        }
+    }
+}
+
+/// conv2d by its definition, in Double (for tests): seven nested loops, no layout tricks.
+public func conv2dReference(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: (Int, Int) = (1, 1),
+                            padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1), groups: Int = 1) throws -> Tensor {
+    try withBatchDimension(x, "conv2d") { x in
+        let g = try ConvGeometry("conv2d", x: x, weight: weight, bias: bias, stride: stride, padding: padding,
+                                 dilation: dilation, groups: groups)
+        let xs = try x.toArray(Float.self), ws = try weight.toArray(Float.self), bs = try bias?.toArray(Float.self)
+        let (kh, kw) = g.window.kernel
+        var result = [Float](repeating: 0, count: g.outShape.reduce(1, *))
+        var i = 0
+        for n in 0..<g.batch {
+            for co in 0..<g.outChannels {
+                let grp = co / g.outPerGroup
+                for oy in 0..<g.outHeight {
+                    for ox in 0..<g.outWidth {
+                        var s = Double(bs?[co] ?? 0)
+                        for ci in 0..<g.inPerGroup {
+                            let c = grp * g.inPerGroup + ci
+                            for ky in 0..<kh {
+                                let iy = oy * stride.0 - padding.0 + ky * dilation.0
+                                if iy < 0 || iy >= g.height { continue }
+                                for kx in 0..<kw {
+                                    let ix = ox * stride.1 - padding.1 + kx * dilation.1
+                                    if ix < 0 || ix >= g.width { continue }
+                                    let xv = xs[((n * g.inChannels + c) * g.height + iy) * g.width + ix]
+                                    let wv = ws[((co * g.inPerGroup + ci) * kh + ky) * kw + kx]
+                                    s += Double(xv) * Double(wv)
+                                }
+                            }
+                        }
+                        result[i] = Float(s)
+                        i += 1
+                    }
+                }
+            }
+        }
+        return try Tensor(result, shape: g.outShape)
+    }
+}

@@ -1,0 +1,327 @@
+/// The validated shapes of one max/avg pooling call (PyTorch semantics).
+struct PoolGeometry {
+    let planes: Int, height: Int, width: Int
+    let window: Window2d
+    let outHeight: Int, outWidth: Int
+    let outShape: [Int]
+
+    init(_ op: String, x: Tensor, kernelSize: (Int, Int), stride: (Int, Int)?, padding: (Int, Int),
+         dilation: (Int, Int), ceilMode: Bool) throws {
+        try x.requireDType(.float32, op)
+        let n = x.shape[0], c = x.shape[1]
+        height = x.shape[2]; width = x.shape[3]
+        guard c >= 1, height >= 1, width >= 1 else {
+            throw VisionError.shapeMismatch("\(op): input \(x.shape) must have non-zero channels, height and width")
+        }
+        planes = n * c
+        window = Window2d(kernel: kernelSize, stride: stride ?? kernelSize, padding: padding, dilation: dilation)
+        try window.validate(op)
+        // PyTorch's rule: padding at most half the (undilated) kernel, so that every window sees the input.
+        guard padding.0 <= kernelSize.0 / 2, padding.1 <= kernelSize.1 / 2 else {
+            throw VisionError.invalidArgument("\(op): padding \(padding) must be at most half of kernel size \(kernelSize)")
+        }
+        let shapes = "input \(x.shape), \(window)"
+        outHeight = try Window2d.poolOutput(op, input: height, kernel: kernelSize.0, stride: window.stride.0,
+                                            padding: padding.0, dilation: dilation.0, ceilMode: ceilMode, shapes: shapes)
+        outWidth = try Window2d.poolOutput(op, input: width, kernel: kernelSize.1, stride: window.stride.1,
+                                           padding: padding.1, dilation: dilation.1, ceilMode: ceilMode, shapes: shapes)
+        outShape = [n, c, outHeight, outWidth]
+        _ = try Tensor.checkedCount(outShape)
+    }
+
+    /// The scratch-plane layout of the SIMD kernels, or an error when the padded plane is absurdly large.
+    func layout(_ op: String) throws -> PhasePlaneLayout {
+        guard let l = PhasePlaneLayout(height: height, width: width, window: window, outH: outHeight, outW: outWidth) else {
+            throw VisionError.outOfMemory("\(op): the padded input plane for \(window) is too large")
+        }
+        return l
+    }
+}
+
+/// 2-D max pooling (torch.nn.functional.max_pool2d) of an NCHW or CHW float32 input. `stride` defaults to the
+/// kernel size. Padding counts as -inf; NaN in a window gives NaN (as PyTorch). In ceil mode a last, partial
+/// window is added when it starts inside the input or the left padding.
+public func maxPool2d(_ x: Tensor, kernelSize: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0),
+                      dilation: (Int, Int) = (1, 1), ceilMode: Bool = false) throws -> Tensor {
+    try withBatchDimension(x, "max_pool2d") { x in
+        let g = try PoolGeometry("max_pool2d", x: x, kernelSize: kernelSize, stride: stride, padding: padding,
+                                 dilation: dilation, ceilMode: ceilMode)
+        let layout = try g.layout("max_pool2d")
+        return try windowKernel(x, g, layout, fill: -.infinity) { buf, out in
+            maxPoolPlane(buf, layout, g, out)
+        }
+    }
+}
+
+/// 2-D average pooling (torch.nn.functional.avg_pool2d) of an NCHW or CHW float32 input. `stride` defaults to
+/// the kernel size. The divisor is the window's extent clipped to the padded input (`countIncludePad`) or to the
+/// input itself.
+public func avgPool2d(_ x: Tensor, kernelSize: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0),
+                      ceilMode: Bool = false, countIncludePad: Bool = true) throws -> Tensor {
+    try withBatchDimension(x, "avg_pool2d") { x in
+        let g = try PoolGeometry("avg_pool2d", x: x, kernelSize: kernelSize, stride: stride, padding: padding,
+                                 dilation: (1, 1), ceilMode: ceilMode)
+        let layout = try g.layout("avg_pool2d")
+        // The divisor is a product of a row term and a column term: compute each once.
+        let rows = (0..<g.outHeight).map {
+            Float(avgWindowCount($0, g.height, g.window.kernel.0, g.window.stride.0, padding.0, countIncludePad))
+        }
+        var cols = [Float](repeating: 1, count: (g.outWidth + 15) / 16 * 16)
+        for ox in 0..<g.outWidth {
+            cols[ox] = Float(avgWindowCount(ox, g.width, g.window.kernel.1, g.window.stride.1, padding.1, countIncludePad))
+        }
+        return try rows.withUnsafeBufferPointer { rowCount in
+            try cols.withUnsafeBufferPointer { colCount in
+                let r = UncheckedBox(rowCount), c = UncheckedBox(colCount)
+                return try windowKernel(x, g, layout, fill: 0) { buf, out in
+                    avgPoolPlane(buf, layout, g, r.value, c.value, out)
+                }
+            }
+        }
+    }
+}
+
+/// Elements of a 1-D average-pooling window: clipped to [-p, n + p) when padding counts, else to [0, n).
+func avgWindowCount(_ o: Int, _ n: Int, _ k: Int, _ s: Int, _ p: Int, _ includePad: Bool) -> Int {
+    let start = o * s - p, end = min(start + k, n + p)
+    return includePad ? end - start : min(end, n) - max(start, 0)
+}
+
+/// Runs `plane(scratch, out)` for every (image, channel) plane after copying it into a padded scratch plane
+/// filled with `fill`; planes are spread over threads, each with one scratch buffer.
+private func windowKernel(_ x: Tensor, _ g: PoolGeometry, _ layout: PhasePlaneLayout, fill: Float,
+                          _ plane: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) throws -> Tensor {
+    let out = try Tensor.uninitialized(g.outShape)
+    if out.count == 0 { return out }
+    let xc = try x.contiguous()
+    let sx = SendablePointer(xc.pointer(Float.self)), so = SendablePointer(out.pointer(Float.self))
+    let hw = g.height * g.width, ohw = g.outHeight * g.outWidth
+    withExtendedLifetime(xc) {
+        forEachWorkItem(g.planes, scratch: layout.count, minItemsPerThread: max(1, 32_768 / max(hw, 1))) { p, buf in
+            layout.fill(buf, from: sx.p + p * hw, fill: fill)
+            plane(buf, so.p + p * ohw)
+        }
+    }
+    return out
+}
+
+/// max of each window, 16 outputs at a time; a lane takes the new value when it is larger or NaN, so NaN sticks.
+private func maxPoolPlane(_ buf: UnsafePointer<Float>, _ l: PhasePlaneLayout, _ g: PoolGeometry,
+                          _ out: UnsafeMutablePointer<Float>) {
+    let (kh, kw) = g.window.kernel, (sh, _) = g.window.stride, (dh, dw) = g.window.dilation
+    let rs = l.rowStride, wo = g.outWidth
+    @inline(__always) func combine(_ acc: F8, _ v: F8) -> F8 { acc.replacing(with: v, where: (v .> acc) .| (v .!= v)) }
+    withUnsafeTemporaryAllocation(of: Int.self, capacity: kw) { taps in
+        for kx in 0..<kw { taps[kx] = l.tapOffset(kx &* dw) }
+        for oy in 0..<g.outHeight {
+            let base = buf + oy &* sh &* rs, o = out + oy &* wo
+            var ox = 0
+            while ox < wo {
+                var a0 = F8(repeating: -.infinity), a1 = a0
+                for ky in 0..<kh {
+                    let r = base + (ky &* dh &* rs &+ ox)
+                    for kx in 0..<kw {
+                        let p = r + taps[kx]
+                        a0 = combine(a0, load8(p))
+                        a1 = combine(a1, load8(p + 8))
+                    }
+                }
+                store16(a0, a1, o + ox, wo &- ox)
+                ox &+= 16
+            }
+        }
+    }
+}
+
+/// Sum of each window divided by its element count (row count x column count).
+private func avgPoolPlane(_ buf: UnsafePointer<Float>, _ l: PhasePlaneLayout, _ g: PoolGeometry,
+                          _ rowCount: UnsafeBufferPointer<Float>, _ colCount: UnsafeBufferPointer<Float>,
+                          _ out: UnsafeMutablePointer<Float>) {
+    let (kh, kw) = g.window.kernel, (sh, _) = g.window.stride
+    let rs = l.rowStride, wo = g.outWidth
+    guard let cc = colCount.baseAddress else { return }
+    withUnsafeTemporaryAllocation(of: Int.self, capacity: kw) { taps in
+        for kx in 0..<kw { taps[kx] = l.tapOffset(kx) }
+        for oy in 0..<g.outHeight {
+            let base = buf + oy &* sh &* rs, o = out + oy &* wo
+            let rc = F8(repeating: rowCount[oy])
+            var ox = 0
+            while ox < wo {
+                var a0 = F8(), a1 = F8()
+                for ky in 0..<kh {
+                    let r = base + (ky &* rs &+ ox)
+                    for kx in 0..<kw {
+                        let p = r + taps[kx]
+                        a0 += load8(p)
+                        a1 += load8(p + 8)
+                    }
+                }
+                store16(a0 / (rc * load8(cc + ox)), a1 / (rc * load8(cc + (ox &+ 8))), o + ox, wo &- ox)
+                ox &+= 16
+            }
+        }
+    }
+}
+
+/// Adaptive average pooling (torch.nn.functional.adaptive_avg_pool2d) to `outputSize` (height, width): output
+/// cell i along an axis of input size n averages input [floor(i*n/o), ceil((i+1)*n/o)), so windows may overlap
+/// and differ in size when o does not divide n. Per output row, the input rows of its window are summed into one
+/// row buffer, whose column windows then give the outputs.
+public func adaptiveAvgPool2d(_ x: Tensor, outputSize: (Int, Int)) throws -> Tensor {
+    try withBatchDimension(x, "adaptive_avg_pool2d") { x in
+        let g = try AdaptiveGeometry(x, outputSize)
+        let out = try Tensor.uninitialized(g.outShape)
+        if out.count == 0 { return out }
+        // The window tables hold one Range per output row and column (a fraction of the output's own size).
+        let rowTable = AdaptiveGeometry.windows(input: g.height, output: outputSize.0)
+        let colTable = AdaptiveGeometry.windows(input: g.width, output: outputSize.1)
+        let xc = try x.contiguous()
+        let (h, w) = (g.height, g.width), (ho, wo) = outputSize
+        let sx = SendablePointer(xc.pointer(Float.self)), so = SendablePointer(out.pointer(Float.self))
+        withExtendedLifetime(xc) {
+            rowTable.withUnsafeBufferPointer { rows in
+                colTable.withUnsafeBufferPointer { cols in
+                    let rb = UncheckedBox(rows), cb = UncheckedBox(cols)
+                    forEachWorkItem(g.planes, scratch: w, minItemsPerThread: max(1, 32_768 / max(h * w, 1))) { p, acc in
+                        let rows = rb.value, cols = cb.value
+                        let src = sx.p + p &* h &* w, dst = so.p + p &* ho &* wo
+                        for oy in 0..<ho {
+                            let r = rows[oy]
+                            acc.update(from: src + r.lowerBound &* w, count: w)
+                            for iy in (r.lowerBound + 1)..<max(r.upperBound, r.lowerBound + 1) {
+                                let row = src + iy &* w
+                                for ix in 0..<w { acc[ix] += row[ix] }
+                            }
+                            let rn = Float(r.count), o = dst + oy &* wo
+                            for ox in 0..<wo {
+                                let c = cols[ox]
+                                var s: Float = 0
+                                for ix in c { s += acc[ix] }
+                                o[ox] = s / (rn * Float(c.count))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+}
+
+/// The validated shapes of adaptive average pooling.
+struct AdaptiveGeometry {
+    let planes: Int, height: Int, width: Int
+    let outShape: [Int]
+
+    init(_ x: Tensor, _ outputSize: (Int, Int)) throws {
+        let op = "adaptive_avg_pool2d"
+        try x.requireDType(.float32, op)
+        let n = x.shape[0], c = x.shape[1]
+        height = x.shape[2]; width = x.shape[3]
+        guard c >= 1, height >= 1, width >= 1 else {
+            throw VisionError.shapeMismatch("\(op): input \(x.shape) must have non-zero channels, height and width")
+        }
+        guard outputSize.0 >= 1, outputSize.1 >= 1 else {
+            throw VisionError.invalidArgument("\(op): output size \(outputSize) must be positive")
+        }
+        // Each axis gets a table of windows: cap it so that a typo cannot ask for gigabytes of tables.
+        guard outputSize.0 <= 1 << 24, outputSize.1 <= 1 << 24 else {
+            throw VisionError.outOfMemory("\(op): output size \(outputSize) is too large (at most \(1 << 24) per axis)")
+        }
+        planes = n * c
+        outShape = [n, c, outputSize.0, outputSize.1]
+        _ = try Tensor.checkedCount(outShape)
+    }
+
+    /// [floor(i*n/o), ceil((i+1)*n/o)) for each output i, with full-width products (i*n may exceed Int.max).
+    static func windows(input n: Int, output o: Int) -> [Range<Int>] {
+        (0..<o).map { i in
+            let lo = o.dividingFullWidth(i.multipliedFullWidth(by: n)).quotient
+            let (q, r) = o.dividingFullWidth((i + 1).multipliedFullWidth(by: n))
+            return lo..<(r == 0 ? q : q + 1)
+        }
+    }
+}
+
+// MARK: references
+
+/// max_pool2d by its definition, in Double (for tests): every window scanned directly from the input.
+public func maxPool2dReference(_ x: Tensor, kernelSize: (Int, Int), stride: (Int, Int)? = nil,
+                               padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1),
+                               ceilMode: Bool = false) throws -> Tensor {
+    try withBatchDimension(x, "max_pool2d") { x in
+        let g = try PoolGeometry("max_pool2d", x: x, kernelSize: kernelSize, stride: stride, padding: padding,
+                                 dilation: dilation, ceilMode: ceilMode)
+        return try referencePool(x, g) { xs, base, oy, ox in
+            var m = -Double.infinity
+            for ky in 0..<kernelSize.0 {
+                for kx in 0..<kernelSize.1 {
+                    let iy = oy * g.window.stride.0 - padding.0 + ky * dilation.0
+                    let ix = ox * g.window.stride.1 - padding.1 + kx * dilation.1
+                    guard iy >= 0, iy < g.height, ix >= 0, ix < g.width else { continue }
+                    let v = Double(xs[base + iy * g.width + ix])
+                    if v.isNaN || v > m { m = v }
+                    if m.isNaN { return m }
+                }
+            }
+            return m
+        }
+    }
+}
+
+/// avg_pool2d by its definition, in Double (for tests).
+public func avgPool2dReference(_ x: Tensor, kernelSize: (Int, Int), stride: (Int, Int)? = nil,
+                               padding: (Int, Int) = (0, 0), ceilMode: Bool = false,
+                               countIncludePad: Bool = true) throws -> Tensor {
+    try withBatchDimension(x, "avg_pool2d") { x in
+        let g = try PoolGeometry("avg_pool2d", x: x, kernelSize: kernelSize, stride: stride, padding: padding,
+                                 dilation: (1, 1), ceilMode: ceilMode)
+        let (sh, sw) = g.window.stride
+        return try referencePool(x, g) { xs, base, oy, ox in
+            let y0 = oy * sh - padding.0, x0 = ox * sw - padding.1
+            let y1 = min(y0 + kernelSize.0, g.height + padding.0), x1 = min(x0 + kernelSize.1, g.width + padding.1)
+            var sum = 0.0, valid = 0
+            for iy in max(y0, 0)..<max(min(y1, g.height), max(y0, 0)) {
+                for ix in max(x0, 0)..<max(min(x1, g.width), max(x0, 0)) {
+                    sum += Double(xs[base + iy * g.width + ix]); valid += 1
+                }
+            }
+            return sum / Double(countIncludePad ? (y1 - y0) * (x1 - x0) : valid)
+        }
+    }
+}
+
+/// adaptive_avg_pool2d by its definition, in Double (for tests): each window summed with divisions written out.
+public func adaptiveAvgPool2dReference(_ x: Tensor, outputSize: (Int, Int)) throws -> Tensor {
+    try withBatchDimension(x, "adaptive_avg_pool2d") { x in
+        let g = try AdaptiveGeometry(x, outputSize)
+        let xs = try x.toArray(Float.self)
+        let (h, w) = (g.height, g.width), (ho, wo) = outputSize
+        var out = [Float]()
+        for p in 0..<g.planes {
+            for oy in 0..<ho {
+                let y0 = oy * h / ho, y1 = ((oy + 1) * h + ho - 1) / ho
+                for ox in 0..<wo {
+                    let x0 = ox * w / wo, x1 = ((ox + 1) * w + wo - 1) / wo
+                    var s = 0.0
+                    for iy in y0..<y1 { for ix in x0..<x1 { s += Double(xs[(p * h + iy) * w + ix]) } }
+                    out.append(Float(s / Double((y1 - y0) * (x1 - x0))))
+                }
+            }
+        }
+        return try Tensor(out, shape: g.outShape)
+    }
+}
+
+private func referencePool(_ x: Tensor, _ g: PoolGeometry,
+                           _ window: ([Float], Int, Int, Int) -> Double) throws -> Tensor {
+    let xs = try x.toArray(Float.self)
+    var out = [Float]()
+    out.reserveCapacity(g.outShape.reduce(1, *))
+    for p in 0..<g.planes {
+        for oy in 0..<g.outHeight {
+            for ox in 0..<g.outWidth { out.append(Float(window(xs, p * g.height * g.width, oy, ox))) }
+        }
+    }
+    return try Tensor(out, shape: g.outShape)
+}

@@ -1,0 +1,184 @@
+import Testing
+@testable import VisionCore
+
+/// Fast convolution kernels (1x1 GEMM, im2col + GEMM, direct depthwise, GEMM + col2im) against their Double
+/// reference versions, on odd sizes, and the errors of malformed arguments.
+@Suite struct ConvTests {
+    static func random(_ shape: [Int], seed: UInt64) throws -> Tensor {
+        var rng = RandomGenerator(seed: seed)
+        return try Tensor.normal(shape, rng: &rng)
+    }
+
+    /// Largest |a - b| / max(1, |b|): relative for large values, absolute near zero (sums of products cancel).
+    static func maxRelativeError(_ a: Tensor, _ b: Tensor) throws -> Float {
+        #expect(a.shape == b.shape)
+        let x = try a.toArray(Float.self), y = try b.toArray(Float.self)
+        var worst: Float = 0
+        for (u, v) in zip(x, y) { worst = max(worst, abs(u - v) / max(1, abs(v))) }
+        return worst
+    }
+
+    struct Case: CustomTestStringConvertible, Sendable {
+        var batch = 1, cin = 3, cout = 5, h = 7, w = 9, k = (3, 3)
+        var stride = (1, 1), padding = (0, 0), dilation = (1, 1), groups = 1, bias = true
+        var testDescription: String {
+            "N\(batch) \(cin)->\(cout) \(h)x\(w) k\(k) s\(stride) p\(padding) d\(dilation) g\(groups)\(bias ? " bias" : "")"
+        }
+    }
+
+    static let cases: [Case] = [
+        Case(),                                                          // plain 3x3
+        Case(batch: 3, padding: (1, 1)),
+        Case(batch: 3, cin: 5, cout: 3, k: (1, 1), bias: false),         // 1x1 GEMM path
+        Case(cin: 4, cout: 6, k: (1, 1), groups: 2),                      // grouped 1x1
+        Case(cin: 3, cout: 4, k: (1, 1), stride: (2, 2)),                 // strided 1x1 goes through im2col
+        Case(batch: 3, stride: (2, 2), padding: (1, 2)),
+        Case(k: (3, 5), stride: (2, 1), padding: (2, 1), dilation: (2, 1)),
+        Case(cin: 4, cout: 6, padding: (1, 1), dilation: (2, 2), groups: 2),
+        Case(h: 11, w: 13, k: (5, 5), padding: (2, 2)),
+        Case(cin: 5, cout: 5, padding: (1, 1), groups: 5),                // depthwise 3x3
+        Case(batch: 3, cin: 3, cout: 3, h: 9, w: 37, stride: (2, 2), padding: (1, 1), groups: 3),
+        Case(cin: 5, cout: 5, h: 17, w: 23, k: (5, 5), padding: (2, 2), groups: 5),
+        Case(cin: 3, cout: 3, h: 12, w: 19, k: (3, 3), stride: (2, 3), padding: (2, 0), dilation: (2, 3), groups: 3),
+        Case(cin: 4, cout: 4, h: 10, w: 21, stride: (1, 2), padding: (1, 1), dilation: (1, 2), groups: 4),
+        Case(batch: 2, cin: 2, cout: 2, h: 2, w: 3, padding: (1, 1), groups: 2),
+        Case(cin: 3, cout: 6, padding: (1, 1), groups: 3, bias: false),   // channel multiplier: im2col path
+        Case(cin: 1, cout: 1, h: 5, w: 40, k: (3, 3), padding: (1, 1)),
+    ]
+
+    @Test(arguments: cases)
+    func conv2dMatchesReference(c: Case) throws {
+        let x = try Self.random([c.batch, c.cin, c.h, c.w], seed: 1)
+        let w = try Self.random([c.cout, c.cin / c.groups, c.k.0, c.k.1], seed: 2)
+        let b = c.bias ? try Self.random([c.cout], seed: 3) : nil
+        let fast = try conv2d(x, weight: w, bias: b, stride: c.stride, padding: c.padding, dilation: c.dilation, groups: c.groups)
+        let ref = try conv2dReference(x, weight: w, bias: b, stride: c.stride, padding: c.padding, dilation: c.dilation, groups: c.groups)
+        #expect(try Self.maxRelativeError(fast, ref) < 1e-5)
+    }
+
+    @Test func conv2dLargerPlanesUseEveryThreadAndTile() throws {
+        // Enough output pixels for several GEMM tiles per image, and a depthwise plane wider than one vector.
+        let x = try Self.random([2, 16, 41, 45], seed: 4)
+        let w = try Self.random([8, 16, 3, 3], seed: 5), b = try Self.random([8], seed: 6)
+        let fast = try conv2d(x, weight: w, bias: b, padding: (1, 1))
+        #expect(try Self.maxRelativeError(fast, try conv2dReference(x, weight: w, bias: b, padding: (1, 1))) < 1e-5)
+        let dw = try Self.random([16, 1, 3, 3], seed: 7)
+        let fd = try conv2d(x, weight: dw, bias: nil, stride: (2, 2), padding: (1, 1), groups: 16)
+        #expect(try Self.maxRelativeError(fd, try conv2dReference(x, weight: dw, stride: (2, 2), padding: (1, 1), groups: 16)) < 1e-5)
+        let w1 = try Self.random([12, 16, 1, 1], seed: 8)
+        #expect(try Self.maxRelativeError(try conv2d(x, weight: w1), try conv2dReference(x, weight: w1)) < 1e-5)
+    }
+
+    @Test func conv2dAcceptsNonContiguousAndUnbatchedInput() throws {
+        // [N, H, C, W] permuted to [N, C, H, W]: a view with non-contiguous strides.
+        let x = try Self.random([2, 7, 4, 9], seed: 9).permute([0, 2, 1, 3])
+        #expect(!x.isContiguous)
+        let w = try Self.random([6, 2, 3, 3], seed: 10)
+        let fast = try conv2d(x, weight: w, padding: (1, 1), groups: 2)
+        #expect(try Self.maxRelativeError(fast, try conv2dReference(try x.contiguous(), weight: w, padding: (1, 1), groups: 2)) < 1e-5)
+        let dwWeight = try Self.random([4, 1, 3, 3], seed: 11).permute([0, 1, 3, 2])
+        let fd = try conv2d(x, weight: dwWeight, padding: (1, 1), groups: 4)
+        #expect(try Self.maxRelativeError(fd, try conv2dReference(x, weight: dwWeight, padding: (1, 1), groups: 4)) < 1e-5)
+        let single = try x.select(axis: 0, index: 1)
+        let y = try conv2d(single, weight: w, padding: (1, 1), groups: 2)
+        #expect(y.shape == [6, 7, 9])
+        #expect(try Self.maxRelativeError(y, try fast.select(axis: 0, index: 1).contiguous()) < 1e-6)
+    }
+
+    @Test func conv2dEmptyBatchGivesEmptyOutput() throws {
+        let y = try conv2d(try Tensor.zeros([0, 3, 5, 5]), weight: try Tensor.zeros([2, 3, 3, 3]))
+        #expect(y.shape == [0, 2, 3, 3])
+    }
+
+    @Test func conv2dRejectsBadArguments() throws {
+        let x = try Tensor.zeros([1, 4, 6, 6]), w = try Tensor.zeros([2, 4, 3, 3])
+        #expect(throws: VisionError.self) { try conv2d(try Tensor.zeros([4, 6, 6, 1, 1]), weight: w) }
+        #expect(throws: VisionError.self) { try conv2d(try Tensor.zeros([6, 6]), weight: w) }
+        #expect(throws: VisionError.self) { try conv2d(x, weight: try Tensor.zeros([2, 4, 3])) }
+        #expect(throws: VisionError.self) { try conv2d(x, weight: try Tensor.zeros([2, 3, 3, 3])) }
+        #expect(throws: VisionError.self) { try conv2d(x, weight: w, groups: 3) }
+        #expect(throws: VisionError.self) { try conv2d(x, weight: w, groups: 0) }
+        #expect(throws: VisionError.self) { try conv2d(x, weight: w, groups: Int.max) }
+        #expect(throws: VisionError.self) { try convTranspose2d(x, weight: w, groups: Int.max) }
+        #expect(throws: VisionError.self) { try conv2d(x, weight: try Tensor.zeros([3, 2, 3, 3]), groups: 2) }
+        #expect(throws: VisionError.self) { try conv2d(x, weight: try Tensor.zeros([0, 4, 3, 3])) }
+        #expect(throws: VisionError.self) { try conv2d(x, weight: try Tensor.zeros([2, 4, 0, 3])) }
+        #expect(throws: VisionError.self) { try conv2d(x, weight: w, bias: try Tensor.zeros([3])) }
+        #expect(throws: VisionError.self) { try conv2d(x, weight: w, stride: (0, 1)) }
+        #expect(throws: VisionError.self) { try conv2d(x, weight: w, stride: (1, -2)) }
+        #expect(throws: VisionError.self) { try conv2d(x, weight: w, dilation: (0, 1)) }
+        #expect(throws: VisionError.self) { try conv2d(x, weight: w, padding: (-1, 0)) }
+        #expect(throws: VisionError.self) { try conv2d(x, weight: w, padding: (Int.max, 0)) }
+        #expect(throws: VisionError.self) { try conv2d(x, weight: w, dilation: (Int.max / 2, 1)) }
+        #expect(throws: VisionError.self) { try conv2d(x, weight: try Tensor.zeros([2, 4, 7, 3])) }
+        #expect(throws: VisionError.self) { try conv2d(x, weight: w, dilation: (3, 1)) }
+        #expect(throws: VisionError.self) { try conv2d(try Tensor.zeros([1, 4, 6, 6], dtype: .int32), weight: w) }
+        #expect(throws: VisionError.self) { try conv2d(try Tensor.zeros([1, 4, 0, 6]), weight: w) }
+        // A kernel larger than the input but not than the padded input is fine.
+        #expect(try conv2d(x, weight: try Tensor.zeros([2, 4, 7, 3]), padding: (1, 0)).shape == [1, 2, 2, 4])
+    }
+
+    struct TransposeCase: CustomTestStringConvertible, Sendable {
+        var batch = 1, cin = 4, cout = 6, h = 7, w = 9, k = (3, 3)
+        var stride = (1, 1), padding = (0, 0), outputPadding = (0, 0), dilation = (1, 1), groups = 1, bias = true
+        var testDescription: String {
+            "N\(batch) \(cin)->\(cout) \(h)x\(w) k\(k) s\(stride) p\(padding) op\(outputPadding) d\(dilation) g\(groups)"
+        }
+    }
+
+    static let transposeCases: [TransposeCase] = [
+        TransposeCase(),
+        TransposeCase(batch: 3, stride: (2, 2), padding: (1, 1), outputPadding: (1, 1)),
+        TransposeCase(k: (4, 4), stride: (2, 2), padding: (1, 1), bias: false),
+        TransposeCase(k: (3, 5), stride: (3, 2), padding: (2, 1), outputPadding: (2, 0), dilation: (1, 2)),
+        TransposeCase(cin: 4, cout: 6, stride: (2, 2), groups: 2),
+        TransposeCase(batch: 3, cin: 3, cout: 3, stride: (2, 1), padding: (1, 0), groups: 3),
+        TransposeCase(cin: 5, cout: 3, k: (1, 1)),
+        TransposeCase(cin: 2, cout: 2, h: 5, w: 4, k: (2, 2), stride: (1, 1), outputPadding: (1, 1), dilation: (2, 2)),
+        TransposeCase(batch: 2, cin: 8, cout: 4, h: 23, w: 31, k: (3, 3), stride: (2, 2), padding: (1, 1), outputPadding: (1, 0)),
+    ]
+
+    @Test(arguments: transposeCases)
+    func convTranspose2dMatchesReference(c: TransposeCase) throws {
+        let x = try Self.random([c.batch, c.cin, c.h, c.w], seed: 21)
+        let w = try Self.random([c.cin, c.cout / c.groups, c.k.0, c.k.1], seed: 22)
+        let b = c.bias ? try Self.random([c.cout], seed: 23) : nil
+        let fast = try convTranspose2d(x, weight: w, bias: b, stride: c.stride, padding: c.padding,
+                                       outputPadding: c.outputPadding, groups: c.groups, dilation: c.dilation)
+        let ref = try convTranspose2dReference(x, weight: w, bias: b, stride: c.stride, padding: c.padding,
+                                               outputPadding: c.outputPadding, groups: c.groups, dilation: c.dilation)
+        #expect(try Self.maxRelativeError(fast, ref) < 1e-5)
+    }
+
+    @Test func convTransposeIsTheAdjointOfConv() throws {
+        // <conv(x), y> == <x, convT(y)> for the same weight: checks both kernels against each other.
+        let x = try Self.random([2, 3, 9, 7], seed: 31), w = try Self.random([4, 3, 3, 3], seed: 32)
+        let y0 = try conv2d(x, weight: w, stride: (2, 2), padding: (1, 1))
+        let y = try Self.random(y0.shape, seed: 33)
+        let xt = try convTranspose2d(y, weight: w, stride: (2, 2), padding: (1, 1), outputPadding: (0, 0))
+        #expect(xt.shape == x.shape)
+        let lhs = zip(try y0.toArray(Float.self), try y.toArray(Float.self)).reduce(0.0) { $0 + Double($1.0 * $1.1) }
+        let rhs = zip(try x.toArray(Float.self), try xt.toArray(Float.self)).reduce(0.0) { $0 + Double($1.0 * $1.1) }
+        #expect(abs(lhs - rhs) <= 1e-4 * max(1, abs(lhs)))
+        let permuted = try Self.random([3, 2, 4, 5], seed: 34).permute([1, 0, 2, 3])
+        let wt = try Self.random([3, 2, 3, 3], seed: 35)
+        #expect(try Self.maxRelativeError(try convTranspose2d(permuted, weight: wt, stride: (2, 2)),
+                                          try convTranspose2dReference(permuted, weight: wt, stride: (2, 2))) < 1e-5)
+    }
+
+    @Test func convTranspose2dRejectsBadArguments() throws {
+        let x = try Tensor.zeros([1, 4, 5, 5]), w = try Tensor.zeros([4, 2, 3, 3])
+        #expect(throws: VisionError.self) { try convTranspose2d(try Tensor.zeros([4, 5]), weight: w) }
+        #expect(throws: VisionError.self) { try convTranspose2d(x, weight: try Tensor.zeros([3, 2, 3, 3])) }
+        #expect(throws: VisionError.self) { try convTranspose2d(x, weight: w, groups: 3) }
+        #expect(throws: VisionError.self) { try convTranspose2d(x, weight: w, bias: try Tensor.zeros([3])) }
+        #expect(throws: VisionError.self) { try convTranspose2d(x, weight: w, stride: (0, 1)) }
+        #expect(throws: VisionError.self) { try convTranspose2d(x, weight: w, padding: (-1, 0)) }
+        #expect(throws: VisionError.self) { try convTranspose2d(x, weight: w, outputPadding: (1, 0)) }
+        #expect(throws: VisionError.self) { try convTranspose2d(x, weight: w, stride: (2, 2), outputPadding: (2, 0)) }
+        #expect(throws: VisionError.self) { try convTranspose2d(x, weight: w, padding: (4, 0)) }
+        #expect(throws: VisionError.self) { try convTranspose2d(x, weight: w, stride: (Int.max, 1)) }
+        #expect(try convTranspose2d(x, weight: w, groups: 2).shape == [1, 4, 7, 7])
+        #expect(try convTranspose2d(try Tensor.zeros([0, 4, 5, 5]), weight: w).shape == [0, 2, 7, 7])
+    }
+}

@@ -1,0 +1,140 @@
+import Testing
+@testable import VisionCore
+
+/// Fast pooling kernels against their Double references (odd sizes, ceil mode, padding, dilation, strided views),
+/// PyTorch's output-size rules, NaN handling and the errors of malformed arguments.
+@Suite struct PoolingTests {
+    static func random(_ shape: [Int], seed: UInt64) throws -> Tensor {
+        var rng = RandomGenerator(seed: seed)
+        return try Tensor.normal(shape, rng: &rng)
+    }
+
+    static func maxRelativeError(_ a: Tensor, _ b: Tensor) throws -> Float {
+        #expect(a.shape == b.shape)
+        let x = try a.toArray(Float.self), y = try b.toArray(Float.self)
+        var worst: Float = 0
+        for (u, v) in zip(x, y) {
+            if u.isNaN && v.isNaN || u == v { continue }
+            worst = max(worst, abs(u - v) / max(1, abs(v)))
+        }
+        return worst
+    }
+
+    struct Case: CustomTestStringConvertible, Sendable {
+        var shape = [1, 3, 7, 9], k = (3, 3), stride: (Int, Int)? = nil, padding = (0, 0), dilation = (1, 1)
+        var ceil = false
+        var testDescription: String { "\(shape) k\(k) s\(String(describing: stride)) p\(padding) d\(dilation) ceil \(ceil)" }
+    }
+
+    static let cases: [Case] = [
+        Case(),
+        Case(shape: [3, 5, 7, 9], k: (2, 2)),
+        Case(k: (3, 3), stride: (2, 2), padding: (1, 1)),
+        Case(k: (3, 3), stride: (2, 2), padding: (1, 1), ceil: true),
+        Case(shape: [2, 3, 8, 11], k: (2, 3), stride: (2, 2), ceil: true),
+        Case(shape: [1, 5, 9, 7], k: (3, 2), stride: (3, 3), padding: (1, 1), ceil: true),
+        Case(shape: [1, 2, 2, 2], k: (3, 3), stride: (2, 2), ceil: true),  // a window larger than the input
+        Case(shape: [1, 3, 13, 37], k: (5, 4), stride: (1, 3), padding: (2, 2)),
+        Case(shape: [3, 7, 9], k: (2, 2), stride: (1, 1)),                 // unbatched
+        Case(shape: [1, 1, 40, 41], k: (4, 4), stride: (4, 4), padding: (2, 1), ceil: true),
+    ]
+
+    static let dilatedCases: [Case] = [
+        Case(k: (3, 3), padding: (1, 1), dilation: (2, 2)),
+        Case(shape: [2, 3, 10, 12], k: (2, 3), stride: (2, 1), padding: (1, 1), dilation: (3, 2), ceil: true),
+    ]
+
+    @Test(arguments: cases + dilatedCases)
+    func maxPoolMatchesReference(c: Case) throws {
+        let x = try Self.random(c.shape, seed: 1)
+        let fast = try maxPool2d(x, kernelSize: c.k, stride: c.stride, padding: c.padding, dilation: c.dilation, ceilMode: c.ceil)
+        let ref = try maxPool2dReference(x, kernelSize: c.k, stride: c.stride, padding: c.padding, dilation: c.dilation, ceilMode: c.ceil)
+        #expect(try Self.maxRelativeError(fast, ref) == 0)
+    }
+
+    @Test(arguments: cases, [true, false])
+    func avgPoolMatchesReference(c: Case, includePad: Bool) throws {
+        let x = try Self.random(c.shape, seed: 2)
+        let fast = try avgPool2d(x, kernelSize: c.k, stride: c.stride, padding: c.padding, ceilMode: c.ceil, countIncludePad: includePad)
+        let ref = try avgPool2dReference(x, kernelSize: c.k, stride: c.stride, padding: c.padding, ceilMode: c.ceil, countIncludePad: includePad)
+        #expect(try Self.maxRelativeError(fast, ref) < 1e-5)
+    }
+
+    @Test func outputSizesFollowPyTorch() throws {
+        let x = try Tensor.zeros([1, 1, 7, 9])
+        // floor((7 + 2 - 3) / 2) + 1 = 4; ceil gives 4 as well; 9 -> 5 either way.
+        #expect(try maxPool2d(x, kernelSize: (3, 3), stride: (2, 2), padding: (1, 1)).shape == [1, 1, 4, 5])
+        // 7 with k2 s2: floor 3, ceil 4 (the last window starts at 6, inside the input).
+        #expect(try maxPool2d(x, kernelSize: (2, 2), stride: (2, 2), ceilMode: true).shape == [1, 1, 4, 5])
+        // 6 with k2 s2 p1 ceil: ceil((6 + 2 - 2) / 2) + 1 = 4, last window starts at 6 = H + pad - 1... kept;
+        // 5 with k2 s2 p1 ceil: 3 + 1 = 4 would start at 6 >= 5 + 1, so it is dropped.
+        #expect(try avgPool2d(try Tensor.zeros([1, 6, 5]), kernelSize: (2, 2), stride: (2, 2), padding: (1, 1), ceilMode: true).shape == [1, 4, 3])
+        #expect(try avgPool2d(try Tensor.zeros([1, 1, 2, 2]), kernelSize: (3, 3), stride: (2, 2), ceilMode: true).shape == [1, 1, 1, 1])
+    }
+
+    @Test func maxPoolPropagatesNaNAndPadsWithMinusInfinity() throws {
+        var values = [Float](repeating: -5, count: 16)
+        values[5] = .nan
+        let x = try Tensor(values, shape: [1, 1, 4, 4])
+        let y = try maxPool2d(x, kernelSize: (2, 2), stride: (2, 2)).toArray(Float.self)
+        #expect(y[0].isNaN && y[1] == -5 && y[2] == -5 && y[3] == -5)
+        // Every element is negative: padding must not contribute a 0.
+        let z = try maxPool2d(try Tensor.full([1, 1, 3, 3], value: -2), kernelSize: (3, 3), stride: (1, 1), padding: (1, 1))
+        #expect(try z.toArray(Float.self).allSatisfy { $0 == -2 })
+    }
+
+    @Test func avgPoolDivisors() throws {
+        let x = try Tensor.ones([1, 1, 3, 3])
+        let incl = try avgPool2d(x, kernelSize: (3, 3), stride: (1, 1), padding: (1, 1), countIncludePad: true).toArray(Float.self)
+        #expect(abs(incl[0] - 4.0 / 9) < 1e-6 && abs(incl[4] - 1) < 1e-6)
+        let excl = try avgPool2d(x, kernelSize: (3, 3), stride: (1, 1), padding: (1, 1), countIncludePad: false).toArray(Float.self)
+        #expect(excl.allSatisfy { abs($0 - 1) < 1e-6 })
+    }
+
+    @Test func poolingAcceptsNonContiguousInput() throws {
+        let x = try Self.random([2, 9, 3, 7], seed: 3).permute([0, 2, 1, 3])
+        #expect(!x.isContiguous)
+        #expect(try Self.maxRelativeError(try maxPool2d(x, kernelSize: (3, 3), stride: (2, 2), padding: (1, 1)),
+                                          try maxPool2dReference(x, kernelSize: (3, 3), stride: (2, 2), padding: (1, 1))) == 0)
+        #expect(try Self.maxRelativeError(try avgPool2d(x, kernelSize: (2, 3), ceilMode: true),
+                                          try avgPool2dReference(x, kernelSize: (2, 3), ceilMode: true)) < 1e-5)
+        #expect(try Self.maxRelativeError(try adaptiveAvgPool2d(x, outputSize: (4, 3)),
+                                          try adaptiveAvgPool2dReference(x, outputSize: (4, 3))) < 1e-5)
+    }
+
+    @Test(arguments: [(1, 1), (7, 9), (3, 4), (5, 2), (4, 7), (9, 13), (14, 20)])
+    func adaptiveAvgPoolMatchesReference(size: (Int, Int)) throws {
+        let x = try Self.random([3, 5, 7, 9], seed: 4)
+        #expect(try Self.maxRelativeError(try adaptiveAvgPool2d(x, outputSize: size),
+                                          try adaptiveAvgPool2dReference(x, outputSize: size)) < 1e-5)
+    }
+
+    @Test func adaptiveWindowsOverlapWhenSizesDoNotDivide() throws {
+        // 5 -> 3: [0, 2), [1, 4), [3, 5)
+        #expect(AdaptiveGeometry.windows(input: 5, output: 3) == [0..<2, 1..<4, 3..<5])
+        #expect(AdaptiveGeometry.windows(input: 4, output: 2) == [0..<2, 2..<4])
+        let y = try adaptiveAvgPool2d(try Tensor([Float(1), 2, 3, 4, 5], shape: [1, 1, 5]), outputSize: (1, 3))
+        #expect(try y.toArray(Float.self) == [1.5, 3, 4.5])
+    }
+
+    @Test func poolingRejectsBadArguments() throws {
+        let x = try Tensor.zeros([1, 2, 6, 6])
+        #expect(throws: VisionError.self) { try maxPool2d(try Tensor.zeros([6, 6]), kernelSize: (2, 2)) }
+        #expect(throws: VisionError.self) { try maxPool2d(x, kernelSize: (0, 2)) }
+        #expect(throws: VisionError.self) { try maxPool2d(x, kernelSize: (2, 2), stride: (0, 1)) }
+        #expect(throws: VisionError.self) { try maxPool2d(x, kernelSize: (2, 2), padding: (2, 0)) }
+        #expect(throws: VisionError.self) { try maxPool2d(x, kernelSize: (2, 2), padding: (-1, 0)) }
+        #expect(throws: VisionError.self) { try maxPool2d(x, kernelSize: (2, 2), dilation: (0, 1)) }
+        #expect(throws: VisionError.self) { try maxPool2d(x, kernelSize: (7, 7)) }
+        #expect(throws: VisionError.self) { try maxPool2d(x, kernelSize: (Int.max, 2), padding: (Int.max / 2, 0)) }
+        #expect(throws: VisionError.self) { try maxPool2d(try Tensor.zeros([1, 2, 0, 6]), kernelSize: (1, 1)) }
+        #expect(throws: VisionError.self) { try avgPool2d(x, kernelSize: (3, 3), padding: (2, 2)) }
+        #expect(throws: VisionError.self) { try avgPool2d(try Tensor.zeros([1, 2, 6, 6], dtype: .uint8), kernelSize: (2, 2)) }
+        #expect(throws: VisionError.self) { try adaptiveAvgPool2d(x, outputSize: (0, 2)) }
+        #expect(throws: VisionError.self) { try adaptiveAvgPool2d(try Tensor.zeros([1, 0, 6, 6]), outputSize: (2, 2)) }
+        #expect(throws: VisionError.self) { try adaptiveAvgPool2d(x, outputSize: (1 << 40, 1 << 40)) }
+        #expect(throws: VisionError.self) { try adaptiveAvgPool2d(try Tensor.zeros([0, 2, 3, 3]), outputSize: (1 << 40, 1)) }
+        #expect(try adaptiveAvgPool2d(try Tensor.zeros([0, 2, 3, 3]), outputSize: (4, 5)).shape == [0, 2, 4, 5])
+        #expect(try maxPool2d(try Tensor.zeros([0, 2, 6, 6]), kernelSize: (2, 2)).shape == [0, 2, 3, 3])
+    }
+}
