@@ -5,11 +5,6 @@ private func axesArg(_ axes: UnsafePointer<Int64>?, _ naxes: Int32) throws -> [I
     try shapeArg(axes, naxes, "axes")
 }
 
-private func boolArg(_ v: Int32, _ name: String) throws -> Bool {
-    guard v == 0 || v == 1 else { throw VisionError.invalidArgument("\(name) must be 0 or 1, got \(v)") }
-    return v == 1
-}
-
 /// Reduces x over `naxes` axes listed in `axes` (negative axes count from the end; naxes 0 = all axes, and
 /// `axes` may then be NULL). op is VC_REDUCE_SUM, VC_REDUCE_MEAN, VC_REDUCE_MAX or VC_REDUCE_MIN; keepdim 1 keeps
 /// reduced axes as size 1. SUM of an integer tensor gives int64; MEAN needs float32; MAX/MIN keep the dtype,
