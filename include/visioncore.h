@@ -159,6 +159,41 @@ enum {
 };
 
 /**
+ * Resizing of NCHW float tensors with the exact index arithmetic of PyTorch's `F.interpolate` (CPU, float32),
+ * so that outputs agree bit for bit on the chosen source pixels and to float rounding on the blend weights.
+ */
+enum {
+    VC_INTERP_NEAREST = 0,
+    VC_INTERP_BILINEAR = 1,
+};
+
+/**
+ * Reductions over any set of axes: sum, mean, amax, amin, variance, argmax/argmin.
+ *
+ * Every reduction views its input as [outer, reduce, inner]: when the reduced axes are adjacent in a contiguous
+ * tensor no copy is made; otherwise the kept axes are permuted in front of the reduced ones and the result made
+ * contiguous (one copy). `inner == 1` reduces rows (SIMD along the row); `inner > 1` reduces across rows of a
+ * matrix with SIMD over the kept inner dimension, so channel-wise reductions of NCHW tensors also stream.
+ * Sums accumulate 16 float lanes per block of at most `sumBlock` elements and add the block totals in Double,
+ * which keeps the error of a 16M-element sum near float precision of the result instead of growing with n.
+ */
+enum {
+    VC_REDUCE_SUM = 0,
+    VC_REDUCE_MEAN = 1,
+    VC_REDUCE_MAX = 2,
+    VC_REDUCE_MIN = 3,
+};
+
+/**
+ * Pad modes for the C ABI (`vc_pad`); the constant value is passed separately.
+ */
+enum {
+    VC_PAD_CONSTANT = 0,
+    VC_PAD_REFLECT = 1,
+    VC_PAD_REPLICATE = 2,
+};
+
+/**
  * 2-D convolution (torch.nn.functional.conv2d): x is float32 [N, Cin, H, W] or [Cin, H, W], weight
  * [Cout, Cin/groups, kh, kw], bias [Cout] or NULL. stride, padding and dilation each point to two int64 values
  * (height, width); stride and dilation must be positive, padding non-negative, groups must divide Cin and Cout.
@@ -313,6 +348,65 @@ int32_t vc_image_to_tensor(vc_tensor *image, const float *mean, const float *std
 int32_t vc_image_resize(vc_tensor *image, int64_t out_h, int64_t out_w, int32_t filter, vc_tensor **out);
 
 /**
+ * Reduces x over `naxes` axes listed in `axes` (negative axes count from the end; naxes 0 = all axes, and
+ * `axes` may then be NULL). op is VC_REDUCE_SUM, VC_REDUCE_MEAN, VC_REDUCE_MAX or VC_REDUCE_MIN; keepdim 1 keeps
+ * reduced axes as size 1. SUM of an integer tensor gives int64; MEAN needs float32; MAX/MIN keep the dtype,
+ * let NaN win, and fail on an empty reduced dimension.
+ */
+int32_t vc_reduce(int32_t op, vc_tensor *x, const int64_t *axes, int32_t naxes, int32_t keepdim, vc_tensor **out);
+
+/**
+ * Variance of float32 x over `axes` (naxes 0 = all): sum of squared deviations / max(0, n - correction)
+ * (correction 1 = unbiased, as torch.var; 0 = biased).
+ */
+int32_t vc_var(vc_tensor *x, const int64_t *axes, int32_t naxes, int64_t correction, int32_t keepdim, vc_tensor **out);
+
+/**
+ * Int64 indices of the maximum along `axis`, or of the flattened tensor when axis is INT64_MIN (then keepdim 1
+ * gives all-ones dims). First occurrence wins; NaN counts as the maximum (torch.argmax).
+ */
+int32_t vc_argmax(vc_tensor *x, int64_t axis, int32_t keepdim, vc_tensor **out);
+
+/**
+ * Int64 indices of the minimum along `axis` (INT64_MIN = flattened); first occurrence; NaN counts as the minimum.
+ */
+int32_t vc_argmin(vc_tensor *x, int64_t axis, int32_t keepdim, vc_tensor **out);
+
+/**
+ * Softmax of float32 x along `axis` (numerically stable: the row maximum is subtracted first).
+ */
+int32_t vc_softmax(vc_tensor *x, int64_t axis, vc_tensor **out);
+
+/**
+ * log(softmax(x)) along `axis`, computed as x - max - log(sum(exp(x - max))).
+ */
+int32_t vc_log_softmax(vc_tensor *x, int64_t axis, vc_tensor **out);
+
+/**
+ * Inference batch norm of x [N, C, ...] with running_mean / running_var [C]; weight and bias [C] may be NULL
+ * (1 and 0). eps >= 0.
+ */
+int32_t vc_batch_norm(vc_tensor *x, vc_tensor *running_mean, vc_tensor *running_var, vc_tensor *weight, vc_tensor *bias, double eps, vc_tensor **out);
+
+/**
+ * Layer norm over the trailing `n` dims `normalized_shape` of x (biased variance); weight and bias have shape
+ * normalized_shape and may be NULL.
+ */
+int32_t vc_layer_norm(vc_tensor *x, const int64_t *normalized_shape, int32_t n, vc_tensor *weight, vc_tensor *bias, double eps, vc_tensor **out);
+
+/**
+ * Group norm of x [N, C, ...] with `num_groups` dividing C; weight and bias [C] may be NULL.
+ */
+int32_t vc_group_norm(vc_tensor *x, int64_t num_groups, vc_tensor *weight, vc_tensor *bias, double eps, vc_tensor **out);
+
+/**
+ * Resizes x [N, C, H, W] as torch's F.interpolate. Either out_h and out_w are both > 0 (size), or both are 0 and
+ * scale_h, scale_w > 0 give scale_factor (output = floor(in * scale), source ratio 1/scale). mode is
+ * VC_INTERP_NEAREST or VC_INTERP_BILINEAR; align_corners is -1 (unset, required for nearest), 0 or 1.
+ */
+int32_t vc_interpolate(vc_tensor *x, int64_t out_h, int64_t out_w, double scale_h, double scale_w, int32_t mode, int32_t align_corners, vc_tensor **out);
+
+/**
  * Creates an empty tensor map.
  */
 int32_t vc_tensor_map_create(vc_tensor_map **out);
@@ -372,6 +466,47 @@ int32_t vc_tensor_map_metadata(vc_tensor_map *map, int64_t index, const char **o
  * Adds or replaces the metadata entry `key`.
  */
 int32_t vc_tensor_map_set_metadata(vc_tensor_map *map, const char *key, const char *value);
+
+/**
+ * Pads (negative amounts crop) the trailing dims of x; `pads` holds `npads` (even) values in torch order: last
+ * dim first, (left, right, top, bottom, ...). mode is VC_PAD_CONSTANT (filled with `value`, converted to x's
+ * dtype), VC_PAD_REFLECT (pads below the dim size) or VC_PAD_REPLICATE.
+ */
+int32_t vc_pad(vc_tensor *x, const int64_t *pads, int32_t npads, int32_t mode, double value, vc_tensor **out);
+
+/**
+ * Concatenates the `n` tensors of the array `tensors` (same dtype; same shape except along `axis`).
+ */
+int32_t vc_concat(vc_tensor **tensors, int32_t n, int64_t axis, vc_tensor **out);
+
+/**
+ * Stacks the `n` tensors of the array `tensors` (same shape and dtype) along a new dimension `axis`.
+ */
+int32_t vc_stack(vc_tensor **tensors, int32_t n, int64_t axis, vc_tensor **out);
+
+/**
+ * Splits x along `axis` into `nsizes` pieces of the given sizes (non-negative, summing to the dim). The new
+ * handles go to outs[0 .. nsizes-1]; `capacity` is the length of `outs` and must be >= nsizes. On failure every
+ * entry of outs is NULL.
+ */
+int32_t vc_split(vc_tensor *x, const int64_t *sizes, int32_t nsizes, int64_t axis, vc_tensor **outs, int32_t capacity);
+
+/**
+ * torch.gather: out[..., j, ...] = x[..., index[..., j, ...], ...] along `axis`; index is int64 (or int32) of
+ * x's rank; every index must be in [0, x.shape[axis]).
+ */
+int32_t vc_gather(vc_tensor *x, int64_t axis, vc_tensor *index, vc_tensor **out);
+
+/**
+ * torch.index_select: the slices of x at the positions of the 1-D int64 (or int32) `index` along `axis`.
+ */
+int32_t vc_index_select(vc_tensor *x, int64_t axis, vc_tensor *index, vc_tensor **out);
+
+/**
+ * torch.topk along `axis`: the k largest (largest 1) or smallest (0) values and their int64 indices. NaN ranks
+ * above every number; ties keep the lower index first; results are always sorted (`sorted` must be 0 or 1).
+ */
+int32_t vc_topk(vc_tensor *x, int64_t k, int64_t axis, int32_t largest, int32_t sorted, vc_tensor **out_values, vc_tensor **out_indices);
 
 /**
  * The message of the last failed call on this thread, or an empty string. Valid until the next failing call

@@ -4,9 +4,11 @@ from . import image, ops
 from .io import load_file, read_metadata, save_file
 from ._lib import VisionCoreError, lib
 from .tensor import Tensor, as_tensor, tensor
+from ._tensor_ops import *  # noqa: F401,F403  (sum, mean, amax, amin, argmax, argmin, var, cat, stack, split, gather, index_select, topk)
+from ._tensor_ops import __all__ as _tensor_ops_all
 
 __all__ = ["Tensor", "VisionCoreError", "as_tensor", "tensor", "functional", "set_num_threads", "get_num_threads", "load_file", "save_file", "read_metadata",
-           "__version__"]
+           "__version__"] + _tensor_ops_all
 __all__ += ["image", "ops"]
 
 __version__ = lib.vc_version().decode()

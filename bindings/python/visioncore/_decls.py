@@ -54,6 +54,15 @@ VC_LT = 2
 VC_LE = 3
 VC_GT = 4
 VC_GE = 5
+VC_INTERP_NEAREST = 0
+VC_INTERP_BILINEAR = 1
+VC_REDUCE_SUM = 0
+VC_REDUCE_MEAN = 1
+VC_REDUCE_MAX = 2
+VC_REDUCE_MIN = 3
+VC_PAD_CONSTANT = 0
+VC_PAD_REFLECT = 1
+VC_PAD_REPLICATE = 2
 
 FUNCTIONS = {
     'vc_conv2d': (c_int32, [c_void_p, c_void_p, c_void_p, POINTER(c_int64), POINTER(c_int64), POINTER(c_int64), c_int64, POINTER(c_void_p)]),
@@ -79,6 +88,16 @@ FUNCTIONS = {
     'vc_image_save': (c_int32, [c_void_p, c_char_p, c_int32]),
     'vc_image_to_tensor': (c_int32, [c_void_p, POINTER(c_float), POINTER(c_float), c_int32, POINTER(c_void_p)]),
     'vc_image_resize': (c_int32, [c_void_p, c_int64, c_int64, c_int32, POINTER(c_void_p)]),
+    'vc_reduce': (c_int32, [c_int32, c_void_p, POINTER(c_int64), c_int32, c_int32, POINTER(c_void_p)]),
+    'vc_var': (c_int32, [c_void_p, POINTER(c_int64), c_int32, c_int64, c_int32, POINTER(c_void_p)]),
+    'vc_argmax': (c_int32, [c_void_p, c_int64, c_int32, POINTER(c_void_p)]),
+    'vc_argmin': (c_int32, [c_void_p, c_int64, c_int32, POINTER(c_void_p)]),
+    'vc_softmax': (c_int32, [c_void_p, c_int64, POINTER(c_void_p)]),
+    'vc_log_softmax': (c_int32, [c_void_p, c_int64, POINTER(c_void_p)]),
+    'vc_batch_norm': (c_int32, [c_void_p, c_void_p, c_void_p, c_void_p, c_void_p, c_double, POINTER(c_void_p)]),
+    'vc_layer_norm': (c_int32, [c_void_p, POINTER(c_int64), c_int32, c_void_p, c_void_p, c_double, POINTER(c_void_p)]),
+    'vc_group_norm': (c_int32, [c_void_p, c_int64, c_void_p, c_void_p, c_double, POINTER(c_void_p)]),
+    'vc_interpolate': (c_int32, [c_void_p, c_int64, c_int64, c_double, c_double, c_int32, c_int32, POINTER(c_void_p)]),
     'vc_tensor_map_create': (c_int32, [POINTER(c_void_p)]),
     'vc_tensor_map_free': (c_int32, [c_void_p]),
     'vc_safetensors_load': (c_int32, [c_char_p, POINTER(c_void_p)]),
@@ -91,6 +110,13 @@ FUNCTIONS = {
     'vc_tensor_map_metadata_count': (c_int32, [c_void_p, POINTER(c_int64)]),
     'vc_tensor_map_metadata': (c_int32, [c_void_p, c_int64, POINTER(c_char_p), POINTER(c_char_p)]),
     'vc_tensor_map_set_metadata': (c_int32, [c_void_p, c_char_p, c_char_p]),
+    'vc_pad': (c_int32, [c_void_p, POINTER(c_int64), c_int32, c_int32, c_double, POINTER(c_void_p)]),
+    'vc_concat': (c_int32, [POINTER(c_void_p), c_int32, c_int64, POINTER(c_void_p)]),
+    'vc_stack': (c_int32, [POINTER(c_void_p), c_int32, c_int64, POINTER(c_void_p)]),
+    'vc_split': (c_int32, [c_void_p, POINTER(c_int64), c_int32, c_int64, POINTER(c_void_p), c_int32]),
+    'vc_gather': (c_int32, [c_void_p, c_int64, c_void_p, POINTER(c_void_p)]),
+    'vc_index_select': (c_int32, [c_void_p, c_int64, c_void_p, POINTER(c_void_p)]),
+    'vc_topk': (c_int32, [c_void_p, c_int64, c_int64, c_int32, c_int32, POINTER(c_void_p), POINTER(c_void_p)]),
     'vc_last_error_message': (c_char_p, []),
     'vc_version': (c_char_p, []),
     'vc_set_num_threads': (c_int32, [c_int32]),

@@ -8,7 +8,8 @@ from ._lib import call, lib
 from .tensor import Tensor, as_tensor
 
 __all__ = ["relu", "relu6", "leaky_relu", "silu", "gelu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "prelu",
-           "linear", "matmul",
+           "linear", "matmul", "softmax", "log_softmax", "batch_norm", "layer_norm", "group_norm", "interpolate",
+           "pad",
            "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"]
 
 
@@ -80,6 +81,7 @@ def matmul(input, other):
     return _op(lib.vc_matmul, input, other)
 
 
+from ._f_norm import *  # noqa: E402,F401,F403  (softmax, normalization, interpolate, pad)
 from . import _f_geo  # noqa: E402
 from ._f_geo import *  # noqa
 __all__ += _f_geo.__all__
