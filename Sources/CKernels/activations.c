@@ -71,31 +71,25 @@ INLINE float erf_approx(float x0) {
 
 INLINE float sigmoid_approx(float x) { return 1.0f / (1.0f + exp_approx(-x)); }
 
-CLONES static void silu_loop(const float *s, float *d, ptrdiff_t n) {
-  for (ptrdiff_t i = 0; i < n; i++) {
-    float x = s[i];
-    float y = x * sigmoid_approx(x);
-    d[i] = x == -INFINITY ? NAN : y;  // -inf * 0, as PyTorch
+// Each loop works on blocks copied into a local buffer: the compiler then knows the math loop has no aliasing
+// and vectorizes it even when the caller passes the same buffer as source and destination.
+#define BLOCKED_MAP(NAME, EXPR)                                          \
+  CLONES static void NAME(const float *s, float *d, ptrdiff_t n) {      \
+    float buf[256];                                                       \
+    for (ptrdiff_t i0 = 0; i0 < n; i0 += 256) {                           \
+      ptrdiff_t m = n - i0 < 256 ? n - i0 : 256;                          \
+      for (ptrdiff_t j = 0; j < m; j++) buf[j] = s[i0 + j];              \
+      for (ptrdiff_t j = 0; j < m; j++) { float x = buf[j]; buf[j] = (EXPR); } \
+      for (ptrdiff_t j = 0; j < m; j++) d[i0 + j] = buf[j];              \
+    }                                                                     \
   }
-}
-CLONES static void gelu_erf_loop(const float *s, float *d, ptrdiff_t n) {
-  for (ptrdiff_t i = 0; i < n; i++) { float x = s[i]; d[i] = 0.5f * x * (1.0f + erf_approx(x * 0.70710678118654752f)); }
-}
-CLONES static void gelu_tanh_loop(const float *s, float *d, ptrdiff_t n) {
-  for (ptrdiff_t i = 0; i < n; i++) {
-    float x = s[i];
-    d[i] = 0.5f * x * (1.0f + tanh_approx(0.79788456080286536f * (x + 0.044715f * x * x * x)));
-  }
-}
-CLONES static void sigmoid_loop(const float *s, float *d, ptrdiff_t n) {
-  for (ptrdiff_t i = 0; i < n; i++) d[i] = sigmoid_approx(s[i]);
-}
-CLONES static void tanh_loop(const float *s, float *d, ptrdiff_t n) {
-  for (ptrdiff_t i = 0; i < n; i++) d[i] = tanh_approx(s[i]);
-}
-CLONES static void exp_loop(const float *s, float *d, ptrdiff_t n) {
-  for (ptrdiff_t i = 0; i < n; i++) d[i] = exp_approx(s[i]);
-}
+
+BLOCKED_MAP(silu_loop, x == -INFINITY ? NAN : x * sigmoid_approx(x))  /* -inf * 0 = NaN, as PyTorch */
+BLOCKED_MAP(gelu_erf_loop, 0.5f * x * (1.0f + erf_approx(x * 0.70710678118654752f)))
+BLOCKED_MAP(gelu_tanh_loop, 0.5f * x * (1.0f + tanh_approx(0.79788456080286536f * (x + 0.044715f * x * x * x))))
+BLOCKED_MAP(sigmoid_loop, sigmoid_approx(x))
+BLOCKED_MAP(tanh_loop, tanh_approx(x))
+BLOCKED_MAP(exp_loop, exp_approx(x))
 
 int vck_activation(int op, const float *src, float *dst, ptrdiff_t n) {
   switch (op) {
@@ -110,7 +104,19 @@ int vck_activation(int op, const float *src, float *dst, ptrdiff_t n) {
 }
 
 CLONES float vck_exp_shift_sum(const float *src, float *dst, ptrdiff_t n, float shift) {
+  float buf[256], lanes[16] = {0};
   float sum = 0.0f;
-  for (ptrdiff_t i = 0; i < n; i++) { float e = exp_approx(src[i] - shift); dst[i] = e; sum += e; }
+  for (ptrdiff_t i0 = 0; i0 < n; i0 += 256) {
+    ptrdiff_t m = n - i0 < 256 ? n - i0 : 256;
+    for (ptrdiff_t j = 0; j < m; j++) buf[j] = src[i0 + j];
+    for (ptrdiff_t j = 0; j < m; j++) buf[j] = exp_approx(buf[j] - shift);
+    for (ptrdiff_t j = 0; j < m; j++) dst[i0 + j] = buf[j];
+    // Sixteen independent partial sums vectorize without reassociating a single float sum.
+    ptrdiff_t j = 0;
+    for (; j + 16 <= m; j += 16)
+      for (int k = 0; k < 16; k++) lanes[k] += buf[j + k];
+    for (; j < m; j++) sum += buf[j];
+  }
+  for (int k = 0; k < 16; k++) sum += lanes[k];
   return sum;
 }

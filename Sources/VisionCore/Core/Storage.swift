@@ -53,7 +53,7 @@ final class BlockCache: @unchecked Sendable {
     static func sizeClass(_ n: Int) -> Int {
         if n < minCachedBytes { return (n + 63) & ~63 }
         let top = Int.bitWidth - (n - 1).leadingZeroBitCount   // 2^top >= n
-        let granule = 1 << (top - 3)
+        let granule = 1 << (top - 4)           // n > 2^(top-1): waste < 2^(top-4) <= n/8
         return (n + granule - 1) / granule * granule
     }
 
