@@ -13,7 +13,7 @@ scripts/check_symbols.sh out/lib/libvisioncore.so
 python3 bindings/python/tools/gen_decls.py --check
 echo "== swift tests"
 # Release mode: the SIMD paths that ship are the ones tested (and tests run faster); -enable-testing keeps @testable.
-swift test -c release -Xswiftc -enable-testing --scratch-path .build-test 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]|^(◇|↳) |^✔ (Suite|Test [a-zA-Z]+\()|^Test Suite|Executed 0 tests' | tail -n 80
+swift test -c release -Xswiftc -enable-testing --scratch-path .build-test 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]|^(◇|↳) |^✔ (Suite|Test [a-zA-Z0-9_]+\()|^Test Suite|Executed 0 tests' | tail -n 80
 test "${PIPESTATUS[0]}" -eq 0
 echo "== python tests"
 VISIONCORE_LIB=$PWD/out/lib/libvisioncore.so PYTHONPATH=$PWD/bindings/python python3 -m pytest -q bindings/python/tests

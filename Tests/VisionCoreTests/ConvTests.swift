@@ -4,19 +4,8 @@ import Testing
 /// Fast convolution kernels (1x1 GEMM, im2col + GEMM, direct depthwise, GEMM + col2im) against their Double
 /// reference versions, on odd sizes, and the errors of malformed arguments.
 @Suite struct ConvTests {
-    static func random(_ shape: [Int], seed: UInt64) throws -> Tensor {
-        var rng = RandomGenerator(seed: seed)
-        return try Tensor.normal(shape, rng: &rng)
-    }
+    static func random(_ shape: [Int], seed: UInt64) throws -> Tensor { try randomTensor(shape, seed: seed) }
 
-    /// Largest |a - b| / max(1, |b|): relative for large values, absolute near zero (sums of products cancel).
-    static func maxRelativeError(_ a: Tensor, _ b: Tensor) throws -> Float {
-        #expect(a.shape == b.shape)
-        let x = try a.toArray(Float.self), y = try b.toArray(Float.self)
-        var worst: Float = 0
-        for (u, v) in zip(x, y) { worst = max(worst, abs(u - v) / max(1, abs(v))) }
-        return worst
-    }
 
     struct Case: CustomTestStringConvertible, Sendable {
         var batch = 1, cin = 3, cout = 5, h = 7, w = 9, k = (3, 3)
@@ -53,7 +42,7 @@ import Testing
         let b = c.bias ? try Self.random([c.cout], seed: 3) : nil
         let fast = try conv2d(x, weight: w, bias: b, stride: c.stride, padding: c.padding, dilation: c.dilation, groups: c.groups)
         let ref = try conv2dReference(x, weight: w, bias: b, stride: c.stride, padding: c.padding, dilation: c.dilation, groups: c.groups)
-        #expect(try Self.maxRelativeError(fast, ref) < 1e-5)
+        #expect(try maxRelativeError(fast, ref) < 1e-5)
     }
 
     @Test func conv2dLargerPlanesUseEveryThreadAndTile() throws {
@@ -61,12 +50,12 @@ import Testing
         let x = try Self.random([2, 16, 41, 45], seed: 4)
         let w = try Self.random([8, 16, 3, 3], seed: 5), b = try Self.random([8], seed: 6)
         let fast = try conv2d(x, weight: w, bias: b, padding: (1, 1))
-        #expect(try Self.maxRelativeError(fast, try conv2dReference(x, weight: w, bias: b, padding: (1, 1))) < 1e-5)
+        #expect(try maxRelativeError(fast, try conv2dReference(x, weight: w, bias: b, padding: (1, 1))) < 1e-5)
         let dw = try Self.random([16, 1, 3, 3], seed: 7)
         let fd = try conv2d(x, weight: dw, bias: nil, stride: (2, 2), padding: (1, 1), groups: 16)
-        #expect(try Self.maxRelativeError(fd, try conv2dReference(x, weight: dw, stride: (2, 2), padding: (1, 1), groups: 16)) < 1e-5)
+        #expect(try maxRelativeError(fd, try conv2dReference(x, weight: dw, stride: (2, 2), padding: (1, 1), groups: 16)) < 1e-5)
         let w1 = try Self.random([12, 16, 1, 1], seed: 8)
-        #expect(try Self.maxRelativeError(try conv2d(x, weight: w1), try conv2dReference(x, weight: w1)) < 1e-5)
+        #expect(try maxRelativeError(try conv2d(x, weight: w1), try conv2dReference(x, weight: w1)) < 1e-5)
     }
 
     @Test func conv2dAcceptsNonContiguousAndUnbatchedInput() throws {
@@ -75,14 +64,14 @@ import Testing
         #expect(!x.isContiguous)
         let w = try Self.random([6, 2, 3, 3], seed: 10)
         let fast = try conv2d(x, weight: w, padding: (1, 1), groups: 2)
-        #expect(try Self.maxRelativeError(fast, try conv2dReference(try x.contiguous(), weight: w, padding: (1, 1), groups: 2)) < 1e-5)
+        #expect(try maxRelativeError(fast, try conv2dReference(try x.contiguous(), weight: w, padding: (1, 1), groups: 2)) < 1e-5)
         let dwWeight = try Self.random([4, 1, 3, 3], seed: 11).permute([0, 1, 3, 2])
         let fd = try conv2d(x, weight: dwWeight, padding: (1, 1), groups: 4)
-        #expect(try Self.maxRelativeError(fd, try conv2dReference(x, weight: dwWeight, padding: (1, 1), groups: 4)) < 1e-5)
+        #expect(try maxRelativeError(fd, try conv2dReference(x, weight: dwWeight, padding: (1, 1), groups: 4)) < 1e-5)
         let single = try x.select(axis: 0, index: 1)
         let y = try conv2d(single, weight: w, padding: (1, 1), groups: 2)
         #expect(y.shape == [6, 7, 9])
-        #expect(try Self.maxRelativeError(y, try fast.select(axis: 0, index: 1).contiguous()) < 1e-6)
+        #expect(try maxRelativeError(y, try fast.select(axis: 0, index: 1).contiguous()) < 1e-6)
     }
 
     @Test func conv2dEmptyBatchGivesEmptyOutput() throws {
@@ -147,7 +136,7 @@ import Testing
                                        outputPadding: c.outputPadding, groups: c.groups, dilation: c.dilation)
         let ref = try convTranspose2dReference(x, weight: w, bias: b, stride: c.stride, padding: c.padding,
                                                outputPadding: c.outputPadding, groups: c.groups, dilation: c.dilation)
-        #expect(try Self.maxRelativeError(fast, ref) < 1e-5)
+        #expect(try maxRelativeError(fast, ref) < 1e-5)
     }
 
     @Test func convTransposeIsTheAdjointOfConv() throws {
@@ -162,7 +151,7 @@ import Testing
         #expect(abs(lhs - rhs) <= 1e-4 * max(1, abs(lhs)))
         let permuted = try Self.random([3, 2, 4, 5], seed: 34).permute([1, 0, 2, 3])
         let wt = try Self.random([3, 2, 3, 3], seed: 35)
-        #expect(try Self.maxRelativeError(try convTranspose2d(permuted, weight: wt, stride: (2, 2)),
+        #expect(try maxRelativeError(try convTranspose2d(permuted, weight: wt, stride: (2, 2)),
                                           try convTranspose2dReference(permuted, weight: wt, stride: (2, 2))) < 1e-5)
     }
 

@@ -4,20 +4,9 @@ import Testing
 /// Fast element-wise kernels against their reference versions, on odd sizes, broadcasts and strided views.
 @Suite struct ElementwiseTests {
     static func random(_ shape: [Int], seed: UInt64, scale: Float = 4) throws -> Tensor {
-        var rng = RandomGenerator(seed: seed)
-        return try Tensor.normal(shape, std: scale, rng: &rng)
+        try randomTensor(shape, seed: seed, scale: scale)
     }
 
-    static func maxRelativeError(_ a: Tensor, _ b: Tensor) throws -> Float {
-        #expect(a.shape == b.shape)
-        let x = try a.toArray(Float.self), y = try b.toArray(Float.self)
-        var worst: Float = 0
-        for (u, v) in zip(x, y) {
-            if u.isNaN && v.isNaN { continue }
-            worst = max(worst, abs(u - v) / max(1, abs(v)))
-        }
-        return worst
-    }
 
     @Test(arguments: BinaryOp.allCases)
     func binaryMatchesReference(op: BinaryOp) throws {
@@ -26,11 +15,11 @@ import Testing
             var a = try Self.random(sa, seed: UInt64(i)), b = try Self.random(sb, seed: UInt64(100 + i))
             if op == .pow { a = try unary(.abs, a) ; b = try binary(.mul, b, try Tensor.full([], value: 0.3)) }
             let fast = try binary(op, a, b), ref = try binaryReference(op, a, b)
-            #expect(try Self.maxRelativeError(fast, ref) < 1e-6, "\(op) \(sa) \(sb)")
+            #expect(try maxRelativeError(fast, ref) < 1e-6, "\(op) \(sa) \(sb)")
         }
         // A transposed (non-contiguous) operand.
         let a = try Self.random([7, 9], seed: 7).transpose(0, 1), b = try Self.random([9, 7], seed: 8)
-        #expect(try Self.maxRelativeError(try binary(op == .pow ? .add : op, a, b), try binaryReference(op == .pow ? .add : op, a, b)) < 1e-6)
+        #expect(try maxRelativeError(try binary(op == .pow ? .add : op, a, b), try binaryReference(op == .pow ? .add : op, a, b)) < 1e-6)
     }
 
     @Test func integerArithmeticWrapsInsteadOfTrapping() throws {
@@ -46,7 +35,7 @@ import Testing
             var x = try Self.random([n], seed: UInt64(n), scale: 6)
             if op == .log || op == .sqrt { x = try unary(.abs, x) }
             let fast = try unary(op, x, parameter: 0.1), ref = try unaryReference(op, x, parameter: 0.1)
-            #expect(try Self.maxRelativeError(fast, ref) < 2e-6, "\(op) n=\(n)")
+            #expect(try maxRelativeError(fast, ref) < 2e-6, "\(op) n=\(n)")
         }
         let special = try Tensor([Float.nan, .infinity, -.infinity, 0, -0.0, 100, -100], shape: [7])
         let fast = try unary(op, special, parameter: 0.1).toArray(Float.self)
@@ -67,10 +56,10 @@ import Testing
     @Test func matmulMatchesReference() throws {
         for (sa, sb) in [([5, 7], [7, 3]), ([2, 1, 4, 6], [3, 6, 5]), ([1, 1], [1, 9]), ([3, 0], [0, 2])] {
             let a = try Self.random(sa, seed: 1, scale: 1), b = try Self.random(sb, seed: 2, scale: 1)
-            #expect(try Self.maxRelativeError(try matmul(a, b), try matmulReference(a, b)) < 1e-5)
+            #expect(try maxRelativeError(try matmul(a, b), try matmulReference(a, b)) < 1e-5)
         }
         let a = try Self.random([6, 4], seed: 3, scale: 1).transpose(0, 1), b = try Self.random([5, 6], seed: 4, scale: 1).transpose(0, 1)
-        #expect(try Self.maxRelativeError(try matmul(a, b), try matmulReference(a, b)) < 1e-5)
+        #expect(try maxRelativeError(try matmul(a, b), try matmulReference(a, b)) < 1e-5)
         #expect(throws: VisionError.self) { try matmul(try Tensor.zeros([2, 3]), try Tensor.zeros([2, 3])) }
     }
 }

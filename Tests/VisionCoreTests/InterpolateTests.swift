@@ -9,10 +9,10 @@ import Testing
         for x in try NormCheck.layouts([2, 3, 5, 9], seed: 21) {
             for s in sizes {
                 let n = try interpolate(x, size: s, mode: .nearest)
-                #expect(try NormCheck.maxError(n, try interpolateReference(x, size: s, mode: .nearest)) == 0, "nearest \(s)")
+                #expect(try maxRelativeError(n, try interpolateReference(x, size: s, mode: .nearest)) == 0, "nearest \(s)")
                 for ac in [false, true] {
                     let b = try interpolate(x, size: s, mode: .bilinear, alignCorners: ac)
-                    let e = try NormCheck.maxError(b, try interpolateReference(x, size: s, mode: .bilinear, alignCorners: ac))
+                    let e = try maxRelativeError(b, try interpolateReference(x, size: s, mode: .bilinear, alignCorners: ac))
                     #expect(e < 1e-5, "bilinear \(s) ac \(ac): \(e)")
                 }
             }
@@ -24,9 +24,9 @@ import Testing
         for f in [(2.0, 2.0), (0.5, 0.5), (1.7, 0.6), (3.0, 1.0)] {
             let n = try interpolate(x, scaleFactor: f, mode: .nearest)
             #expect(n.shape == [1, 2, Int((6 * f.0).rounded(.down)), Int((7 * f.1).rounded(.down))])
-            #expect(try NormCheck.maxError(n, try interpolateReference(x, scaleFactor: f, mode: .nearest)) == 0, "nearest \(f)")
+            #expect(try maxRelativeError(n, try interpolateReference(x, scaleFactor: f, mode: .nearest)) == 0, "nearest \(f)")
             let b = try interpolate(x, scaleFactor: f, mode: .bilinear)
-            let e = try NormCheck.maxError(b, try interpolateReference(x, scaleFactor: f, mode: .bilinear))
+            let e = try maxRelativeError(b, try interpolateReference(x, scaleFactor: f, mode: .bilinear))
             #expect(e < 1e-5, "bilinear \(f): \(e)")
         }
     }

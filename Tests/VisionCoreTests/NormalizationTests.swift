@@ -11,9 +11,9 @@ import Testing
             for x in try NormCheck.layouts(shape, seed: 1) {
                 let fast = try batchNorm(x, runningMean: mean, runningVar: v, weight: w, bias: b, eps: 1e-3)
                 let ref = try batchNormReference(x, runningMean: mean, runningVar: v, weight: w, bias: b, eps: 1e-3)
-                #expect(try NormCheck.maxError(fast, ref) < 1e-5, "batchNorm \(shape)")
+                #expect(try maxRelativeError(fast, ref) < 1e-5, "batchNorm \(shape)")
                 let plain = try batchNorm(x, runningMean: mean, runningVar: v)
-                #expect(try NormCheck.maxError(plain, try batchNormReference(x, runningMean: mean, runningVar: v)) < 1e-5)
+                #expect(try maxRelativeError(plain, try batchNormReference(x, runningMean: mean, runningVar: v)) < 1e-5)
             }
         }
         let x = try Tensor.zeros([2, 3, 4])
@@ -27,9 +27,9 @@ import Testing
             let w = try NormCheck.random(normalized, seed: 7), b = try NormCheck.random(normalized, seed: 8)
             for x in try NormCheck.layouts(shape, seed: 6) {
                 let fast = try layerNorm(x, normalizedShape: normalized, weight: w, bias: b)
-                #expect(try NormCheck.maxError(fast, try layerNormReference(x, normalizedShape: normalized, weight: w, bias: b)) < 1e-5)
+                #expect(try maxRelativeError(fast, try layerNormReference(x, normalizedShape: normalized, weight: w, bias: b)) < 1e-5)
                 let bare = try layerNorm(x, normalizedShape: normalized, eps: 1e-6)
-                #expect(try NormCheck.maxError(bare, try layerNormReference(x, normalizedShape: normalized, eps: 1e-6)) < 1e-5)
+                #expect(try maxRelativeError(bare, try layerNormReference(x, normalizedShape: normalized, eps: 1e-6)) < 1e-5)
                 // Properties: each row has mean 0 and (biased) variance 1 without affine parameters.
                 let axes = Array((shape.count - normalized.count)..<shape.count)
                 #expect(try amax(try unary(.abs, try mean(bare, axes: axes))).item() < 1e-5)
@@ -48,9 +48,9 @@ import Testing
             let w = try NormCheck.random([c], seed: 12), b = try NormCheck.random([c], seed: 13)
             for x in try NormCheck.layouts(shape, seed: 11) {
                 let fast = try groupNorm(x, numGroups: groups, weight: w, bias: b)
-                #expect(try NormCheck.maxError(fast, try groupNormReference(x, numGroups: groups, weight: w, bias: b)) < 1e-5, "\(shape) g\(groups)")
+                #expect(try maxRelativeError(fast, try groupNormReference(x, numGroups: groups, weight: w, bias: b)) < 1e-5, "\(shape) g\(groups)")
                 let bare = try groupNorm(x, numGroups: groups)
-                #expect(try NormCheck.maxError(bare, try groupNormReference(x, numGroups: groups)) < 1e-5)
+                #expect(try maxRelativeError(bare, try groupNormReference(x, numGroups: groups)) < 1e-5)
             }
         }
         #expect(throws: VisionError.self) { try groupNorm(try Tensor.zeros([2, 6, 3]), numGroups: 4) }

@@ -4,21 +4,8 @@ import Testing
 /// Fast pooling kernels against their Double references (odd sizes, ceil mode, padding, dilation, strided views),
 /// PyTorch's output-size rules, NaN handling and the errors of malformed arguments.
 @Suite struct PoolingTests {
-    static func random(_ shape: [Int], seed: UInt64) throws -> Tensor {
-        var rng = RandomGenerator(seed: seed)
-        return try Tensor.normal(shape, rng: &rng)
-    }
+    static func random(_ shape: [Int], seed: UInt64) throws -> Tensor { try randomTensor(shape, seed: seed) }
 
-    static func maxRelativeError(_ a: Tensor, _ b: Tensor) throws -> Float {
-        #expect(a.shape == b.shape)
-        let x = try a.toArray(Float.self), y = try b.toArray(Float.self)
-        var worst: Float = 0
-        for (u, v) in zip(x, y) {
-            if u.isNaN && v.isNaN || u == v { continue }
-            worst = max(worst, abs(u - v) / max(1, abs(v)))
-        }
-        return worst
-    }
 
     struct Case: CustomTestStringConvertible, Sendable {
         var shape = [1, 3, 7, 9], k = (3, 3), stride: (Int, Int)? = nil, padding = (0, 0), dilation = (1, 1)
@@ -49,7 +36,7 @@ import Testing
         let x = try Self.random(c.shape, seed: 1)
         let fast = try maxPool2d(x, kernelSize: c.k, stride: c.stride, padding: c.padding, dilation: c.dilation, ceilMode: c.ceil)
         let ref = try maxPool2dReference(x, kernelSize: c.k, stride: c.stride, padding: c.padding, dilation: c.dilation, ceilMode: c.ceil)
-        #expect(try Self.maxRelativeError(fast, ref) == 0)
+        #expect(try maxRelativeError(fast, ref) == 0)
     }
 
     @Test(arguments: cases, [true, false])
@@ -57,7 +44,7 @@ import Testing
         let x = try Self.random(c.shape, seed: 2)
         let fast = try avgPool2d(x, kernelSize: c.k, stride: c.stride, padding: c.padding, ceilMode: c.ceil, countIncludePad: includePad)
         let ref = try avgPool2dReference(x, kernelSize: c.k, stride: c.stride, padding: c.padding, ceilMode: c.ceil, countIncludePad: includePad)
-        #expect(try Self.maxRelativeError(fast, ref) < 1e-5)
+        #expect(try maxRelativeError(fast, ref) < 1e-5)
     }
 
     @Test func outputSizesFollowPyTorch() throws {
@@ -94,18 +81,18 @@ import Testing
     @Test func poolingAcceptsNonContiguousInput() throws {
         let x = try Self.random([2, 9, 3, 7], seed: 3).permute([0, 2, 1, 3])
         #expect(!x.isContiguous)
-        #expect(try Self.maxRelativeError(try maxPool2d(x, kernelSize: (3, 3), stride: (2, 2), padding: (1, 1)),
+        #expect(try maxRelativeError(try maxPool2d(x, kernelSize: (3, 3), stride: (2, 2), padding: (1, 1)),
                                           try maxPool2dReference(x, kernelSize: (3, 3), stride: (2, 2), padding: (1, 1))) == 0)
-        #expect(try Self.maxRelativeError(try avgPool2d(x, kernelSize: (2, 3), ceilMode: true),
+        #expect(try maxRelativeError(try avgPool2d(x, kernelSize: (2, 3), ceilMode: true),
                                           try avgPool2dReference(x, kernelSize: (2, 3), ceilMode: true)) < 1e-5)
-        #expect(try Self.maxRelativeError(try adaptiveAvgPool2d(x, outputSize: (4, 3)),
+        #expect(try maxRelativeError(try adaptiveAvgPool2d(x, outputSize: (4, 3)),
                                           try adaptiveAvgPool2dReference(x, outputSize: (4, 3))) < 1e-5)
     }
 
     @Test(arguments: [(1, 1), (7, 9), (3, 4), (5, 2), (4, 7), (9, 13), (14, 20)])
     func adaptiveAvgPoolMatchesReference(size: (Int, Int)) throws {
         let x = try Self.random([3, 5, 7, 9], seed: 4)
-        #expect(try Self.maxRelativeError(try adaptiveAvgPool2d(x, outputSize: size),
+        #expect(try maxRelativeError(try adaptiveAvgPool2d(x, outputSize: size),
                                           try adaptiveAvgPool2dReference(x, outputSize: size)) < 1e-5)
     }
 

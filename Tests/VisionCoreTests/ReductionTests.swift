@@ -4,22 +4,9 @@ import Testing
 /// Shared helpers for the reduction/normalization/shape suites.
 enum NormCheck {
     static func random(_ shape: [Int], seed: UInt64, scale: Float = 3) throws -> Tensor {
-        var rng = RandomGenerator(seed: seed)
-        return try Tensor.normal(shape, std: scale, rng: &rng)
+        try randomTensor(shape, seed: seed, scale: scale)
     }
 
-    /// max |a - b| / max(1, |b|), NaN matching NaN.
-    static func maxError(_ a: Tensor, _ b: Tensor) throws -> Float {
-        #expect(a.shape == b.shape)
-        let x = try a.toArray(Float.self), y = try b.toArray(Float.self)
-        var worst: Float = 0
-        for (u, v) in zip(x, y) {
-            if u.isNaN && v.isNaN { continue }
-            if u == v { continue }
-            worst = max(worst, u.isNaN || v.isNaN ? .infinity : abs(u - v) / max(1, abs(v)))
-        }
-        return worst
-    }
 
     /// Non-contiguous variants of a tensor of shape `shape`: a permuted copy viewed back, and a strided slice.
     static func layouts(_ shape: [Int], seed: UInt64) throws -> [Tensor] {
@@ -46,12 +33,12 @@ enum NormCheck {
                 for keep in [false, true] {
                     for op in ReduceOp.allCases {
                         let fast = try reduce(op, x, axes: axes, keepDim: keep), ref = try reduceReference(op, x, axes: axes, keepDim: keep)
-                        #expect(try NormCheck.maxError(fast, ref) < 2e-6, "\(op) axes \(axes) keep \(keep)")
+                        #expect(try maxRelativeError(fast, ref) < 2e-6, "\(op) axes \(axes) keep \(keep)")
                     }
                     let v = try variance(x, axes: axes, keepDim: keep), vr = try varianceReference(x, axes: axes, keepDim: keep)
-                    #expect(try NormCheck.maxError(v, vr) < 2e-6, "var axes \(axes)")
+                    #expect(try maxRelativeError(v, vr) < 2e-6, "var axes \(axes)")
                     let v0 = try variance(x, axes: axes, correction: 0, keepDim: keep)
-                    #expect(try NormCheck.maxError(v0, try varianceReference(x, axes: axes, correction: 0, keepDim: keep)) < 2e-6)
+                    #expect(try maxRelativeError(v0, try varianceReference(x, axes: axes, correction: 0, keepDim: keep)) < 2e-6)
                 }
             }
         }
@@ -68,7 +55,7 @@ enum NormCheck {
         #expect(m.allSatisfy { abs($0 - 0.1) < 1e-7 })
         // Variance of a large offset: the two-pass algorithm does not cancel catastrophically.
         let y = try add(try NormCheck.random([10_001], seed: 3, scale: 1), try Tensor.full([], value: 1000))
-        #expect(try NormCheck.maxError(try variance(y), try varianceReference(y)) < 1e-4)
+        #expect(try maxRelativeError(try variance(y), try varianceReference(y)) < 1e-4)
     }
 
     @Test func nanAndEmptyBehaviour() throws {
@@ -121,12 +108,12 @@ enum NormCheck {
         for x in try NormCheck.layouts([4, 19, 33], seed: 5) {
             for axis in [0, 1, 2, -1] {
                 let s = try softmax(x, axis: axis), ls = try logSoftmax(x, axis: axis)
-                #expect(try NormCheck.maxError(s, try softmaxReference(x, axis: axis)) < 2e-6, "softmax axis \(axis)")
-                #expect(try NormCheck.maxError(ls, try softmaxReference(x, axis: axis, log: true)) < 4e-6, "logSoftmax axis \(axis)")
+                #expect(try maxRelativeError(s, try softmaxReference(x, axis: axis)) < 2e-6, "softmax axis \(axis)")
+                #expect(try maxRelativeError(ls, try softmaxReference(x, axis: axis, log: true)) < 4e-6, "logSoftmax axis \(axis)")
                 // Properties: sums to one along the axis, and log_softmax = log(softmax).
                 let sums = try sum(s, axes: [axis]).toArray(Float.self)
                 #expect(sums.allSatisfy { abs($0 - 1) < 1e-5 })
-                #expect(try NormCheck.maxError(try unary(.log, s), ls) < 1e-4)
+                #expect(try maxRelativeError(try unary(.log, s), ls) < 1e-4)
             }
         }
     }
@@ -144,6 +131,6 @@ enum NormCheck {
 
     @Test func imagenetLogitsRows() throws {
         let x = try NormCheck.random([64, 1000], seed: 11, scale: 5)
-        #expect(try NormCheck.maxError(try softmax(x, axis: -1), try softmaxReference(x, axis: -1)) < 2e-6)
+        #expect(try maxRelativeError(try softmax(x, axis: -1), try softmaxReference(x, axis: -1)) < 2e-6)
     }
 }

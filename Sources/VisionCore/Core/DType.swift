@@ -85,3 +85,16 @@ extension UInt8: TensorElement {
     public static func wrappingSub(_ a: UInt8, _ b: UInt8) -> UInt8 { a &- b }
     public static func wrappingMul(_ a: UInt8, _ b: UInt8) -> UInt8 { a &* b }
 }
+
+extension DType {
+    /// The Swift element type, so that generic kernels dispatch in one line: `run(x.dtype.elementType)` calls
+    /// `func run<T: TensorElement>(_: T.Type)` with the existential opened (SE-0352).
+    public var elementType: any TensorElement.Type {
+        switch self {
+        case .float32: return Float.self
+        case .int32: return Int32.self
+        case .int64: return Int64.self
+        case .uint8: return UInt8.self
+        }
+    }
+}

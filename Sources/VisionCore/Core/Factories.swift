@@ -76,12 +76,7 @@ extension Tensor {
             case .uint8: let d = out.pointer(UInt8.self); for i in 0..<n { d[i] = UInt8(fromDouble: s[i].asDouble) }
             }
         }
-        switch dtype {
-        case .float32: convert(Float.self)
-        case .int32: convert(Int32.self)
-        case .int64: convert(Int64.self)
-        case .uint8: convert(UInt8.self)
-        }
+        convert(dtype.elementType)
         return out
     }
 }

@@ -201,12 +201,7 @@ public func binaryReference(_ op: BinaryOp, _ a: Tensor, _ b: Tensor) throws -> 
             po[i] = op.apply(pa[oa[i]], pb[ob[i]])
         }
     }
-    switch a.dtype {
-    case .float32: run(Float.self)
-    case .int32: run(Int32.self)
-    case .int64: run(Int64.self)
-    case .uint8: run(UInt8.self)
-    }
+    run(a.dtype.elementType)
     return out
 }
 
@@ -224,12 +219,7 @@ public func compare(_ op: CompareOp, _ a: Tensor, _ b: Tensor) throws -> Tensor 
             for i in 0..<n { po[oo + i] = op.apply(pa[oa + i * sa], pb[ob + i * sb]) }
         }
     }
-    switch a.dtype {
-    case .float32: run(Float.self)
-    case .int32: run(Int32.self)
-    case .int64: run(Int64.self)
-    case .uint8: run(UInt8.self)
-    }
+    run(a.dtype.elementType)
     return out
 }
 

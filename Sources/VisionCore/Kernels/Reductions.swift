@@ -391,12 +391,7 @@ private func argExtreme(_ x: Tensor, axis: Int?, keepDim: Bool, largest: Bool) t
             }
         }
     }
-    switch x.dtype {
-    case .float32: run(Float.self)
-    case .int32: run(Int32.self)
-    case .int64: run(Int64.self)
-    case .uint8: run(UInt8.self)
-    }
+    run(x.dtype.elementType)
     return out
 }
 

@@ -52,3 +52,22 @@ func expectClose(_ a: Tensor, _ b: Tensor, rtol: Float = 1e-5, atol: Float = 1e-
     #expect(worstIndex < 0, "\(what): element \(worstIndex) is \(worstIndex >= 0 ? x[worstIndex] : 0), expected \(worstIndex >= 0 ? y[worstIndex] : 0)",
             sourceLocation: sourceLocation)
 }
+
+/// Normal samples with standard deviation `scale` from a generator seeded with `seed`.
+func randomTensor(_ shape: [Int], seed: UInt64, scale: Float = 1) throws -> Tensor {
+    var rng = RandomGenerator(seed: seed)
+    return try Tensor.normal(shape, std: scale, rng: &rng)
+}
+
+/// max |a - b| / max(1, |b|) over the elements: relative for large values, absolute near zero. NaN matches NaN;
+/// NaN against a number counts as an infinite error.
+func maxRelativeError(_ a: Tensor, _ b: Tensor, sourceLocation: SourceLocation = #_sourceLocation) throws -> Float {
+    #expect(a.shape == b.shape, sourceLocation: sourceLocation)
+    let x = try a.toArray(Float.self), y = try b.toArray(Float.self)
+    var worst: Float = 0
+    for (u, v) in zip(x, y) {
+        if (u.isNaN && v.isNaN) || u == v { continue }
+        worst = max(worst, u.isNaN || v.isNaN ? .infinity : abs(u - v) / max(1, abs(v)))
+    }
+    return worst
+}
