@@ -13,7 +13,7 @@ let package = Package(
         // libvisioncore.so: the C ABI (build with scripts/build.sh for the self-contained, static-stdlib variant).
         .library(name: "visioncore", type: .dynamic, targets: ["VisionCAPI"]),
         // Swift clients link the modules directly (never dlopen the .so, which carries its own runtime).
-        .library(name: "VisionCoreKit", targets: ["VisionCore"]),
+        .library(name: "VisionCoreKit", targets: ["VisionCore", "VisionModels"]),
         .executable(name: "vc", targets: ["vc"]),
     ],
     dependencies: [
@@ -26,13 +26,19 @@ let package = Package(
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])], linkerSettings: [.linkedLibrary("m")]),
         .target(name: "VisionCore", dependencies: ["CBLAS", "CStb", "CKernels"], swiftSettings: tune,
                 linkerSettings: [.linkedLibrary("m")]),
-        .target(name: "VisionCAPI", dependencies: ["VisionCore"], swiftSettings: tune),
-        .executableTarget(name: "vc", dependencies: ["VisionCore", "CBLAS",
+        // Model families (EXTD, ...) on top of VisionCore's kernels.
+        .target(name: "VisionModels", dependencies: ["VisionCore"], swiftSettings: tune),
+        .target(name: "VisionCAPI", dependencies: ["VisionCore", "VisionModels"], swiftSettings: tune),
+        .executableTarget(name: "vc", dependencies: ["VisionCore", "VisionModels", "CBLAS",
                                                  .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: tune),
         .executableTarget(name: "KernelBench", dependencies: ["VisionCore", "CBLAS"], path: "Benchmarks/KernelBench",
                           swiftSettings: tune),
+        .executableTarget(name: "EXTDBench", dependencies: ["VisionCore", "VisionModels"], path: "Benchmarks/EXTDBench",
+                          swiftSettings: tune),
         // Tests read their golden files from Tests/VisionCoreTests/Fixtures through #filePath.
         .testTarget(name: "VisionCoreTests", dependencies: ["VisionCore"], exclude: ["Fixtures"]),
+        // Reads Tests/VisionCoreTests/Fixtures/extd.safetensors and data/ through #filePath.
+        .testTarget(name: "VisionModelsTests", dependencies: ["VisionCore", "VisionModels"]),
     ]
 )

@@ -1,0 +1,182 @@
+import Dispatch
+import VisionCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Loading EXTD's PyTorch state dict into inference layers. The keys are read by their exact PyTorch names
+// (`base.3.conv.6.weight`, `upfeat.0.2.running_var`, ...), so that the later move to VisionNN modules with
+// state-dict names is a rename of the structs below, not a new mapping. BatchNorm is folded into the preceding
+// convolution here: inference never sees a BatchNorm layer.
+
+/// The state dict being read: every key the model asks for is checked for presence and shape, and the problems
+/// are collected so that one error lists all of them (loading EXTD-48 weights into EXTD-32 names dozens of
+/// mis-shaped keys at once, which is what a user needs to see).
+struct StateDictReader {
+    private var tensors: [String: Tensor] = [:]
+    private var used: Set<String> = []
+    private(set) var missing: [String] = []
+    private(set) var misShaped: [String] = []
+    /// Learnable parameters read so far (BatchNorm running statistics and counters excluded).
+    private(set) var learnableCount = 0
+
+    init(_ file: SafetensorsFile) {
+        for e in file.entries { tensors[e.name] = e.tensor }
+    }
+
+    /// The float32 tensor `key` of shape `shape`; a zero placeholder (and a recorded problem) when it is absent or
+    /// mis-shaped, so that reading continues and the final error names every bad key.
+    mutating func take(_ key: String, _ shape: [Int], learnable: Bool = true) throws -> Tensor {
+        guard let t = tensors[key] else {
+            missing.append("\(key) \(shape)")
+            return try Tensor.zeros(shape)
+        }
+        used.insert(key)
+        guard t.shape == shape, t.dtype == .float32 else {
+            misShaped.append("\(key): \(t.dtype) \(t.shape), expected float32 \(shape)")
+            return try Tensor.zeros(shape)
+        }
+        if learnable { learnableCount += t.count }
+        return t
+    }
+
+    /// Marks BatchNorm's `num_batches_tracked` counter (int64, unused at inference) as expected.
+    mutating func skip(_ key: String) {
+        if tensors[key] != nil { used.insert(key) } else { missing.append("\(key) []") }
+    }
+
+    var unexpected: [String] { tensors.keys.filter { !used.contains($0) }.sorted() }
+
+    /// Throws one error that lists the missing, mis-shaped and unexpected keys (at most 8 of each, then a count).
+    func finish(model: String, source: String) throws {
+        let extra = unexpected
+        guard !missing.isEmpty || !misShaped.isEmpty || !extra.isEmpty else { return }
+        func list(_ name: String, _ keys: [String]) -> String? {
+            guard !keys.isEmpty else { return nil }
+            let shown = keys.prefix(8).joined(separator: "; ")
+            return "\(keys.count) \(name) (\(shown)\(keys.count > 8 ? "; ..." : ""))"
+        }
+        let parts = [list("missing keys", missing), list("mis-shaped keys", misShaped), list("unexpected keys", extra)]
+        throw VisionError.format("\(model): the weights in \(source) do not fit this model (another EXTD variant?): " +
+                                 parts.compactMap { $0 }.joined(separator: "; "))
+    }
+}
+
+/// What follows a convolution, applied in place on its output.
+enum Activation: Sendable {
+    case none, relu
+    /// PReLU with one shared slope (EXTD's `nn.PReLU()` has a single parameter).
+    case prelu(Float)
+}
+
+/// A convolution with BatchNorm folded in (weight' = weight * s, bias' = (bias - mean) * s + beta with
+/// s = gamma / sqrt(var + eps)), followed by an activation.
+struct FoldedConv: Sendable {
+    var weight: Tensor
+    var bias: Tensor?
+    var stride: Int
+    var padding: Int
+    var groups: Int
+    var activation: Activation
+
+    func callAsFunction(_ x: Tensor) throws -> Tensor {
+        var y = try conv2d(x, weight: weight, bias: bias, stride: (stride, stride), padding: (padding, padding),
+                           groups: groups)
+        try applyInPlace(&y, activation)
+        return y
+    }
+}
+
+extension StateDictReader {
+    /// Reads conv `convKey` (OIHW weight [out, in/groups, k, k], optional bias) and the BatchNorm `bnKey` after it
+    /// (nil: none), and returns the folded layer. PyTorch's BatchNorm2d eps (1e-5) is the one EXTD trains with.
+    mutating func conv(_ convKey: String, out: Int, inPerGroup: Int, kernel: Int, stride: Int = 1, groups: Int = 1,
+                       hasBias: Bool, bnKey: String?, activation: Activation) throws -> FoldedConv {
+        let w = try take("\(convKey).weight", [out, inPerGroup, kernel, kernel])
+        let b = hasBias ? try take("\(convKey).bias", [out]) : nil
+        guard let bnKey else {
+            return FoldedConv(weight: w, bias: b, stride: stride, padding: kernel / 2, groups: groups, activation: activation)
+        }
+        let gamma = try take("\(bnKey).weight", [out]).toArray(Float.self)
+        let beta = try take("\(bnKey).bias", [out]).toArray(Float.self)
+        let mean = try take("\(bnKey).running_mean", [out], learnable: false).toArray(Float.self)
+        let variance = try take("\(bnKey).running_var", [out], learnable: false).toArray(Float.self)
+        skip("\(bnKey).num_batches_tracked")
+        let bias0 = try b?.toArray(Float.self) ?? [Float](repeating: 0, count: out)
+        var weights = try w.toArray(Float.self)
+        let per = weights.count / max(out, 1)
+        var folded = [Float](repeating: 0, count: out)
+        for o in 0..<out {
+            // In Double: the fold should not add rounding of its own on top of the float32 weights.
+            let s = Double(gamma[o]) / (Double(variance[o]) + 1e-5).squareRoot()
+            for i in 0..<per { weights[o * per + i] = Float(Double(weights[o * per + i]) * s) }
+            folded[o] = Float((Double(bias0[o]) - Double(mean[o])) * s + Double(beta[o]))
+        }
+        return FoldedConv(weight: try Tensor(weights, shape: w.shape), bias: try Tensor(folded, shape: [out]),
+                          stride: stride, padding: kernel / 2, groups: groups, activation: activation)
+    }
+
+    /// A PReLU slope: `nn.PReLU()` stores one value as a [1] tensor.
+    mutating func prelu(_ key: String) throws -> Activation {
+        let t = try take("\(key).weight", [1])
+        return .prelu(try t.toArray(Float.self).first ?? 0)
+    }
+}
+
+// MARK: - in-place epilogues
+
+/// Runs `body` over chunks of `count` elements on VisionCore's threads (one chunk when the work is small): the
+/// epilogues are memory-bound passes that a second core speeds up on the large early feature maps.
+func forChunks(_ count: Int, _ body: @Sendable (Range<Int>) -> Void) {
+    let threads = Threading.threadCount
+    let chunks = count >= 1 << 16 ? min(threads, max(count >> 15, 1)) : 1
+    if chunks <= 1 { body(0..<count); return }
+    let per = (count + chunks - 1) / chunks
+    DispatchQueue.concurrentPerform(iterations: chunks) { i in body((i * per)..<min(count, (i + 1) * per)) }
+}
+
+/// The activation applied in place (the conv output is a fresh tensor, so no copy is made).
+func applyInPlace(_ y: inout Tensor, _ activation: Activation) throws {
+    switch activation {
+    case .none: return
+    case .relu:
+        try y.withUnsafeMutableBufferPointer(as: Float.self) { buf in
+            guard let base = buf.baseAddress else { return }
+            let p = MutablePointerBox(base)
+            forChunks(buf.count) { r in for i in r { p.value[i] = max(p.value[i], 0) } }
+        }
+    case .prelu(let a):
+        try y.withUnsafeMutableBufferPointer(as: Float.self) { buf in
+            guard let base = buf.baseAddress else { return }
+            let p = MutablePointerBox(base)
+            forChunks(buf.count) { r in
+                for i in r { let v = p.value[i]; p.value[i] = v >= 0 ? v : v * a }
+            }
+        }
+    }
+}
+
+/// y += x (the inverted residual's skip; shapes already agree), in place.
+func addInPlace(_ y: inout Tensor, _ x: Tensor, reluFirst: Bool = false) throws {
+    guard y.shape == x.shape else {
+        throw VisionError.shapeMismatch("extd: residual shapes differ: \(y.shape) and \(x.shape)")
+    }
+    let xc = try x.contiguous()
+    try y.withUnsafeMutableBufferPointer(as: Float.self) { buf in
+        guard let base = buf.baseAddress else { return }
+        let p = MutablePointerBox(base), q = MutablePointerBox(xc.pointer(Float.self))
+        withExtendedLifetime(xc) {
+            if reluFirst {
+                forChunks(buf.count) { r in for i in r { p.value[i] = max(p.value[i], 0) + q.value[i] } }
+            } else {
+                forChunks(buf.count) { r in for i in r { p.value[i] += q.value[i] } }
+            }
+        }
+    }
+}
+
+/// A raw pointer that may cross into the concurrent chunks (each chunk touches a disjoint range).
+struct MutablePointerBox: @unchecked Sendable {
+    let value: UnsafeMutablePointer<Float>
+    init(_ p: UnsafeMutablePointer<Float>) { value = p }
+}

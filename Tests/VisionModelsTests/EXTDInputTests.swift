@@ -1,0 +1,73 @@
+import Testing
+import VisionCore
+@testable import VisionModels
+
+/// Bad weights and bad images: clear errors, never a crash. Also the pieces around the network (priors, variant
+/// names, box drawing) on hand-computed values.
+@Suite struct EXTDInputTests {
+    @Test func otherVariantsWeightsNameTheBadKeys() throws {
+        do {
+            _ = try EXTD(variant: .extd32, weightsPath: Repo.weights(.extd48))
+            Issue.record("EXTD_48 weights loaded into extd_32")
+        } catch let e as VisionError {
+            #expect(e.message.contains("extd_32"))
+            #expect(e.message.contains("mis-shaped keys"))
+            #expect(e.message.contains("base.1.conv.3.weight"))  // [48, 64, 1, 1] where extd_32 wants [32, 64, 1, 1]
+            #expect(e.message.contains("missing keys"))          // extd_32 has blocks 6 and 7 and the extra PReLUs
+        }
+        #expect(throws: VisionError.self) { try EXTD(variant: .extd64, weightsPath: Repo.weights(.extd32)) }
+    }
+
+    @Test func unrelatedOrMissingFilesAreErrors() throws {
+        #expect(throws: VisionError.self) { try EXTD(variant: .extd32, weightsPath: "\(Repo.root)/no/such.safetensors") }
+        #expect(throws: VisionError.self) { try EXTD(variant: .extd32, weightsPath: Repo.image("chelsea")) }
+        let empty = SafetensorsFile()
+        #expect(throws: VisionError.self) { try EXTD(variant: .extd48, stateDict: empty) }
+    }
+
+    @Test func badImagesAreErrors() throws {
+        let detector = try FaceDetector(variant: .extd32, weightsPath: Repo.weights(.extd32))
+        #expect(throws: VisionError.self) { try detector.detect(try Tensor.zeros([0, 10, 3], dtype: .uint8)) }
+        #expect(throws: VisionError.self) { try detector.detect(try Tensor.zeros([10, 10, 4], dtype: .uint8)) }
+        #expect(throws: VisionError.self) { try detector.detect(try Tensor.zeros([10, 10, 3])) }
+        #expect(throws: VisionError.self) { try detector.detect(try Tensor.zeros([8, 8, 3], dtype: .uint8), scale: 0) }
+        #expect(throws: VisionError.self) { try detector.detect(try Tensor.zeros([8, 8, 3], dtype: .uint8), scale: .nan) }
+        // A network input above the limit is refused before anything large is allocated.
+        #expect(throws: VisionError.self) { try detector.detect(try Tensor.zeros([8, 8, 3], dtype: .uint8), scale: 1000) }
+        #expect(throws: VisionError.self) { try detector.detect(path: "\(Repo.root)/Package.swift") }
+        // Tiny images work: a 1x1 input gives 1x1 maps at every scale.
+        let tiny = try detector.detect(try Tensor.zeros([1, 1, 3], dtype: .uint8), scoreThreshold: 0.5, scale: 1)
+        #expect(tiny.shape[1] == 5)
+    }
+
+    @Test func priorsFollowTheOfficialFormula() throws {
+        // 100 x 60 input, stride 4 map 25 x 15: cx = (j + 0.5) / (100 / 4), w = 16 / 100.
+        let p = try S3FDAnchors.priors(inputHeight: 60, inputWidth: 100, featureSizes: [(15, 25), (8, 13)])
+        #expect(p.shape == [15 * 25 + 8 * 13, 4])
+        let v = try p.toArray(Float.self)
+        #expect(v[0] == Float(0.5 / 25) && v[1] == Float(0.5 / 15) && v[2] == 0.16 && v[3] == Float(16.0 / 60))
+        let second = (15 * 25 + 13 + 12) * 4  // stride 8, row 1, column 12 (centre past the image's edge)
+        #expect(v[second] == Float(12.5 / 12.5) && v[second + 1] == Float(1.5 / 7.5))
+    }
+
+    @Test func variantNames() {
+        #expect(EXTDVariant(name: "extd_32") == .extd32)
+        #expect(EXTDVariant(name: "EXTD-48") == .extd48)
+        #expect(EXTDVariant(name: "64") == .extd64)
+        #expect(EXTDVariant(name: "extd_33") == nil)
+        #expect(EXTDVariant(name: "") == nil)
+    }
+
+    @Test func drawBoxesClipsAndSkips() throws {
+        let img = try Tensor.zeros([10, 12, 3], dtype: .uint8)
+        let boxes = try Tensor([2, 3, 6, 8, 0.9, -50, -50, -40, -40, 0.5, .nan, 0, 5, 5, 0.5, 8, 8, 1e30, 1e30, 0.5] as [Float],
+                               shape: [4, 5])
+        let out = try drawBoxes(img, boxes: boxes, color: [255, 0, 0], thickness: 1).toArray(UInt8.self)
+        func px(_ x: Int, _ y: Int) -> UInt8 { out[(y * 12 + x) * 3] }
+        #expect(px(2, 3) == 255 && px(6, 8) == 255 && px(4, 3) == 255 && px(2, 5) == 255)
+        #expect(px(4, 5) == 0)                // inside the first box
+        #expect(px(11, 9) == 255)             // the huge box clipped to the corner
+        #expect(px(0, 0) == 0)                // the box outside the image is not drawn on the border
+        #expect(throws: VisionError.self) { try drawBoxes(img, boxes: try Tensor.zeros([1, 3])) }
+    }
+}
