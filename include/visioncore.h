@@ -51,6 +51,7 @@ extern "C" {
 
 typedef struct vc_tensor vc_tensor; /* opaque handle */
 typedef struct vc_tensor_map vc_tensor_map; /* opaque handle */
+typedef struct vc_face_detector vc_face_detector; /* opaque handle */
 
 /**
  * How a tensor is stored in a safetensors file: as its own dtype, or a float32 tensor as F16 / BF16.
@@ -268,6 +269,28 @@ int32_t vc_matmul(vc_tensor *a, vc_tensor *b, vc_tensor **out);
  * x @ weight^T + bias with weight [out_features, in_features]; bias may be NULL.
  */
 int32_t vc_linear(vc_tensor *x, vc_tensor *weight, vc_tensor *bias, vc_tensor **out);
+
+/**
+ * Loads an EXTD face detector. `model_name` is "extd_32", "extd_48" or "extd_64"; `weights_path` is a
+ * safetensors file with the official state-dict key names, or NULL for the bundled weights
+ * (data/weights/extd/EXTD_NN.safetensors, looked for in $VISIONCORE_EXTD_WEIGHTS, above libvisioncore.so and
+ * above the current directory). Weights of another variant fail with VC_ERR_FORMAT and a message naming the
+ * missing and mis-shaped keys.
+ */
+int32_t vc_face_detector_create(const char *model_name, const char *weights_path, vc_face_detector **out);
+
+/**
+ * Releases a face detector (NULL is a no-op).
+ */
+int32_t vc_face_detector_free(vc_face_detector *detector);
+
+/**
+ * Finds faces in a uint8 [H, W, 3] RGB image (as vc_image_load gives). Keeps detections scoring at least
+ * `score_threshold`; `scale` <= 0 uses the official demo's scale sqrt(1700*1200/(H*W)), 1.0 runs the network
+ * at the image's own size. *out_boxes receives float32 [K, 5] rows (x1, y1, x2, y2, score) in the image's
+ * pixels, best first (K may be 0). Empty, over-limit or non-RGB images and NaN thresholds are errors.
+ */
+int32_t vc_face_detector_detect(vc_face_detector *detector, vc_tensor *image_hwc_uint8, float score_threshold, float scale, vc_tensor **out_boxes);
 
 /**
  * Bilinear grid sampling with zero padding (torch.nn.functional.grid_sample, mode "bilinear", padding "zeros"):

@@ -176,7 +176,8 @@ private func readLink(_ path: String) -> String? {
 }
 
 private func currentDirectory() -> String? {
-    var buf = [CChar](repeating: 0, count: 4097)
-    guard getcwd(&buf, 4096) != nil else { return nil }
-    return String(cString: buf)
+    // glibc allocates the buffer when given none.
+    guard let p = getcwd(nil, 0) else { return nil }
+    defer { free(p) }
+    return String(cString: p)
 }
