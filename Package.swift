@@ -27,7 +27,7 @@ let package = Package(
         .target(name: "VisionCore", dependencies: ["CBLAS", "CStb", "CKernels"], swiftSettings: tune,
                 linkerSettings: [.linkedLibrary("m")]),
         // Model families (EXTD, ...) on top of VisionCore's kernels.
-        .target(name: "VisionModels", dependencies: ["VisionCore"], swiftSettings: tune),
+        .target(name: "VisionModels", dependencies: ["VisionCore", "CBLAS"], swiftSettings: tune),
         .target(name: "VisionCAPI", dependencies: ["VisionCore", "VisionModels"], swiftSettings: tune),
         .executableTarget(name: "vc", dependencies: ["VisionCore", "VisionModels", "CBLAS",
                                                  .product(name: "ArgumentParser", package: "swift-argument-parser")],

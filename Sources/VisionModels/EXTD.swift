@@ -55,8 +55,10 @@ struct EXTDBlock: Sendable {
 
     func callAsFunction(_ x: Tensor) throws -> Tensor {
         var y = x
-        for c in convs { y = try c(y) }
-        if residual { try addInPlace(&y, x) }
+        for (i, c) in convs.enumerated() {
+            // The skip joins in the last conv's epilogue (after its activation, as x + conv(x) in PyTorch).
+            y = try c(y, residual: residual && i == convs.count - 1 ? x : nil)
+        }
         return y
     }
 }
@@ -123,7 +125,7 @@ public struct EXTD: Sendable {
             (try r.conv("upfeat.\(k).0", out: c, inPerGroup: 1, kernel: 3, groups: c, hasBias: false, bnKey: nil,
                         activation: .none),
              try r.conv("upfeat.\(k).1", out: c, inPerGroup: c, kernel: 1, hasBias: false, bnKey: "upfeat.\(k).2",
-                        activation: .none))
+                        activation: .relu))
         }
         heads = try (0..<6).map { k in
             let loc = try r.conv("loc.\(k)", out: 4, inPerGroup: c, kernel: 3, hasBias: true, bnKey: nil, activation: .none)
@@ -156,8 +158,7 @@ public struct EXTD: Sendable {
         for k in 0..<5 {
             let skip = scales[4 - k]
             let up = try interpolate(u, size: (skip.shape[2], skip.shape[3]), mode: .bilinear, alignCorners: false)
-            var v = try upsample[k].pointwise(try upsample[k].depthwise(up))
-            try addInPlace(&v, skip, reluFirst: true)
+            let v = try upsample[k].pointwise(try upsample[k].depthwise(up), residual: skip)
             sources.append(v)
             u = v
         }
@@ -207,6 +208,8 @@ public struct EXTD: Sendable {
 /// Stacks the loc and conf convs of one scale into one conv (same input, kernel and padding).
 private func mergeHeads(_ loc: FoldedConv, _ conf: FoldedConv) throws -> FoldedConv {
     let w = try concat([loc.weight, conf.weight], axis: 0)
-    let b = try concat([loc.bias ?? Tensor.zeros([4]), conf.bias ?? Tensor.zeros([conf.weight.shape[0]])], axis: 0)
-    return FoldedConv(weight: w, bias: b, stride: 1, padding: 1, groups: 1, activation: .none)
+    let bias = (loc.epilogueBias ?? [Float](repeating: 0, count: loc.weight.shape[0])) +
+        (conf.epilogueBias ?? [Float](repeating: 0, count: conf.weight.shape[0]))
+    return try FoldedConv(weight: w, bias: try Tensor(bias, shape: [bias.count]), stride: 1, padding: 1, groups: 1,
+                          activation: .none)
 }

@@ -78,11 +78,33 @@ struct FoldedConv: Sendable {
     var padding: Int
     var groups: Int
     var activation: Activation
+    /// The bias as floats, added in the epilogue for GEMM-based convs: the conv then runs with beta = 0 and
+    /// no bias pre-fill, and the one pass over its output adds the bias, applies the activation and the skip.
+    var epilogueBias: [Float]? = nil
+    /// 1x1 stride-1 convs run tile by tile with the epilogue fused (PointwiseConv.swift).
+    var pointwise: PointwiseConv? = nil
 
-    func callAsFunction(_ x: Tensor) throws -> Tensor {
+    init(weight: Tensor, bias: Tensor?, stride: Int, padding: Int, groups: Int, activation: Activation) throws {
+        self.weight = weight; self.stride = stride; self.padding = padding; self.groups = groups
+        self.activation = activation
+        // Depthwise convs add their bias for free (it seeds the accumulators); GEMM convs do it in the epilogue.
+        if groups == 1, let bias {
+            epilogueBias = try bias.toArray(Float.self)
+            self.bias = nil
+        } else {
+            self.bias = bias
+        }
+        if groups == 1, stride == 1, padding == 0, weight.shape[2] == 1, weight.shape[3] == 1 {
+            pointwise = try PointwiseConv(weight: weight, bias: epilogueBias, activation: activation)
+        }
+    }
+
+    /// conv(x), then bias, activation and `residual` (added after the activation) in one pass.
+    func callAsFunction(_ x: Tensor, residual: Tensor? = nil) throws -> Tensor {
+        if let pointwise { return try pointwise(x, residual: residual) }
         var y = try conv2d(x, weight: weight, bias: bias, stride: (stride, stride), padding: (padding, padding),
                            groups: groups)
-        try applyInPlace(&y, activation)
+        try epilogue(&y, bias: epilogueBias, activation, residual: residual)
         return y
     }
 }
@@ -95,7 +117,7 @@ extension StateDictReader {
         let w = try take("\(convKey).weight", [out, inPerGroup, kernel, kernel])
         let b = hasBias ? try take("\(convKey).bias", [out]) : nil
         guard let bnKey else {
-            return FoldedConv(weight: w, bias: b, stride: stride, padding: kernel / 2, groups: groups, activation: activation)
+            return try FoldedConv(weight: w, bias: b, stride: stride, padding: kernel / 2, groups: groups, activation: activation)
         }
         let gamma = try take("\(bnKey).weight", [out]).toArray(Float.self)
         let beta = try take("\(bnKey).bias", [out]).toArray(Float.self)
@@ -112,7 +134,7 @@ extension StateDictReader {
             for i in 0..<per { weights[o * per + i] = Float(Double(weights[o * per + i]) * s) }
             folded[o] = Float((Double(bias0[o]) - Double(mean[o])) * s + Double(beta[o]))
         }
-        return FoldedConv(weight: try Tensor(weights, shape: w.shape), bias: try Tensor(folded, shape: [out]),
+        return try FoldedConv(weight: try Tensor(weights, shape: w.shape), bias: try Tensor(folded, shape: [out]),
                           stride: stride, padding: kernel / 2, groups: groups, activation: activation)
     }
 
@@ -135,41 +157,52 @@ func forChunks(_ count: Int, _ body: @Sendable (Range<Int>) -> Void) {
     DispatchQueue.concurrentPerform(iterations: chunks) { i in body((i * per)..<min(count, (i + 1) * per)) }
 }
 
-/// The activation applied in place (the conv output is a fresh tensor, so no copy is made).
-func applyInPlace(_ y: inout Tensor, _ activation: Activation) throws {
+/// y = act(y + bias[c]) + residual, in place over NCHW planes (the conv output is a fresh tensor, so no copy
+/// is made). Does nothing when there is nothing to do.
+func epilogue(_ y: inout Tensor, bias: [Float]?, _ activation: Activation, residual: Tensor?) throws {
+    if bias == nil, residual == nil, case .none = activation { return }
+    if let residual, residual.shape != y.shape {
+        throw VisionError.shapeMismatch("extd: residual shapes differ: \(y.shape) and \(residual.shape)")
+    }
+    guard y.rank == 4 else { throw VisionError.shapeMismatch("extd: expected an NCHW tensor, got \(y.shape)") }
+    let channels = y.shape[1], plane = y.shape[2] * y.shape[3]
+    if let bias, bias.count != channels {
+        throw VisionError.shapeMismatch("extd: bias of \(bias.count) values for \(channels) channels")
+    }
+    let res = try residual?.contiguous()
+    let slope: Float, clampLow: Bool
     switch activation {
-    case .none: return
-    case .relu:
-        try y.withUnsafeMutableBufferPointer(as: Float.self) { buf in
-            guard let base = buf.baseAddress else { return }
-            let p = MutablePointerBox(base)
-            forChunks(buf.count) { r in for i in r { p.value[i] = max(p.value[i], 0) } }
-        }
-    case .prelu(let a):
-        try y.withUnsafeMutableBufferPointer(as: Float.self) { buf in
-            guard let base = buf.baseAddress else { return }
-            let p = MutablePointerBox(base)
-            forChunks(buf.count) { r in
-                for i in r { let v = p.value[i]; p.value[i] = v >= 0 ? v : v * a }
-            }
-        }
+    case .none: slope = 1; clampLow = false
+    case .relu: slope = 0; clampLow = true
+    case .prelu(let a): slope = a; clampLow = true
     }
-}
-
-/// y += x (the inverted residual's skip; shapes already agree), in place.
-func addInPlace(_ y: inout Tensor, _ x: Tensor, reluFirst: Bool = false) throws {
-    guard y.shape == x.shape else {
-        throw VisionError.shapeMismatch("extd: residual shapes differ: \(y.shape) and \(x.shape)")
-    }
-    let xc = try x.contiguous()
     try y.withUnsafeMutableBufferPointer(as: Float.self) { buf in
-        guard let base = buf.baseAddress else { return }
-        let p = MutablePointerBox(base), q = MutablePointerBox(xc.pointer(Float.self))
-        withExtendedLifetime(xc) {
-            if reluFirst {
-                forChunks(buf.count) { r in for i in r { p.value[i] = max(p.value[i], 0) + q.value[i] } }
-            } else {
-                forChunks(buf.count) { r in for i in r { p.value[i] += q.value[i] } }
+        guard let base = buf.baseAddress, buf.count > 0 else { return }
+        let p = MutablePointerBox(base)
+        let q = res.map { MutablePointerBox($0.pointer(Float.self)) }
+        let b = bias
+        withExtendedLifetime(res) {
+            forChunks(buf.count) { r in
+                var i = r.lowerBound
+                while i < r.upperBound {
+                    // One channel plane segment at a time: the bias is constant along it.
+                    let c = (i / plane) % channels, end = min(r.upperBound, (i / plane + 1) * plane)
+                    let bc = b?[c] ?? 0
+                    let o = p.value
+                    if let q {
+                        let s = q.value
+                        if clampLow {
+                            for j in i..<end { let v = o[j] + bc; o[j] = (v >= 0 ? v : v * slope) + s[j] }
+                        } else {
+                            for j in i..<end { o[j] = o[j] + bc + s[j] }
+                        }
+                    } else if clampLow {
+                        for j in i..<end { let v = o[j] + bc; o[j] = v >= 0 ? v : v * slope }
+                    } else {
+                        for j in i..<end { o[j] += bc }
+                    }
+                    i = end
+                }
             }
         }
     }

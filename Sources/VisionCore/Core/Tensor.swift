@@ -31,8 +31,9 @@ public struct Tensor: @unchecked Sendable {
         offset = 0
     }
 
-    /// A new contiguous tensor whose contents the caller is about to overwrite completely.
-    static func uninitialized(_ shape: [Int], dtype: DType = .float32) throws -> Tensor {
+    /// A new contiguous tensor whose contents the caller is about to overwrite completely (no zero-fill pass;
+    /// public for model code that writes every element itself, e.g. VisionModels' fused convs).
+    public static func uninitialized(_ shape: [Int], dtype: DType = .float32) throws -> Tensor {
         let n = try checkedCount(shape)
         let s = try TensorStorage(byteCount: n * dtype.size, zeroed: false)
         return Tensor(storage: s, dtype: dtype, shape: shape, strides: contiguousStrides(shape), offset: 0)
