@@ -69,7 +69,8 @@ func withBatchDimension(_ x: Tensor, _ op: String, _ body: (Tensor) throws -> Te
 /// than the padded input, bad channel/group counts, non-positive stride or dilation and negative padding throw.
 public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: (Int, Int) = (1, 1),
                    padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1), groups: Int = 1) throws -> Tensor {
-    try withBatchDimension(x, "conv2d") { x in
+    try requireNoGrad("conv2d", x, weight, bias)
+    return try withBatchDimension(x, "conv2d") { x in
         let g = try ConvGeometry("conv2d", x: x, weight: weight, bias: bias, stride: stride, padding: padding,
                                  dilation: dilation, groups: groups)
         let out = try Tensor.uninitialized(g.outShape)

@@ -77,7 +77,8 @@ struct ConvTransposeGeometry {
 public func convTranspose2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: (Int, Int) = (1, 1),
                             padding: (Int, Int) = (0, 0), outputPadding: (Int, Int) = (0, 0), groups: Int = 1,
                             dilation: (Int, Int) = (1, 1)) throws -> Tensor {
-    try withBatchDimension(x, "conv_transpose2d") { x in
+    try requireNoGrad("convTranspose2d", x, weight, bias)
+    return try withBatchDimension(x, "conv_transpose2d") { x in
         let g = try ConvTransposeGeometry("conv_transpose2d", x: x, weight: weight, bias: bias, stride: stride,
                                           padding: padding, outputPadding: outputPadding, groups: groups, dilation: dilation)
         let out = try Tensor.uninitialized(g.outShape)

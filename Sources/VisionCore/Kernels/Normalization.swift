@@ -38,6 +38,7 @@ private func checkEps(_ eps: Double, _ op: String) throws {
 /// per element. A negative running variance with small eps gives NaN, as torch.
 public func batchNorm(_ x: Tensor, runningMean: Tensor, runningVar: Tensor, weight: Tensor? = nil, bias: Tensor? = nil,
                       eps: Double = 1e-5) throws -> Tensor {
+    try requireNoGrad("batchNorm", x, runningMean, runningVar, weight, bias)
     try x.requireDType(.float32, "batchNorm")
     guard x.rank >= 2 else { throw VisionError.shapeMismatch("batchNorm: input must have at least 2 dimensions (N, C, ...), got \(x.shape)") }
     try checkEps(eps, "batchNorm")
@@ -71,6 +72,7 @@ public func batchNorm(_ x: Tensor, runningMean: Tensor, runningVar: Tensor, weig
 /// and bias, when given, have shape `normalizedShape`.
 public func layerNorm(_ x: Tensor, normalizedShape: [Int], weight: Tensor? = nil, bias: Tensor? = nil,
                       eps: Double = 1e-5) throws -> Tensor {
+    try requireNoGrad("layerNorm", x, weight, bias)
     try x.requireDType(.float32, "layerNorm")
     try checkEps(eps, "layerNorm")
     let k = normalizedShape.count
@@ -123,6 +125,7 @@ public func layerNorm(_ x: Tensor, normalizedShape: [Int], weight: Tensor? = nil
 /// (sample, group) normalized over its channels and spatial positions; weight and bias are per channel [C].
 public func groupNorm(_ x: Tensor, numGroups: Int, weight: Tensor? = nil, bias: Tensor? = nil,
                       eps: Double = 1e-5) throws -> Tensor {
+    try requireNoGrad("groupNorm", x, weight, bias)
     try x.requireDType(.float32, "groupNorm")
     try checkEps(eps, "groupNorm")
     guard x.rank >= 2 else { throw VisionError.shapeMismatch("groupNorm: input must have at least 2 dimensions (N, C, ...), got \(x.shape)") }

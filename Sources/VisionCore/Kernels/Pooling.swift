@@ -43,7 +43,8 @@ struct PoolGeometry {
 /// window is added when it starts inside the input or the left padding.
 public func maxPool2d(_ x: Tensor, kernelSize: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0),
                       dilation: (Int, Int) = (1, 1), ceilMode: Bool = false) throws -> Tensor {
-    try withBatchDimension(x, "max_pool2d") { x in
+    try requireNoGrad("maxPool2d", x)
+    return try withBatchDimension(x, "max_pool2d") { x in
         let g = try PoolGeometry("max_pool2d", x: x, kernelSize: kernelSize, stride: stride, padding: padding,
                                  dilation: dilation, ceilMode: ceilMode)
         let layout = try g.layout("max_pool2d")
@@ -58,7 +59,8 @@ public func maxPool2d(_ x: Tensor, kernelSize: (Int, Int), stride: (Int, Int)? =
 /// input itself.
 public func avgPool2d(_ x: Tensor, kernelSize: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0),
                       ceilMode: Bool = false, countIncludePad: Bool = true) throws -> Tensor {
-    try withBatchDimension(x, "avg_pool2d") { x in
+    try requireNoGrad("avgPool2d", x)
+    return try withBatchDimension(x, "avg_pool2d") { x in
         let g = try PoolGeometry("avg_pool2d", x: x, kernelSize: kernelSize, stride: stride, padding: padding,
                                  dilation: (1, 1), ceilMode: ceilMode)
         let layout = try g.layout("avg_pool2d")
@@ -168,7 +170,8 @@ private func avgPoolPlane(_ buf: UnsafePointer<Float>, _ l: PhasePlaneLayout, _ 
 /// and differ in size when o does not divide n. Per output row, the input rows of its window are summed into one
 /// row buffer, whose column windows then give the outputs.
 public func adaptiveAvgPool2d(_ x: Tensor, outputSize: (Int, Int)) throws -> Tensor {
-    try withBatchDimension(x, "adaptive_avg_pool2d") { x in
+    try requireNoGrad("adaptiveAvgPool2d", x)
+    return try withBatchDimension(x, "adaptive_avg_pool2d") { x in
         let g = try AdaptiveGeometry(x, outputSize)
         let out = try Tensor.uninitialized(g.outShape)
         if out.count == 0 { return out }
