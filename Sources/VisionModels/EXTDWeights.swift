@@ -83,6 +83,8 @@ struct FoldedConv: Sendable {
     var epilogueBias: [Float]? = nil
     /// 1x1 stride-1 convs run tile by tile with the epilogue fused (PointwiseConv.swift).
     var pointwise: PointwiseConv? = nil
+    /// Stride-1 3x3 depthwise convs read the unpadded planes and fuse the activation (DepthwiseConv.swift).
+    var depthwise: Depthwise3x3? = nil
 
     init(weight: Tensor, bias: Tensor?, stride: Int, padding: Int, groups: Int, activation: Activation) throws {
         self.weight = weight; self.stride = stride; self.padding = padding; self.groups = groups
@@ -97,11 +99,16 @@ struct FoldedConv: Sendable {
         if groups == 1, stride == 1, padding == 0, weight.shape[2] == 1, weight.shape[3] == 1 {
             pointwise = try PointwiseConv(weight: weight, bias: epilogueBias, activation: activation)
         }
+        if groups > 1, groups == weight.shape[0], weight.shape[1] == 1, stride == 1, padding == 1,
+           weight.shape[2] == 3, weight.shape[3] == 3 {
+            depthwise = try Depthwise3x3(weight: weight, bias: bias, activation: activation)
+        }
     }
 
     /// conv(x), then bias, activation and `residual` (added after the activation) in one pass.
     func callAsFunction(_ x: Tensor, residual: Tensor? = nil) throws -> Tensor {
         if let pointwise { return try pointwise(x, residual: residual) }
+        if let depthwise, residual == nil { return try depthwise(x) }
         var y = try conv2d(x, weight: weight, bias: bias, stride: (stride, stride), padding: (padding, padding),
                            groups: groups)
         try epilogue(&y, bias: epilogueBias, activation, residual: residual)
