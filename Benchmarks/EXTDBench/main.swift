@@ -37,11 +37,12 @@ let runs = max(1, args.count > 2 ? Int(args[2]) ?? 7 : 7)
 do {
     try Threading.setThreadCount(threads)
     // The bundled astronaut photo resized to 640x480 (the VGA benchmark size).
-    let photoPath = (try? FaceDetector.bundledWeightsPath(.extd32)).map { p -> String in
+    let root = (try? FaceDetector.bundledWeightsPath(.extd32)).map { p -> String in
         var dir = p
         for _ in 0..<4 { if let s = dir.lastIndex(of: "/") { dir = String(dir[..<s]) } }
-        return dir + "/data/images/astronaut.png"
-    } ?? "data/images/astronaut.png"
+        return dir
+    } ?? "."
+    let photoPath = root + "/data/images/astronaut.png"
     let photo = try resizeImage(try loadImage(path: photoPath), height: 480, width: 640)
     print("EXTD on a 640x480 photo, \(threads) threads, \(runs) runs (ms: fastest / median wall, CPU per run)")
     print("variant   network                     whole detection (scale 1)   faces")
@@ -53,6 +54,15 @@ do {
         let whole = try measure(runs: runs) { faces = try det.detect(photo, scoreThreshold: 0.5, scale: 1).shape[0] }
         func show(_ t: Timing) -> String { "\(format1(t.min)) / \(format1(t.median)), cpu \(format1(t.cpu))".padding(28) }
         print("\(v.name)   \(show(net))\(show(whole))\(faces)")
+    }
+    // The official PyTorch model on the same input in the same run, when torch and the official code are there
+    // (its forward also rebuilds the priors in a Python loop, as the official code does on every call).
+    if system("python3 -c 'import torch' >/dev/null 2>&1") == 0 {
+        print("official PyTorch code (tools/bench_extd_torch.py), same input, \(threads) threads:")
+        fflush(nil)
+        _ = system("python3 \(root)/tools/bench_extd_torch.py \(threads) \(runs) 2>/dev/null | grep '^extd_'")
+    } else {
+        print("(PyTorch not importable: the official model's time is not measured)")
     }
 } catch {
     print("EXTDBench: \(error)")
