@@ -44,24 +44,43 @@ public struct FaceDetector: Sendable {
         return (Int(h), Int(w))
     }
 
-    /// The network input [1, 3, h, w] for a uint8 [H, W, 3] image: RGB minus the means, resized bilinearly
-    /// (half-pixel centres, no antialiasing: cv2.resize INTER_LINEAR's geometry) when the size changes.
+    /// The network input [1, 3, h, w] for a uint8 [H, W, 3] image: RGB minus the means, resized bilinearly with
+    /// half-pixel centres and no antialiasing (cv2.resize INTER_LINEAR's geometry, as in demo.py) when the size
+    /// changes. Resizing reads the uint8 pixels directly, so a large photo is never converted to float whole.
     public static func preprocess(_ image: Tensor, height h: Int, width w: Int) throws -> Tensor {
         let (ih, iw) = try checkImage(image)
+        guard h > 0, w > 0, h * w <= maxInputPixels else {
+            throw VisionError.invalidArgument("face detector: network input \(w) x \(h) must be at least 1 x 1 and at most \(maxInputPixels) pixels")
+        }
         let img = try image.contiguous()
-        var x = try Tensor.zeros([1, 3, ih, iw])
-        let plane = ih * iw
+        var x = try Tensor.uninitialized([1, 3, h, w])
+        // Source coordinate and blend weight per output column / row: (dst + 0.5) * in / out - 0.5, clamped at 0.
+        func taps(_ input: Int, _ output: Int) -> [(Int, Int, Float)] {
+            let ratio = Double(input) / Double(output)
+            return (0..<output).map { d in
+                let src = max((Double(d) + 0.5) * ratio - 0.5, 0)
+                let i0 = min(Int(src), input - 1)
+                return (i0, min(i0 + 1, input - 1), Float(src - Double(i0)))
+            }
+        }
+        let xs = taps(iw, w), ys = taps(ih, h), plane = h * w
         try x.withUnsafeMutableBufferPointer(as: Float.self) { dst in
             withExtendedLifetime(img) {
                 let src = img.pointer(UInt8.self)
-                for c in 0..<3 {
-                    let m = mean[c]
-                    for i in 0..<plane { dst[c * plane + i] = Float(src[3 * i + c]) - m }
+                for (oy, (y0, y1, fy)) in ys.enumerated() {
+                    let row0 = src + y0 * iw * 3, row1 = src + y1 * iw * 3
+                    for (ox, (x0, x1, fx)) in xs.enumerated() {
+                        for c in 0..<3 {
+                            let a = Float(row0[3 * x0 + c]), b = Float(row0[3 * x1 + c])
+                            let d = Float(row1[3 * x0 + c]), e = Float(row1[3 * x1 + c])
+                            let top = a + (b - a) * fx, bottom = d + (e - d) * fx
+                            dst[c * plane + oy * w + ox] = top + (bottom - top) * fy - mean[c]
+                        }
+                    }
                 }
             }
         }
-        if h == ih && w == iw { return x }
-        return try interpolate(x, size: (h, w), mode: .bilinear, alignCorners: false)
+        return x
     }
 
     /// Validates a uint8 [H, W, 3] image against `ImageLimits` and returns (H, W).
