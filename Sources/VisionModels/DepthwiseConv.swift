@@ -40,20 +40,21 @@ struct Depthwise3x3: Sendable {
             guard let ob = ob.baseAddress else { return }
             let po = MutablePointerBox(ob), px = MutablePointerBox(xc.pointer(Float.self))
             let wts = weights, bs = bias, c = channels
-            // Planes are independent; a plane of a late scale is tiny, so threads get contiguous runs of planes.
             let threads = min(Threading.threadCount, max(1, planes * h * w / 32_768))
             withExtendedLifetime(xc) {
-                let run: @Sendable (Int) -> Void = { t in
+                // Work items are runs of planes of about 32K outputs (one plane each on the large scales).
+                let per = max(1, 32_768 / max(h * w, 1)), items = (planes + per - 1) / per
+                let run: @Sendable (Int) -> Void = { item in
                     wts.withUnsafeBufferPointer { wp in
                         guard let wb = wp.baseAddress else { return }
-                        for plane in (planes * t / threads)..<(planes * (t + 1) / threads) {
+                        for plane in (item * per)..<min(planes, (item + 1) * per) {
                             let ch = plane % c
                             depthwisePlane(px.value + plane * h * w, po.value + plane * h * w, h, w, wb + 9 * ch,
                                            bs[ch], slope, clamp)
                         }
                     }
                 }
-                if threads <= 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: threads, execute: run) }
+                forEachItem(items, threads: threads, run)
             }
         }
         return out

@@ -1,3 +1,4 @@
+import CBLAS
 import VisionCore
 
 // EXTD (arXiv 1906.06579, clovaai/EXTD_Pytorch): a MobileFaceNet-like backbone whose blocks 2...K are reapplied
@@ -144,6 +145,11 @@ public struct EXTD: Sendable {
         guard x.rank == 4, x.shape[1] == 3, x.dtype == .float32 else {
             throw VisionError.shapeMismatch("\(variant.name): input must be float32 [N, 3, H, W], got \(x.dtype) \(x.shape)")
         }
+        // Every conv here splits its own work over VisionCore's threads. OpenBLAS stays at one thread for the
+        // whole pass: its idle workers spin after each threaded call and take the cores the next layer needs.
+        let previous = openblas_get_num_threads()
+        openblas_set_num_threads(1)
+        defer { openblas_set_num_threads(previous) }
         // s1 = base[0...K](x); s(k+1) = base[2...K](s(k)): the same weights at every scale.
         var y = try stem(x)
         for b in blocks { y = try b(y) }

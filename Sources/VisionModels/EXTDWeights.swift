@@ -1,4 +1,5 @@
 import Dispatch
+import Synchronization
 import VisionCore
 #if canImport(Glibc)
 import Glibc
@@ -213,6 +214,28 @@ func epilogue(_ y: inout Tensor, bias: [Float]?, _ activation: Activation, resid
             }
         }
     }
+}
+
+/// Runs `body(item)` for items 0..<n on up to `threads` threads that claim items from a shared counter, so a
+/// thread the OS delays (the machine is shared) does not hold the others up at the join.
+func forEachItem(_ n: Int, threads: Int, _ body: @Sendable (Int) -> Void) {
+    if n <= 0 { return }
+    if threads <= 1 || n == 1 {
+        for i in 0..<n { body(i) }
+        return
+    }
+    let counter = ItemCounter()
+    DispatchQueue.concurrentPerform(iterations: min(threads, n)) { _ in
+        while true {
+            let i = counter.next.add(1, ordering: .relaxed).oldValue
+            if i >= n { break }
+            body(i)
+        }
+    }
+}
+
+private final class ItemCounter: Sendable {
+    let next = Atomic<Int>(0)
 }
 
 /// A raw pointer that may cross into the concurrent chunks (each chunk touches a disjoint range).

@@ -55,26 +55,22 @@ struct PointwiseConv: Sendable {
             let bias = self.bias
             let threads = min(Threading.threadCount, max(1, items / 4))
             withExtendedLifetime((xc, rc, weight)) {
-                let run: @Sendable (Int) -> Void = { t in
-                    // A contiguous share of the tiles per thread (each tile is ~30 µs of work; 4+ per thread).
-                    let lo = items * t / threads, hi = items * (t + 1) / threads
-                    for item in lo..<hi {
-                        let b = item / tiles, p0 = (item % tiles) * tile, cols = min(tile, hw - p0)
-                        let c = po.value + b * m * hw + p0
-                        // The bias seeds the tile and the GEMM accumulates onto it (beta = 1): OpenBLAS would
-                        // otherwise make a separate pass to zero C for beta = 0.
-                        for row in 0..<m { (c + row * hw).update(repeating: bias[row], count: cols) }
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(m), blasint(cols), blasint(k),
-                                    1, pw.value, blasint(k), px.value + b * k * hw + p0, blasint(hw), 1, c, blasint(hw))
-                        guard clamp || pr != nil else { continue }
-                        let r = pr.map { $0.value + b * m * hw + p0 }
-                        for row in 0..<m { tileEpilogue(c + row * hw, cols, slope, clamp, r.map { $0 + row * hw }) }
-                    }
+                let run: @Sendable (Int) -> Void = { item in
+                    let b = item / tiles, p0 = (item % tiles) * tile, cols = min(tile, hw - p0)
+                    let c = po.value + b * m * hw + p0
+                    // The bias seeds the tile and the GEMM accumulates onto it (beta = 1): OpenBLAS would
+                    // otherwise make a separate pass to zero C for beta = 0.
+                    for row in 0..<m { (c + row * hw).update(repeating: bias[row], count: cols) }
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(m), blasint(cols), blasint(k),
+                                1, pw.value, blasint(k), px.value + b * k * hw + p0, blasint(hw), 1, c, blasint(hw))
+                    guard clamp || pr != nil else { return }
+                    let r = pr.map { $0.value + b * m * hw + p0 }
+                    for row in 0..<m { tileEpilogue(c + row * hw, cols, slope, clamp, r.map { $0 + row * hw }) }
                 }
                 let previous = openblas_get_num_threads()
                 // BLAS inside the tiles runs on one thread: the tiles themselves are spread over the threads.
                 openblas_set_num_threads(1)
-                if threads <= 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: threads, execute: run) }
+                forEachItem(items, threads: threads, run)
                 openblas_set_num_threads(previous)
             }
         }
