@@ -144,7 +144,7 @@ func indexAdd(_ g: Tensor, index: [Int], axis: Int, into shape: [Int]) throws ->
 /// gets 0); the indices carry no gradient.
 public func topk(_ x: Tensor, k: Int, axis: Int = -1, largest: Bool = true, sorted: Bool = true) throws -> (values: Tensor, indices: Tensor) {
     let (values, indices) = try Autograd.noGrad { try topkForward(x, k: k, axis: axis, largest: largest) }
-    guard x.requiresGrad else { return (values, indices) }
+    guard x.requiresGrad, Autograd.isRecording else { return (values, indices) }
     let a = try Tensor.normalizeAxis(axis, rank: x.rank, "topk")
     let idx = try indices.toArray(Int64.self).map { Int($0) }
     let inputShape = x.shape, indexShape = indices.shape
