@@ -90,7 +90,7 @@ public func gridSample(_ x: Tensor, grid: Tensor, alignCorners: Bool) throws -> 
     let xc = try x.contiguous().detach(), gc = try grid.contiguous().detach()
     let (needX, needGrid) = (x.requiresGrad, grid.requiresGrad)
     let recorded = recordGrad("gridSample", out, inputs: [x, grid]) { g in
-        try gridSampleBackward(g, x: xc, grid: gc, alignCorners: alignCorners, input: needX, grid: needGrid)
+        try gridSampleBackward(g, x: xc, grid: gc, alignCorners: alignCorners, wantInput: needX, wantGrid: needGrid)
     }
     if out.count == 0 { return recorded }
     let px = SendablePointer(xc.pointer(Float.self)), pg = SendablePointer(gc.pointer(Float.self))
@@ -148,7 +148,7 @@ public func gridSample(_ x: Tensor, grid: Tensor, alignCorners: Bool) throws -> 
 /// A non-finite grid location gives NaN in both of its grid gradients and nothing to the input (its output is
 /// NaN whatever the input, as PyTorch).
 func gridSampleBackward(_ g: Tensor, x: Tensor, grid: Tensor, alignCorners: Bool,
-                        input needX: Bool, grid needGrid: Bool) throws -> [Tensor?] {
+                        wantInput needX: Bool, wantGrid needGrid: Bool) throws -> [Tensor?] {
     let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
     let (ho, wo) = (grid.shape[1], grid.shape[2])
     let gx: Tensor? = needX ? try Tensor(zeros: x.shape, dtype: .float32) : nil
