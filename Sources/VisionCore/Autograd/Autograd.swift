@@ -52,8 +52,20 @@ public enum Autograd {
         set { pthread_setspecific(noGradKey, UnsafeRawPointer(bitPattern: newValue)) }
     }
 
+    /// A per-thread switch set through `setEnabled` (the C and Python APIs' grad mode), beside `noGrad` scopes.
+    private static let disabledKey: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
+
     /// Whether ops record gradient nodes on this thread.
-    public static var isRecording: Bool { noGradDepth == 0 }
+    public static var isRecording: Bool { noGradDepth == 0 && pthread_getspecific(disabledKey) == nil }
+
+    /// Turns recording on or off for this thread until changed again (torch.set_grad_enabled).
+    public static func setEnabled(_ on: Bool) {
+        pthread_setspecific(disabledKey, on ? nil : UnsafeRawPointer(bitPattern: 1))
+    }
 
     /// Runs `body` without recording (as `torch.no_grad()`); nests, and is per thread.
     public static func noGrad<R>(_ body: () throws -> R) rethrows -> R {
