@@ -13,7 +13,7 @@ let package = Package(
         // libvisioncore.so: the C ABI (build with scripts/build.sh for the self-contained, static-stdlib variant).
         .library(name: "visioncore", type: .dynamic, targets: ["VisionCAPI"]),
         // Swift clients link the modules directly (never dlopen the .so, which carries its own runtime).
-        .library(name: "VisionCoreKit", targets: ["VisionCore", "VisionModels"]),
+        .library(name: "VisionCoreKit", targets: ["VisionCore", "VisionNN", "VisionModels"]),
         .executable(name: "vc", targets: ["vc"]),
     ],
     dependencies: [
@@ -26,6 +26,7 @@ let package = Package(
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])], linkerSettings: [.linkedLibrary("m")]),
         .target(name: "VisionCore", dependencies: ["CBLAS", "CStb", "CKernels"], swiftSettings: tune,
                 linkerSettings: [.linkedLibrary("m")]),
+        .target(name: "VisionNN", dependencies: ["VisionCore"], swiftSettings: tune),
         // Model families (EXTD, ...) on top of VisionCore's kernels.
         .target(name: "VisionModels", dependencies: ["VisionCore", "CBLAS"], swiftSettings: tune),
         .target(name: "VisionCAPI", dependencies: ["VisionCore", "VisionModels"], swiftSettings: tune),
@@ -38,6 +39,7 @@ let package = Package(
                           swiftSettings: tune),
         // Tests read their golden files from Tests/VisionCoreTests/Fixtures through #filePath.
         .testTarget(name: "VisionCoreTests", dependencies: ["VisionCore"], exclude: ["Fixtures"]),
+        .testTarget(name: "VisionNNTests", dependencies: ["VisionNN", "VisionCore"]),
         // Reads Tests/VisionCoreTests/Fixtures/extd.safetensors and data/ through #filePath.
         .testTarget(name: "VisionModelsTests", dependencies: ["VisionCore", "VisionModels"]),
     ]
