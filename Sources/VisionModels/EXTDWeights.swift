@@ -82,9 +82,9 @@ struct FoldedConv: Sendable {
     /// The bias as floats, added in the epilogue for GEMM-based convs: the conv then runs with beta = 0 and
     /// no bias pre-fill, and the one pass over its output adds the bias, applies the activation and the skip.
     var epilogueBias: [Float]? = nil
-    /// 1x1 stride-1 convs run tile by tile with the epilogue fused (PointwiseConv.swift).
+    /// 1x1 stride-1 convs run tile by tile with the epilogue fused (FusedConvs.swift).
     var pointwise: PointwiseConv? = nil
-    /// Stride-1 3x3 depthwise convs read the unpadded planes and fuse the activation (DepthwiseConv.swift).
+    /// Stride-1 3x3 depthwise convs read the unpadded planes and fuse the activation (FusedConvs.swift).
     var depthwise: Depthwise3x3? = nil
 
     init(weight: Tensor, bias: Tensor?, stride: Int, padding: Int, groups: Int, activation: Activation) throws {
