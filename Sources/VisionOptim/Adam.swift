@@ -89,28 +89,60 @@ public class Adam: Optimizer<Adam.Options> {
         let eps = Float(o.eps), negStep = Float(-stepSize), wd = Float(o.weightDecay)
         let l2 = o.weightDecay != 0 && !o.decoupledWeightDecay
         let shrink: Float? = o.weightDecay != 0 && o.decoupledWeightDecay ? Float(1 - o.lr * o.weightDecay) : nil
-        // A scratch pointer for the AMSGrad maximum keeps one loop for both variants.
-        let vmaxPointer = try vmax.map { t in try t.updateInPlace { $0.baseAddress! } }
+        let shrinkFactor = shrink ?? 1   // multiplying by 1 leaves every value (NaN, infinities) unchanged
+        // The AMSGrad maximum is written through a pointer taken once, so one loop serves both variants.
+        let vmaxPointer = try vmax.map { t in try t.updateInPlace { SharedPointer($0.baseAddress!) } }
         try parameter.updateInPlace { p in
             try m.updateInPlace { mb in
                 try v.updateInPlace { vb in
-                    let pp = p.baseAddress!, g = grad.baseAddress!, mp = mb.baseAddress!, vp = vb.baseAddress!
-                    for i in 0..<n {
-                        var pi = pp[i]
-                        if let shrink { pi *= shrink }
-                        let gi = l2 ? fmadd(pi, wd, g[i]) : g[i]
-                        // torch's lerp with a small weight: m + w·(g − m).
-                        let mi = fmadd(w1, gi - mp[i], mp[i])
-                        let vi = vp[i] * b2 + w2 * gi * gi
-                        mp[i] = mi
-                        vp[i] = vi
-                        var vhat = vi
-                        if let vmaxPointer {
-                            vhat = max(vmaxPointer[i], vi)
-                            vmaxPointer[i] = vhat
+                    let pp = SharedPointer(p.baseAddress!), mp = SharedPointer(mb.baseAddress!)
+                    let vp = SharedPointer(vb.baseAddress!), g = grad.baseAddress!
+                    // Memory-bound: chunks over the library's threads; the common case (no L2 term, no AMSGrad)
+                    // gets a branch-free loop the compiler vectorizes.
+                    Threading.forEachChunk(n) { r in
+                        let pp = pp.p, mp = mp.p, vp = vp.p
+                        if !l2 && vmaxPointer == nil {
+                            // Explicit SIMD16: the auto-vectorizer gives up on this loop (four pointers, sqrt
+                            // and division), which left it scalar at half the memory bandwidth.
+                            var i = r.lowerBound
+                            let sh = V(repeating: shrinkFactor), vw1 = V(repeating: w1), vb2 = V(repeating: b2)
+                            let vw2 = V(repeating: w2), vbc = V(repeating: bc2Sqrt), veps = V(repeating: eps)
+                            let vstep = V(repeating: negStep)
+                            while i + 16 <= r.upperBound {
+                                let pi = V.load(pp + i) * sh, gi = V.load(g + i)
+                                let m0 = V.load(mp + i), v0 = V.load(vp + i)
+                                let mi = vfmadd(vw1, gi - m0, m0)
+                                let vi = v0 * vb2 + vw2 * gi * gi
+                                mi.store(mp + i)
+                                vi.store(vp + i)
+                                vfmadd(vstep, mi / (vi.squareRoot() / vbc + veps), pi).store(pp + i)
+                                i += 16
+                            }
+                            for i in i..<r.upperBound {
+                                let pi = pp[i] * shrinkFactor, gi = g[i]
+                                let mi = fmadd(w1, gi - mp[i], mp[i])
+                                let vi = vp[i] * b2 + w2 * gi * gi
+                                mp[i] = mi
+                                vp[i] = vi
+                                pp[i] = fmadd(negStep, mi / (vi.squareRoot() / bc2Sqrt + eps), pi)
+                            }
+                            return
                         }
-                        let denom = vhat.squareRoot() / bc2Sqrt + eps
-                        pp[i] = fmadd(negStep, mi / denom, pi)
+                        for i in r {
+                            let pi = pp[i] * shrinkFactor
+                            let gi = l2 ? fmadd(pi, wd, g[i]) : g[i]
+                            // torch's lerp with a small weight: m + w·(g − m).
+                            let mi = fmadd(w1, gi - mp[i], mp[i])
+                            let vi = vp[i] * b2 + w2 * gi * gi
+                            mp[i] = mi
+                            vp[i] = vi
+                            var vhat = vi
+                            if let vmaxPointer {
+                                vhat = max(vmaxPointer.p[i], vi)
+                                vmaxPointer.p[i] = vhat
+                            }
+                            pp[i] = fmadd(negStep, mi / (vhat.squareRoot() / bc2Sqrt + eps), pi)
+                        }
                     }
                 }
             }
@@ -138,4 +170,28 @@ public final class AdamW: Adam {
                                               Options(lr: lr, betas: betas, eps: eps, weightDecay: weightDecay,
                                                       amsgrad: amsgrad, decoupledWeightDecay: true))])
     }
+}
+
+typealias V = SIMD16<Float>
+
+extension SIMD16 where Scalar == Float {
+    @inline(__always) static func load(_ p: UnsafePointer<Float>) -> Self {
+        UnsafeRawPointer(p).loadUnaligned(as: Self.self)
+    }
+
+    @inline(__always) static func load(_ p: UnsafeMutablePointer<Float>) -> Self { load(UnsafePointer(p)) }
+
+    @inline(__always) func store(_ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: self, as: Self.self)
+    }
+}
+
+/// Lane-wise `a·b + c`, fused as `fmadd`.
+@inline(__always)
+func vfmadd(_ a: V, _ b: V, _ c: V) -> V {
+    #if VC_FMA
+    return c.addingProduct(a, b)
+    #else
+    return a * b + c
+    #endif
 }

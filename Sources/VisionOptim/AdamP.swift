@@ -102,7 +102,22 @@ public final class AdamP: Optimizer<AdamP.Options> {
             try v.updateInPlace { vb in
                 perturb.withUnsafeMutableBufferPointer { u in
                     let g = grad.baseAddress!, mp = mb.baseAddress!, vp = vb.baseAddress!, up = u.baseAddress!
-                    for i in 0..<n {
+                    // Explicit SIMD16 (the same operations per lane as the scalar tail): the auto-vectorizer
+                    // leaves loops with sqrt and division over several pointers scalar.
+                    var start = 0
+                    let vb1 = V(repeating: b1), vw1 = V(repeating: w1), vb2 = V(repeating: b2)
+                    let vw2 = V(repeating: w2), vbc = V(repeating: bc2Sqrt), veps = V(repeating: eps)
+                    while start + 16 <= n {
+                        let gi = V.load(g + start)
+                        let mi = vfmadd(gi, vw1, V.load(mp + start) * vb1)
+                        let vi = V.load(vp + start) * vb2 + vw2 * gi * gi
+                        mi.store(mp + start)
+                        vi.store(vp + start)
+                        let denom = vi.squareRoot() / vbc + veps
+                        ((o.nesterov ? vb1 * mi + vw1 * gi : mi) / denom).store(up + start)
+                        start += 16
+                    }
+                    for i in start..<n {
                         // exp_avg.mul_(β1).add_(g, alpha=1−β1): the product is rounded, then fused.
                         let mi = fmadd(g[i], w1, mp[i] * b1)
                         let vi = vp[i] * b2 + w2 * g[i] * g[i]

@@ -77,23 +77,29 @@ public final class SGD: Optimizer<SGD.Options> {
         let buffer = hasMomentum ? try state.buffer("momentum_buffer", shape: parameter.shape) : nil
         state.step += 1
         try parameter.updateInPlace { p in
-            let pp = p.baseAddress!, g = grad.baseAddress!
+            let pp = SharedPointer(p.baseAddress!), g = grad.baseAddress!
             guard let buffer else {
-                for i in 0..<n {
-                    let d = hasWD ? fmadd(pp[i], wd, g[i]) : g[i]
-                    pp[i] = fmadd(d, -lr, pp[i])
+                Threading.forEachChunk(n) { r in
+                    let pp = pp.p
+                    for i in r {
+                        let d = hasWD ? fmadd(pp[i], wd, g[i]) : g[i]
+                        pp[i] = fmadd(d, -lr, pp[i])
+                    }
                 }
                 return
             }
             try buffer.updateInPlace { b in
-                let bp = b.baseAddress!
-                for i in 0..<n {
-                    var d = hasWD ? fmadd(pp[i], wd, g[i]) : g[i]
-                    // torch: buf.mul_(momentum).add_(d, alpha=1-dampening): the product is rounded first.
-                    let buf = first ? d : fmadd(d, damp, bp[i] * mu)
-                    bp[i] = buf
-                    d = o.nesterov ? fmadd(buf, mu, d) : buf
-                    pp[i] = fmadd(d, -lr, pp[i])
+                let bp = SharedPointer(b.baseAddress!)
+                Threading.forEachChunk(n) { r in
+                    let pp = pp.p, bp = bp.p
+                    for i in r {
+                        var d = hasWD ? fmadd(pp[i], wd, g[i]) : g[i]
+                        // torch: buf.mul_(momentum).add_(d, alpha=1-dampening): the product is rounded first.
+                        let buf = first ? d : fmadd(d, damp, bp[i] * mu)
+                        bp[i] = buf
+                        d = o.nesterov ? fmadd(buf, mu, d) : buf
+                        pp[i] = fmadd(d, -lr, pp[i])
+                    }
                 }
             }
         }
@@ -109,4 +115,11 @@ func fmadd(_ a: Float, _ b: Float, _ c: Float) -> Float {
     #else
     return a * b + c
     #endif
+}
+
+/// A pointer that may be captured by the chunks of `Threading.forEachChunk` (raw pointers are not `Sendable`);
+/// each chunk writes only its own elements.
+struct SharedPointer<T>: @unchecked Sendable {
+    let p: UnsafeMutablePointer<T>
+    init(_ p: UnsafeMutablePointer<T>) { self.p = p }
 }

@@ -200,3 +200,26 @@ import VisionCore
         #expect(c2.lastLRs == opt2.learningRates)
     }
 }
+
+/// Large parameters are updated in chunks over threads; the result must not depend on the thread count.
+@Suite struct OptimizerThreadingTests {
+    @Test func chunkedUpdatesAreIndependentOfThreadCount() throws {
+        var results: [[Float]] = []
+        let previous = Threading.threadCount
+        defer { try? Threading.setThreadCount(previous) }
+        for threads in [1, 2] {
+            try Threading.setThreadCount(threads)
+            let w = try OptimizerBehaviourTests.parameter([300_001], seed: 9)
+            let u = try OptimizerBehaviourTests.parameter([300_001], seed: 10)
+            let adam = try AdamW(parameters: [("w", w)], lr: 1e-2, weightDecay: 0.1)
+            let sgd = try SGD(parameters: [("u", u)], lr: 0.1, momentum: 0.9, weightDecay: 1e-4, nesterov: true)
+            for t in 0..<3 {
+                try OptimizerBehaviourTests.setGradients([w, u], step: t)
+                try adam.step()
+                try sgd.step()
+            }
+            results.append(try w.toArray(Float.self) + u.toArray(Float.self))
+        }
+        #expect(results[0] == results[1])
+    }
+}

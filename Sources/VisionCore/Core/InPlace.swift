@@ -61,3 +61,13 @@ extension Tensor {
         return a === b
     }
 }
+
+extension Threading {
+    /// Runs `body` over contiguous chunks of `0..<count` on the library's threads (at most `threadCount`, and
+    /// only as many as leave each at least `minChunk` iterations), for element-wise loops outside VisionCore such
+    /// as optimizer updates. Chunks are disjoint, so writes to distinct elements need no synchronisation;
+    /// results must not depend on the chunking.
+    public static func forEachChunk(_ count: Int, minChunk: Int = 1 << 16, _ body: (Range<Int>) -> Void) {
+        parallelFor(count, minChunk: minChunk, body)
+    }
+}
