@@ -13,7 +13,7 @@ let package = Package(
         // libvisioncore.so: the C ABI (build with scripts/build.sh for the self-contained, static-stdlib variant).
         .library(name: "visioncore", type: .dynamic, targets: ["VisionCAPI"]),
         // Swift clients link the modules directly (never dlopen the .so, which carries its own runtime).
-        .library(name: "VisionCoreKit", targets: ["VisionCore", "VisionOptim"]),
+        .library(name: "VisionCoreKit", targets: ["VisionCore", "VisionNN", "VisionOptim"]),
         .executable(name: "vc", targets: ["vc"]),
     ],
     dependencies: [
@@ -27,6 +27,7 @@ let package = Package(
         .target(name: "VisionCore", dependencies: ["CBLAS", "CStb", "CKernels"], swiftSettings: tune,
                 linkerSettings: [.linkedLibrary("m")]),
         .target(name: "VisionOptim", dependencies: ["VisionCore"], swiftSettings: tune),
+        .target(name: "VisionNN", dependencies: ["VisionCore"], swiftSettings: tune),
         .target(name: "VisionCAPI", dependencies: ["VisionCore"], swiftSettings: tune),
         .executableTarget(name: "vc", dependencies: ["VisionCore", "CBLAS",
                                                  .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -39,5 +40,6 @@ let package = Package(
         .testTarget(name: "VisionCoreTests", dependencies: ["VisionCore"], exclude: ["Fixtures"]),
         // Reads its fixtures (optim.safetensors) from Tests/VisionCoreTests/Fixtures.
         .testTarget(name: "VisionOptimTests", dependencies: ["VisionOptim", "VisionCore"]),
+        .testTarget(name: "VisionNNTests", dependencies: ["VisionNN", "VisionCore"]),
     ]
 )

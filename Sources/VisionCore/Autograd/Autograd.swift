@@ -52,8 +52,20 @@ public enum Autograd {
         set { pthread_setspecific(noGradKey, UnsafeRawPointer(bitPattern: newValue)) }
     }
 
+    /// A per-thread switch set through `setEnabled` (the C and Python APIs' grad mode), beside `noGrad` scopes.
+    private static let disabledKey: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
+
     /// Whether ops record gradient nodes on this thread.
-    public static var isRecording: Bool { noGradDepth == 0 }
+    public static var isRecording: Bool { noGradDepth == 0 && pthread_getspecific(disabledKey) == nil }
+
+    /// Turns recording on or off for this thread until changed again (torch.set_grad_enabled).
+    public static func setEnabled(_ on: Bool) {
+        pthread_setspecific(disabledKey, on ? nil : UnsafeRawPointer(bitPattern: 1))
+    }
 
     /// Runs `body` without recording (as `torch.no_grad()`); nests, and is per thread.
     public static func noGrad<R>(_ body: () throws -> R) rethrows -> R {
@@ -173,14 +185,6 @@ func recordGrad(_ name: String, _ output: Tensor, inputs: [Tensor],
     out.gradState = GradState(node: GradNode(name: name, inputs: inputs.map(\.gradState),
                                              inputShapes: inputs.map(\.shape), backward: backward))
     return out
-}
-
-/// For ops whose backward rule is not written yet: refuses to silently drop gradients.
-func requireNoGrad(_ name: String, _ inputs: Tensor?...) throws {
-    guard Autograd.isRecording else { return }
-    if inputs.contains(where: { $0?.gradState != nil }) {
-        throw VisionError.unsupported("\(name): gradients are not implemented for this op yet; run it inside Autograd.noGrad or on detached inputs")
-    }
 }
 
 /// Sums a broadcast gradient back to `shape` (the inverse of broadcasting `shape` to `g.shape`).

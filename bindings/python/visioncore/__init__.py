@@ -13,9 +13,9 @@ from ._lib import VisionCoreError, check, lib
 from ._tensor_ops import *  # noqa: F401,F403
 from ._tensor_ops import __all__ as _tensor_ops_all
 from .io import load_file, read_metadata, save_file
-from .tensor import Tensor, as_tensor, tensor
+from .tensor import Tensor, as_tensor, no_grad, set_grad_enabled, tensor
 
-__all__ = ["Tensor", "VisionCoreError", "as_tensor", "tensor", "functional", "image", "ops", "set_num_threads",
+__all__ = ["Tensor", "VisionCoreError", "as_tensor", "tensor", "no_grad", "set_grad_enabled", "functional", "image", "ops", "set_num_threads",
            "get_num_threads", "load_file", "save_file", "read_metadata", "__version__"] + _tensor_ops_all
 
 __version__ = lib.vc_version().decode()
