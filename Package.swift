@@ -39,7 +39,7 @@ let package = Package(
         // Tests read their golden files from Tests/VisionCoreTests/Fixtures through #filePath.
         .testTarget(name: "VisionCoreTests", dependencies: ["VisionCore"], exclude: ["Fixtures"]),
         // Reads its fixtures (optim.safetensors) from Tests/VisionCoreTests/Fixtures.
-        .testTarget(name: "VisionOptimTests", dependencies: ["VisionOptim", "VisionCore"]),
+        .testTarget(name: "VisionOptimTests", dependencies: ["VisionOptim", "VisionNN", "VisionCore"]),
         .testTarget(name: "VisionNNTests", dependencies: ["VisionNN", "VisionCore"]),
     ]
 )

@@ -223,3 +223,36 @@ import VisionCore
         #expect(results[0] == results[1])
     }
 }
+
+/// SGDP's two momentum-buffer conventions (reference section 6.3): the package projects the buffer itself, timm
+/// a copy. With Nesterov they coincide; without it they part on scale-invariant weights.
+@Suite struct SGDPVariantTests {
+    static func run(nesterov: Bool, projectBuffer: Bool) throws -> [Float] {
+        var rng = RandomGenerator(seed: 5)
+        let w = try Tensor.normal([4, 3, 3, 3], std: 0.5, rng: &rng).requiringGrad()
+        let opt = try SGDP(groups: [ParameterGroup([NamedParameter("w", w)],
+                                                   .init(lr: 0.1, momentum: 0.9, weightDecay: 1e-4, nesterov: nesterov,
+                                                         projectMomentumBuffer: projectBuffer))])
+        for t in 0..<5 {
+            // A gradient orthogonal to each output channel of w: what batch norm after the conv produces.
+            let p = try w.toArray(Float.self)
+            var g = try Tensor.normal([4, 27], std: 1, rng: &rng).toArray(Float.self)
+            for r in 0..<4 {
+                var dot: Float = 0, pp: Float = 0
+                for i in r * 27..<(r + 1) * 27 { dot += g[i] * p[i]; pp += p[i] * p[i] }
+                for i in r * 27..<(r + 1) * 27 { g[i] -= dot / pp * p[i] }
+            }
+            try w.setGrad(try Tensor(g, shape: w.shape))
+            try opt.step()
+        }
+        return try w.toArray(Float.self)
+    }
+
+    @Test func nesterovAgreesAndPlainMomentumDiffers() throws {
+        #expect(try Self.run(nesterov: true, projectBuffer: true) == Self.run(nesterov: true, projectBuffer: false))
+        let package = try Self.run(nesterov: false, projectBuffer: true)
+        let timm = try Self.run(nesterov: false, projectBuffer: false)
+        let gap = zip(package, timm).map { abs($0 - $1) }.max() ?? 0
+        #expect(gap > 1e-3, "the two SGDP variants should differ on a scale-invariant weight, gap \(gap)")
+    }
+}
