@@ -28,7 +28,7 @@ let package = Package(
                 linkerSettings: [.linkedLibrary("m")]),
         .target(name: "VisionOptim", dependencies: ["VisionCore"], swiftSettings: tune),
         .target(name: "VisionNN", dependencies: ["VisionCore"], swiftSettings: tune),
-        .target(name: "VisionCAPI", dependencies: ["VisionCore"], swiftSettings: tune),
+        .target(name: "VisionCAPI", dependencies: ["VisionCore", "VisionOptim"], swiftSettings: tune),
         .executableTarget(name: "vc", dependencies: ["VisionCore", "CBLAS",
                                                  .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: tune),

@@ -51,6 +51,7 @@ extern "C" {
 
 typedef struct vc_tensor vc_tensor; /* opaque handle */
 typedef struct vc_tensor_map vc_tensor_map; /* opaque handle */
+typedef struct vc_optimizer vc_optimizer; /* opaque handle */
 
 /**
  * How a tensor is stored in a safetensors file: as its own dtype, or a float32 tensor as F16 / BF16.
@@ -389,6 +390,57 @@ int32_t vc_image_to_tensor(vc_tensor *image, const float *mean, const float *std
  * uint8 and to each input plane's range for float32.
  */
 int32_t vc_image_resize(vc_tensor *image, int64_t out_h, int64_t out_w, int32_t filter, vc_tensor **out);
+
+/**
+ * Creates an optimizer over the `n` tensors of `params` (float32 leaves that require gradients; the optimizer
+ * updates their data in place). `kind` is "SGD", "Adam", "AdamW", "AdamP" or "SGDP". `names` (NULL: "0",
+ * "1", ...) names the parameters in saved states. `options_json` is a JSON object of hyper-parameters with
+ * PyTorch's names (lr, momentum, dampening, weight_decay, nesterov, betas, eps, amsgrad, delta, wd_ratio), missing
+ * ones taking the defaults of torch.optim / adamp (lr is required for SGD and SGDP), or a JSON array of such
+ * objects, one per parameter group, with `group_ids` (NULL: all 0) giving each parameter's group.
+ */
+int32_t vc_optimizer_create(const char *kind, vc_tensor **params, int64_t n, const char **names, const int64_t *group_ids, const char *options_json, vc_optimizer **out);
+
+/**
+ * Frees an optimizer (NULL is a no-op). The parameters are not freed.
+ */
+int32_t vc_optimizer_free(vc_optimizer *optimizer);
+
+/**
+ * One update of every parameter that has a gradient (those without one are skipped, as in PyTorch).
+ */
+int32_t vc_optimizer_step(vc_optimizer *optimizer);
+
+/**
+ * Clears the gradients of the optimizer's parameters (zero_grad(set_to_none=True)).
+ */
+int32_t vc_optimizer_zero_grad(vc_optimizer *optimizer);
+
+/**
+ * Writes the number of parameter groups to *out_n.
+ */
+int32_t vc_optimizer_num_groups(vc_optimizer *optimizer, int64_t *out_n);
+
+/**
+ * Writes the learning rate of parameter group `group` to *out_lr.
+ */
+int32_t vc_optimizer_get_lr(vc_optimizer *optimizer, int64_t group, double *out_lr);
+
+/**
+ * Sets the learning rate of parameter group `group` (finite, >= 0); schedulers call this.
+ */
+int32_t vc_optimizer_set_lr(vc_optimizer *optimizer, int64_t group, double lr);
+
+/**
+ * Saves the optimizer's state (hyper-parameters, step counts, moment buffers) as a safetensors file, atomically.
+ */
+int32_t vc_optimizer_save_state(vc_optimizer *optimizer, const char *path);
+
+/**
+ * Loads a state saved by vc_optimizer_save_state into an optimizer of the same kind over parameters of the same
+ * names and shapes; on any mismatch it fails with a message naming the key and changes nothing.
+ */
+int32_t vc_optimizer_load_state(vc_optimizer *optimizer, const char *path);
 
 /**
  * Reduces x over `naxes` axes listed in `axes` (negative axes count from the end; naxes 0 = all axes, and
