@@ -1,6 +1,6 @@
 // One AdamW step over 25M parameters (five 5M tensors, all with gradients), VisionCore against PyTorch's
 // torch.optim.AdamW measured in the same run (Benchmarks/optim_bench_torch.py, single-tensor and foreach
-// paths). Optimizer steps are memory-bound: the bytes moved per step (p, g, m, v read; p, m, v written) over
+// paths); and one AdamP step over five [1000, 5000] weights against the adamp package (when installed). Optimizer steps are memory-bound: the bytes moved per step (p, g, m, v read; p, m, v written) over
 // the time give the effective bandwidth. Best of N runs, because the machine is shared and noisy.
 //
 //   swift run -c release OptimBench [--threads N] [--no-torch]
@@ -36,15 +36,31 @@ for _ in 0..<10 {
     try opt.step()
     best = min(best, now() - t0)
 }
+
+var adampParams: [NamedParameter] = []
+for i in 0..<tensors {
+    let p = try params[i].tensor.detach().reshape([1000, 5000]).copyContiguous().requiringGrad()
+    try p.setGrad(try params[i].tensor.grad!.reshape([1000, 5000]))
+    adampParams.append(NamedParameter("w\(i)", p))
+}
+let adamp = try AdamP(groups: [ParameterGroup(adampParams, AdamP.Options(lr: 1e-3, weightDecay: 1e-2))])
+try adamp.step()
+var bestP = Double.infinity
+for _ in 0..<5 {
+    let t0 = now()
+    try adamp.step()
+    bestP = min(bestP, now() - t0)
+}
 let bytes = Double(tensors * perTensor) * 4 * 7
 /// One decimal, without Foundation's String(format:).
 func fixed1(_ x: Double) -> String { String(Double(Int((x * 10).rounded())) / 10) }
 print("VisionCore AdamW step, 25M params, \(threads) threads: \(fixed1(best * 1e3)) ms (\(fixed1(bytes / best / 1e9)) GB/s)")
+print("VisionCore AdamP step, 5 x [1000, 5000], \(threads) threads: \(fixed1(bestP * 1e3)) ms")
 
 if !args.contains("--no-torch") {
     let file = "\(#filePath)"
     let dir = String(file[..<(file.lastIndex(of: "/") ?? file.endIndex)])
     fflush(nil)  // print's buffer would otherwise come out after the child's lines
-    let status = system("python3 \(dir)/../optim_bench_torch.py --threads \(threads) --visioncore-ms \(best * 1e3)")
+    let status = system("python3 \(dir)/../optim_bench_torch.py --threads \(threads) --visioncore-ms \(best * 1e3) --visioncore-adamp-ms \(bestP * 1e3)")
     if status != 0 { print("(PyTorch comparison unavailable: python3 with torch is needed)") }
 }
