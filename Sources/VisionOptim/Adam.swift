@@ -98,7 +98,7 @@ public class Adam: Optimizer<Adam.Options> {
                     let pp = SharedPointer(p.baseAddress!), mp = SharedPointer(mb.baseAddress!)
                     let vp = SharedPointer(vb.baseAddress!), g = grad.baseAddress!
                     // Memory-bound: chunks over the library's threads; the common case (no L2 term, no AMSGrad)
-                    // gets a branch-free loop the compiler vectorizes.
+                    // gets a branch-free SIMD loop.
                     Threading.forEachChunk(n) { r in
                         let pp = pp.p, mp = mp.p, vp = vp.p
                         if !l2 && vmaxPointer == nil {
@@ -131,7 +131,8 @@ public class Adam: Optimizer<Adam.Options> {
                         for i in r {
                             let pi = pp[i] * shrinkFactor
                             let gi = l2 ? fmadd(pi, wd, g[i]) : g[i]
-                            // torch's lerp with a small weight: m + w·(g − m).
+                            // torch's lerp with a small weight: m + w·(g − m). (For β1 < 0.5 torch switches to
+                            // g − (g − m)·(1 − w), which differs from this only in the last bit.)
                             let mi = fmadd(w1, gi - mp[i], mp[i])
                             let vi = vp[i] * b2 + w2 * gi * gi
                             mp[i] = mi
