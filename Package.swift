@@ -13,7 +13,7 @@ let package = Package(
         // libvisioncore.so: the C ABI (build with scripts/build.sh for the self-contained, static-stdlib variant).
         .library(name: "visioncore", type: .dynamic, targets: ["VisionCAPI"]),
         // Swift clients link the modules directly (never dlopen the .so, which carries its own runtime).
-        .library(name: "VisionCoreKit", targets: ["VisionCore", "VisionNN", "VisionOptim"]),
+        .library(name: "VisionCoreKit", targets: ["VisionCore", "VisionNN", "VisionOptim", "VisionTrain"]),
         .executable(name: "vc", targets: ["vc"]),
     ],
     dependencies: [
@@ -27,6 +27,7 @@ let package = Package(
         .target(name: "VisionCore", dependencies: ["CBLAS", "CStb", "CKernels"], swiftSettings: tune,
                 linkerSettings: [.linkedLibrary("m")]),
         .target(name: "VisionOptim", dependencies: ["VisionCore"], swiftSettings: tune),
+        .target(name: "VisionTrain", dependencies: ["VisionCore", "VisionNN", "VisionOptim"], swiftSettings: tune),
         .target(name: "VisionNN", dependencies: ["VisionCore"], swiftSettings: tune),
         .target(name: "VisionCAPI", dependencies: ["VisionCore", "VisionOptim"], swiftSettings: tune),
         .executableTarget(name: "vc", dependencies: ["VisionCore", "CBLAS",
@@ -40,6 +41,7 @@ let package = Package(
         .testTarget(name: "VisionCoreTests", dependencies: ["VisionCore"], exclude: ["Fixtures"]),
         // Reads its fixtures (optim.safetensors) from Tests/VisionCoreTests/Fixtures.
         .testTarget(name: "VisionOptimTests", dependencies: ["VisionOptim", "VisionNN", "VisionCore"]),
+        .testTarget(name: "VisionTrainTests", dependencies: ["VisionTrain", "VisionOptim", "VisionNN", "VisionCore"]),
         .testTarget(name: "VisionNNTests", dependencies: ["VisionNN", "VisionCore"]),
     ]
 )
