@@ -29,7 +29,7 @@ let package = Package(
         .target(name: "VisionOptim", dependencies: ["VisionCore"], swiftSettings: tune),
         .target(name: "VisionTrain", dependencies: ["VisionCore", "VisionNN", "VisionOptim"], swiftSettings: tune),
         .target(name: "VisionNN", dependencies: ["VisionCore"], swiftSettings: tune),
-        .target(name: "VisionCAPI", dependencies: ["VisionCore", "VisionOptim"], swiftSettings: tune),
+        .target(name: "VisionCAPI", dependencies: ["VisionCore", "VisionNN", "VisionOptim", "VisionTrain"], swiftSettings: tune),
         .executableTarget(name: "vc", dependencies: ["VisionCore", "CBLAS",
                                                  .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: tune),

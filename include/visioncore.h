@@ -54,6 +54,26 @@ typedef struct vc_tensor_map vc_tensor_map; /* opaque handle */
 typedef struct vc_optimizer vc_optimizer; /* opaque handle */
 
 /**
+ * Loss functions for vc_loss (torch.nn.functional semantics).
+ */
+enum {
+    VC_LOSS_CROSS_ENTROPY = 0,
+    VC_LOSS_MSE = 1,
+    VC_LOSS_L1 = 2,
+    VC_LOSS_SMOOTH_L1 = 3,
+    VC_LOSS_BCE_WITH_LOGITS = 4,
+};
+
+/**
+ * How vc_loss reduces per-element losses (torch's `reduction`).
+ */
+enum {
+    VC_REDUCTION_NONE = 0,
+    VC_REDUCTION_MEAN = 1,
+    VC_REDUCTION_SUM = 2,
+};
+
+/**
  * How a tensor is stored in a safetensors file: as its own dtype, or a float32 tensor as F16 / BF16.
  */
 enum {
@@ -238,6 +258,20 @@ int32_t vc_set_grad_enabled(int32_t enabled);
 int32_t vc_is_grad_enabled(int32_t *out_flag);
 
 /**
+ * Saves a training checkpoint: the `n` named parameter tensors, the optimizer's state (optimizer may be NULL),
+ * and the step and epoch counters, in one safetensors file written atomically (a crash while saving leaves the
+ * previous file intact).
+ */
+int32_t vc_checkpoint_save(const char *path, vc_tensor **params, const char **names, int64_t n, vc_optimizer *optimizer, int64_t step, int64_t epoch);
+
+/**
+ * Restores a checkpoint written by vc_checkpoint_save into the same named tensors (in place) and optimizer
+ * (may be NULL), and writes the saved counters to *out_step and *out_epoch (either may be NULL). Everything is
+ * checked first: a checkpoint of another model or optimizer fails with a message naming the key, changing nothing.
+ */
+int32_t vc_checkpoint_load(const char *path, vc_tensor **params, const char **names, int64_t n, vc_optimizer *optimizer, int64_t *out_step, int64_t *out_epoch);
+
+/**
  * 2-D convolution (torch.nn.functional.conv2d): x is float32 [N, Cin, H, W] or [Cin, H, W], weight
  * [Cout, Cin/groups, kh, kw], bias [Cout] or NULL. stride, padding and dilation each point to two int64 values
  * (height, width); stride and dilation must be positive, padding non-negative, groups must divide Cin and Cout.
@@ -390,6 +424,14 @@ int32_t vc_image_to_tensor(vc_tensor *image, const float *mean, const float *std
  * uint8 and to each input plane's range for float32.
  */
 int32_t vc_image_resize(vc_tensor *image, int64_t out_h, int64_t out_w, int32_t filter, vc_tensor **out);
+
+/**
+ * A differentiable loss of `input` against `target` (a tensor handle; backward through the result reaches
+ * `input`). VC_LOSS_CROSS_ENTROPY takes logits [N, C, ...] and class indices (int64/int32, entries equal to
+ * `ignore_index` skipped) or probabilities of the logits' shape; `param` is the label smoothing.
+ * VC_LOSS_SMOOTH_L1 takes `param` as beta; the other losses ignore `param` and `ignore_index`.
+ */
+int32_t vc_loss(int32_t kind, vc_tensor *input, vc_tensor *target, double param, int64_t ignore_index, int32_t reduction, vc_tensor **out);
 
 /**
  * Creates an optimizer over the `n` tensors of `params` (float32 leaves that require gradients; the optimizer

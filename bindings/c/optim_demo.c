@@ -38,6 +38,28 @@ int main(void) {
   for (int i = 0; i < 6; i++) { before += init[i] * init[i]; after += now[i] * now[i]; }
   printf("sum(w^2): %.3f -> %.3f after 50 AdamP steps\n", before, after);
   CHECK(vc_optimizer_save_state(opt, "bindings/c/build/optimizer.safetensors"));
+
+  /* A training checkpoint (weights + optimizer state + counters, written atomically); one more step moves the
+   * weights, and loading the checkpoint puts them back in the same tensor, which the optimizer keeps training. */
+  CHECK(vc_checkpoint_save("bindings/c/build/train.ckpt", &w, names, 1, opt, 50, 1));
+  {
+    vc_tensor *sq = NULL, *loss = NULL;
+    CHECK(vc_optimizer_zero_grad(opt));
+    CHECK(vc_binary(VC_MUL, w, w, &sq));
+    CHECK(vc_reduce(VC_REDUCE_SUM, sq, NULL, 0, 0, &loss));
+    CHECK(vc_tensor_backward(loss, NULL));
+    CHECK(vc_optimizer_step(opt));
+    vc_tensor_free(sq);
+    vc_tensor_free(loss);
+  }
+  int64_t step = 0, epoch = 0;
+  CHECK(vc_checkpoint_load("bindings/c/build/train.ckpt", &w, names, 1, opt, &step, &epoch));
+  float restored[6];
+  CHECK(vc_tensor_copy_to(w, restored, sizeof restored));
+  for (int i = 0; i < 6; i++)
+    if (restored[i] != now[i]) { fprintf(stderr, "checkpoint did not restore the weights\n"); return 1; }
+  printf("checkpoint restored step %lld, epoch %lld\n", (long long)step, (long long)epoch);
+  CHECK(vc_optimizer_step(opt));  /* still linked to the restored tensor */
   if (vc_optimizer_create("AdamP", &w, 1, NULL, NULL, "{\"learning_rate\": 0.1}", &bad) == VC_OK || bad != NULL) {
     fprintf(stderr, "an unknown option was accepted\n");
     return 1;
