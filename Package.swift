@@ -35,6 +35,8 @@ let package = Package(
                           swiftSettings: tune),
         .executableTarget(name: "KernelBench", dependencies: ["VisionCore", "CBLAS"], path: "Benchmarks/KernelBench",
                           swiftSettings: tune),
+        .executableTarget(name: "TrainBench", dependencies: ["VisionCore", "VisionNN", "VisionOptim"],
+                          path: "Benchmarks/TrainBench", swiftSettings: tune),
         .executableTarget(name: "OptimBench", dependencies: ["VisionCore", "VisionOptim"], path: "Benchmarks/OptimBench",
                           swiftSettings: tune),
         // Tests read their golden files from Tests/VisionCoreTests/Fixtures through #filePath.
