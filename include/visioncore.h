@@ -52,6 +52,7 @@ extern "C" {
 typedef struct vc_tensor vc_tensor; /* opaque handle */
 typedef struct vc_tensor_map vc_tensor_map; /* opaque handle */
 typedef struct vc_optimizer vc_optimizer; /* opaque handle */
+typedef struct vc_scheduler vc_scheduler; /* opaque handle */
 
 /**
  * Loss functions for vc_loss (torch.nn.functional semantics).
@@ -603,6 +604,24 @@ int32_t vc_tensor_map_metadata(vc_tensor_map *map, int64_t index, const char **o
  * Adds or replaces the metadata entry `key`.
  */
 int32_t vc_tensor_map_set_metadata(vc_tensor_map *map, const char *key, const char *value);
+
+/**
+ * Creates a scheduler that sets the learning rates of `optimizer`'s groups. `kind` and its JSON options:
+ * "step" {"step_size": n, "gamma": 0.1}, "multistep" {"milestones": [...], "gamma": 0.1}, "cosine"
+ * {"warmup": w, "total": t, "warmup_start_factor": 1/3, "min_lr": 0}; every kind also takes
+ * "steps_per_epoch" (default 1) so that vc_scheduler_step can be called per iteration with epoch-based numbers.
+ */
+int32_t vc_scheduler_create(const char *kind, vc_optimizer *optimizer, const char *options_json, vc_scheduler **out);
+
+/**
+ * Advances the schedule by one step (an epoch, or an iteration with steps_per_epoch) and sets the rates.
+ */
+int32_t vc_scheduler_step(vc_scheduler *scheduler);
+
+/**
+ * Releases a scheduler (NULL is a no-op); the optimizer is not freed.
+ */
+int32_t vc_scheduler_free(vc_scheduler *scheduler);
 
 /**
  * Pads (negative amounts crop) the trailing dims of x; `pads` holds `npads` (even) values in torch order: last

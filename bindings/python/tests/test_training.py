@@ -121,3 +121,26 @@ def test_checkpoint_of_another_model_is_refused(tmp_path):
         vc.load_checkpoint(tmp_path / "a.ckpt", other)
     np.testing.assert_array_equal(other["conv1.weight"].numpy(), before)
     assert vc.load_checkpoint(tmp_path / "a.ckpt", p, optimizer=opt) == (3, 0)
+
+
+def test_schedulers_follow_torch_formulas():
+    w = vc.tensor(np.ones(3, np.float32), requires_grad=True)
+    opt = vc.optim.SGD([w], lr=0.1)
+    sched = vc.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+    lrs = []
+    for _ in range(5):
+        (w * w).sum().backward()
+        opt.step()
+        opt.zero_grad()
+        sched.step()
+        lrs.append(sched.get_last_lr()[0])
+    np.testing.assert_allclose(lrs, [0.1, 0.05, 0.05, 0.025, 0.025])
+    opt2 = vc.optim.AdamW([w], lr=1.0)
+    cos = vc.optim.lr_scheduler.CosineAnnealingLR(opt2, T_max=4)
+    got = []
+    for _ in range(4):
+        cos.step()
+        got.append(opt2.param_groups[0]["lr"])
+    np.testing.assert_allclose(got, [0.5 * (1 + np.cos(np.pi * t / 4)) for t in range(1, 5)], atol=1e-12)
+    with pytest.raises(vc.VisionCoreError, match="step_size"):
+        vc.optim.lr_scheduler.StepLR(opt, step_size=0)

@@ -16,7 +16,7 @@ import json
 from ._lib import check, lib
 from .tensor import Tensor
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "AdamP", "SGDP"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "AdamP", "SGDP", "lr_scheduler"]
 
 
 class Optimizer:
@@ -84,6 +84,10 @@ class Optimizer:
     def load_state(self, path) -> None:
         """Loads a state written by save_state (same kind, parameter names and shapes), including the rates."""
         check(lib.vc_optimizer_load_state(self._handle, str(path).encode()))
+        self._pull_lrs()
+
+    def _pull_lrs(self):
+        """Reads the rates the library holds (after a load or a scheduler step) into param_groups."""
         for i, g in enumerate(self.param_groups):
             lr = ctypes.c_double()
             check(lib.vc_optimizer_get_lr(self._handle, i, ctypes.byref(lr)))
@@ -141,3 +145,59 @@ class SGDP(Optimizer):
                  delta=0.1, wd_ratio=0.1):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                                       nesterov=nesterov, eps=eps, delta=delta, wd_ratio=wd_ratio))
+
+
+class _LRSchedulers:
+    """visioncore.optim.lr_scheduler: StepLR, MultiStepLR, CosineAnnealingLR and WarmupCosineLR, stepped with
+    `.step()` like torch's (per epoch, or per iteration with `steps_per_epoch`)."""
+
+    class _Scheduler:
+        _kind = ""
+
+        def __init__(self, optimizer, options):
+            optimizer._sync_lrs()
+            self.optimizer = optimizer
+            self._handle = ctypes.c_void_p()
+            check(lib.vc_scheduler_create(self._kind.encode(), optimizer._handle, json.dumps(options).encode(),
+                                          ctypes.byref(self._handle)))
+            optimizer._pull_lrs()
+
+        def step(self):
+            self.optimizer._sync_lrs()
+            check(lib.vc_scheduler_step(self._handle))
+            self.optimizer._pull_lrs()
+
+        def get_last_lr(self):
+            return [g["lr"] for g in self.optimizer.param_groups]
+
+        def __del__(self):
+            h = getattr(self, "_handle", None)
+            if h and lib is not None:
+                lib.vc_scheduler_free(h)
+                self._handle = None
+
+    class StepLR(_Scheduler):
+        _kind = "step"
+
+        def __init__(self, optimizer, step_size, gamma=0.1, steps_per_epoch=1):
+            super().__init__(optimizer, {"step_size": step_size, "gamma": gamma, "steps_per_epoch": steps_per_epoch})
+
+    class MultiStepLR(_Scheduler):
+        _kind = "multistep"
+
+        def __init__(self, optimizer, milestones, gamma=0.1, steps_per_epoch=1):
+            super().__init__(optimizer, {"milestones": list(milestones), "gamma": gamma, "steps_per_epoch": steps_per_epoch})
+
+    class WarmupCosineLR(_Scheduler):
+        _kind = "cosine"
+
+        def __init__(self, optimizer, warmup, total, warmup_start_factor=1 / 3, min_lr=0.0, steps_per_epoch=1):
+            super().__init__(optimizer, {"warmup": warmup, "total": total, "warmup_start_factor": warmup_start_factor,
+                                         "min_lr": min_lr, "steps_per_epoch": steps_per_epoch})
+
+    class CosineAnnealingLR(WarmupCosineLR):
+        def __init__(self, optimizer, T_max, eta_min=0.0):
+            super().__init__(optimizer, warmup=0, total=T_max, min_lr=eta_min)
+
+
+lr_scheduler = _LRSchedulers
