@@ -142,5 +142,5 @@ def test_schedulers_follow_torch_formulas():
         cos.step()
         got.append(opt2.param_groups[0]["lr"])
     np.testing.assert_allclose(got, [0.5 * (1 + np.cos(np.pi * t / 4)) for t in range(1, 5)], atol=1e-12)
-    with pytest.raises(vc.VisionCoreError, match="step_size"):
+    with pytest.raises(vc.VisionCoreError, match="stepSize must be at least 1"):
         vc.optim.lr_scheduler.StepLR(opt, step_size=0)
