@@ -32,6 +32,14 @@ for t in "${targets[@]}"; do
   work=$FUZZ_BUILD/corpus/$t
   mkdir -p "$work"
   log=$FUZZ_BUILD/$t.log
+  # First the inputs of past crashes (each must now pass), then the timed run.
+  regressions=(Tests/VisionCoreTests/Fixtures/regressions/$t-*)
+  if [ -e "${regressions[0]}" ] && ! "$FUZZ_BUILD/bin/$t" "${regressions[@]}" >"$log" 2>&1; then
+    echo "fuzz: $t FAILED on a regression input; log $log" >&2
+    grep -E 'FUZZ ORACLE|ERROR: |SUMMARY|Fatal error|Running: ' "$log" | tail -8 >&2
+    failed+=("$t")
+    continue
+  fi
   # -timeout: one input taking 10 s is a hang; -rss_limit_mb: the library refuses sizes its limits name, anything
   # that still asks for gigabytes here is a finding.
   "$FUZZ_BUILD/bin/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
