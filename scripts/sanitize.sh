@@ -19,7 +19,8 @@ export SWIFT_BACKTRACE=enable=no
 
 if [ "$what" = all ] || [ "$what" = swift ]; then
   echo "== swift test --sanitize=address (debug)"
-  ASAN_OPTIONS=detect_leaks=1 swift test --sanitize=address --scratch-path .build-fuzz-asan 2>&1 \
+  ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$PWD/scripts/lsan.supp:print_suppressions=0 \
+    swift test --sanitize=address --scratch-path .build-fuzz-asan 2>&1 \
     | grep -vE '^\[[0-9]+/[0-9]+\]|^(◇|↳) |^✔ (Suite|Test [a-zA-Z0-9_]+\()|^Test Suite|Executed 0 tests' | tail -n 60
   test "${PIPESTATUS[0]}" -eq 0
   echo "swift tests clean under ASan+LSan ($(( $(date +%s) - start )) s)"
