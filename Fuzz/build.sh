@@ -16,6 +16,10 @@ mkdir -p "$out/obj" "$out/bin" "$out/modules/CStb" "$out/modules/CKernels"
 march=${VISIONCORE_MARCH:-x86-64-v3}
 
 # libFuzzer ships with the toolchain's clang as libclang_rt.fuzzer*.a; without it -sanitize=fuzzer cannot link.
+if ! command -v clang >/dev/null; then
+  echo "fuzz: no clang next to swift (the Swift toolchain ships one in usr/bin); skipping the fuzz build" >&2
+  exit 3
+fi
 probe=$(mktemp -d)
 trap 'rm -rf "$probe"' EXIT
 printf '%s\n' '@_cdecl("LLVMFuzzerTestOneInput") public func f(_ d: UnsafeRawPointer, _ n: Int) -> CInt { 0 }' > "$probe/p.swift"

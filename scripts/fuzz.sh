@@ -4,12 +4,13 @@
 # Fails on any crash, sanitizer report, timeout or broken oracle, and saves the input to Fuzz/crashes/.
 # Skips cleanly (exit 0) when the toolchain has no libFuzzer runtime.
 #
-#   scripts/fuzz.sh [SECONDS_PER_TARGET] [target...]
+#   scripts/fuzz.sh [SECONDS_PER_TARGET] [target...]    (default: $VISIONCORE_FUZZ_SECONDS, else 30; 0 skips)
 #   Fuzz/crashes/<target>-crash-<sha1> is replayed with: .build-fuzz/bin/<target> Fuzz/crashes/<file>
 set -uo pipefail
 cd "$(dirname "$0")/.."
-seconds=${1:-30}
+seconds=${1:-${VISIONCORE_FUZZ_SECONDS:-30}}
 shift $(( $# > 0 ? 1 : 0 ))
+if [ "$seconds" = 0 ]; then echo "fuzz: skipped (0 seconds per target)"; exit 0; fi
 export VISIONCORE_MARCH=${VISIONCORE_MARCH:-x86-64-v3}
 export FUZZ_BUILD=${FUZZ_BUILD:-$PWD/.build-fuzz}
 start=$(date +%s)
