@@ -194,6 +194,49 @@ enum {
 };
 
 /**
+ * Makes `tensor` a leaf that requires gradients (1) or stops it requiring them (0). Only float32 tensors can
+ * require gradients. The handle keeps its identity: ops on it afterwards are recorded for backward.
+ */
+int32_t vc_tensor_set_requires_grad(vc_tensor *tensor, int32_t requires_grad);
+
+/**
+ * Writes 1 to *out_flag if gradients flow to `tensor` (a leaf requiring them or the result of an op on one).
+ */
+int32_t vc_tensor_requires_grad(vc_tensor *tensor, int32_t *out_flag);
+
+/**
+ * Gives a new handle to the accumulated gradient of `tensor`, or writes NULL to *out when it has none yet
+ * (before backward, or for a tensor that does not require gradients).
+ */
+int32_t vc_tensor_grad(vc_tensor *tensor, vc_tensor **out);
+
+/**
+ * Clears the accumulated gradient of `tensor`.
+ */
+int32_t vc_tensor_zero_grad(vc_tensor *tensor);
+
+/**
+ * Back-propagates from `tensor` into the leaves it depends on, adding to their gradients. `gradient` may be
+ * NULL for a one-element tensor; otherwise it must have the tensor's shape.
+ */
+int32_t vc_tensor_backward(vc_tensor *tensor, vc_tensor *gradient);
+
+/**
+ * A new handle to the same data, cut off from the autograd graph.
+ */
+int32_t vc_tensor_detach(vc_tensor *tensor, vc_tensor **out);
+
+/**
+ * Turns gradient recording on (1) or off (0) for the calling thread (torch.set_grad_enabled); on by default.
+ */
+int32_t vc_set_grad_enabled(int32_t enabled);
+
+/**
+ * Writes 1 to *out_flag when the calling thread records gradients.
+ */
+int32_t vc_is_grad_enabled(int32_t *out_flag);
+
+/**
  * 2-D convolution (torch.nn.functional.conv2d): x is float32 [N, Cin, H, W] or [Cin, H, W], weight
  * [Cout, Cin/groups, kh, kw], bias [Cout] or NULL. stride, padding and dilation each point to two int64 values
  * (height, width); stride and dilation must be positive, padding non-negative, groups must divide Cin and Cout.

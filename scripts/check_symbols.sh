@@ -10,4 +10,9 @@ if [ -n "$diff" ]; then
   echo "$diff"
   exit 1
 fi
+# The release library must run without the Swift toolchain: no Swift runtime among its dependencies.
+if readelf -d "$lib" | grep -E 'NEEDED.*(swift|dispatch|BlocksRuntime|Foundation)'; then
+  echo "libvisioncore.so depends on the Swift toolchain's libraries (build it with scripts/build.sh)"
+  exit 1
+fi
 echo "symbols: $(nm -D --defined-only "$lib" | awk '$2=="T"&&$3~/^vc_/' | wc -l) vc_ exports, all in the header"

@@ -63,7 +63,7 @@ extension Tensor {
 
     /// A copy converted to another dtype (float to integer truncates toward zero and saturates; NaN becomes 0).
     public func to(_ target: DType) throws -> Tensor {
-        if target == dtype { return try copyContiguous() }
+        if target == dtype { return recordGrad("to", try copyContiguous(), inputs: [self]) { g in [g] } }
         let src = try contiguous()
         let out = try Tensor.uninitialized(shape, dtype: target)
         func convert<S: TensorElement>(_: S.Type) {

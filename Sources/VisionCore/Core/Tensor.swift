@@ -11,6 +11,8 @@ public struct Tensor: @unchecked Sendable {
     public private(set) var shape: [Int]
     public private(set) var strides: [Int]
     public private(set) var offset: Int
+    /// Autograd bookkeeping: nil for tensors that do not require gradients (see Autograd.swift).
+    var gradState: GradState?
 
     /// Wraps existing storage; the caller guarantees that every addressed element lies inside it.
     init(storage: TensorStorage, dtype: DType, shape: [Int], strides: [Int], offset: Int) {
@@ -165,7 +167,8 @@ public struct Tensor: @unchecked Sendable {
 
     /// This tensor if contiguous, otherwise a contiguous copy.
     public func contiguous() throws -> Tensor {
-        isContiguous ? self : try copyContiguous()
+        if isContiguous { return self }
+        return recordGrad("contiguous", try copyContiguous(), inputs: [self]) { g in [g] }
     }
 
     /// A contiguous copy with storage of its own.

@@ -13,11 +13,15 @@ extension Tensor {
     /// The same elements with another shape; one dimension may be -1 (inferred). Copies only when needed.
     public func reshape(_ newShape: [Int]) throws -> Tensor {
         let target = try resolveShape(newShape)
+        let result: Tensor
         if let v = viewStrides(for: target) {
-            return Tensor(storage: storage, dtype: dtype, shape: target, strides: v, offset: offset)
+            result = Tensor(storage: storage, dtype: dtype, shape: target, strides: v, offset: offset)
+        } else {
+            let c = try copyContiguous()
+            result = Tensor(storage: c.storage, dtype: dtype, shape: target, strides: Tensor.contiguousStrides(target), offset: 0)
         }
-        let c = try copyContiguous()
-        return Tensor(storage: c.storage, dtype: dtype, shape: target, strides: Tensor.contiguousStrides(target), offset: 0)
+        let original = shape
+        return recordGrad("reshape", result, inputs: [self]) { g in [try g.reshape(original)] }
     }
 
     /// Like `reshape`, but fails instead of copying (as PyTorch's `view`).
@@ -26,7 +30,9 @@ extension Tensor {
         guard let v = viewStrides(for: target) else {
             throw VisionError.invalidArgument("view: shape \(target) is not compatible with strides \(strides); use reshape")
         }
-        return Tensor(storage: storage, dtype: dtype, shape: target, strides: v, offset: offset)
+        let original = shape
+        return recordGrad("view", Tensor(storage: storage, dtype: dtype, shape: target, strides: v, offset: offset),
+                          inputs: [self]) { g in [try g.reshape(original)] }
     }
 
     private func resolveShape(_ newShape: [Int]) throws -> [Int] {
@@ -78,8 +84,11 @@ extension Tensor {
         }
         let axes = try order.map { try Tensor.normalizeAxis($0, rank: rank, "permute") }
         guard Set(axes).count == rank else { throw VisionError.invalidArgument("permute: repeated dimension in \(order)") }
-        return Tensor(storage: storage, dtype: dtype, shape: axes.map { shape[$0] }, strides: axes.map { strides[$0] },
-                      offset: offset)
+        let result = Tensor(storage: storage, dtype: dtype, shape: axes.map { shape[$0] }, strides: axes.map { strides[$0] },
+                            offset: offset)
+        var inverse = [Int](repeating: 0, count: rank)
+        for (i, a) in axes.enumerated() { inverse[a] = i }
+        return recordGrad("permute", result, inputs: [self]) { g in [try g.permute(inverse)] }
     }
 
     /// Swaps two dimensions.
@@ -105,7 +114,11 @@ extension Tensor {
         var sh = shape, st = strides
         sh[a] = len
         if len > 1 { st[a] = strides[a] * step }
-        return Tensor(storage: storage, dtype: dtype, shape: sh, strides: st, offset: len > 0 ? offset + s * strides[a] : offset)
+        let result = Tensor(storage: storage, dtype: dtype, shape: sh, strides: st, offset: len > 0 ? offset + s * strides[a] : offset)
+        let original = shape
+        return recordGrad("slice", result, inputs: [self]) { g in
+            [try scatterIntoZeros(g, shape: original) { try $0.slice(axis: a, start: s, end: e, step: step) }]
+        }
     }
 
     /// Element `index` along `axis`, with that dimension removed.
@@ -117,7 +130,11 @@ extension Tensor {
         }
         var sh = shape, st = strides
         sh.remove(at: a); st.remove(at: a)
-        return Tensor(storage: storage, dtype: dtype, shape: sh, strides: st, offset: offset + i * strides[a])
+        let result = Tensor(storage: storage, dtype: dtype, shape: sh, strides: st, offset: offset + i * strides[a])
+        let original = shape
+        return recordGrad("select", result, inputs: [self]) { g in
+            [try scatterIntoZeros(g, shape: original) { try $0.select(axis: a, index: i) }]
+        }
     }
 
     /// Broadcasts size-1 dimensions (and new leading ones) to `newShape` with zero strides; -1 keeps a size.
@@ -141,7 +158,9 @@ extension Tensor {
                 throw VisionError.shapeMismatch("expand: dimension \(i - lead) of size \(d) cannot be expanded to \(newShape[i]) (target \(newShape))")
             }
         }
-        return Tensor(storage: storage, dtype: dtype, shape: sh, strides: st, offset: offset)
+        let original = shape
+        return recordGrad("expand", Tensor(storage: storage, dtype: dtype, shape: sh, strides: st, offset: offset),
+                          inputs: [self]) { g in [try sumToShape(g, original)] }
     }
 
     /// Removes all size-1 dimensions, or only `axis` when given (a no-op if that size is not 1).
@@ -149,7 +168,9 @@ extension Tensor {
         var sh = [Int](), st = [Int]()
         let a = try axis.map { try Tensor.normalizeAxis($0, rank: rank, "squeeze") }
         for i in 0..<rank where !(shape[i] == 1 && (a == nil || a == i)) { sh.append(shape[i]); st.append(strides[i]) }
-        return Tensor(storage: storage, dtype: dtype, shape: sh, strides: st, offset: offset)
+        let original = shape
+        return recordGrad("squeeze", Tensor(storage: storage, dtype: dtype, shape: sh, strides: st, offset: offset),
+                          inputs: [self]) { g in [try g.reshape(original)] }
     }
 
     /// Inserts a size-1 dimension at `axis` (in -(rank+1)...rank).
@@ -158,7 +179,9 @@ extension Tensor {
         var sh = shape, st = strides
         sh.insert(1, at: a)
         st.insert(a < rank ? strides[a] * shape[a] : 1, at: a)
-        return Tensor(storage: storage, dtype: dtype, shape: sh, strides: st, offset: offset)
+        let original = shape
+        return recordGrad("unsqueeze", Tensor(storage: storage, dtype: dtype, shape: sh, strides: st, offset: offset),
+                          inputs: [self]) { g in [try g.reshape(original)] }
     }
 
     /// Merges dimensions `start...end` into one.
@@ -169,6 +192,17 @@ extension Tensor {
         let merged = shape[s...e].reduce(1, *)
         return try reshape(Array(shape[..<s]) + [merged] + Array(shape[(e + 1)...]))
     }
+}
+
+/// A zero tensor of `shape` with `g` written into the view that `region` selects (the backward of slicing).
+func scatterIntoZeros(_ g: Tensor, shape: [Int], region: (Tensor) throws -> Tensor) throws -> Tensor {
+    let zeros = try Tensor.zeros(shape, dtype: g.dtype)
+    let view = try Autograd.noGrad { try region(zeros) }
+    let src = try g.contiguous()
+    let s = src.pointer(Float.self), d = view.pointer(Float.self)
+    var i = 0
+    forEachOffset(shape: view.shape, strides: view.strides) { o in d[o] = s[i]; i += 1 }
+    return zeros
 }
 
 /// The shape two shapes broadcast to (NumPy / PyTorch rules).

@@ -67,8 +67,18 @@ func withBatchDimension(_ x: Tensor, _ op: String, _ body: (Tensor) throws -> Te
 /// over output pixels so that the column buffer stays in cache and the tiles spread over threads.
 /// Edge cases: an empty batch gives an empty output; NaN and Inf propagate as in a sum of products; a kernel larger
 /// than the padded input, bad channel/group counts, non-positive stride or dilation and negative padding throw.
+/// Differentiable in x, weight and bias (see `conv2dBackward`).
 public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: (Int, Int) = (1, 1),
                    padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1), groups: Int = 1) throws -> Tensor {
+    let y = try conv2dForward(x, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups)
+    let (xd, wd) = (x.detach(), weight.detach())
+    return recordGrad("conv2d", y, inputs: [x, weight] + (bias.map { [$0] } ?? [])) { g in
+        try conv2dBackward(g, xd, wd, hasBias: bias != nil, stride: stride, padding: padding, dilation: dilation, groups: groups)
+    }
+}
+
+private func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: (Int, Int), padding: (Int, Int),
+                           dilation: (Int, Int), groups: Int) throws -> Tensor {
     try withBatchDimension(x, "conv2d") { x in
         let g = try ConvGeometry("conv2d", x: x, weight: weight, bias: bias, stride: stride, padding: padding,
                                  dilation: dilation, groups: groups)
@@ -361,4 +371,51 @@ public func conv2dReference(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, st
         }
         return try Tensor(result, shape: g.outShape)
     }
+}
+
+// MARK: backward
+
+/// Gradients of conv2d: the input's by the transposed convolution of the output gradient (with the output
+/// padding that restores the input size), the weight's by im2col of the input against the output gradient
+/// (accumulated over images and pixel tiles), the bias's by summing the output gradient per channel.
+func conv2dBackward(_ g: Tensor, _ x: Tensor, _ w: Tensor, hasBias: Bool, stride: (Int, Int), padding: (Int, Int),
+                    dilation: (Int, Int), groups: Int) throws -> [Tensor?] {
+    let x4 = x.rank == 3 ? try x.unsqueeze(axis: 0) : x, g4 = g.rank == 3 ? try g.unsqueeze(axis: 0) : g
+    let geo = try ConvGeometry("conv2d", x: x4, weight: w, bias: nil, stride: stride, padding: padding,
+                               dilation: dilation, groups: groups)
+    let (kh, kw) = geo.window.kernel
+    let extra = (geo.height - ((geo.outHeight - 1) * stride.0 - 2 * padding.0 + dilation.0 * (kh - 1) + 1),
+                 geo.width - ((geo.outWidth - 1) * stride.1 - 2 * padding.1 + dilation.1 * (kw - 1) + 1))
+    let gx = try convTranspose2d(g4, weight: w, stride: stride, padding: padding, outputPadding: extra,
+                                 groups: groups, dilation: dilation).reshape(x.shape)
+    let gw = try conv2dWeightGrad(geo, x4.contiguous(), g4.contiguous(), weightShape: w.shape)
+    let gb = hasBias ? try sum(g4, axes: [0, 2, 3]) : nil
+    return hasBias ? [gx, gw, gb] : [gx, gw]
+}
+
+/// dL/dW[group] = Σ over images and pixel tiles of G[group] (Cout/g x tile) x im2col(X[group])^T (tile x K).
+func conv2dWeightGrad(_ geo: ConvGeometry, _ x: Tensor, _ g: Tensor, weightShape: [Int]) throws -> Tensor {
+    let gw = try Tensor.zeros(weightShape)
+    let howo = geo.outHeight * geo.outWidth, k = geo.inPerGroup * geo.kernelArea, m = geo.outPerGroup
+    if howo == 0 || geo.batch == 0 { return gw }
+    let tile = gemmTileColumns(rows: k, columns: howo)
+    let col = UnsafeMutablePointer<Float>.allocate(capacity: k * tile)
+    defer { col.deallocate() }
+    let px = x.pointer(Float.self), pg = g.pointer(Float.self), pw = gw.pointer(Float.self)
+    withExtendedLifetime((x, g)) {
+        for b in 0..<geo.batch {
+            for grp in 0..<geo.groups {
+                let plane = px + (b * geo.inChannels + grp * geo.inPerGroup) * geo.height * geo.width
+                let gRows = pg + (b * geo.outChannels + grp * m) * howo
+                var p0 = 0
+                while p0 < howo {
+                    let n = min(tile, howo - p0)
+                    im2colTile(geo, plane, channels: geo.inPerGroup, pixels: p0..<(p0 + n), col)
+                    sgemm(false, true, m, k, n, 1, gRows + p0, howo, col, n, 1, pw + grp * m * k, k)
+                    p0 += n
+                }
+            }
+        }
+    }
+    return gw
 }

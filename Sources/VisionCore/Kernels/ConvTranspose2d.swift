@@ -77,6 +77,25 @@ struct ConvTransposeGeometry {
 public func convTranspose2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: (Int, Int) = (1, 1),
                             padding: (Int, Int) = (0, 0), outputPadding: (Int, Int) = (0, 0), groups: Int = 1,
                             dilation: (Int, Int) = (1, 1)) throws -> Tensor {
+    let y = try convTranspose2dForward(x, weight: weight, bias: bias, stride: stride, padding: padding,
+                                       outputPadding: outputPadding, groups: groups, dilation: dilation)
+    let (xd, wd) = (x.detach(), weight.detach())
+    return recordGrad("convTranspose2d", y, inputs: [x, weight] + (bias.map { [$0] } ?? [])) { g in
+        // conv_transpose2d is the adjoint of conv2d in its input: y = conv2d^T(x; w). So dL/dx = conv2d(g; w), and
+        // dL/dw is conv2d's weight gradient with the roles of input (g) and output gradient (x) exchanged.
+        let gx = try conv2d(g, weight: wd, stride: stride, padding: padding, dilation: dilation, groups: groups)
+        let g4 = g.rank == 3 ? try g.unsqueeze(axis: 0) : g, x4 = xd.rank == 3 ? try xd.unsqueeze(axis: 0) : xd
+        let geo = try ConvGeometry("conv_transpose2d", x: g4, weight: wd, bias: nil, stride: stride, padding: padding,
+                                   dilation: dilation, groups: groups)
+        let gw = try conv2dWeightGrad(geo, g4.contiguous(), x4.contiguous(), weightShape: wd.shape)
+        let gb = bias != nil ? try sum(g4, axes: [0, 2, 3]) : nil
+        let gxs = try gx.reshape(xd.shape)
+        return bias != nil ? [gxs, gw, gb] : [gxs, gw]
+    }
+}
+
+private func convTranspose2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: (Int, Int), padding: (Int, Int),
+                                    outputPadding: (Int, Int), groups: Int, dilation: (Int, Int)) throws -> Tensor {
     try withBatchDimension(x, "conv_transpose2d") { x in
         let g = try ConvTransposeGeometry("conv_transpose2d", x: x, weight: weight, bias: bias, stride: stride,
                                           padding: padding, outputPadding: outputPadding, groups: groups, dilation: dilation)

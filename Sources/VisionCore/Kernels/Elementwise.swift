@@ -110,7 +110,33 @@ public func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor) throws -> Tensor {
     case .int64: binaryGeneric(op, a, b, out, plan, Int64.self)
     case .uint8: binaryGeneric(op, a, b, out, plan, UInt8.self)
     }
-    return out
+    return recordGrad("\(op)", out, inputs: [a, b]) { g in try binaryBackward(op, g, a.detach(), b.detach(), out.detach()) }
+}
+
+/// Gradients of `a op b` with respect to a and b, summed back over broadcast dimensions.
+private func binaryBackward(_ op: BinaryOp, _ g: Tensor, _ a: Tensor, _ b: Tensor, _ out: Tensor) throws -> [Tensor?] {
+    let ga: Tensor, gb: Tensor
+    switch op {
+    case .add: ga = g; gb = g
+    case .sub: ga = g; gb = try unary(.neg, g)
+    case .mul: ga = try mul(g, b); gb = try mul(g, a)
+    case .div:
+        ga = try div(g, b)
+        gb = try unary(.neg, try div(try mul(ga, a), b))
+    case .maximum, .minimum:
+        // The chosen operand gets the gradient; ties split it evenly, as PyTorch does.
+        let aWins = try compare(op == .maximum ? .gt : .lt, a, b).to(.float32)
+        let tie = try compare(.eq, a, b).to(.float32)
+        let wa = try add(aWins, try mul(tie, try Tensor.full([], value: 0.5)))
+        ga = try mul(g, wa)
+        gb = try mul(g, try sub(try Tensor.full([], value: 1), wa))
+    case .pow:
+        // d/da a^b = b a^(b-1); d/db a^b = a^b log a (taken as 0 where a == 0, as PyTorch).
+        ga = try mul(g, try mul(b, try binary(.pow, a, try sub(b, try Tensor.full([], value: 1)))))
+        let logA = try whereSelect(try compare(.eq, a, try Tensor.zeros([])), try Tensor.zeros([]), try unary(.log, a))
+        gb = try mul(g, try mul(out, logA))
+    }
+    return [try sumToShape(ga, a.shape), try sumToShape(gb, b.shape)]
 }
 
 private func binaryFloat(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, _ out: Tensor, _ plan: BroadcastPlan) {
@@ -233,7 +259,10 @@ public func whereSelect(_ condition: Tensor, _ a: Tensor, _ b: Tensor) throws ->
     let pc = c.pointer(UInt8.self), size = a.dtype.size
     let px = x.storage.base + x.offset * size, py = y.storage.base + y.offset * size, po = out.storage.base
     for i in 0..<out.count { (po + i * size).copyMemory(from: (pc[i] != 0 ? px : py) + i * size, byteCount: size) }
-    return out
+    return recordGrad("where", out, inputs: [a, b]) { g in
+        let zero = try Tensor.zeros([])
+        return [try sumToShape(try whereSelect(c, g, zero), a.shape), try sumToShape(try whereSelect(c, zero, g), b.shape)]
+    }
 }
 
 // MARK: named arithmetic

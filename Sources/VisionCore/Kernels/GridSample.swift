@@ -82,6 +82,7 @@ private func checkGridSample(_ x: Tensor, _ grid: Tensor) throws -> (Int, Int, I
 /// input propagate from every in-bounds neighbour, even one whose weight is 0. Empty N, C, Ho or Wo give an
 /// empty result; an input with H or W equal to 0 is an error.
 public func gridSample(_ x: Tensor, grid: Tensor, alignCorners: Bool) throws -> Tensor {
+    try requireNoGrad("gridSample", x, grid)
     let (n, c, h, w, ho, wo) = try checkGridSample(x, grid)
     let out = try Tensor.uninitialized([n, c, ho, wo], dtype: .float32)
     if out.count == 0 { return out }

@@ -14,6 +14,7 @@ private func indexValues(_ index: Tensor, _ op: String) throws -> [Int] {
 /// rank and, on every other axis, a size no larger than x's. Indices must lie in 0..<x.shape[axis] (torch does
 /// not wrap negative ones either). Every dtype.
 public func gather(_ x: Tensor, axis: Int, index: Tensor) throws -> Tensor {
+    try requireNoGrad("gather", x)
     let a = try Tensor.normalizeAxis(axis, rank: x.rank, "gather")
     guard index.rank == x.rank else {
         throw VisionError.shapeMismatch("gather: index of shape \(index.shape) must have the rank of input \(x.shape)")
@@ -43,6 +44,7 @@ public func gather(_ x: Tensor, axis: Int, index: Tensor) throws -> Tensor {
 /// The slices of x at positions `index` (1-D, int64 or int32) along `axis` (torch.index_select). Indices must
 /// lie in 0..<x.shape[axis]. Every dtype.
 public func indexSelect(_ x: Tensor, axis: Int, index: Tensor) throws -> Tensor {
+    try requireNoGrad("indexSelect", x)
     let a = try Tensor.normalizeAxis(axis, rank: x.rank, "indexSelect")
     guard index.rank <= 1 else { throw VisionError.shapeMismatch("indexSelect: index must be 1-D, got shape \(index.shape)") }
     guard x.rank >= 1 else { throw VisionError.invalidArgument("indexSelect: input must have at least one dimension") }
@@ -73,6 +75,7 @@ public func indexSelect(_ x: Tensor, axis: Int, index: Tensor) throws -> Tensor 
 /// compare tied indices as sets. Results are always sorted; `sorted: false` is accepted for torch
 /// compatibility (torch then gives an unspecified order). k must be in 0...size of the axis.
 public func topk(_ x: Tensor, k: Int, axis: Int = -1, largest: Bool = true, sorted: Bool = true) throws -> (values: Tensor, indices: Tensor) {
+    try requireNoGrad("topk", x)
     let a = try Tensor.normalizeAxis(axis, rank: x.rank, "topk")
     let n = x.rank == 0 ? 1 : x.shape[a]
     guard k >= 0, k <= n else {

@@ -77,6 +77,7 @@ private func interpolationPlan(_ x: Tensor, size: (Int, Int)?, scaleFactor: (Dou
 /// and clamps negative source coordinates; `alignCorners` must be nil for nearest (an error otherwise, as torch).
 public func interpolate(_ x: Tensor, size: (Int, Int)? = nil, scaleFactor: (Double, Double)? = nil,
                         mode: InterpolationMode = .nearest, alignCorners: Bool? = nil) throws -> Tensor {
+    try requireNoGrad("interpolate", x)
     let plan = try interpolationPlan(x, size: size, scaleFactor: scaleFactor, mode: mode, alignCorners: alignCorners)
     let (n, c, ih, iw) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
     let (oh, ow) = (plan.h, plan.w)

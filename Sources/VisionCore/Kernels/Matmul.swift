@@ -22,6 +22,15 @@ public func matmul(_ a: Tensor, _ b: Tensor) throws -> Tensor {
         sgemm(ma.transposed, mb.transposed, m, n, k, 1, ma.tensor.pointer(Float.self) + oa.map(ma, i), ma.ld,
               mb.tensor.pointer(Float.self) + ob.map(mb, i), mb.ld, 0, out.pointer(Float.self) + i * m * n, n)
     }
+    // Gradients flow through the matrix forms (a2, b2) and are summed back over broadcast batch dimensions.
+    let (a2d, b2d) = (a2.detach(), b2.detach())
+    let (aShape, bShape, outShape2) = (a.shape, b.shape, out.shape)
+    out = recordGrad("matmul", out, inputs: [a, b]) { g in
+        let g2 = try g.reshape(outShape2)
+        let ga = try sumToShape(try matmul(g2, try b2d.transpose(-1, -2)), a2d.shape).reshape(aShape)
+        let gb = try sumToShape(try matmul(try a2d.transpose(-1, -2), g2), b2d.shape).reshape(bShape)
+        return [ga, gb]
+    }
     if a.rank == 1 { out = try out.squeeze(axis: -2) }
     if b.rank == 1 { out = try out.squeeze(axis: -1) }
     return out

@@ -36,8 +36,19 @@ private func checkEps(_ eps: Double, _ op: String) throws {
 /// Inference-mode batch normalization of x [N, C, ...] (rank >= 2, channels in dimension 1) with running
 /// statistics [C]: y = (x - mean[c]) / sqrt(var[c] + eps) * weight[c] + bias[c]. Folded into one multiply-add
 /// per element. A negative running variance with small eps gives NaN, as torch.
+/// Differentiable in every argument (see `batchNormBackward`).
 public func batchNorm(_ x: Tensor, runningMean: Tensor, runningVar: Tensor, weight: Tensor? = nil, bias: Tensor? = nil,
                       eps: Double = 1e-5) throws -> Tensor {
+    let y = try batchNormForward(x, runningMean: runningMean, runningVar: runningVar, weight: weight, bias: bias, eps: eps)
+    let (xd, md, vd, wd) = (x.detach(), runningMean.detach(), runningVar.detach(), weight?.detach())
+    let inputs = [x, runningMean, runningVar] + [weight, bias].compactMap { $0 }
+    return recordGrad("batchNorm", y, inputs: inputs) { g in
+        try batchNormBackward(g, xd, md, vd, wd, biasShape: bias?.shape, eps: eps)
+    }
+}
+
+private func batchNormForward(_ x: Tensor, runningMean: Tensor, runningVar: Tensor, weight: Tensor?, bias: Tensor?,
+                              eps: Double) throws -> Tensor {
     try x.requireDType(.float32, "batchNorm")
     guard x.rank >= 2 else { throw VisionError.shapeMismatch("batchNorm: input must have at least 2 dimensions (N, C, ...), got \(x.shape)") }
     try checkEps(eps, "batchNorm")
@@ -69,8 +80,25 @@ public func batchNorm(_ x: Tensor, runningMean: Tensor, runningVar: Tensor, weig
 
 /// Layer normalization over the trailing dimensions `normalizedShape` (which x's shape must end with); weight
 /// and bias, when given, have shape `normalizedShape`.
+/// Differentiable in x, weight and bias.
 public func layerNorm(_ x: Tensor, normalizedShape: [Int], weight: Tensor? = nil, bias: Tensor? = nil,
                       eps: Double = 1e-5) throws -> Tensor {
+    let y = try layerNormForward(x, normalizedShape: normalizedShape, weight: weight, bias: bias, eps: eps)
+    let (xd, wd) = (x.detach(), weight?.detach())
+    let inputs = [x] + [weight, bias].compactMap { $0 }
+    return recordGrad("layerNorm", y, inputs: inputs) { g in
+        let axes = Array((xd.rank - normalizedShape.count)..<xd.rank)
+        let lead = Array(0..<(xd.rank - normalizedShape.count))
+        let (gx, xhat) = try normalizedBackward(g, xd, axes: axes, eps: eps, scale: wd)
+        var grads: [Tensor?] = [gx]
+        if weight != nil { grads.append(try sumOrSelf(try mul(g, xhat), axes: lead)) }
+        if bias != nil { grads.append(try sumOrSelf(g, axes: lead)) }
+        return grads
+    }
+}
+
+private func layerNormForward(_ x: Tensor, normalizedShape: [Int], weight: Tensor?, bias: Tensor?,
+                              eps: Double) throws -> Tensor {
     try x.requireDType(.float32, "layerNorm")
     try checkEps(eps, "layerNorm")
     let k = normalizedShape.count
@@ -121,8 +149,28 @@ public func layerNorm(_ x: Tensor, normalizedShape: [Int], weight: Tensor? = nil
 
 /// Group normalization of x [N, C, ...]: channels split into `numGroups` groups of C / numGroups, each
 /// (sample, group) normalized over its channels and spatial positions; weight and bias are per channel [C].
+/// Differentiable in x, weight and bias.
 public func groupNorm(_ x: Tensor, numGroups: Int, weight: Tensor? = nil, bias: Tensor? = nil,
                       eps: Double = 1e-5) throws -> Tensor {
+    let y = try groupNormForward(x, numGroups: numGroups, weight: weight, bias: bias, eps: eps)
+    let (xd, wd) = (x.detach(), weight?.detach())
+    let inputs = [x] + [weight, bias].compactMap { $0 }
+    return recordGrad("groupNorm", y, inputs: inputs) { g in
+        // Per-channel scale folded into the output gradient, then the layer-norm rule over each (sample, group).
+        let channelShape = [1, xd.shape[1]] + [Int](repeating: 1, count: xd.rank - 2)
+        let gs = try wd.map { try mul(g, try $0.reshape(channelShape)) } ?? g
+        let grouped = [xd.shape[0], numGroups, -1]
+        let (gxr, xhatr) = try normalizedBackward(try gs.reshape(grouped), try xd.reshape(grouped), axes: [2], eps: eps, scale: nil)
+        let xhat = try xhatr.reshape(xd.shape)
+        let others = [0] + Array(2..<xd.rank)
+        var grads: [Tensor?] = [try gxr.reshape(xd.shape)]
+        if weight != nil { grads.append(try sum(try mul(g, xhat), axes: others)) }
+        if bias != nil { grads.append(try sum(g, axes: others)) }
+        return grads
+    }
+}
+
+private func groupNormForward(_ x: Tensor, numGroups: Int, weight: Tensor?, bias: Tensor?, eps: Double) throws -> Tensor {
     try x.requireDType(.float32, "groupNorm")
     try checkEps(eps, "groupNorm")
     guard x.rank >= 2 else { throw VisionError.shapeMismatch("groupNorm: input must have at least 2 dimensions (N, C, ...), got \(x.shape)") }
@@ -209,4 +257,44 @@ public func groupNormReference(_ x: Tensor, numGroups: Int, weight: Tensor? = ni
         let k = (i / spatial) % c
         return (Double(w?[k] ?? 1), Double(b?[k] ?? 0))
     }
+}
+
+// MARK: backward
+
+/// For normalization over `axes` with x̂ = (x - mean) / sqrt(var + eps) (biased variance) and y = x̂ * scale:
+/// dL/dx = rstd * (ĝ - mean(ĝ) - x̂ * mean(ĝ x̂)) with ĝ = dL/dy * scale. Returns dL/dx and x̂.
+func normalizedBackward(_ g: Tensor, _ x: Tensor, axes: [Int], eps: Double, scale: Tensor?) throws -> (Tensor, Tensor) {
+    let mu = try mean(x, axes: axes, keepDim: true)
+    let rstd = try unary(.sqrt, try div(try Tensor.ones([]), try add(try variance(x, axes: axes, correction: 0, keepDim: true),
+                                                                     try Tensor.full([], value: eps))))
+    let xhat = try mul(try sub(x, mu), rstd)
+    let gh = try scale.map { try mul(g, $0) } ?? g
+    let inner = try sub(try sub(gh, try mean(gh, axes: axes, keepDim: true)),
+                        try mul(xhat, try mean(try mul(gh, xhat), axes: axes, keepDim: true)))
+    return (try mul(rstd, inner), xhat)
+}
+
+/// Sums over `axes`, or returns `t` when there is nothing to sum over (an empty axis list means "all" to `sum`).
+private func sumOrSelf(_ t: Tensor, axes: [Int]) throws -> Tensor { axes.isEmpty ? t : try sum(t, axes: axes) }
+
+/// Gradients of inference batch norm y = (x - m) * w / sqrt(v + eps) + b with respect to x, m, v, w and b.
+private func batchNormBackward(_ g: Tensor, _ x: Tensor, _ m: Tensor, _ v: Tensor, _ w: Tensor?, biasShape: [Int]?,
+                               eps: Double) throws -> [Tensor?] {
+    let c = x.shape[1]
+    let channel = [1, c] + [Int](repeating: 1, count: x.rank - 2)
+    let others = [0] + Array(2..<x.rank)
+    let rstd = try unary(.sqrt, try div(try Tensor.ones([]), try add(try v.reshape([c]), try Tensor.full([], value: eps))))
+    let scale = try w.map { try mul(try $0.reshape([c]), rstd) } ?? rstd
+    let centered = try sub(x, try m.reshape(channel))
+    let gx = try mul(g, try scale.reshape(channel))
+    let gSum = try sum(g, axes: others)
+    let gCentered = try sum(try mul(g, centered), axes: others)
+    let gm = try unary(.neg, try mul(gSum, scale))
+    // d/dv of (x - m) * w * (v + eps)^(-1/2) = -(x - m) * w * (v + eps)^(-3/2) / 2
+    let gv = try mul(try mul(gCentered, try w?.reshape([c]) ?? Tensor.ones([c])),
+                     try mul(try binary(.pow, rstd, try Tensor.full([], value: 3)), try Tensor.full([], value: -0.5)))
+    var grads: [Tensor?] = [gx, try gm.reshape(m.shape), try gv.reshape(v.shape)]
+    if let w { grads.append(try mul(gCentered, rstd).reshape(w.shape)) }
+    if let biasShape { grads.append(try gSum.reshape(biasShape)) }
+    return grads
 }

@@ -41,8 +41,19 @@ struct PoolGeometry {
 /// 2-D max pooling (torch.nn.functional.max_pool2d) of an NCHW or CHW float32 input. `stride` defaults to the
 /// kernel size. Padding counts as -inf; NaN in a window gives NaN (as PyTorch). In ceil mode a last, partial
 /// window is added when it starts inside the input or the left padding.
+/// Differentiable: the gradient goes to the first maximum of each window (NaN counting as the maximum).
 public func maxPool2d(_ x: Tensor, kernelSize: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0),
                       dilation: (Int, Int) = (1, 1), ceilMode: Bool = false) throws -> Tensor {
+    let y = try maxPool2dForward(x, kernelSize: kernelSize, stride: stride, padding: padding, dilation: dilation, ceilMode: ceilMode)
+    let xd = x.detach()
+    return recordGrad("maxPool2d", y, inputs: [x]) { g in
+        [try poolBackward(g, xd, "max_pool2d", kernelSize: kernelSize, stride: stride, padding: padding,
+                          dilation: dilation, ceilMode: ceilMode, kind: .max)]
+    }
+}
+
+private func maxPool2dForward(_ x: Tensor, kernelSize: (Int, Int), stride: (Int, Int)?, padding: (Int, Int),
+                              dilation: (Int, Int), ceilMode: Bool) throws -> Tensor {
     try withBatchDimension(x, "max_pool2d") { x in
         let g = try PoolGeometry("max_pool2d", x: x, kernelSize: kernelSize, stride: stride, padding: padding,
                                  dilation: dilation, ceilMode: ceilMode)
@@ -56,8 +67,20 @@ public func maxPool2d(_ x: Tensor, kernelSize: (Int, Int), stride: (Int, Int)? =
 /// 2-D average pooling (torch.nn.functional.avg_pool2d) of an NCHW or CHW float32 input. `stride` defaults to
 /// the kernel size. The divisor is the window's extent clipped to the padded input (`countIncludePad`) or to the
 /// input itself.
+/// Differentiable: each window spreads its gradient evenly over its input elements, with the forward's divisor.
 public func avgPool2d(_ x: Tensor, kernelSize: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0),
                       ceilMode: Bool = false, countIncludePad: Bool = true) throws -> Tensor {
+    let y = try avgPool2dForward(x, kernelSize: kernelSize, stride: stride, padding: padding, ceilMode: ceilMode,
+                                 countIncludePad: countIncludePad)
+    let xd = x.detach()
+    return recordGrad("avgPool2d", y, inputs: [x]) { g in
+        [try poolBackward(g, xd, "avg_pool2d", kernelSize: kernelSize, stride: stride, padding: padding,
+                          dilation: (1, 1), ceilMode: ceilMode, kind: .average(includePad: countIncludePad))]
+    }
+}
+
+private func avgPool2dForward(_ x: Tensor, kernelSize: (Int, Int), stride: (Int, Int)?, padding: (Int, Int),
+                              ceilMode: Bool, countIncludePad: Bool) throws -> Tensor {
     try withBatchDimension(x, "avg_pool2d") { x in
         let g = try PoolGeometry("avg_pool2d", x: x, kernelSize: kernelSize, stride: stride, padding: padding,
                                  dilation: (1, 1), ceilMode: ceilMode)
@@ -168,6 +191,12 @@ private func avgPoolPlane(_ buf: UnsafePointer<Float>, _ l: PhasePlaneLayout, _ 
 /// and differ in size when o does not divide n. Per output row, the input rows of its window are summed into one
 /// row buffer, whose column windows then give the outputs.
 public func adaptiveAvgPool2d(_ x: Tensor, outputSize: (Int, Int)) throws -> Tensor {
+    let y = try adaptiveAvgPool2dForward(x, outputSize: outputSize)
+    let shape = x.shape
+    return recordGrad("adaptiveAvgPool2d", y, inputs: [x]) { g in [try adaptiveAvgPoolBackward(g, inputShape: shape, outputSize)] }
+}
+
+private func adaptiveAvgPool2dForward(_ x: Tensor, outputSize: (Int, Int)) throws -> Tensor {
     try withBatchDimension(x, "adaptive_avg_pool2d") { x in
         let g = try AdaptiveGeometry(x, outputSize)
         let out = try Tensor.uninitialized(g.outShape)
@@ -324,4 +353,83 @@ private func referencePool(_ x: Tensor, _ g: PoolGeometry,
         }
     }
     return try Tensor(out, shape: g.outShape)
+}
+
+// MARK: backward
+
+enum PoolKind { case max, average(includePad: Bool) }
+
+/// Gradient of max or average pooling with respect to its input, plane by plane (planes spread over threads).
+func poolBackward(_ g: Tensor, _ x: Tensor, _ op: String, kernelSize: (Int, Int), stride: (Int, Int)?, padding: (Int, Int),
+                  dilation: (Int, Int), ceilMode: Bool, kind: PoolKind) throws -> Tensor {
+    let x4 = x.rank == 3 ? try x.unsqueeze(axis: 0) : x
+    let geo = try PoolGeometry(op, x: x4, kernelSize: kernelSize, stride: stride, padding: padding,
+                               dilation: dilation, ceilMode: ceilMode)
+    let xc = try x4.contiguous(), gc = try g.contiguous()
+    let gx = try Tensor.zeros(x4.shape)
+    let (h, w, ho, wo) = (geo.height, geo.width, geo.outHeight, geo.outWidth)
+    let (kh, kw) = geo.window.kernel, (sh, sw) = geo.window.stride, (ph, pw) = geo.window.padding
+    let (dh, dw) = geo.window.dilation
+    let px = SendablePointer(xc.pointer(Float.self)), pg = SendablePointer(gc.pointer(Float.self))
+    let po = SendablePointer(gx.pointer(Float.self))
+    withExtendedLifetime((xc, gc)) {
+        parallelFor(geo.planes) { planes in
+            for plane in planes {
+                let src = px.p + plane &* h &* w, grad = pg.p + plane &* ho &* wo, dst = po.p + plane &* h &* w
+                for oy in 0..<ho {
+                    for ox in 0..<wo {
+                        let gv = grad[oy &* wo &+ ox]
+                        let y0 = oy &* sh &- ph, x0 = ox &* sw &- pw
+                        switch kind {
+                        case .max:
+                            var best = -Float.infinity, at = -1
+                            for ky in 0..<kh {
+                                let iy = y0 &+ ky &* dh
+                                if iy < 0 || iy >= h { continue }
+                                for kx in 0..<kw {
+                                    let ix = x0 &+ kx &* dw
+                                    if ix < 0 || ix >= w { continue }
+                                    let v = src[iy &* w &+ ix]
+                                    if at < 0 || v > best || (v.isNaN && !best.isNaN) { best = v; at = iy &* w &+ ix }
+                                }
+                            }
+                            if at >= 0 { dst[at] += gv }
+                        case .average(let includePad):
+                            let divisor = Float(avgWindowCount(oy, h, kh, sh, ph, includePad) * avgWindowCount(ox, w, kw, sw, pw, includePad))
+                            let share = gv / divisor
+                            for iy in max(y0, 0)..<max(min(y0 &+ kh, h), max(y0, 0)) {
+                                for ix in max(x0, 0)..<max(min(x0 &+ kw, w), max(x0, 0)) { dst[iy &* w &+ ix] += share }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return try gx.reshape(x.shape)
+}
+
+/// Gradient of adaptive average pooling: each output cell spreads its gradient over its (possibly overlapping)
+/// input window.
+func adaptiveAvgPoolBackward(_ g: Tensor, inputShape: [Int], _ outputSize: (Int, Int)) throws -> Tensor {
+    let shape4 = inputShape.count == 3 ? [1] + inputShape : inputShape
+    let (h, w) = (shape4[2], shape4[3]), (ho, wo) = outputSize
+    let rows = AdaptiveGeometry.windows(input: h, output: ho), cols = AdaptiveGeometry.windows(input: w, output: wo)
+    let gc = try g.contiguous()
+    let gx = try Tensor.zeros(shape4)
+    let planes = shape4[0] * shape4[1]
+    let pg = gc.pointer(Float.self), po = gx.pointer(Float.self)
+    withExtendedLifetime(gc) {
+        for plane in 0..<planes {
+            let grad = pg + plane &* ho &* wo, dst = po + plane &* h &* w
+            for oy in 0..<ho {
+                for ox in 0..<wo {
+                    let r = rows[oy], c = cols[ox]
+                    let share = grad[oy &* wo &+ ox] / Float(r.count * c.count)
+                    for iy in r { for ix in c { dst[iy &* w &+ ix] += share } }
+                }
+            }
+        }
+    }
+    return try gx.reshape(inputShape)
 }

@@ -183,8 +183,37 @@ public func amin(_ x: Tensor, axes: [Int] = [], keepDim: Bool = false) throws ->
     try reduce(.reduceMin, x, axes: axes, keepDim: keepDim)
 }
 
-/// One of the four value reductions over `axes` (empty = all axes).
+/// One of the four value reductions over `axes` (empty = all axes). Differentiable: sum and mean spread the
+/// gradient evenly; max and min send it to the extreme elements, split evenly between ties (as torch.amax).
 public func reduce(_ op: ReduceOp, _ x: Tensor, axes: [Int] = [], keepDim: Bool = false) throws -> Tensor {
+    let out = try reduceForward(op, x, axes: axes, keepDim: keepDim)
+    guard x.dtype == .float32 else { return out }
+    let (xd, od) = (x.detach(), out.detach())
+    return recordGrad("\(op)", out, inputs: [x]) { g in
+        // The output's gradient with the reduced axes restored as size 1, broadcast back over the input.
+        let kept = try g.reshape(reducedShape(x.shape, axes: axes))
+        switch op {
+        case .reduceSum: return [try kept.expand(x.shape).contiguous()]
+        case .reduceMean:
+            let n = Double(x.count) / Double(Swift.max(od.count, 1))
+            return [try mul(kept, try Tensor.full([], value: 1 / n)).expand(x.shape).contiguous()]
+        case .reduceMax, .reduceMin:
+            let hit = try compare(.eq, xd, try od.reshape(kept.shape)).to(.float32)
+            let ties = try sum(hit, axes: axes, keepDim: true)
+            return [try mul(hit, try div(kept, ties))]
+        }
+    }
+}
+
+/// `shape` with the reduced axes (all when `axes` is empty) set to 1.
+func reducedShape(_ shape: [Int], axes: [Int]) throws -> [Int] {
+    var s = shape
+    let all = axes.isEmpty ? Array(0..<shape.count) : try axes.map { try Tensor.normalizeAxis($0, rank: shape.count, "reduce") }
+    for a in all where a < s.count { s[a] = 1 }
+    return s
+}
+
+func reduceForward(_ op: ReduceOp, _ x: Tensor, axes: [Int], keepDim: Bool) throws -> Tensor {
     let name = "\(op)"
     if let staged = try reduceInStages(op, x, axes: axes, keepDim: keepDim) { return staged }
     let layout = try ReductionLayout(x, axes: axes, keepDim: keepDim, name)
@@ -312,6 +341,19 @@ private func reduceInteger(_ op: ReduceOp, _ layout: ReductionLayout) throws -> 
 /// unbiased estimate (torch.var's default), 0 the biased one. n - correction <= 0 gives inf or NaN (as torch).
 /// Computed by the two-pass algorithm with the compensating term Σ(x - m)²/n removed, in Double.
 public func variance(_ x: Tensor, axes: [Int] = [], correction: Int = 1, keepDim: Bool = false) throws -> Tensor {
+    let out = try varianceForward(x, axes: axes, correction: correction, keepDim: keepDim)
+    let xd = x.detach()
+    return recordGrad("variance", out, inputs: [x]) { g in
+        // d var / dx = 2 (x - mean) / (n - correction)
+        let kept = try g.reshape(reducedShape(x.shape, axes: axes))
+        let n = Double(x.count) / Double(Swift.max(out.count, 1))
+        let centered = try sub(xd, try mean(xd, axes: axes, keepDim: true))
+        let scale = try Tensor.full([], value: 2 / Swift.max(0, n - Double(correction)))
+        return [try mul(try mul(centered, scale), kept)]
+    }
+}
+
+func varianceForward(_ x: Tensor, axes: [Int], correction: Int, keepDim: Bool) throws -> Tensor {
     try x.requireDType(.float32, "variance")
     guard correction >= 0 else { throw VisionError.invalidArgument("variance: correction must be >= 0, got \(correction)") }
     let layout = try ReductionLayout(x, axes: axes, keepDim: keepDim, "variance")

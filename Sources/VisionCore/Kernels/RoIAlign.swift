@@ -158,6 +158,7 @@ private struct AxisBins {
 /// weights and parallelises over boxes; its summation order differs from the reference by rounding only.
 public func roiAlign(_ x: Tensor, boxes: Tensor, outputSize: (Int, Int), spatialScale: Float = 1,
                      samplingRatio: Int = -1, aligned: Bool = false) throws -> Tensor {
+    try requireNoGrad("roiAlign", x, boxes)
     let (_, c, h, w, rois) = try roiAlignSetup(x, boxes, outputSize, spatialScale, samplingRatio, aligned)
     let (ph, pw) = outputSize
     let out = try Tensor(zeros: [rois.count, c, ph, pw], dtype: .float32)

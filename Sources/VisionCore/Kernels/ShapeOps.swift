@@ -42,6 +42,7 @@ private func scalarBytes(_ value: Double, _ dtype: DType) -> UInt64 {
 /// the dimension's size; replicate needs a non-empty dimension. Every dtype. The output must not be empty along
 /// a dimension that is padded with reflect or replicate.
 public func pad(_ x: Tensor, pads: [Int], mode: Padding = .constant(0)) throws -> Tensor {
+    try requireNoGrad("pad", x)
     guard pads.count % 2 == 0, pads.count / 2 <= x.rank else {
         throw VisionError.invalidArgument("pad: \(pads.count) pad values for a tensor of shape \(x.shape); need an even number, at most \(2 * x.rank)")
     }
@@ -161,7 +162,15 @@ public func concat(_ tensors: [Tensor], axis: Int) throws -> Tensor {
         }
         column += chunk
     }
-    return out
+    // Each input's gradient is its slice of the output's gradient along the axis.
+    let sizes = tensors.map { $0.shape[a] }
+    return recordGrad("concat", out, inputs: tensors) { g in
+        var start = 0
+        return try sizes.map { n in
+            defer { start += n }
+            return try g.slice(axis: a, start: start, end: start + n).contiguous()
+        }
+    }
 }
 
 /// Stacks tensors of one shape and dtype along a new dimension `axis` (in -(rank+1)...rank; torch.stack).
@@ -177,6 +186,7 @@ public func stack(_ tensors: [Tensor], axis: Int) throws -> Tensor {
 /// Splits along `axis` into pieces of the given sizes, which must be non-negative and sum to the dimension
 /// (torch.split with a list). The pieces are views sharing x's storage.
 public func split(_ x: Tensor, sizes: [Int], axis: Int) throws -> [Tensor] {
+    try requireNoGrad("split", x)
     let a = try Tensor.normalizeAxis(axis, rank: x.rank, "split")
     guard x.rank >= 1 else { throw VisionError.invalidArgument("split: cannot split a zero-dimensional tensor") }
     guard sizes.allSatisfy({ $0 >= 0 && $0 <= x.shape[a] }), sizes.reduce(0, +) == x.shape[a] else {

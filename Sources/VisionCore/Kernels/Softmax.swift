@@ -8,12 +8,22 @@ import Glibc
 /// without a copy when contiguous. A row containing NaN gives NaN; a row of all -inf gives NaN (0/0, as torch);
 /// +inf gives NaN for that row too (inf - inf). An empty axis gives an empty result.
 public func softmax(_ x: Tensor, axis: Int) throws -> Tensor {
-    try softmaxCommon(x, axis: axis, log: false)
+    let y = try softmaxCommon(x, axis: axis, log: false)
+    let yd = y.detach()
+    return recordGrad("softmax", y, inputs: [x]) { g in
+        // dx = y * (g - Σ g y) along the axis
+        [try mul(yd, try sub(g, try sum(try mul(g, yd), axes: [axis], keepDim: true)))]
+    }
 }
 
 /// log(softmax(x)) computed as x - m - log Σ exp(x - m), which stays finite where softmax underflows to 0.
 public func logSoftmax(_ x: Tensor, axis: Int) throws -> Tensor {
-    try softmaxCommon(x, axis: axis, log: true)
+    let y = try softmaxCommon(x, axis: axis, log: true)
+    let yd = y.detach()
+    return recordGrad("logSoftmax", y, inputs: [x]) { g in
+        // dx = g - softmax(x) * Σ g along the axis
+        [try sub(g, try mul(try unary(.exp, yd), try sum(g, axes: [axis], keepDim: true)))]
+    }
 }
 
 private func softmaxCommon(_ x: Tensor, axis: Int, log: Bool) throws -> Tensor {

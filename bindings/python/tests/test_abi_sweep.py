@@ -14,6 +14,8 @@ STATUSES = {v for k, v in vars(_decls).items() if k.startswith("VC_") and k in (
 # Functions without a status, or for which all-zero arguments are valid.
 NOT_STATUS = {"vc_last_error_message", "vc_version", "vc_get_num_threads"}
 ZERO_OK = {"vc_tensor_free", "vc_tensor_map_free"}
+# Scalar-only functions and the argument values that are valid for them.
+VALID_SCALARS = {"vc_set_grad_enabled": (0, 1)}
 FALLIBLE = sorted(n for n, (ret, _) in _decls.FUNCTIONS.items() if ret is ctypes.c_int32 and n not in NOT_STATUS)
 
 
@@ -39,8 +41,9 @@ def test_null_and_absurd_arguments_fail_cleanly(name, scalar):
         scalar = (1 << 31) - 1
     args = zero_args(argtypes, scalar)
     status = fn(*args)
+    lib.vc_set_grad_enabled(1)   # the sweep may have switched this thread's grad mode off
     assert status in STATUSES
-    if name in ZERO_OK:
+    if name in ZERO_OK or ctypes.c_int32(scalar).value in VALID_SCALARS.get(name, ()):
         assert status == _decls.VC_OK
     elif name != "vc_set_num_threads" or scalar <= 0:
         assert status != _decls.VC_OK, f"{name} accepted NULL/zero arguments"
@@ -59,7 +62,8 @@ def test_one_live_tensor_and_null_outputs(name):
     args[first] = t
     status = getattr(lib, name)(*args)
     assert status in STATUSES
-    if name not in ZERO_OK and name != "vc_tensor_free":
+    has_pointer_args = any(isinstance(t, type) and issubclass(t, ctypes._Pointer) for t in argtypes)
+    if name not in ZERO_OK and name != "vc_tensor_free" and has_pointer_args:
         assert status != _decls.VC_OK, f"{name} succeeded with NULL outputs"
     if name != "vc_tensor_free":
         lib.vc_tensor_free(t)

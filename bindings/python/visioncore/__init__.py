@@ -1,24 +1,31 @@
-"""VisionCore: a CPU deep-learning library for computer vision (Python bindings over libvisioncore.so)."""
-from . import functional
-from . import image, ops
-from .io import load_file, read_metadata, save_file
-from ._lib import VisionCoreError, lib
-from .tensor import Tensor, as_tensor, tensor
-from ._tensor_ops import *  # noqa: F401,F403  (sum, mean, amax, amin, argmax, argmin, var, cat, stack, split, gather, index_select, topk)
-from ._tensor_ops import __all__ as _tensor_ops_all
+"""VisionCore: a CPU deep-learning library for computer vision (Python bindings over libvisioncore.so).
 
-__all__ = ["Tensor", "VisionCoreError", "as_tensor", "tensor", "functional", "set_num_threads", "get_num_threads", "load_file", "save_file", "read_metadata",
-           "__version__"] + _tensor_ops_all
-__all__ += ["image", "ops"]
+- `visioncore.Tensor`, `visioncore.tensor(...)`: data held by the library; `.numpy()` copies it back.
+- `visioncore.functional`: torch.nn.functional names (conv2d, linear, softmax, layer_norm, interpolate, ...).
+- `visioncore.sum/mean/amax/.../cat/stack/split/gather/index_select/topk`: torch.* tensor functions.
+- `visioncore.ops`: torchvision.ops (roi_align, nms, batched_nms, box_iou).
+- `visioncore.image`: load/decode/encode/save/resize images, to_tensor.
+- `visioncore.load_file/save_file/read_metadata`: safetensors, as safetensors.numpy.
+Errors raise `visioncore.VisionCoreError` with the library's message. Set VISIONCORE_LIB to use another library.
+"""
+from . import functional, image, ops
+from ._lib import VisionCoreError, check, lib
+from ._tensor_ops import *  # noqa: F401,F403
+from ._tensor_ops import __all__ as _tensor_ops_all
+from .io import load_file, read_metadata, save_file
+from .tensor import Tensor, as_tensor, no_grad, set_grad_enabled, tensor
+
+__all__ = ["Tensor", "VisionCoreError", "as_tensor", "tensor", "no_grad", "set_grad_enabled", "functional", "image", "ops", "set_num_threads",
+           "get_num_threads", "load_file", "save_file", "read_metadata", "__version__"] + _tensor_ops_all
 
 __version__ = lib.vc_version().decode()
 
 
 def set_num_threads(n: int) -> None:
-    """Sets the threads used by VisionCore's kernels and OpenBLAS."""
-    from ._lib import check
+    """Sets the threads used by VisionCore's kernels and OpenBLAS (1...256)."""
     check(lib.vc_set_num_threads(int(n)))
 
 
 def get_num_threads() -> int:
+    """The threads VisionCore's kernels use."""
     return lib.vc_get_num_threads()

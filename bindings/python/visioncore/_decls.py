@@ -65,6 +65,14 @@ VC_PAD_REFLECT = 1
 VC_PAD_REPLICATE = 2
 
 FUNCTIONS = {
+    'vc_tensor_set_requires_grad': (c_int32, [c_void_p, c_int32]),
+    'vc_tensor_requires_grad': (c_int32, [c_void_p, POINTER(c_int32)]),
+    'vc_tensor_grad': (c_int32, [c_void_p, POINTER(c_void_p)]),
+    'vc_tensor_zero_grad': (c_int32, [c_void_p]),
+    'vc_tensor_backward': (c_int32, [c_void_p, c_void_p]),
+    'vc_tensor_detach': (c_int32, [c_void_p, POINTER(c_void_p)]),
+    'vc_set_grad_enabled': (c_int32, [c_int32]),
+    'vc_is_grad_enabled': (c_int32, [POINTER(c_int32)]),
     'vc_conv2d': (c_int32, [c_void_p, c_void_p, c_void_p, POINTER(c_int64), POINTER(c_int64), POINTER(c_int64), c_int64, POINTER(c_void_p)]),
     'vc_conv_transpose2d': (c_int32, [c_void_p, c_void_p, c_void_p, POINTER(c_int64), POINTER(c_int64), POINTER(c_int64), c_int64, POINTER(c_int64), POINTER(c_void_p)]),
     'vc_max_pool2d': (c_int32, [c_void_p, POINTER(c_int64), POINTER(c_int64), POINTER(c_int64), POINTER(c_int64), c_int32, POINTER(c_void_p)]),
