@@ -187,14 +187,6 @@ func recordGrad(_ name: String, _ output: Tensor, inputs: [Tensor],
     return out
 }
 
-/// For ops whose backward rule is not written yet: refuses to silently drop gradients.
-func requireNoGrad(_ name: String, _ inputs: Tensor?...) throws {
-    guard Autograd.isRecording else { return }
-    if inputs.contains(where: { $0?.gradState != nil }) {
-        throw VisionError.unsupported("\(name): gradients are not implemented for this op yet; run it inside Autograd.noGrad or on detached inputs")
-    }
-}
-
 /// Sums a broadcast gradient back to `shape` (the inverse of broadcasting `shape` to `g.shape`).
 func sumToShape(_ g: Tensor, _ shape: [Int]) throws -> Tensor {
     if g.shape == shape { return g }

@@ -81,12 +81,18 @@ private func checkGridSample(_ x: Tensor, _ grid: Tensor) throws -> (Int, Int, I
 /// in every channel, as PyTorch does; large finite coordinates far outside [-1, 1] give 0. Inf or NaN in the
 /// input propagate from every in-bounds neighbour, even one whose weight is 0. Empty N, C, Ho or Wo give an
 /// empty result; an input with H or W equal to 0 is an error.
+///
+/// Differentiable with respect to both `x` and `grid` (see `gridSampleBackward`).
 public func gridSample(_ x: Tensor, grid: Tensor, alignCorners: Bool) throws -> Tensor {
-    try requireNoGrad("gridSample", x, grid)
     let (n, c, h, w, ho, wo) = try checkGridSample(x, grid)
     let out = try Tensor.uninitialized([n, c, ho, wo], dtype: .float32)
-    if out.count == 0 { return out }
-    let xc = try x.contiguous(), gc = try grid.contiguous()
+    // Detached copies of the data the backward reads; the graph itself keeps x and grid's states.
+    let xc = try x.contiguous().detach(), gc = try grid.contiguous().detach()
+    let (needX, needGrid) = (x.requiresGrad, grid.requiresGrad)
+    let recorded = recordGrad("gridSample", out, inputs: [x, grid]) { g in
+        try gridSampleBackward(g, x: xc, grid: gc, alignCorners: alignCorners, wantInput: needX, wantGrid: needGrid)
+    }
+    if out.count == 0 { return recorded }
     let px = SendablePointer(xc.pointer(Float.self)), pg = SendablePointer(gc.pointer(Float.self))
     let po = SendablePointer(out.pointer(Float.self))
     let plane = h * w, outPlane = ho * wo
@@ -126,7 +132,141 @@ public func gridSample(_ x: Tensor, grid: Tensor, alignCorners: Bool) throws -> 
             }
         }
     }
-    return out
+    return recorded
+}
+
+// MARK: - GridSampleBackward
+
+/// Gradients of `gridSample` with respect to the input and the grid (each computed only when asked for; nil
+/// otherwise), with PyTorch's semantics for zero padding:
+/// - input: each output element's gradient is scatter-added to its in-bounds neighbours with their bilinear
+///   weights (the adjoint of the forward); neighbours outside the image receive nothing.
+/// - grid: the output is sum_k v_k * w_k(ix, iy) with v_k = 0 outside the image, so d out / d ix is
+///   (v_ne - v_nw) * (1 - ty) + (v_se - v_sw) * ty, likewise for iy, summed over channels against the output's
+///   gradient and scaled by d ix / d x = (W - 1) / 2 (align_corners) or W / 2 (and H for y). At integer pixel
+///   coordinates the result is the one-sided derivative from above, as PyTorch's (floor picks the upper cell).
+/// A non-finite grid location gives NaN in both of its grid gradients and nothing to the input (its output is
+/// NaN whatever the input, as PyTorch).
+func gridSampleBackward(_ g: Tensor, x: Tensor, grid: Tensor, alignCorners: Bool,
+                        wantInput needX: Bool, wantGrid needGrid: Bool) throws -> [Tensor?] {
+    let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    let (ho, wo) = (grid.shape[1], grid.shape[2])
+    let gx: Tensor? = needX ? try Tensor(zeros: x.shape, dtype: .float32) : nil
+    let gg: Tensor? = needGrid ? try Tensor(zeros: grid.shape, dtype: .float32) : nil
+    let locations = n * ho * wo
+    if locations == 0 { return [gx, gg] }
+    let gc = try g.contiguous()
+    let pgo = SendablePointer(gc.pointer(Float.self)), px = SendablePointer(x.pointer(Float.self))
+    let pg = SendablePointer(grid.pointer(Float.self))
+    let plane = h * w, outPlane = ho * wo
+    if let gg {
+        // One task per output row: the row's derivative terms are accumulated over channels in two row-long
+        // buffers, reading each channel plane of the gradient contiguously; rows write disjoint grid entries.
+        let pgg = SendablePointer(gg.pointer(Float.self))
+        let scaleX: Float = alignCorners ? Float(w - 1) / 2 : Float(w) / 2
+        let scaleY: Float = alignCorners ? Float(h - 1) / 2 : Float(h) / 2
+        withExtendedLifetime((gc, x, grid)) {
+            parallelFor(n * ho, minChunk: max(1, 4096 / max(wo * max(c, 1), 1))) { rows in
+                let cell = UnsafeMutablePointer<GridCell>.allocate(capacity: wo)
+                let acc = UnsafeMutablePointer<Float>.allocate(capacity: 2 * wo)
+                defer { cell.deallocate(); acc.deallocate() }
+                for row in rows {
+                    let b = row / ho, oy = row % ho
+                    let gr = pg.p + (b &* outPlane &+ oy &* wo) &* 2
+                    for ox in 0..<wo {
+                        cell[ox] = GridCell(ix: unnormalizeGridCoordinate(gr[2 &* ox], size: w, alignCorners: alignCorners),
+                                            iy: unnormalizeGridCoordinate(gr[2 &* ox &+ 1], size: h, alignCorners: alignCorners),
+                                            h: h, w: w)
+                    }
+                    acc.update(repeating: 0, count: 2 * wo)
+                    for ch in 0..<c {
+                        let src = UnsafePointer(px.p + (b &* c &+ ch) &* plane)
+                        let go = pgo.p + ((b &* c &+ ch) &* outPlane &+ oy &* wo)
+                        for ox in 0..<wo {
+                            let cl = cell[ox]
+                            guard cl.any else { continue }
+                            let v = go[ox]
+                            let nw = cl.nw ? src[cl.offset] : 0, ne = cl.ne ? src[cl.offset &+ 1] : 0
+                            let sw = cl.sw ? src[cl.offset &+ w] : 0, se = cl.se ? src[cl.offset &+ w &+ 1] : 0
+                            acc[2 &* ox] += v * ((ne - nw) * (1 - cl.ty) + (se - sw) * cl.ty)
+                            acc[2 &* ox &+ 1] += v * ((sw - nw) * (1 - cl.tx) + (se - ne) * cl.tx)
+                        }
+                    }
+                    let dst = pgg.p + (b &* outPlane &+ oy &* wo) &* 2
+                    for ox in 0..<wo {
+                        if cell[ox].poisoned {
+                            dst[2 &* ox] = .nan; dst[2 &* ox &+ 1] = .nan
+                        } else {
+                            dst[2 &* ox] = acc[2 &* ox] * scaleX; dst[2 &* ox &+ 1] = acc[2 &* ox &+ 1] * scaleY
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let gx, c > 0 {
+        // Taps of every location computed once (in parallel over rows), then one task per (batch, channel)
+        // plane scatters into its own plane of the input gradient, so no two threads add into one element.
+        let taps = UnsafeMutablePointer<BilinearTaps>.allocate(capacity: locations)
+        defer { taps.deallocate() }
+        let pt = SendablePointer(taps)
+        withExtendedLifetime(grid) {
+            parallelFor(n * ho, minChunk: max(1, 4096 / max(wo, 1))) { rows in
+                for row in rows {
+                    let gr = pg.p + row &* wo &* 2
+                    for ox in 0..<wo {
+                        let ix = unnormalizeGridCoordinate(gr[2 &* ox], size: w, alignCorners: alignCorners)
+                        let iy = unnormalizeGridCoordinate(gr[2 &* ox &+ 1], size: h, alignCorners: alignCorners)
+                        (pt.p + (row &* wo &+ ox)).initialize(to: bilinearTaps(ix: ix, iy: iy, h: h, w: w))
+                    }
+                }
+            }
+        }
+        let pgx = SendablePointer(gx.pointer(Float.self))
+        withExtendedLifetime(gc) {
+            parallelFor(n * c, minChunk: max(1, 4096 / max(outPlane, 1))) { planes in
+                for pl in planes {
+                    let b = pl / max(c, 1)
+                    let dst = pgx.p + pl &* plane, go = pgo.p + pl &* outPlane
+                    let t = pt.p + b &* outPlane
+                    for o in 0..<outPlane {
+                        let tp = t[o], v = go[o]
+                        if tp.count > 0 { dst[tp.offsets.0] += tp.weights.0 * v }
+                        if tp.count > 1 { dst[tp.offsets.1] += tp.weights.1 * v }
+                        if tp.count > 2 { dst[tp.offsets.2] += tp.weights.2 * v }
+                        if tp.count > 3 { dst[tp.offsets.3] += tp.weights.3 * v }
+                    }
+                }
+            }
+        }
+    }
+    return [gx, gg]
+}
+
+/// The cell of the pixel grid that a location falls in, for the grid gradient: the offset of its top-left
+/// corner, which of its four corners lie inside the image, and the fractional position inside the cell.
+struct GridCell {
+    var offset = 0
+    var tx: Float = 0, ty: Float = 0
+    var nw = false, ne = false, sw = false, se = false
+    var poisoned = false
+    var any: Bool { nw || ne || sw || se }
+
+    @inline(__always) init(ix: Float, iy: Float, h: Int, w: Int) {
+        guard ix.isFinite, iy.isFinite else { poisoned = true; return }
+        // Same bound as `bilinearTaps`: no corner can be inside beyond it, and Int conversion stays safe.
+        let bound = Float(1 << 40)
+        guard abs(ix) < bound, abs(iy) < bound else { return }
+        let fx = ix.rounded(.down), fy = iy.rounded(.down)
+        let x0 = Int(fx), y0 = Int(fy)
+        tx = ix - fx; ty = iy - fy
+        let x0in = x0 >= 0 && x0 < w, x1in = x0 + 1 >= 0 && x0 + 1 < w
+        let y0in = y0 >= 0 && y0 < h, y1in = y0 + 1 >= 0 && y0 + 1 < h
+        nw = y0in && x0in; ne = y0in && x1in; sw = y1in && x0in; se = y1in && x1in
+        // Wrapping: the offset may point outside the plane when the top-left corner is outside; only the
+        // in-bounds corners are ever read through it.
+        offset = y0 &* w &+ x0
+    }
 }
 
 /// grid_sample by the definition, one output element at a time in Double with explicit bounds checks on each

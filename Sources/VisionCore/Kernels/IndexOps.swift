@@ -12,9 +12,9 @@ private func indexValues(_ index: Tensor, _ op: String) throws -> [Int] {
 
 /// out[i][j][k] = x[i][index[i][j][k]][k] for axis 1, and likewise for any axis (torch.gather): index has x's
 /// rank and, on every other axis, a size no larger than x's. Indices must lie in 0..<x.shape[axis] (torch does
-/// not wrap negative ones either). Every dtype.
+/// not wrap negative ones either). Every dtype; differentiable for float32 with respect to x (the gradient is
+/// added back at the gathered positions, so an element gathered twice receives both contributions).
 public func gather(_ x: Tensor, axis: Int, index: Tensor) throws -> Tensor {
-    try requireNoGrad("gather", x)
     let a = try Tensor.normalizeAxis(axis, rank: x.rank, "gather")
     guard index.rank == x.rank else {
         throw VisionError.shapeMismatch("gather: index of shape \(index.shape) must have the rank of input \(x.shape)")
@@ -38,13 +38,50 @@ public func gather(_ x: Tensor, axis: Int, index: Tensor) throws -> Tensor {
         var d = index.rank - 1
         while d >= 0 { multi[d] += 1; if multi[d] < index.shape[d] { break }; multi[d] = 0; d -= 1 }
     }
-    return out
+    let inputShape = x.shape, indexShape = index.shape
+    return recordGrad("gather", out, inputs: [x]) { g in
+        [try scatterAddAlongAxis(g, index: idx, indexShape: indexShape, axis: a, into: inputShape)]
+    }
+}
+
+// MARK: - GatherBackward
+
+/// A zero tensor of `shape` into which g (of shape `indexShape`) is added at the positions gather read: element
+/// (i0, ..., ik, ...) of g goes to (i0, ..., index[...], ...) of the result, k = axis (torch's scatter_add_).
+/// Indices were checked by the forward. Sequential: distinct elements of g may land on the same position.
+func scatterAddAlongAxis(_ g: Tensor, index: [Int], indexShape: [Int], axis: Int, into shape: [Int]) throws -> Tensor {
+    let gx = try Tensor(zeros: shape, dtype: .float32)
+    if index.isEmpty || gx.count == 0 { return gx }
+    let gc = try g.contiguous()
+    let src = gc.pointer(Float.self), dst = gx.pointer(Float.self)
+    let strides = Tensor.contiguousStrides(shape)
+    let rank = shape.count
+    if rank == 0 { dst[0] += src[0]; return gx }
+    // Offset of the current multi-index with its `axis` coordinate left out; updated incrementally.
+    var multi = [Int](repeating: 0, count: rank)
+    var base = 0
+    let axisStride = strides[axis]
+    withExtendedLifetime(gc) {
+        for (flat, i) in index.enumerated() {
+            dst[base &+ i &* axisStride] += src[flat]
+            var d = rank - 1
+            while d >= 0 {
+                multi[d] &+= 1
+                if d != axis { base &+= strides[d] }
+                if multi[d] < indexShape[d] { break }
+                if d != axis { base &-= multi[d] &* strides[d] }
+                multi[d] = 0
+                d -= 1
+            }
+        }
+    }
+    return gx
 }
 
 /// The slices of x at positions `index` (1-D, int64 or int32) along `axis` (torch.index_select). Indices must
-/// lie in 0..<x.shape[axis]. Every dtype.
+/// lie in 0..<x.shape[axis]. Every dtype; differentiable for float32 with respect to x (index_add of the
+/// gradient's slices back at their indices, repeated indices accumulating).
 public func indexSelect(_ x: Tensor, axis: Int, index: Tensor) throws -> Tensor {
-    try requireNoGrad("indexSelect", x)
     let a = try Tensor.normalizeAxis(axis, rank: x.rank, "indexSelect")
     guard index.rank <= 1 else { throw VisionError.shapeMismatch("indexSelect: index must be 1-D, got shape \(index.shape)") }
     guard x.rank >= 1 else { throw VisionError.invalidArgument("indexSelect: input must have at least one dimension") }
@@ -54,7 +91,10 @@ public func indexSelect(_ x: Tensor, axis: Int, index: Tensor) throws -> Tensor 
     }
     var outShape = x.shape
     outShape[a] = idx.count
-    let out = try Tensor.uninitialized(outShape, dtype: x.dtype)
+    let inputShape = x.shape
+    let out = recordGrad("indexSelect", try Tensor.uninitialized(outShape, dtype: x.dtype), inputs: [x]) { g in
+        [try indexAdd(g, index: idx, axis: a, into: inputShape)]
+    }
     if out.count == 0 { return out }
     let c = try x.contiguous(), size = x.dtype.size
     let outer = x.shape[..<a].reduce(1, *), inner = x.shape[(a + 1)...].reduce(1, *) * size
@@ -69,13 +109,53 @@ public func indexSelect(_ x: Tensor, axis: Int, index: Tensor) throws -> Tensor 
     return out
 }
 
+// MARK: - IndexSelectBackward
+
+/// A zero tensor of `shape` with slice p of g along `axis` added to slice index[p] (torch's index_add_). Each
+/// outer index (the dimensions before `axis`) owns a disjoint block of the result, so blocks run in parallel;
+/// within a block the slices are added in order, contiguous runs of `inner` elements.
+func indexAdd(_ g: Tensor, index: [Int], axis: Int, into shape: [Int]) throws -> Tensor {
+    let gx = try Tensor(zeros: shape, dtype: .float32)
+    if index.isEmpty || gx.count == 0 { return gx }
+    let gc = try g.contiguous()
+    let outer = shape[..<axis].reduce(1, *), inner = shape[(axis + 1)...].reduce(1, *), n = shape[axis], k = index.count
+    let pg = SendablePointer(gc.pointer(Float.self)), px = SendablePointer(gx.pointer(Float.self))
+    withExtendedLifetime(gc) {
+        index.withUnsafeBufferPointer { ix in
+            parallelFor(outer, minChunk: max(1, 32768 / max(k &* inner, 1))) { blocks in
+                for o in blocks {
+                    for (p, i) in ix.enumerated() {
+                        let s = pg.p + (o &* k &+ p) &* inner, d = px.p + (o &* n &+ i) &* inner
+                        for j in 0..<inner { d[j] += s[j] }
+                    }
+                }
+            }
+        }
+    }
+    return gx
+}
+
 /// The `k` largest (or smallest) elements along `axis` and their int64 indices (torch.topk). float32 and the
 /// integer dtypes. NaN is larger than every number (so it comes first for largest, last for smallest), as torch.
 /// Ties keep the lower index first; torch leaves the order of ties unspecified (its CPU kernel may differ), so
 /// compare tied indices as sets. Results are always sorted; `sorted: false` is accepted for torch
 /// compatibility (torch then gives an unspecified order). k must be in 0...size of the axis.
+/// The values are differentiable for float32 (their gradient goes back to the selected elements; the rest of x
+/// gets 0); the indices carry no gradient.
 public func topk(_ x: Tensor, k: Int, axis: Int = -1, largest: Bool = true, sorted: Bool = true) throws -> (values: Tensor, indices: Tensor) {
-    try requireNoGrad("topk", x)
+    let (values, indices) = try Autograd.noGrad { try topkForward(x, k: k, axis: axis, largest: largest) }
+    guard x.requiresGrad, Autograd.isRecording else { return (values, indices) }
+    let a = try Tensor.normalizeAxis(axis, rank: x.rank, "topk")
+    let idx = try indices.toArray(Int64.self).map { Int($0) }
+    let inputShape = x.shape, indexShape = indices.shape
+    // The selected indices are distinct within a row, so scatter-add is a plain scatter of g.
+    let recorded = recordGrad("topk", values, inputs: [x]) { g in
+        [try scatterAddAlongAxis(g, index: idx, indexShape: indexShape, axis: a, into: inputShape)]
+    }
+    return (recorded, indices)
+}
+
+private func topkForward(_ x: Tensor, k: Int, axis: Int, largest: Bool) throws -> (values: Tensor, indices: Tensor) {
     let a = try Tensor.normalizeAxis(axis, rank: x.rank, "topk")
     let n = x.rank == 0 ? 1 : x.shape[a]
     guard k >= 0, k <= n else {

@@ -75,13 +75,13 @@ private func interpolationPlan(_ x: Tensor, size: (Int, Int)?, scaleFactor: (Dou
 /// Resizes the spatial dimensions of x [N, C, H, W] to `size`, or by `scaleFactor` (output = floor(in * scale)),
 /// with PyTorch's semantics: nearest picks floor(dst * ratio); bilinear maps with align_corners (default false)
 /// and clamps negative source coordinates; `alignCorners` must be nil for nearest (an error otherwise, as torch).
+/// Differentiable with respect to `x` (see `interpolateBackward`).
 public func interpolate(_ x: Tensor, size: (Int, Int)? = nil, scaleFactor: (Double, Double)? = nil,
                         mode: InterpolationMode = .nearest, alignCorners: Bool? = nil) throws -> Tensor {
-    try requireNoGrad("interpolate", x)
     let plan = try interpolationPlan(x, size: size, scaleFactor: scaleFactor, mode: mode, alignCorners: alignCorners)
     let (n, c, ih, iw) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
     let (oh, ow) = (plan.h, plan.w)
-    let src = try x.contiguous()
+    let src = try x.contiguous().detach()
     let out = try Tensor.uninitialized([n, c, oh, ow], dtype: .float32)
     // An empty batch passes the size check whatever (oh, ow) are; the index maps below are oh + ow long.
     if out.count == 0 { return out }
@@ -153,7 +153,88 @@ public func interpolate(_ x: Tensor, size: (Int, Int)? = nil, scaleFactor: (Doub
             }
         }
     }
-    return out
+    let inputShape = x.shape
+    return recordGrad("interpolate", out, inputs: [x]) { g in
+        [try interpolateBackward(g, inputShape: inputShape, plan: plan, mode: mode, alignCorners: alignCorners ?? false)]
+    }
+}
+
+// MARK: - InterpolateBackward
+
+/// The gradient of `interpolate` with respect to its input: the adjoint (transpose) of the forward's linear map,
+/// built from the same index and weight maps so that it is PyTorch's upsample backward up to summation order.
+/// Each output element's gradient is scatter-added to the source pixels it read, with the weights it read them
+/// with; source pixels that no output read get 0. One task per channel plane, so no two threads add into the same
+/// element.
+func interpolateBackward(_ g: Tensor, inputShape: [Int], plan: (h: Int, w: Int, sh: Double?, sw: Double?),
+                         mode: InterpolationMode, alignCorners: Bool) throws -> Tensor {
+    let (n, c, ih, iw) = (inputShape[0], inputShape[1], inputShape[2], inputShape[3])
+    let (oh, ow) = (plan.h, plan.w)
+    let gx = try Tensor(zeros: inputShape, dtype: .float32)
+    if gx.count == 0 || oh * ow == 0 { return gx }
+    let gc = try g.contiguous()
+    let gp = SendablePointer(gc.pointer(Float.self)), dp = SendablePointer(gx.pointer(Float.self))
+    let planes = n * c, inPlane = ih * iw, outPlane = oh * ow
+    let minChunk = max(1, (1 << 15) / max(outPlane, 1))
+    switch mode {
+    case .interpNearest:
+        let ys = nearestIndices(input: ih, output: oh, scale: plan.sh), xs = nearestIndices(input: iw, output: ow, scale: plan.sw)
+        let maps = UnsafeMutablePointer<Int>.allocate(capacity: oh + ow)
+        defer { maps.deallocate() }
+        for (i, v) in ys.enumerated() { maps[i] = v }
+        for (i, v) in xs.enumerated() { maps[oh + i] = v }
+        let mp = SendablePointer(maps)
+        withExtendedLifetime(gc) {
+            parallelFor(planes, minChunk: minChunk) { range in
+                let yp = mp.p, xp = mp.p + oh
+                for pl in range {
+                    let src = gp.p + pl &* outPlane, dst = dp.p + pl &* inPlane
+                    for oy in 0..<oh {
+                        let row = dst + yp[oy] &* iw, grow = src + oy &* ow
+                        for ox in 0..<ow { row[xp[ox]] += grow[ox] }
+                    }
+                }
+            }
+        }
+    case .interpBilinear:
+        let ty = bilinearTaps(input: ih, output: oh, scale: plan.sh, alignCorners: alignCorners)
+        let tx = bilinearTaps(input: iw, output: ow, scale: plan.sw, alignCorners: alignCorners)
+        // Row taps (y0, y1, wy0, wy1) and column taps (x0, x1, wx0, wx1) in raw buffers, as in the forward.
+        let yi = UnsafeMutablePointer<Int>.allocate(capacity: 2 * oh), yw = UnsafeMutablePointer<Float>.allocate(capacity: 2 * oh)
+        let xi = UnsafeMutablePointer<Int>.allocate(capacity: 2 * ow), xw = UnsafeMutablePointer<Float>.allocate(capacity: 2 * ow)
+        defer { yi.deallocate(); yw.deallocate(); xi.deallocate(); xw.deallocate() }
+        for (i, t) in ty.enumerated() { yi[2 * i] = t.0; yi[2 * i + 1] = t.0 + t.1; yw[2 * i] = t.2; yw[2 * i + 1] = t.3 }
+        for (i, t) in tx.enumerated() { xi[2 * i] = t.0; xi[2 * i + 1] = t.0 + t.1; xw[2 * i] = t.2; xw[2 * i + 1] = t.3 }
+        let yip = SendablePointer(yi), ywp = SendablePointer(yw), xip = SendablePointer(xi), xwp = SendablePointer(xw)
+        withExtendedLifetime(gc) {
+            parallelFor(planes, minChunk: minChunk) { range in
+                // The map is separable, so its adjoint is too: each gradient row is first scattered horizontally
+                // into a row of the input's width, which is then added to the (at most) two source rows with
+                // the vertical weights. That is 2 * ow + 2 * iw operations per output row instead of 4 * ow
+                // scattered ones, and the vertical part runs over contiguous rows.
+                let t = UnsafeMutablePointer<Float>.allocate(capacity: iw)
+                defer { t.deallocate() }
+                let yi = yip.p, yw = ywp.p, xi = xip.p, xw = xwp.p
+                for pl in range {
+                    let src = gp.p + pl &* outPlane, dst = dp.p + pl &* inPlane
+                    for oy in 0..<oh {
+                        t.update(repeating: 0, count: iw)
+                        let grow = src + oy &* ow
+                        for ox in 0..<ow {
+                            let v = grow[ox]
+                            t[xi[2 &* ox]] += xw[2 &* ox] * v
+                            t[xi[2 &* ox &+ 1]] += xw[2 &* ox &+ 1] * v
+                        }
+                        let r0 = dst + yi[2 &* oy] &* iw, r1 = dst + yi[2 &* oy &+ 1] &* iw
+                        let w0 = yw[2 &* oy], w1 = yw[2 &* oy &+ 1]
+                        for j in 0..<iw { r0[j] += w0 * t[j] }
+                        for j in 0..<iw { r1[j] += w1 * t[j] }
+                    }
+                }
+            }
+        }
+    }
+    return gx
 }
 
 /// `interpolate` by the textbook definition in Double: nearest = floor(dst * ratio) clamped; bilinear blends the

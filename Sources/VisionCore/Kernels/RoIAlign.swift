@@ -158,12 +158,15 @@ private struct AxisBins {
 /// weights and parallelises over boxes; its summation order differs from the reference by rounding only.
 public func roiAlign(_ x: Tensor, boxes: Tensor, outputSize: (Int, Int), spatialScale: Float = 1,
                      samplingRatio: Int = -1, aligned: Bool = false) throws -> Tensor {
-    try requireNoGrad("roiAlign", x, boxes)
     let (_, c, h, w, rois) = try roiAlignSetup(x, boxes, outputSize, spatialScale, samplingRatio, aligned)
     let (ph, pw) = outputSize
-    let out = try Tensor(zeros: [rois.count, c, ph, pw], dtype: .float32)
+    let inputShape = x.shape
+    // Boxes are coordinates that select where to sample: like torchvision, no gradient flows to them.
+    let out = recordGrad("roiAlign", try Tensor(zeros: [rois.count, c, ph, pw], dtype: .float32), inputs: [x, boxes]) { g in
+        [try roiAlignBackward(g, inputShape: inputShape, rois: rois, outputSize: outputSize), nil]
+    }
     if out.count == 0 || h == 0 || w == 0 { return out }
-    let xc = try x.contiguous()
+    let xc = try x.contiguous().detach()
     let px = SendablePointer(xc.pointer(Float.self)), po = SendablePointer(out.pointer(Float.self))
     let plane = h * w
     let minChunk = max(1, 65536 / max(c * ph * pw, 1))
@@ -203,6 +206,64 @@ public func roiAlign(_ x: Tensor, boxes: Tensor, outputSize: (Int, Int), spatial
         }
     }
     return out
+}
+
+// MARK: - RoIAlignBackward
+
+/// The gradient of `roiAlign` with respect to its input (torchvision's roi_align backward): each bin's gradient,
+/// divided by the bin's sample count, is scatter-added to the pixels its samples read with their bilinear
+/// weights. Samples are separable, so the per-bin row and column weights of `AxisBins` (the sums over the bin's
+/// samples) give the same result as visiting every sample: the bin's column weights spread a gradient row
+/// across the box's columns, which is then added to each row the bin reads with that row's weight.
+/// One task per (batch, channel) plane of the input, visiting the boxes of that batch element: boxes overlap,
+/// so splitting by box would make threads add into the same pixels.
+func roiAlignBackward(_ g: Tensor, inputShape: [Int], rois: [RoIGeometry], outputSize: (Int, Int)) throws -> Tensor {
+    let (n, c, h, w) = (inputShape[0], inputShape[1], inputShape[2], inputShape[3])
+    let (ph, pw) = outputSize
+    let gx = try Tensor(zeros: inputShape, dtype: .float32)
+    if gx.count == 0 || rois.isEmpty { return gx }
+    let gc = try g.contiguous()
+    let bins = rois.map { r in
+        (AxisBins(start: r.startH, bin: r.binH, bins: ph, grid: r.gridH, size: h),
+         AxisBins(start: r.startW, bin: r.binW, bins: pw, grid: r.gridW, size: w))
+    }
+    var byBatch = [[Int]](repeating: [], count: n)
+    for (k, r) in rois.enumerated() { byBatch[r.batch].append(k) }
+    let pgo = SendablePointer(gc.pointer(Float.self)), pgx = SendablePointer(gx.pointer(Float.self))
+    let plane = h * w, binsPerBox = ph * pw
+    let work = max(1, rois.count / max(n, 1) * binsPerBox)
+    withExtendedLifetime(gc) {
+        parallelFor(n * c, minChunk: max(1, 16384 / work)) { planes in
+            let spread = UnsafeMutablePointer<Float>.allocate(capacity: w)
+            defer { spread.deallocate() }
+            for pl in planes {
+                let b = pl / c, ch = pl % c
+                let dst = pgx.p + pl &* plane
+                for k in byBatch[b] {
+                    let (ys, xs) = bins[k]
+                    let cols = xs.span
+                    if cols.isEmpty { continue }
+                    let c0 = cols.lowerBound, width = cols.count
+                    let scale = 1 / rois[k].count
+                    let gk = pgo.p + (k &* c &+ ch) &* binsPerBox
+                    for p in 0..<ph where ys.count(p) > 0 {
+                        spread.update(repeating: 0, count: width)
+                        for q in 0..<pw {
+                            let v = gk[p &* pw &+ q] * scale
+                            let base = xs.first[q] &- c0, wq = xs.start[q]
+                            for t in 0..<xs.count(q) { spread[base &+ t] += xs.weights[wq &+ t] * v }
+                        }
+                        for t in 0..<ys.count(p) {
+                            let wy = ys.weights[ys.start[p] &+ t]
+                            let line = dst + ((ys.first[p] &+ t) &* w &+ c0)
+                            for j in 0..<width { line[j] += wy * spread[j] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return gx
 }
 
 /// RoIAlign by the definition (for tests): every sample of every bin is interpolated from its four neighbours

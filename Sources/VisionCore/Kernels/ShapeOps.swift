@@ -40,9 +40,8 @@ private func scalarBytes(_ value: Double, _ dtype: DType) -> UInt64 {
 /// Pads (or, with negative amounts, crops) the trailing dimensions. `pads` is in torch order: the last dimension
 /// first, (left, right, top, bottom, front, back, ...), at most two per dimension. Reflect needs each pad below
 /// the dimension's size; replicate needs a non-empty dimension. Every dtype. The output must not be empty along
-/// a dimension that is padded with reflect or replicate.
+/// a dimension that is padded with reflect or replicate. Differentiable for float32 (see `padBackward`).
 public func pad(_ x: Tensor, pads: [Int], mode: Padding = .constant(0)) throws -> Tensor {
-    try requireNoGrad("pad", x)
     guard pads.count % 2 == 0, pads.count / 2 <= x.rank else {
         throw VisionError.invalidArgument("pad: \(pads.count) pad values for a tensor of shape \(x.shape); need an even number, at most \(2 * x.rank)")
     }
@@ -87,7 +86,10 @@ public func pad(_ x: Tensor, pads: [Int], mode: Padding = .constant(0)) throws -
         }
     }
     _ = try Tensor.checkedCount(outShape)
-    let out = try Tensor.uninitialized(outShape, dtype: x.dtype)
+    let inputShape = x.shape
+    let out = recordGrad("pad", try Tensor.uninitialized(outShape, dtype: x.dtype), inputs: [x]) { [maps] g in
+        [try padBackward(g, inputShape: inputShape, pads: pads, mode: mode, maps: maps)]
+    }
     if out.count == 0 { return out }
     let size = x.dtype.size
     var fill = scalarBytes({ if case .constant(let v) = mode { return v } else { return 0 } }(), x.dtype)
@@ -127,6 +129,67 @@ public func pad(_ x: Tensor, pads: [Int], mode: Padding = .constant(0)) throws -
         }
     }
     return out
+}
+
+// MARK: - PadBackward
+
+/// The gradient of `pad` with respect to its input: every output element's gradient goes to the source element
+/// it copied (`maps`, the forward's per-dimension source indices, -1 for the constant fill). For a constant pad
+/// that is a crop of the gradient, i.e. the opposite pad; for reflect and replicate several output elements copy
+/// one source element, so their gradients are added there (as PyTorch's reflection/replication pad backward).
+func padBackward(_ g: Tensor, inputShape: [Int], pads: [Int], mode: Padding, maps: [[Int]?]) throws -> Tensor {
+    if case .constant = mode {
+        // Negated pads crop what the forward added and restore (as zeros) what a negative pad cropped.
+        return try Autograd.noGrad { try pad(g, pads: pads.map { -$0 }, mode: .constant(0)) }
+    }
+    let gx = try Tensor(zeros: inputShape, dtype: .float32)
+    let rank = inputShape.count, padded = pads.count / 2
+    if gx.count == 0 || g.count == 0 { return gx }
+    if padded == 0 { return try g.contiguous().reshape(inputShape) }
+    // Dimensions before the padded ones are copied one to one: each of their index combinations ("outer") owns
+    // a disjoint block of the gradient, so blocks run in parallel. Inside a block, rows along the last
+    // dimension are scattered through the last dimension's map.
+    let first = rank - padded
+    let outShape = g.shape
+    let outer = inputShape[..<first].reduce(1, *)
+    let inBlock = inputShape[first...].reduce(1, *), outBlock = outShape[first...].reduce(1, *)
+    let inW = inputShape[rank - 1], outW = outShape[rank - 1]
+    let rowsPerBlock = outBlock / max(outW, 1)
+    let inStrides = Tensor.contiguousStrides(inputShape)
+    // Flat table of the source index of every output index of the padded dimensions except the last one
+    // (reflect and replicate never map to -1), then the last dimension's map.
+    var table = [Int](), tableStart = [Int]()
+    for d in first..<(rank - 1) {
+        tableStart.append(table.count)
+        table += maps[d] ?? Array(0..<inputShape[d])
+    }
+    let lastMap = maps[rank - 1] ?? Array(0..<inW)
+    let gc = try g.contiguous()
+    let pg = SendablePointer(gc.pointer(Float.self)), px = SendablePointer(gx.pointer(Float.self))
+    withExtendedLifetime(gc) {
+        table.withUnsafeBufferPointer { tb in
+            lastMap.withUnsafeBufferPointer { lm in
+                parallelFor(outer, minChunk: max(1, 32768 / max(outBlock, 1))) { blocks in
+                    var index = [Int](repeating: 0, count: Swift.max(padded - 1, 0))
+                    for o in blocks {
+                        let src = pg.p + o &* outBlock, dst = px.p + o &* inBlock
+                        for i in 0..<index.count { index[i] = 0 }
+                        for r in 0..<rowsPerBlock {
+                            var rowOffset = 0
+                            for i in 0..<index.count {
+                                rowOffset &+= tb[tableStart[i] &+ index[i]] &* inStrides[first &+ i]
+                            }
+                            let grow = src + r &* outW, xrow = dst + rowOffset
+                            for j in 0..<outW { xrow[lm[j]] += grow[j] }
+                            var i = index.count - 1
+                            while i >= 0 { index[i] &+= 1; if index[i] < outShape[first &+ i] { break }; index[i] = 0; i -= 1 }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return gx
 }
 
 /// Joins tensors of one dtype along `axis`; all shapes must agree except along `axis` (torch.cat). Empty tensors
@@ -184,18 +247,24 @@ public func stack(_ tensors: [Tensor], axis: Int) throws -> Tensor {
 }
 
 /// Splits along `axis` into pieces of the given sizes, which must be non-negative and sum to the dimension
-/// (torch.split with a list). The pieces are views sharing x's storage.
+/// (torch.split with a list). The pieces are views sharing x's storage. Differentiable: each piece records its
+/// own node, whose backward places the piece's gradient in its slot of a zero tensor of x's shape; the engine
+/// adds the pieces' contributions (pieces that do not reach the loss contribute nothing).
 public func split(_ x: Tensor, sizes: [Int], axis: Int) throws -> [Tensor] {
-    try requireNoGrad("split", x)
     let a = try Tensor.normalizeAxis(axis, rank: x.rank, "split")
     guard x.rank >= 1 else { throw VisionError.invalidArgument("split: cannot split a zero-dimensional tensor") }
     guard sizes.allSatisfy({ $0 >= 0 && $0 <= x.shape[a] }), sizes.reduce(0, +) == x.shape[a] else {
         throw VisionError.invalidArgument("split: sizes \(sizes) must be non-negative and sum to \(x.shape[a]) (dimension \(a) of \(x.shape))")
     }
     var start = 0
+    let inputShape = x.shape
     return try sizes.map { s in
         defer { start += s }
-        return try x.slice(axis: a, start: start, end: start + s)
+        let (lo, hi) = (start, start + s)
+        let piece = try Autograd.noGrad { try x.slice(axis: a, start: lo, end: hi) }
+        return recordGrad("split", piece, inputs: [x]) { g in
+            [try scatterIntoZeros(g, shape: inputShape) { try $0.slice(axis: a, start: lo, end: hi) }]
+        }
     }
 }
 
