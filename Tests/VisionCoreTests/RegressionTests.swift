@@ -100,6 +100,12 @@ import Testing
         #expect(y.shape == [0, 1, 3, 1 << 30])
         let z = try interpolate(x, size: (3, 1 << 30), mode: .bilinear)
         #expect(z.count == 0)
+        // The early return still records the op, so gradients reach an (empty) input.
+        let xg = try Tensor.zeros([0, 1, 4, 4]).requiringGrad()
+        let yg = try interpolate(xg, size: (3, 5), mode: .bilinear)
+        #expect(yg.requiresGrad)
+        try yg.backward(try Tensor.zeros([0, 1, 3, 5]))
+        #expect(xg.grad?.shape == [0, 1, 4, 4])
     }
 
     /// fuzz_image: a PNG whose IDAT chunk claims more bytes than the file has made stb_image allocate up to
