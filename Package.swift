@@ -13,7 +13,7 @@ let package = Package(
         // libvisioncore.so: the C ABI (build with scripts/build.sh for the self-contained, static-stdlib variant).
         .library(name: "visioncore", type: .dynamic, targets: ["VisionCAPI"]),
         // Swift clients link the modules directly (never dlopen the .so, which carries its own runtime).
-        .library(name: "VisionCoreKit", targets: ["VisionCore", "VisionNN"]),
+        .library(name: "VisionCoreKit", targets: ["VisionCore", "VisionNN", "VisionOptim", "VisionTrain"]),
         .executable(name: "vc", targets: ["vc"]),
     ],
     dependencies: [
@@ -26,15 +26,24 @@ let package = Package(
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])], linkerSettings: [.linkedLibrary("m")]),
         .target(name: "VisionCore", dependencies: ["CBLAS", "CStb", "CKernels"], swiftSettings: tune,
                 linkerSettings: [.linkedLibrary("m")]),
+        .target(name: "VisionOptim", dependencies: ["VisionCore"], swiftSettings: tune),
+        .target(name: "VisionTrain", dependencies: ["VisionCore", "VisionNN", "VisionOptim"], swiftSettings: tune),
         .target(name: "VisionNN", dependencies: ["VisionCore"], swiftSettings: tune),
-        .target(name: "VisionCAPI", dependencies: ["VisionCore"], swiftSettings: tune),
+        .target(name: "VisionCAPI", dependencies: ["VisionCore", "VisionNN", "VisionOptim", "VisionTrain"], swiftSettings: tune),
         .executableTarget(name: "vc", dependencies: ["VisionCore", "CBLAS",
                                                  .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: tune),
         .executableTarget(name: "KernelBench", dependencies: ["VisionCore", "CBLAS"], path: "Benchmarks/KernelBench",
                           swiftSettings: tune),
+        .executableTarget(name: "TrainBench", dependencies: ["VisionCore", "VisionNN", "VisionOptim"],
+                          path: "Benchmarks/TrainBench", swiftSettings: tune),
+        .executableTarget(name: "OptimBench", dependencies: ["VisionCore", "VisionOptim"], path: "Benchmarks/OptimBench",
+                          swiftSettings: tune),
         // Tests read their golden files from Tests/VisionCoreTests/Fixtures through #filePath.
         .testTarget(name: "VisionCoreTests", dependencies: ["VisionCore"], exclude: ["Fixtures"]),
+        // Reads its fixtures (optim.safetensors) from Tests/VisionCoreTests/Fixtures.
+        .testTarget(name: "VisionOptimTests", dependencies: ["VisionOptim", "VisionNN", "VisionCore"]),
+        .testTarget(name: "VisionTrainTests", dependencies: ["VisionTrain", "VisionOptim", "VisionNN", "VisionCore"]),
         .testTarget(name: "VisionNNTests", dependencies: ["VisionNN", "VisionCore"]),
     ]
 )

@@ -51,6 +51,28 @@ extern "C" {
 
 typedef struct vc_tensor vc_tensor; /* opaque handle */
 typedef struct vc_tensor_map vc_tensor_map; /* opaque handle */
+typedef struct vc_optimizer vc_optimizer; /* opaque handle */
+typedef struct vc_scheduler vc_scheduler; /* opaque handle */
+
+/**
+ * Loss functions for vc_loss (torch.nn.functional semantics).
+ */
+enum {
+    VC_LOSS_CROSS_ENTROPY = 0,
+    VC_LOSS_MSE = 1,
+    VC_LOSS_L1 = 2,
+    VC_LOSS_SMOOTH_L1 = 3,
+    VC_LOSS_BCE_WITH_LOGITS = 4,
+};
+
+/**
+ * How vc_loss reduces per-element losses (torch's `reduction`).
+ */
+enum {
+    VC_REDUCTION_NONE = 0,
+    VC_REDUCTION_MEAN = 1,
+    VC_REDUCTION_SUM = 2,
+};
 
 /**
  * How a tensor is stored in a safetensors file: as its own dtype, or a float32 tensor as F16 / BF16.
@@ -237,6 +259,20 @@ int32_t vc_set_grad_enabled(int32_t enabled);
 int32_t vc_is_grad_enabled(int32_t *out_flag);
 
 /**
+ * Saves a training checkpoint: the `n` named parameter tensors, the optimizer's state (optimizer may be NULL),
+ * and the step and epoch counters, in one safetensors file written atomically (a crash while saving leaves the
+ * previous file intact).
+ */
+int32_t vc_checkpoint_save(const char *path, vc_tensor **params, const char **names, int64_t n, vc_optimizer *optimizer, int64_t step, int64_t epoch);
+
+/**
+ * Restores a checkpoint written by vc_checkpoint_save into the same named tensors (in place) and optimizer
+ * (may be NULL), and writes the saved counters to *out_step and *out_epoch (either may be NULL). Everything is
+ * checked first: a checkpoint of another model or optimizer fails with a message naming the key, changing nothing.
+ */
+int32_t vc_checkpoint_load(const char *path, vc_tensor **params, const char **names, int64_t n, vc_optimizer *optimizer, int64_t *out_step, int64_t *out_epoch);
+
+/**
  * 2-D convolution (torch.nn.functional.conv2d): x is float32 [N, Cin, H, W] or [Cin, H, W], weight
  * [Cout, Cin/groups, kh, kw], bias [Cout] or NULL. stride, padding and dilation each point to two int64 values
  * (height, width); stride and dilation must be positive, padding non-negative, groups must divide Cin and Cout.
@@ -391,6 +427,65 @@ int32_t vc_image_to_tensor(vc_tensor *image, const float *mean, const float *std
 int32_t vc_image_resize(vc_tensor *image, int64_t out_h, int64_t out_w, int32_t filter, vc_tensor **out);
 
 /**
+ * A differentiable loss of `input` against `target` (a tensor handle; backward through the result reaches
+ * `input`). VC_LOSS_CROSS_ENTROPY takes logits [N, C, ...] and class indices (int64/int32, entries equal to
+ * `ignore_index` skipped) or probabilities of the logits' shape; `param` is the label smoothing.
+ * VC_LOSS_SMOOTH_L1 takes `param` as beta; the other losses ignore `param` and `ignore_index`.
+ */
+int32_t vc_loss(int32_t kind, vc_tensor *input, vc_tensor *target, double param, int64_t ignore_index, int32_t reduction, vc_tensor **out);
+
+/**
+ * Creates an optimizer over the `n` tensors of `params` (float32 leaves that require gradients; the optimizer
+ * updates their data in place). `kind` is "SGD", "Adam", "AdamW", "AdamP" or "SGDP". `names` (NULL: "0",
+ * "1", ...) names the parameters in saved states. `options_json` is a JSON object of hyper-parameters with
+ * PyTorch's names (lr, momentum, dampening, weight_decay, nesterov, betas, eps, amsgrad, delta, wd_ratio), missing
+ * ones taking the defaults of torch.optim / adamp (lr is required for SGD and SGDP), or a JSON array of such
+ * objects, one per parameter group, with `group_ids` (NULL: all 0) giving each parameter's group.
+ */
+int32_t vc_optimizer_create(const char *kind, vc_tensor **params, int64_t n, const char **names, const int64_t *group_ids, const char *options_json, vc_optimizer **out);
+
+/**
+ * Frees an optimizer (NULL is a no-op). The parameters are not freed.
+ */
+int32_t vc_optimizer_free(vc_optimizer *optimizer);
+
+/**
+ * One update of every parameter that has a gradient (those without one are skipped, as in PyTorch).
+ */
+int32_t vc_optimizer_step(vc_optimizer *optimizer);
+
+/**
+ * Clears the gradients of the optimizer's parameters (zero_grad(set_to_none=True)).
+ */
+int32_t vc_optimizer_zero_grad(vc_optimizer *optimizer);
+
+/**
+ * Writes the number of parameter groups to *out_n.
+ */
+int32_t vc_optimizer_num_groups(vc_optimizer *optimizer, int64_t *out_n);
+
+/**
+ * Writes the learning rate of parameter group `group` to *out_lr.
+ */
+int32_t vc_optimizer_get_lr(vc_optimizer *optimizer, int64_t group, double *out_lr);
+
+/**
+ * Sets the learning rate of parameter group `group` (finite, >= 0); schedulers call this.
+ */
+int32_t vc_optimizer_set_lr(vc_optimizer *optimizer, int64_t group, double lr);
+
+/**
+ * Saves the optimizer's state (hyper-parameters, step counts, moment buffers) as a safetensors file, atomically.
+ */
+int32_t vc_optimizer_save_state(vc_optimizer *optimizer, const char *path);
+
+/**
+ * Loads a state saved by vc_optimizer_save_state into an optimizer of the same kind over parameters of the same
+ * names and shapes; on any mismatch it fails with a message naming the key and changes nothing.
+ */
+int32_t vc_optimizer_load_state(vc_optimizer *optimizer, const char *path);
+
+/**
  * Reduces x over `naxes` axes listed in `axes` (negative axes count from the end; naxes 0 = all axes, and
  * `axes` may then be NULL). op is VC_REDUCE_SUM, VC_REDUCE_MEAN, VC_REDUCE_MAX or VC_REDUCE_MIN; keepdim 1 keeps
  * reduced axes as size 1. SUM of an integer tensor gives int64; MEAN needs float32; MAX/MIN keep the dtype,
@@ -509,6 +604,24 @@ int32_t vc_tensor_map_metadata(vc_tensor_map *map, int64_t index, const char **o
  * Adds or replaces the metadata entry `key`.
  */
 int32_t vc_tensor_map_set_metadata(vc_tensor_map *map, const char *key, const char *value);
+
+/**
+ * Creates a scheduler that sets the learning rates of `optimizer`'s groups. `kind` and its JSON options:
+ * "step" {"step_size": n, "gamma": 0.1}, "multistep" {"milestones": [...], "gamma": 0.1}, "cosine"
+ * {"warmup": w, "total": t, "warmup_start_factor": 1/3, "min_lr": 0}; every kind also takes
+ * "steps_per_epoch" (default 1) so that vc_scheduler_step can be called per iteration with epoch-based numbers.
+ */
+int32_t vc_scheduler_create(const char *kind, vc_optimizer *optimizer, const char *options_json, vc_scheduler **out);
+
+/**
+ * Advances the schedule by one step (an epoch, or an iteration with steps_per_epoch) and sets the rates.
+ */
+int32_t vc_scheduler_step(vc_scheduler *scheduler);
+
+/**
+ * Releases a scheduler (NULL is a no-op); the optimizer is not freed.
+ */
+int32_t vc_scheduler_free(vc_scheduler *scheduler);
 
 /**
  * Pads (negative amounts crop) the trailing dims of x; `pads` holds `npads` (even) values in torch order: last

@@ -10,6 +10,7 @@ swift build -c release --product visioncore -Xswiftc -static-stdlib --scratch-pa
 cp "$(swift build -c release --scratch-path .build-static --show-bin-path)/libvisioncore.so" out/lib/
 swift build -c release --product vc --scratch-path .build-release
 swift build -c release --product KernelBench --scratch-path .build-release
+swift build -c release --product TrainBench --scratch-path .build-release
 bin=$(swift build -c release --scratch-path .build-release --show-bin-path)
-cp "$bin/vc" "$bin/KernelBench" out/bin/
-echo "built out/lib/libvisioncore.so, out/bin/vc, out/bin/KernelBench"
+cp "$bin/vc" "$bin/KernelBench" "$bin/TrainBench" out/bin/
+echo "built out/lib/libvisioncore.so, out/bin/vc, out/bin/KernelBench, out/bin/TrainBench"

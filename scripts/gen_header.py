@@ -16,9 +16,10 @@ TUTORIAL = ROOT / "scripts" / "header_tutorial.txt"
 
 TYPES = {"Int32": "int32_t", "CInt": "int", "Int64": "int64_t", "UInt64": "uint64_t", "Int": "ptrdiff_t",
          "UInt": "size_t", "UInt8": "uint8_t", "Float": "float", "Double": "double", "Bool": "bool", "Void": "void",
-         "": "void", "CChar": "char", "VCTensor": "vc_tensor *", "VCTensorMap": "vc_tensor_map *", "OpaquePointer": "void *",
+         "": "void", "CChar": "char", "VCTensor": "vc_tensor *", "VCTensorMap": "vc_tensor_map *", "VCOptimizer": "vc_optimizer *", "VCScheduler": "vc_scheduler *",
+         "OpaquePointer": "void *",
          "UnsafeMutableRawPointer": "void *", "UnsafeRawPointer": "const void *"}
-HANDLES = {"VCTensor": "vc_tensor", "VCTensorMap": "vc_tensor_map"}
+HANDLES = {"VCTensor": "vc_tensor", "VCTensorMap": "vc_tensor_map", "VCOptimizer": "vc_optimizer", "VCScheduler": "vc_scheduler"}
 
 
 def ctype(t: str) -> str:

@@ -87,9 +87,15 @@ public final class Activation: Module {
     public override func forward(_ x: Tensor) throws -> Tensor { try unary(op, x, parameter: parameter) }
 }
 
+/// A module that draws random numbers while training (Dropout, DropPath): checkpoints save its generator so
+/// that a resumed run draws the same masks.
+public protocol StochasticModule: AnyObject {
+    var rng: RandomGenerator { get set }
+}
+
 /// Zeroes each element with probability p during training and scales the rest by 1/(1-p) (torch.nn.Dropout);
 /// the identity in eval mode. The mask comes from the layer's own seeded generator.
-public final class Dropout: Module {
+public final class Dropout: Module, StochasticModule {
     public let p: Float
     public var rng: RandomGenerator
 
@@ -110,7 +116,7 @@ public final class Dropout: Module {
 
 /// Stochastic depth (timm's DropPath): drops a whole sample's residual branch with probability p during training
 /// and scales kept samples by 1/(1-p).
-public final class DropPath: Module {
+public final class DropPath: Module, StochasticModule {
     public let p: Float
     public var rng: RandomGenerator
 

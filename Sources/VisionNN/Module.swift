@@ -11,6 +11,13 @@ public final class Parameter: @unchecked Sendable {
         self.value = requiresGrad ? try c.requiringGrad() : c
     }
 
+    /// Wraps `value` itself (no copy, same gradient identity), for tensors owned elsewhere, such as the C API's
+    /// handles; `value` must be contiguous so that weights can be loaded into it in place.
+    public init(wrapping value: Tensor) throws {
+        guard value.isContiguous else { throw VisionError.invalidArgument("Parameter(wrapping:): the tensor must be contiguous") }
+        self.value = value
+    }
+
     public var requiresGrad: Bool { value.requiresGrad }
     public var grad: Tensor? { value.grad }
 }

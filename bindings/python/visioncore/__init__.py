@@ -3,20 +3,22 @@
 - `visioncore.Tensor`, `visioncore.tensor(...)`: data held by the library; `.numpy()` copies it back.
 - `visioncore.functional`: torch.nn.functional names (conv2d, linear, softmax, layer_norm, interpolate, ...).
 - `visioncore.sum/mean/amax/.../cat/stack/split/gather/index_select/topk`: torch.* tensor functions.
+- `visioncore.optim`: SGD, Adam, AdamW (torch.optim) and AdamP, SGDP (adamp), updating parameters in place.
 - `visioncore.ops`: torchvision.ops (roi_align, nms, batched_nms, box_iou).
 - `visioncore.image`: load/decode/encode/save/resize images, to_tensor.
 - `visioncore.load_file/save_file/read_metadata`: safetensors, as safetensors.numpy.
 Errors raise `visioncore.VisionCoreError` with the library's message. Set VISIONCORE_LIB to use another library.
 """
-from . import functional, image, ops
+from . import functional, image, nn, ops, optim
 from ._lib import VisionCoreError, check, lib
 from ._tensor_ops import *  # noqa: F401,F403
 from ._tensor_ops import __all__ as _tensor_ops_all
+from .checkpoint import load_checkpoint, save_checkpoint
 from .io import load_file, read_metadata, save_file
 from .tensor import Tensor, as_tensor, no_grad, set_grad_enabled, tensor
 
-__all__ = ["Tensor", "VisionCoreError", "as_tensor", "tensor", "no_grad", "set_grad_enabled", "functional", "image", "ops", "set_num_threads",
-           "get_num_threads", "load_file", "save_file", "read_metadata", "__version__"] + _tensor_ops_all
+__all__ = ["Tensor", "VisionCoreError", "as_tensor", "tensor", "no_grad", "set_grad_enabled", "functional", "image", "nn", "ops", "optim", "set_num_threads",
+           "get_num_threads", "load_file", "save_file", "read_metadata", "save_checkpoint", "load_checkpoint", "__version__"] + _tensor_ops_all
 
 __version__ = lib.vc_version().decode()
 

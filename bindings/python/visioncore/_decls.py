@@ -1,6 +1,14 @@
 """ctypes declarations generated from include/visioncore.h by tools/gen_decls.py - do not edit."""
 from ctypes import POINTER, c_bool, c_char, c_char_p, c_double, c_float, c_int, c_int32, c_int64, c_size_t, c_ssize_t, c_uint8, c_uint64, c_void_p  # noqa: F401
 
+VC_LOSS_CROSS_ENTROPY = 0
+VC_LOSS_MSE = 1
+VC_LOSS_L1 = 2
+VC_LOSS_SMOOTH_L1 = 3
+VC_LOSS_BCE_WITH_LOGITS = 4
+VC_REDUCTION_NONE = 0
+VC_REDUCTION_MEAN = 1
+VC_REDUCTION_SUM = 2
 VC_STORE_NATIVE = 0
 VC_STORE_F16 = 1
 VC_STORE_BF16 = 2
@@ -73,6 +81,8 @@ FUNCTIONS = {
     'vc_tensor_detach': (c_int32, [c_void_p, POINTER(c_void_p)]),
     'vc_set_grad_enabled': (c_int32, [c_int32]),
     'vc_is_grad_enabled': (c_int32, [POINTER(c_int32)]),
+    'vc_checkpoint_save': (c_int32, [c_char_p, POINTER(c_void_p), POINTER(c_char_p), c_int64, c_void_p, c_int64, c_int64]),
+    'vc_checkpoint_load': (c_int32, [c_char_p, POINTER(c_void_p), POINTER(c_char_p), c_int64, c_void_p, POINTER(c_int64), POINTER(c_int64)]),
     'vc_conv2d': (c_int32, [c_void_p, c_void_p, c_void_p, POINTER(c_int64), POINTER(c_int64), POINTER(c_int64), c_int64, POINTER(c_void_p)]),
     'vc_conv_transpose2d': (c_int32, [c_void_p, c_void_p, c_void_p, POINTER(c_int64), POINTER(c_int64), POINTER(c_int64), c_int64, POINTER(c_int64), POINTER(c_void_p)]),
     'vc_max_pool2d': (c_int32, [c_void_p, POINTER(c_int64), POINTER(c_int64), POINTER(c_int64), POINTER(c_int64), c_int32, POINTER(c_void_p)]),
@@ -96,6 +106,16 @@ FUNCTIONS = {
     'vc_image_save': (c_int32, [c_void_p, c_char_p, c_int32]),
     'vc_image_to_tensor': (c_int32, [c_void_p, POINTER(c_float), POINTER(c_float), c_int32, POINTER(c_void_p)]),
     'vc_image_resize': (c_int32, [c_void_p, c_int64, c_int64, c_int32, POINTER(c_void_p)]),
+    'vc_loss': (c_int32, [c_int32, c_void_p, c_void_p, c_double, c_int64, c_int32, POINTER(c_void_p)]),
+    'vc_optimizer_create': (c_int32, [c_char_p, POINTER(c_void_p), c_int64, POINTER(c_char_p), POINTER(c_int64), c_char_p, POINTER(c_void_p)]),
+    'vc_optimizer_free': (c_int32, [c_void_p]),
+    'vc_optimizer_step': (c_int32, [c_void_p]),
+    'vc_optimizer_zero_grad': (c_int32, [c_void_p]),
+    'vc_optimizer_num_groups': (c_int32, [c_void_p, POINTER(c_int64)]),
+    'vc_optimizer_get_lr': (c_int32, [c_void_p, c_int64, POINTER(c_double)]),
+    'vc_optimizer_set_lr': (c_int32, [c_void_p, c_int64, c_double]),
+    'vc_optimizer_save_state': (c_int32, [c_void_p, c_char_p]),
+    'vc_optimizer_load_state': (c_int32, [c_void_p, c_char_p]),
     'vc_reduce': (c_int32, [c_int32, c_void_p, POINTER(c_int64), c_int32, c_int32, POINTER(c_void_p)]),
     'vc_var': (c_int32, [c_void_p, POINTER(c_int64), c_int32, c_int64, c_int32, POINTER(c_void_p)]),
     'vc_argmax': (c_int32, [c_void_p, c_int64, c_int32, POINTER(c_void_p)]),
@@ -118,6 +138,9 @@ FUNCTIONS = {
     'vc_tensor_map_metadata_count': (c_int32, [c_void_p, POINTER(c_int64)]),
     'vc_tensor_map_metadata': (c_int32, [c_void_p, c_int64, POINTER(c_char_p), POINTER(c_char_p)]),
     'vc_tensor_map_set_metadata': (c_int32, [c_void_p, c_char_p, c_char_p]),
+    'vc_scheduler_create': (c_int32, [c_char_p, c_void_p, c_char_p, POINTER(c_void_p)]),
+    'vc_scheduler_step': (c_int32, [c_void_p]),
+    'vc_scheduler_free': (c_int32, [c_void_p]),
     'vc_pad': (c_int32, [c_void_p, POINTER(c_int64), c_int32, c_int32, c_double, POINTER(c_void_p)]),
     'vc_concat': (c_int32, [POINTER(c_void_p), c_int32, c_int64, POINTER(c_void_p)]),
     'vc_stack': (c_int32, [POINTER(c_void_p), c_int32, c_int64, POINTER(c_void_p)]),
