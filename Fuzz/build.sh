@@ -54,18 +54,22 @@ newer "$stb" Sources/CStb/stb_impl.c Sources/CStb/include/cstb.h && \
 newer "$ck" Sources/CKernels/activations.c Sources/CKernels/include/ckernels.h && \
   clang "${cflags[@]}" -O3 -I Sources/CKernels/include -c Sources/CKernels/activations.c -o "$ck"
 
-# Swift modules (whole-module, one object each).
-core=(Sources/VisionCore/*/*.swift) capi=(Sources/VisionCAPI/*.swift)
-if newer "$out/obj/VisionCore.o" "${core[@]}" "$0"; then
-  echo "fuzz: compiling VisionCore"
-  swiftc "${swiftflags[@]}" -module-name VisionCore -emit-module -emit-module-path "$out/modules/VisionCore.swiftmodule" \
-    -c "${core[@]}" -o "$out/obj/VisionCore.o"
-fi
-if newer "$out/obj/VisionCAPI.o" "${capi[@]}" "$out/obj/VisionCore.o"; then
-  echo "fuzz: compiling VisionCAPI"
-  swiftc "${swiftflags[@]}" -module-name VisionCAPI -emit-module -emit-module-path "$out/modules/VisionCAPI.swiftmodule" \
-    -c "${capi[@]}" -o "$out/obj/VisionCAPI.o"
-fi
+# Swift modules (whole-module, one object each), in dependency order (Package.swift: VisionCAPI imports all).
+modules=(VisionCore VisionNN VisionOptim VisionTrain VisionCAPI)
+objs=()
+prev=("$0")
+for m in "${modules[@]}"; do
+  [ -d "Sources/$m" ] || continue
+  mapfile -t srcs < <(find "Sources/$m" -name '*.swift' | sort)
+  obj=$out/obj/$m.o
+  if newer "$obj" "${srcs[@]}" "${prev[@]}"; then
+    echo "fuzz: compiling $m"
+    swiftc "${swiftflags[@]}" -module-name "$m" -emit-module -emit-module-path "$out/modules/$m.swiftmodule" \
+      -c "${srcs[@]}" -o "$obj"
+  fi
+  objs+=("$obj")
+  prev+=("$obj")
+done
 
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
@@ -74,11 +78,11 @@ fi
 for t in "${targets[@]}"; do
   src=Fuzz/Sources/$t.swift
   [ -f "$src" ] || { echo "fuzz: no target $t ($src)" >&2; exit 2; }
-  if newer "$out/bin/$t" "$src" Fuzz/Sources/Support/*.swift "$out/obj/VisionCore.o" "$out/obj/VisionCAPI.o"; then
+  if newer "$out/bin/$t" "$src" Fuzz/Sources/Support/*.swift "${objs[@]}"; then
     echo "fuzz: linking $t"
     rm -f "$out/bin/$t"
     swiftc "${swiftflags[@]}" -module-name "${t}" "$src" Fuzz/Sources/Support/*.swift \
-      "$out/obj/VisionCore.o" "$out/obj/VisionCAPI.o" "$stb" "$ck" -lopenblas -lm -o "$out/bin/$t" 2>&1 \
+      "${objs[@]}" "$stb" "$ck" -lopenblas -lm -o "$out/bin/$t" 2>&1 \
       | grep -v "Cannot export local symbol" || true
     test -x "$out/bin/$t"
   fi
