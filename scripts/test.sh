@@ -19,4 +19,6 @@ echo "== python tests"
 VISIONCORE_LIB=$PWD/out/lib/libvisioncore.so PYTHONPATH=$PWD/bindings/python python3 -m pytest -q bindings/python/tests
 echo "== C samples"
 bindings/c/run_samples.sh
+echo "== fuzz (libFuzzer + ASan, VISIONCORE_FUZZ_SECONDS per target; 0 skips)"
+VISIONCORE_FUZZ_SECONDS=${VISIONCORE_FUZZ_SECONDS:-15} scripts/fuzz.sh
 echo "all tests passed in $(( $(date +%s) - start )) s"

@@ -27,6 +27,10 @@ private final class HandleRegistry: @unchecked Sendable {
         pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }
         return live[p]
     }
+    var count: Int {
+        pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }
+        return live.count
+    }
     func remove(_ p: UnsafeMutableRawPointer, _ kind: ObjectIdentifier) -> Bool {
         pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }
         guard live[p] == kind else { return false }
@@ -36,6 +40,9 @@ private final class HandleRegistry: @unchecked Sendable {
 }
 
 private let registry = HandleRegistry()
+
+/// The number of live handles of every kind (the C-API fuzzer checks that a call sequence leaks none).
+func liveHandleCount() -> Int { registry.count }
 
 /// Boxes a Swift object into a new registered handle (retained until `releaseObject`).
 func registerObject<T: AnyObject>(_ object: T) -> OpaquePointer {

@@ -93,16 +93,19 @@ public struct Tensor: @unchecked Sendable {
         guard shape.count <= Limits.maxRank else {
             throw VisionError.invalidArgument("shape \(shape) has \(shape.count) dimensions; the limit is \(Limits.maxRank)")
         }
-        var n = 1
+        // The product of the non-zero dimensions is bounded too, not only the element count: an empty tensor such
+        // as [0, 2^62, 2^62] would otherwise pass, and every stride or size computed from its shape overflows.
+        var n = 1, empty = false
         for d in shape {
             guard d >= 0 else { throw VisionError.invalidArgument("shape \(shape) has a negative dimension") }
+            if d == 0 { empty = true; continue }
             let (m, o) = n.multipliedReportingOverflow(by: d)
             guard !o, m <= Limits.maxBytes else {
                 throw VisionError.outOfMemory("shape \(shape) is too large")
             }
             n = m
         }
-        return n
+        return empty ? 0 : n
     }
 
     // MARK: raw access for kernels

@@ -103,13 +103,17 @@ extension Tensor {
     public func slice(axis: Int, start: Int = 0, end: Int = Int.max, step: Int = 1) throws -> Tensor {
         let a = try Tensor.normalizeAxis(axis, rank: rank, "slice")
         guard step > 0 else { throw VisionError.invalidArgument("slice: step must be positive, got \(step)") }
+        // normalizeAxis accepts axis 0 and -1 of a zero-dimensional tensor, which has no dimension to slice.
+        guard rank >= 1 else { throw VisionError.invalidArgument("slice: cannot slice a zero-dimensional tensor") }
         let n = shape[a]
         func clamp(_ i: Int) -> Int { i < 0 ? max(i + n, 0) : min(i, n) }
         let s = clamp(start), e = clamp(end)
-        let len = e > s ? (e - s + step - 1) / step : 0
+        // Written so that no huge step (from C or Python) overflows: e - s <= n, and a view with at most one
+        // element along the axis keeps its stride (step * stride could exceed Int even though it is never used).
+        let len = e > s ? (e - s - 1) / step + 1 : 0
         var sh = shape, st = strides
         sh[a] = len
-        st[a] = strides[a] * step
+        if len > 1 { st[a] = strides[a] * step }
         let result = Tensor(storage: storage, dtype: dtype, shape: sh, strides: st, offset: len > 0 ? offset + s * strides[a] : offset)
         let original = shape
         return recordGrad("slice", result, inputs: [self]) { g in

@@ -100,6 +100,9 @@ public func decodeImage(_ data: UnsafeRawBufferPointer, channels: Int = 3) throw
     if kind == "JPEG", let reason = jpegPrecheckFailure(data) {
         throw VisionError.format("decode_image: corrupt JPEG data: \(reason)")
     }
+    if kind == "PNG", let reason = pngPrecheckFailure(data) {
+        throw VisionError.format("decode_image: corrupt PNG data: \(reason)")
+    }
     let bytes = base.assumingMemoryBound(to: UInt8.self)
     let len = Int32(data.count)
     var w: Int32 = 0, h: Int32 = 0, c: Int32 = 0
@@ -211,6 +214,29 @@ func jpegPrecheckFailure(_ d: UnsafeRawBufferPointer) -> String? {
         }
         if length < 2 { return nil }   // stb refuses a segment shorter than its own length field
         pos += length
+    }
+    return nil
+}
+
+// MARK: - PNG pre-check
+//
+// stb_image grows its IDAT buffer to a chunk's declared length (doubling up to 2 GiB) before reading the chunk,
+// so a 60-byte PNG whose IDAT claims 2^31 - 1 bytes makes it allocate 2 GiB, only to fail with "outofdata"
+// (found by Fuzz/fuzz_image: libFuzzer's malloc limit). Refuse IDAT chunks longer than the data that is left;
+// stb would refuse them anyway, after the allocation.
+
+/// The reason a PNG stream must not be handed to stb_image, or nil when it passes the check.
+func pngPrecheckFailure(_ d: UnsafeRawBufferPointer) -> String? {
+    var pos = 8   // after the signature
+    while pos + 8 <= d.count {
+        let length = Int(d[pos]) << 24 | Int(d[pos + 1]) << 16 | Int(d[pos + 2]) << 8 | Int(d[pos + 3])
+        let type = Array(d[(pos + 4)..<(pos + 8)])
+        if type == Array("IEND".utf8) { return nil }
+        let left = d.count - pos - 8
+        if type == Array("IDAT".utf8) && length > left {
+            return "IDAT chunk of \(length) bytes but only \(left) bytes are left"
+        }
+        pos += 12 + length   // length, type, data, CRC
     }
     return nil
 }

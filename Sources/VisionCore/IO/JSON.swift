@@ -158,6 +158,9 @@ private struct JSONParser {
         }
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)
         guard let v = Double(text) else { throw error("invalid number '\(text)'") }
+        // Double() turns a too-large literal into infinity, which JSON cannot write back (it would come out as
+        // null); RFC 8259 section 6 lets a parser limit the range, so refuse it.
+        guard v.isFinite else { throw error("number '\(text)' is out of range") }
         return v
     }
 

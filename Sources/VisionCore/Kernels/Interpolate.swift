@@ -83,6 +83,12 @@ public func interpolate(_ x: Tensor, size: (Int, Int)? = nil, scaleFactor: (Doub
     let (oh, ow) = (plan.h, plan.w)
     let src = try x.contiguous().detach()
     let out = try Tensor.uninitialized([n, c, oh, ow], dtype: .float32)
+    // An empty batch passes the size check whatever (oh, ow) are; the index maps below are oh + ow long. The
+    // input is empty too, so its gradient is an empty tensor.
+    if out.count == 0 {
+        let inputShape = x.shape
+        return recordGrad("interpolate", out, inputs: [x]) { _ in [try Tensor.zeros(inputShape)] }
+    }
     let s = SendablePointer(src.pointer(Float.self)), d = SendablePointer(out.pointer(Float.self))
     let planes = n * c
     // Index maps and weights go to raw buffers before the threaded loops: reading Swift arrays captured by the
