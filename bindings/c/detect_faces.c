@@ -5,14 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include "visioncore.h"
-
-#define CHECK(call)                                                             \
-  do {                                                                          \
-    if ((call) != VC_OK) {                                                      \
-      fprintf(stderr, "%s failed: %s\n", #call, vc_last_error_message());       \
-      return 1;                                                                 \
-    }                                                                           \
-  } while (0)
+#include "sample_check.h"
 
 int main(int argc, char **argv) {
   const char *path = argc > 1 ? argv[1] : "data/images/astronaut.png";

@@ -4,14 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include "visioncore.h"
-
-#define CHECK(call)                                                             \
-  do {                                                                          \
-    if ((call) != VC_OK) {                                                      \
-      fprintf(stderr, "%s failed: %s\n", #call, vc_last_error_message());       \
-      return 1;                                                                 \
-    }                                                                           \
-  } while (0)
+#include "sample_check.h"
 
 /* Reads at most `cap` bytes of a file; returns the count, or -1 when it cannot be opened. */
 static long read_prefix(const char *path, unsigned char *buf, long cap) {

@@ -3,14 +3,20 @@
  * Exits non-zero on any unexpected result. */
 #include <stdio.h>
 #include "visioncore.h"
+#include "sample_check.h"
 
-#define CHECK(call)                                                             \
-  do {                                                                          \
-    if ((call) != VC_OK) {                                                      \
-      fprintf(stderr, "%s failed: %s\n", #call, vc_last_error_message());       \
-      return 1;                                                                 \
-    }                                                                           \
-  } while (0)
+/* One step of minimizing sum(w^2): forward, backward, update. */
+static int32_t train_step(vc_tensor *w, vc_optimizer *opt) {
+  vc_tensor *sq = NULL, *loss = NULL;
+  int32_t status = vc_optimizer_zero_grad(opt);
+  if (status == VC_OK) status = vc_binary(VC_MUL, w, w, &sq);
+  if (status == VC_OK) status = vc_reduce(VC_REDUCE_SUM, sq, NULL, 0, 0, &loss);
+  if (status == VC_OK) status = vc_tensor_backward(loss, NULL);
+  if (status == VC_OK) status = vc_optimizer_step(opt);
+  vc_tensor_free(sq);
+  vc_tensor_free(loss);
+  return status;
+}
 
 int main(void) {
   int64_t shape[2] = {2, 3};
@@ -23,16 +29,7 @@ int main(void) {
   CHECK(vc_tensor_set_requires_grad(w, 1));
   CHECK(vc_optimizer_create("AdamP", &w, 1, names, NULL,
                             "{\"lr\": 0.1, \"weight_decay\": 0.01, \"nesterov\": true}", &opt));
-  for (int step = 0; step < 50; step++) {
-    vc_tensor *sq = NULL, *loss = NULL;
-    CHECK(vc_optimizer_zero_grad(opt));
-    CHECK(vc_binary(VC_MUL, w, w, &sq));
-    CHECK(vc_reduce(VC_REDUCE_SUM, sq, NULL, 0, 0, &loss));
-    CHECK(vc_tensor_backward(loss, NULL));
-    CHECK(vc_optimizer_step(opt));
-    vc_tensor_free(sq);
-    vc_tensor_free(loss);
-  }
+  for (int step = 0; step < 50; step++) CHECK(train_step(w, opt));
   CHECK(vc_tensor_copy_to(w, now, sizeof now));
   float before = 0, after = 0;
   for (int i = 0; i < 6; i++) { before += init[i] * init[i]; after += now[i] * now[i]; }
@@ -42,16 +39,7 @@ int main(void) {
   /* A training checkpoint (weights + optimizer state + counters, written atomically); one more step moves the
    * weights, and loading the checkpoint puts them back in the same tensor, which the optimizer keeps training. */
   CHECK(vc_checkpoint_save("bindings/c/build/train.ckpt", &w, names, 1, opt, 50, 1));
-  {
-    vc_tensor *sq = NULL, *loss = NULL;
-    CHECK(vc_optimizer_zero_grad(opt));
-    CHECK(vc_binary(VC_MUL, w, w, &sq));
-    CHECK(vc_reduce(VC_REDUCE_SUM, sq, NULL, 0, 0, &loss));
-    CHECK(vc_tensor_backward(loss, NULL));
-    CHECK(vc_optimizer_step(opt));
-    vc_tensor_free(sq);
-    vc_tensor_free(loss);
-  }
+  CHECK(train_step(w, opt));
   int64_t step = 0, epoch = 0;
   CHECK(vc_checkpoint_load("bindings/c/build/train.ckpt", &w, names, 1, opt, &step, &epoch));
   float restored[6];

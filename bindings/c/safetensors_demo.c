@@ -3,14 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "visioncore.h"
-
-#define CHECK(call)                                                             \
-  do {                                                                          \
-    if ((call) != VC_OK) {                                                      \
-      fprintf(stderr, "%s failed: %s\n", #call, vc_last_error_message());       \
-      return 1;                                                                 \
-    }                                                                           \
-  } while (0)
+#include "sample_check.h"
 
 int main(void) {
   const char *path = "bindings/c/build/weights.safetensors";
