@@ -105,7 +105,6 @@ try streaming("batch_norm (inference) \(threadsAll) thr", bytesPerElement: 8) {
     try batchNorm(maps, runningMean: shift, runningVar: stats, weight: stats, bias: shift)
 }
 try streaming("group_norm 32 groups \(threadsAll) thr", bytesPerElement: 8) { try groupNorm(maps, numGroups: 32) }
-dst.deallocate()
 
 // MARK: convolutions and pooling (GFLOP/s counts multiply and add separately: 2 x MACs)
 @MainActor func convGFlops(_ x: Tensor, _ w: Tensor, padding: (Int, Int), stride: (Int, Int) = (1, 1), groups: Int = 1) throws -> Double {
@@ -133,3 +132,4 @@ try Threading.setThreadCount(threadsAll)
 let poolTime = try bestTime { _ = try maxPool2d(xd, kernelSize: (3, 3), stride: (2, 2), padding: (1, 1)) }
 report("max_pool2d 3x3/2 64x112x112, \(threadsAll) thr", Double(xd.byteCount + xd.byteCount / 4) / poolTime / 1e9, "GB/s",
        ratioTo: copyBandwidth())
+dst.deallocate()
