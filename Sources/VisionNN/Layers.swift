@@ -93,6 +93,13 @@ public protocol StochasticModule: AnyObject {
     var rng: RandomGenerator { get set }
 }
 
+/// A mask of `shape` whose elements are 0 with probability p and 1/(1-p) otherwise (the inverted-dropout scale
+/// that keeps the expectation unchanged).
+func keepMask(_ shape: [Int], p: Float, rng: inout RandomGenerator) throws -> Tensor {
+    let keep = 1 - p
+    return try Tensor((0..<shape.reduce(1, *)).map { _ in rng.nextFloat() < keep ? 1 / keep : 0 }, shape: shape)
+}
+
 /// Zeroes each element with probability p during training and scales the rest by 1/(1-p) (torch.nn.Dropout);
 /// the identity in eval mode. The mask comes from the layer's own seeded generator.
 public final class Dropout: Module, StochasticModule {
@@ -108,9 +115,7 @@ public final class Dropout: Module, StochasticModule {
 
     public override func forward(_ x: Tensor) throws -> Tensor {
         guard isTraining, p > 0 else { return x }
-        let keep = 1 - p
-        let mask = try Tensor((0..<x.count).map { _ in rng.nextFloat() < keep ? 1 / keep : 0 }, shape: x.shape)
-        return try mul(x, mask)
+        return try mul(x, try keepMask(x.shape, p: p, rng: &rng))
     }
 }
 
@@ -129,10 +134,7 @@ public final class DropPath: Module, StochasticModule {
 
     public override func forward(_ x: Tensor) throws -> Tensor {
         guard isTraining, p > 0, x.rank >= 1 else { return x }
-        let keep = 1 - p
-        let n = x.shape[0]
-        let mask = try Tensor((0..<n).map { _ in rng.nextFloat() < keep ? 1 / keep : 0 },
-                              shape: [n] + [Int](repeating: 1, count: x.rank - 1))
-        return try mul(x, mask)
+        // One draw per sample, broadcast over the sample's other dimensions.
+        return try mul(x, try keepMask([x.shape[0]] + [Int](repeating: 1, count: x.rank - 1), p: p, rng: &rng))
     }
 }
