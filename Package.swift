@@ -29,8 +29,8 @@ let package = Package(
         .target(name: "VisionOptim", dependencies: ["VisionCore"], swiftSettings: tune),
         .target(name: "VisionTrain", dependencies: ["VisionCore", "VisionNN", "VisionOptim"], swiftSettings: tune),
         .target(name: "VisionNN", dependencies: ["VisionCore"], swiftSettings: tune),
-        // Model families (EXTD, ...) on top of VisionCore's kernels.
-        .target(name: "VisionModels", dependencies: ["VisionCore", "CBLAS"], swiftSettings: tune),
+        // Model families (EXTD, ResNet, ReXNet, PiT) on top of VisionCore's kernels and VisionNN's modules.
+        .target(name: "VisionModels", dependencies: ["VisionCore", "VisionNN", "CBLAS"], swiftSettings: tune),
         .target(name: "VisionCAPI", dependencies: ["VisionCore", "VisionNN", "VisionOptim", "VisionTrain", "VisionModels"],
                 swiftSettings: tune),
         .executableTarget(name: "vc", dependencies: ["VisionCore", "VisionModels", "CBLAS",
@@ -51,6 +51,6 @@ let package = Package(
         .testTarget(name: "VisionTrainTests", dependencies: ["VisionTrain", "VisionOptim", "VisionNN", "VisionCore"]),
         .testTarget(name: "VisionNNTests", dependencies: ["VisionNN", "VisionCore"]),
         // Reads Tests/VisionCoreTests/Fixtures/extd.safetensors and data/ through #filePath.
-        .testTarget(name: "VisionModelsTests", dependencies: ["VisionCore", "VisionModels"]),
+        .testTarget(name: "VisionModelsTests", dependencies: ["VisionCore", "VisionNN", "VisionModels"]),
     ]
 )
