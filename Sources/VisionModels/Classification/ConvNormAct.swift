@@ -1,0 +1,39 @@
+import VisionCore
+import VisionNN
+
+/// Convolution, batch norm, optional residual and optional activation as one unit: act(bn(conv(x)) + residual).
+///
+/// Every conv → BN (→ + shortcut) (→ activation) of the CNN classifiers goes through `convNormAct`, so that
+/// the inference path can fuse the three (BatchNorm as a per-channel scale and shift in the convolution's
+/// epilogue) in one place without touching the models.
+func convNormAct(_ x: Tensor, conv: Conv2d, bn: BatchNorm2d, activation: UnaryOp?, residual: Tensor? = nil) throws -> Tensor {
+    var y = try bn(try conv(x))
+    if let residual { y = try add(y, residual) }
+    if let activation { y = try unary(activation, y) }
+    return y
+}
+
+/// timm's ConvNormAct layout (keys `conv.weight`, `bn.*`): conv without bias, BatchNorm2d, optional activation.
+public final class ConvNormAct: Module {
+    public let conv: Conv2d
+    public let bn: BatchNorm2d
+    public let activation: UnaryOp?
+
+    public init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int? = nil,
+                groups: Int = 1, activation: UnaryOp?, rng: inout RandomGenerator) throws {
+        let pad = padding ?? (kernelSize - 1) / 2
+        conv = try Conv2d(inChannels, outChannels, kernelSize: (kernelSize, kernelSize), stride: (stride, stride),
+                          padding: (pad, pad), groups: groups, bias: false, rng: &rng)
+        bn = try BatchNorm2d(outChannels)
+        self.activation = activation
+        super.init()
+        register("conv", conv); register("bn", bn)
+    }
+
+    public override func forward(_ x: Tensor) throws -> Tensor { try forward(x, residual: nil) }
+
+    /// act(bn(conv(x)) + residual); `residual` must have the output's shape.
+    public func forward(_ x: Tensor, residual: Tensor?) throws -> Tensor {
+        try convNormAct(x, conv: conv, bn: bn, activation: activation, residual: residual)
+    }
+}
