@@ -13,7 +13,7 @@ let package = Package(
         // libvisioncore.so: the C ABI (build with scripts/build.sh for the self-contained, static-stdlib variant).
         .library(name: "visioncore", type: .dynamic, targets: ["VisionCAPI"]),
         // Swift clients link the modules directly (never dlopen the .so, which carries its own runtime).
-        .library(name: "VisionCoreKit", targets: ["VisionCore", "VisionNN", "VisionOptim", "VisionTrain", "VisionModels"]),
+        .library(name: "VisionCoreKit", targets: ["VisionCore", "VisionNN", "VisionOptim", "VisionTrain", "VisionModels", "VisionData"]),
         .executable(name: "vc", targets: ["vc"]),
     ],
     dependencies: [
@@ -21,6 +21,8 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // gzip decompression of IDX datasets (Fashion-MNIST ships as .gz).
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "CStb", linkerSettings: [.linkedLibrary("m")]),
         // -O3 lets the C loops vectorize; target_clones in the sources pick AVX-512 / AVX2 / baseline at load time.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])], linkerSettings: [.linkedLibrary("m")]),
@@ -31,6 +33,8 @@ let package = Package(
         .target(name: "VisionNN", dependencies: ["VisionCore"], swiftSettings: tune),
         // Model families (EXTD, ResNet, ReXNet, PiT) on top of VisionCore's kernels and VisionNN's modules.
         .target(name: "VisionModels", dependencies: ["VisionCore", "VisionNN", "CBLAS"], swiftSettings: tune),
+        // Datasets, loader, transforms and the mixing augmentations (CutMix, Mixup, Cutout, LabelPooling, VideoMix).
+        .target(name: "VisionData", dependencies: ["VisionCore", "CZlib"], swiftSettings: tune),
         .target(name: "VisionCAPI", dependencies: ["VisionCore", "VisionNN", "VisionOptim", "VisionTrain", "VisionModels"],
                 swiftSettings: tune),
         .executableTarget(name: "vc", dependencies: ["VisionCore", "VisionModels", "CBLAS",
@@ -52,5 +56,7 @@ let package = Package(
         .testTarget(name: "VisionNNTests", dependencies: ["VisionNN", "VisionCore"]),
         // Reads Tests/VisionCoreTests/Fixtures/extd.safetensors and data/ through #filePath.
         .testTarget(name: "VisionModelsTests", dependencies: ["VisionCore", "VisionNN", "VisionModels"]),
+        // Reads mixing/data_transforms/relabel/videomix.safetensors from Tests/VisionCoreTests/Fixtures (#filePath).
+        .testTarget(name: "VisionDataTests", dependencies: ["VisionData", "VisionCore"]),
     ]
 )

@@ -31,7 +31,7 @@ fi
 
 cflags=(-O2 -g -fsanitize=fuzzer-no-link,address -fno-omit-frame-pointer)
 swiftflags=(-O -g -wmo -enable-testing -parse-as-library -sanitize=fuzzer,address -Xcc "-march=$march" -D VC_FMA
-            -I "$out/modules" -I "$root/Sources/CBLAS" -module-cache-path "$out/module-cache")
+            -I "$out/modules" -I "$root/Sources/CBLAS" -I "$root/Sources/CZlib" -module-cache-path "$out/module-cache")
 
 # C targets, with the flags of Package.swift (CKernels -O3) plus the sanitizers.
 cat > "$out/modules/CStb/module.modulemap" <<MAP
@@ -55,7 +55,7 @@ newer "$ck" Sources/CKernels/activations.c Sources/CKernels/include/ckernels.h &
   clang "${cflags[@]}" -O3 -I Sources/CKernels/include -c Sources/CKernels/activations.c -o "$ck"
 
 # Swift modules (whole-module, one object each), in dependency order (Package.swift: VisionCAPI imports all).
-modules=(VisionCore VisionNN VisionOptim VisionTrain VisionModels VisionCAPI)
+modules=(VisionCore VisionNN VisionOptim VisionTrain VisionModels VisionData VisionCAPI)
 for d in Sources/Vision*; do   # a new Swift module must be added above, in dependency order
   [[ " ${modules[*]} " == *" $(basename "$d") "* ]] || { echo "fuzz: add $(basename "$d") to the module list in Fuzz/build.sh" >&2; exit 1; }
 done
@@ -85,7 +85,7 @@ for t in "${targets[@]}"; do
     echo "fuzz: linking $t"
     rm -f "$out/bin/$t"
     swiftc "${swiftflags[@]}" -module-name "${t}" "$src" Fuzz/Sources/Support/*.swift \
-      "${objs[@]}" "$stb" "$ck" -lopenblas -lm -o "$out/bin/$t" 2>&1 \
+      "${objs[@]}" "$stb" "$ck" -lopenblas -lz -lm -o "$out/bin/$t" 2>&1 \
       | grep -v "Cannot export local symbol" || true
     test -x "$out/bin/$t"
   fi
