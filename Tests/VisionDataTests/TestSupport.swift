@@ -21,6 +21,7 @@ struct Fixture {
         get throws { try file.tensor(key) }
     }
 
+    func int(_ key: String) throws -> Int { Int(try self[key].item()) }
     func floats(_ key: String) throws -> [Float] { try self[key].toArray(Float.self) }
     func ints(_ key: String) throws -> [Int] { try self[key].to(.int64).toArray(Int64.self).map(Int.init) }
 
@@ -98,4 +99,53 @@ func expectClose(_ a: Tensor, _ b: Tensor, rtol: Float = 1e-5, atol: Float = 1e-
 func pattern(_ shape: [Int], round r: Int) throws -> Tensor {
     let n = shape.reduce(1, *)
     return try Tensor((0..<n).map { Float((($0 + 37 * r) % 101)) / 8 - 6 }, shape: shape)
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A fresh temporary folder, removed (with everything in it) when the value is released.
+final class TemporaryFolder {
+    let path: String
+
+    init() throws {
+        var template = Array("/tmp/visiondata-test-XXXXXX".utf8CString)
+        guard let p = mkdtemp(&template) else { throw VisionError.io("mkdtemp failed") }
+        path = String(cString: p)
+    }
+
+    deinit { TemporaryFolder.remove(path) }
+
+    static func remove(_ path: String) {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return }
+        if (st.st_mode & S_IFMT) == S_IFDIR, let dir = opendir(path) {
+            var names: [String] = []
+            while let e = readdir(dir) {
+                let n = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+                if n != "." && n != ".." { names.append(n) }
+            }
+            closedir(dir)
+            for n in names { remove("\(path)/\(n)") }
+            rmdir(path)
+        } else {
+            unlink(path)
+        }
+    }
+
+    func makeFolder(_ relative: String) {
+        var p = path
+        for part in relative.split(separator: "/") { p += "/\(part)"; mkdir(p, 0o755) }
+    }
+
+    func write(_ relative: String, _ bytes: [UInt8]) throws {
+        let full = "\(path)/\(relative)"
+        try bytes.withUnsafeBytes { try FileIO.writeAtomically(full, $0) }
+    }
+}
+
+func thrownMessage(_ body: () throws -> Void) -> String? {
+    do { try body() } catch { return "\(error)" }
+    return nil
 }

@@ -16,6 +16,14 @@ public struct Batch: Sendable {
     public var cropBoxes: [CropBox?]
     /// The examples' ReLabel label maps stacked [B, 2, k, S, S], when every example has one.
     public var labelMaps: Tensor?
+
+    public init(inputs: Tensor, labels: Tensor, indices: [Int], cropBoxes: [CropBox?], labelMaps: Tensor? = nil) {
+        self.inputs = inputs
+        self.labels = labels
+        self.indices = indices
+        self.cropBoxes = cropBoxes
+        self.labelMaps = labelMaps
+    }
 }
 
 /// Batches of a dataset, loaded by worker threads ahead of the training loop (PyTorch's DataLoader).

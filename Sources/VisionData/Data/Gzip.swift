@@ -60,4 +60,32 @@ public enum Gzip {
         }
         return out
     }
+
+    /// Compresses `input` as one gzip member (zlib's deflate, `level` 0...9), e.g. to write IDX files that
+    /// `IDX.read` and other tools read back.
+    public static func compress(_ input: [UInt8], level: Int = 6) throws -> [UInt8] {
+        guard (0...9).contains(level) else { throw VisionError.invalidArgument("gzip: level must be in 0...9, got \(level)") }
+        guard input.count <= Int(UInt32.max) else { throw VisionError.outOfMemory("gzip: cannot compress more than 4 GiB at once") }
+        var stream = z_stream()
+        // 15 + 16: the largest window with a gzip header; memLevel 8 is zlib's default.
+        guard deflateInit2_(&stream, Int32(level), Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY, zlibVersion(),
+                            Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+            throw VisionError.outOfMemory("gzip: cannot initialise zlib's deflate")
+        }
+        defer { deflateEnd(&stream) }
+        var out = [UInt8](repeating: 0, count: Int(deflateBound(&stream, UInt(input.count))) + 32)
+        var input = input
+        let status: Int32 = input.withUnsafeMutableBufferPointer { inp in
+            out.withUnsafeMutableBufferPointer { o in
+                stream.next_in = inp.baseAddress
+                stream.avail_in = UInt32(inp.count)
+                stream.next_out = o.baseAddress
+                stream.avail_out = UInt32(o.count)
+                return deflate(&stream, Z_FINISH)
+            }
+        }
+        guard status == Z_STREAM_END else { throw VisionError.outOfMemory("gzip: deflate failed (zlib status \(status))") }
+        out.removeLast(Int(stream.avail_out))
+        return out
+    }
 }
