@@ -76,6 +76,18 @@ def main():
     Image.fromarray((np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000)).save(buf, "PNG")
     write("fuzz_image", "png16_c4.bin", bytes([4]) + buf.getvalue())
 
+    # IDX files (the first byte picks plain 0 or gzip-compressed 1), each element type once.
+    import gzip
+    def idx(code, dims, raw):
+        return bytes([0, 0, code, len(dims)]) + b"".join(struct.pack(">I", d) for d in dims) + raw
+    seeds = {"u8": idx(0x08, [2, 3, 4], bytes(range(24))), "i8": idx(0x09, [5], bytes([0, 1, 255, 128, 7])),
+             "i16": idx(0x0B, [2, 2], struct.pack(">4h", 1, -2, 300, -32768)),
+             "i32": idx(0x0C, [3], struct.pack(">3i", 7, -1, 2**31 - 1)),
+             "f32": idx(0x0D, [2, 1], struct.pack(">2f", 1.5, -0.25)), "f64": idx(0x0E, [1], struct.pack(">d", 3.25))}
+    for name, data in seeds.items():
+        write("fuzz_idx", f"{name}.bin", b"\x00" + data)
+    write("fuzz_idx", "u8_gz.bin", b"\x01" + gzip.compress(seeds["u8"], mtime=0))
+
     # Structured targets: random byte programs of a few lengths are enough to start from.
     for target in ("fuzz_capi", "fuzz_op_params"):
         for i, n in enumerate([8, 32, 96, 256, 600]):
