@@ -114,19 +114,22 @@ public struct TimmMixup: Sendable {
         let targets = try SoftTargets(labels, batch: n, numClasses: numClasses, smoothing: labelSmoothing, op)
         let flip = (0..<n).map { n - 1 - $0 }
         let source = try images.contiguous()
-        var result: MixResult
+        let (lambdas, boxes): ([Double], [MixBox?])
         switch mode {
-        case .batch: result = try mixBatch(&x, source, flip, &draws)
-        case .elem: result = try mixElements(&x, source, flip, pairs: false, &draws)
-        case .pair: result = try mixElements(&x, source, flip, pairs: true, &draws)
+        case .batch: (lambdas, boxes) = try mixBatch(&x, source, flip, &draws)
+        case .elem: (lambdas, boxes) = try mixElements(&x, source, flip, pairs: false, &draws)
+        case .pair: (lambdas, boxes) = try mixElements(&x, source, flip, pairs: true, &draws)
         }
-        result.targets = try targets.mixed(partners: flip, weightOwn: result.lambdas.map { Float($0) },
-                                           weightPartner: mode == .batch ? result.lambdas.map { Float(1 - $0) }
-                                                                         : result.lambdas.map { 1 - Float($0) })
-        return result
+        // timm: y1·λ + y2·(1 − λ), with 1 − λ taken in double for the batch's Python float λ and in float32 for
+        // the per-element float32 λ tensor.
+        let mixed = try targets.mixed(partners: flip, weightOwn: lambdas.map { Float($0) },
+                                      weightPartner: mode == .batch ? lambdas.map { Float(1 - $0) } : lambdas.map { 1 - Float($0) })
+        return MixResult(images: x, targets: mixed, lambdas: lambdas, partners: flip, boxes: boxes)
     }
 
-    private func mixBatch<R: RandomDraws>(_ x: inout Tensor, _ src: Tensor, _ flip: [Int], _ draws: inout R) throws -> MixResult {
+    /// `_mix_batch`: mixes x in place; returns each sample's λ and box.
+    private func mixBatch<R: RandomDraws>(_ x: inout Tensor, _ src: Tensor, _ flip: [Int],
+                                          _ draws: inout R) throws -> ([Double], [MixBox?]) {
         let n = flip.count, (h, w) = (x.shape[2], x.shape[3])
         var lam = 1.0, useCutmix = false
         if enabled && draws.uniform() < prob {
@@ -156,7 +159,7 @@ public struct TimmMixup: Sendable {
                 try blend(&x, src, flip, own: Array(repeating: a, count: n), partner: Array(repeating: b, count: n))
             }
         }
-        return MixResult(images: x, targets: x, lambdas: Array(repeating: lam, count: n), partners: flip, boxes: boxes)
+        return (Array(repeating: lam, count: n), boxes)
     }
 
     /// `_params_per_elem`: float32 λ per element (1 when not mixed) and the CutMix switch.
@@ -179,11 +182,14 @@ public struct TimmMixup: Sendable {
         return (lam, useCutmix)
     }
 
+    /// `_mix_elem` / `_mix_pair`: mixes x in place; returns each sample's λ and box.
     private func mixElements<R: RandomDraws>(_ x: inout Tensor, _ src: Tensor, _ flip: [Int], pairs: Bool,
-                                             _ draws: inout R) throws -> MixResult {
+                                             _ draws: inout R) throws -> ([Double], [MixBox?]) {
         let n = flip.count, (h, w) = (x.shape[2], x.shape[3])
         let count = pairs ? n / 2 : n
-        var (lam, useCutmix) = paramsPerElement(count, &draws)
+        let params = paramsPerElement(count, &draws)
+        var lam = params.0
+        let useCutmix = params.1
         var boxes = [MixBox?](repeating: nil, count: n)
         var own = [Float](repeating: 1, count: n), partner = [Float](repeating: 0, count: n)
         for i in 0..<count where lam[i] != 1 {
@@ -208,7 +214,7 @@ public struct TimmMixup: Sendable {
         }
         try blend(&x, src, flip, own: own, partner: partner, only: (0..<n).filter { boxes[$0] == nil && own[$0] != 1 })
         let perSample: [Float] = pairs ? lam + lam.reversed() : lam
-        return MixResult(images: x, targets: x, lambdas: perSample.map { Double($0) }, partners: flip, boxes: boxes)
+        return (perSample.map { Double($0) }, boxes)
     }
 
     /// x[i] = own[i]·x[i] + partner[i]·src[flip[i]] for the listed samples (all when nil), in float.
