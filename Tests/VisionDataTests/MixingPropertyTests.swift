@@ -184,5 +184,25 @@ import VisionCore
         }
         var bad = BadPermutation()
         rejects("draws returning a non-permutation") { _ = try cutmix(x4, labels: labels4, draws: &bad) }
+        struct NaNBeta: RandomDraws {
+            mutating func uniform() -> Double { 0 }
+            mutating func integer(_ low: Int, _ high: Int) -> Int { low }
+            mutating func beta(_ a: Double, _ b: Double) -> Double { .nan }
+        }
+        var nan = NaNBeta()
+        rejects("CutMix NaN beta") { _ = try cutmix(x4, labels: labels4, draws: &nan) }
+        rejects("timm elem NaN beta") { _ = try TimmMixup(mode: .elem, numClasses: 2)(x4, labels: labels4, draws: &nan) }
+        rejects("VideoMix NaN beta") {
+            _ = try vm(try Tensor.zeros([2, 1, 2, 2, 2]), labels: try Tensor([Int64(0), 1], shape: [2]), draws: &nan)
+        }
+        rejects("empty images") { _ = try cutmix(try Tensor.zeros([4, 1, 0, 4]), labels: labels4, draws: &rng) }
+        // The public box helpers clamp λ instead of trapping on NaN or values outside [0, 1].
+        for lam in [Double.nan, -3, 7, .infinity] {
+            let (box, _) = CutMix.randBBox(dim2: 5, dim3: 6, lambda: lam, draws: &rng)
+            #expect(box.top >= 0 && box.bottom <= 5 && box.left >= 0 && box.right <= 6)
+            let (c, _) = VideoMix.cuboid(frames: 3, height: 4, width: 5, lambda: lam, variant: .spatioTemporal, draws: &rng)
+            #expect(c.t1 <= 3 && c.bottom <= 4 && c.right <= 5)
+            _ = try timm.bboxAndLambda(height: 4, width: 4, ratio: lam, lambda: 0.5, draws: &rng)
+        }
     }
 }

@@ -119,5 +119,22 @@ import VisionCore
         var rng = RandomGenerator(seed: 0)
         #expect(throws: VisionError.self) { _ = try RandomResizedCrop(size: 4).apply(image: try Tensor.zeros([4, 4]), draws: &rng) }
         #expect(throws: VisionError.self) { _ = try Normalize(mean: [0, 0], std: [1, 1]).apply(image: try Tensor.zeros([3, 2, 2]), draws: &rng) }
+        #expect(throws: VisionError.self) { _ = try centerCrop(try Tensor.zeros([1, 2, 2]), height: 0, width: 2) }
+        // Absurd parameters through the public static get_params fail their tries and fall back, never trap.
+        for (scale, ratio) in [((1e300, 1e301), (0.75, 1.3)), ((0.5, 1.0), (0.0, .infinity)), ((.nan, 1.0), (.nan, 2.0))] {
+            let box = RandomResizedCrop.parameters(height: 9, width: 7, scale: scale, ratio: ratio, draws: &rng)
+            #expect(box.i >= 0 && box.j >= 0 && box.i + box.h <= 9 && box.j + box.w <= 7, "\(scale) \(ratio): \(box)")
+        }
+        #expect(try Resize(.shorter(8)).outputSize(height: 0, width: 5) == (0, 5))
+        // Draws outside their range are refused with an error, not an out-of-bounds crop.
+        struct FarIntegers: RandomDraws {
+            mutating func uniform() -> Double { 0.5 }
+            mutating func integer(_ low: Int, _ high: Int) -> Int { Int.max }
+        }
+        var far = FarIntegers()
+        #expect(throws: VisionError.self) { _ = try RandomResizedCrop(size: 4).apply(image: try Tensor.zeros([1, 9, 9]), draws: &far) }
+        // NaN pixels propagate through the hue rotation instead of trapping.
+        let nanImage = try Tensor([Float.nan, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.1, 0.2, 0.3], shape: [3, 2, 2])
+        #expect(try adjustHue(nanImage, factor: 0.2).toArray(Float.self)[0].isNaN)
     }
 }

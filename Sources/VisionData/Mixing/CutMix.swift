@@ -43,9 +43,9 @@ public struct CutMix: Sendable {
     /// NCHW; the official code names them W and H, which changes nothing because it uses them consistently):
     /// cut = Int(dim · sqrt(1 − λ)) (truncation), centres c2 = randint(dim2) then c3 = randint(dim3), ends
     /// c ∓ cut/2 clipped to 0...dim — so an unclipped box is 2·(cut/2), one pixel short of `cut` when it is odd.
-    /// Returns the box and λ corrected to its area.
+    /// Returns the box and λ corrected to its area. λ is clamped into [0, 1] (NaN counts as 1); dims must be > 0.
     public static func randBBox<R: RandomDraws>(dim2: Int, dim3: Int, lambda: Double, draws: inout R) -> (MixBox, Double) {
-        let cutRatio = (1 - lambda).squareRoot()
+        let cutRatio = (1 - unitClamped(lambda)).squareRoot()
         let cut2 = Int(Double(dim2) * cutRatio), cut3 = Int(Double(dim3) * cutRatio)
         let c2 = draws.integer(0, dim2), c3 = draws.integer(0, dim3)
         let (t, b) = clippedSpan(center: c2, lowHalf: cut2 / 2, highHalf: cut2 / 2, length: dim2)
@@ -64,7 +64,7 @@ public struct CutMix: Sendable {
             return MixResult(images: x, targets: try targets.tensor(), lambdas: Array(repeating: 1, count: n),
                              partners: Array(0..<n), boxes: Array(repeating: nil, count: n))
         }
-        let lam0 = draws.beta(alpha, alpha)
+        let lam0 = try drawLambda(&draws, alpha, "CutMix")
         let perm = draws.permutation(n)
         try checkPermutation(perm, n, "CutMix")
         let (box, lam) = CutMix.randBBox(dim2: h, dim3: w, lambda: lam0, draws: &draws)

@@ -50,8 +50,20 @@ func mixableBatch(_ x: Tensor, rank: Int, minBatch: Int, _ op: String, layout: S
     guard x.shape[0] >= minBatch else {
         throw VisionError.invalidArgument("\(op): a batch of \(x.shape[0]) is too small to mix; need at least \(minBatch) samples")
     }
+    guard !x.shape.contains(0) else { throw VisionError.shapeMismatch("\(op): images \(x.shape) are empty") }
     return try x.copyContiguous()
 }
+
+/// A Beta(a, a) draw checked to lie in [0, 1]: a custom `RandomDraws` returning NaN or a value outside would
+/// otherwise turn into NaN targets or nonsense boxes.
+func drawLambda<R: RandomDraws>(_ draws: inout R, _ a: Double, _ op: String) throws -> Double {
+    let v = draws.beta(a, a)
+    guard v >= 0, v <= 1 else { throw VisionError.invalidArgument("\(op): the draws returned the Beta sample \(v), outside [0, 1]") }
+    return v
+}
+
+/// λ clamped into [0, 1] for the public box helpers (NaN counts as 1: no box).
+@inline(__always) func unitClamped(_ v: Double) -> Double { v.isNaN ? 1 : min(max(v, 0), 1) }
 
 /// Checks that a probability-like parameter lies in 0...1.
 func checkUnitInterval(_ v: Double, _ name: String, _ op: String) throws {

@@ -39,7 +39,7 @@ public struct Mixup: Sendable {
             return MixResult(images: x, targets: try targets.tensor(), lambdas: Array(repeating: 1, count: n),
                              partners: Array(0..<n), boxes: Array(repeating: nil, count: n))
         }
-        let lam = draws.beta(alpha, alpha)
+        let lam = try drawLambda(&draws, alpha, "Mixup")
         let perm = draws.permutation(n)
         try checkPermutation(perm, n, "Mixup")
         let a = Float(lam), b = Float(1 - lam), size = x.count / n

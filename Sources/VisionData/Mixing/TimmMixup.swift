@@ -71,7 +71,8 @@ public struct TimmMixup: Sendable {
     }
 
     /// timm's `rand_bbox` / `rand_bbox_minmax` + `cutmix_bbox_and_lam` for one H x W image. `ratio` is
-    /// sqrt(1 − λ), computed by the caller in the precision of its mode. Throws when minmax gives an empty range.
+    /// sqrt(1 − λ), computed by the caller in the precision of its mode (clamped into [0, 1]). Throws when
+    /// minmax gives an empty range or the image is empty.
     public func bboxAndLambda<R: RandomDraws>(height h: Int, width w: Int, ratio: Double,
                                               lambda: Double, draws: inout R) throws -> (MixBox, Double) {
         try bboxAndLambda(height: h, width: w, ratio: ratio, lambda: lambda, draws: &draws, float32Cut: false)
@@ -81,6 +82,8 @@ public struct TimmMixup: Sendable {
     /// (elem and pair modes).
     func bboxAndLambda<R: RandomDraws>(height h: Int, width w: Int, ratio: Double, lambda: Double,
                                        draws: inout R, float32Cut: Bool) throws -> (MixBox, Double) {
+        guard h > 0, w > 0 else { throw VisionError.invalidArgument("TimmMixup: empty image \(h) x \(w)") }
+        let ratio = ratio.isNaN ? 0 : min(max(ratio, 0), 1)
         var box: MixBox
         if let (mn, mx) = cutmixMinMax {
             let (h0, h1) = (Int(Double(h) * mn), Int(Double(h) * mx)), (w0, w1) = (Int(Double(w) * mn), Int(Double(w) * mx))
@@ -135,12 +138,12 @@ public struct TimmMixup: Sendable {
         if enabled && draws.uniform() < prob {
             if mixupAlpha > 0 && cutmixAlpha > 0 {
                 useCutmix = draws.uniform() < switchProb
-                lam = useCutmix ? draws.beta(cutmixAlpha, cutmixAlpha) : draws.beta(mixupAlpha, mixupAlpha)
+                lam = try drawLambda(&draws, useCutmix ? cutmixAlpha : mixupAlpha, "TimmMixup")
             } else if mixupAlpha > 0 {
-                lam = draws.beta(mixupAlpha, mixupAlpha)
+                lam = try drawLambda(&draws, mixupAlpha, "TimmMixup")
             } else {
                 useCutmix = true
-                lam = draws.beta(cutmixAlpha, cutmixAlpha)
+                lam = try drawLambda(&draws, cutmixAlpha, "TimmMixup")
             }
         }
         var boxes = [MixBox?](repeating: nil, count: n)
@@ -163,20 +166,20 @@ public struct TimmMixup: Sendable {
     }
 
     /// `_params_per_elem`: float32 λ per element (1 when not mixed) and the CutMix switch.
-    private func paramsPerElement<R: RandomDraws>(_ count: Int, _ draws: inout R) -> ([Float], [Bool]) {
+    private func paramsPerElement<R: RandomDraws>(_ count: Int, _ draws: inout R) throws -> ([Float], [Bool]) {
         var lam = [Float](repeating: 1, count: count), useCutmix = [Bool](repeating: false, count: count)
         guard enabled else { return (lam, useCutmix) }
         var mix: [Double]
         if mixupAlpha > 0 && cutmixAlpha > 0 {
             useCutmix = (0..<count).map { _ in draws.uniform() < switchProb }
-            let cut = (0..<count).map { _ in draws.beta(cutmixAlpha, cutmixAlpha) }
-            let blend = (0..<count).map { _ in draws.beta(mixupAlpha, mixupAlpha) }
+            let cut = try (0..<count).map { _ in try drawLambda(&draws, cutmixAlpha, "TimmMixup") }
+            let blend = try (0..<count).map { _ in try drawLambda(&draws, mixupAlpha, "TimmMixup") }
             mix = (0..<count).map { useCutmix[$0] ? cut[$0] : blend[$0] }
         } else if mixupAlpha > 0 {
-            mix = (0..<count).map { _ in draws.beta(mixupAlpha, mixupAlpha) }
+            mix = try (0..<count).map { _ in try drawLambda(&draws, mixupAlpha, "TimmMixup") }
         } else {
             useCutmix = Array(repeating: true, count: count)
-            mix = (0..<count).map { _ in draws.beta(cutmixAlpha, cutmixAlpha) }
+            mix = try (0..<count).map { _ in try drawLambda(&draws, cutmixAlpha, "TimmMixup") }
         }
         for i in 0..<count where draws.uniform() < prob { lam[i] = Float(mix[i]) }
         return (lam, useCutmix)
@@ -187,7 +190,7 @@ public struct TimmMixup: Sendable {
                                              _ draws: inout R) throws -> ([Double], [MixBox?]) {
         let n = flip.count, (h, w) = (x.shape[2], x.shape[3])
         let count = pairs ? n / 2 : n
-        let params = paramsPerElement(count, &draws)
+        let params = try paramsPerElement(count, &draws)
         var lam = params.0
         let useCutmix = params.1
         var boxes = [MixBox?](repeating: nil, count: n)

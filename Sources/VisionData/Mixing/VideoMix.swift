@@ -68,9 +68,10 @@ public struct VideoMix: Sendable {
         self.labelSmoothing = labelSmoothing
     }
 
-    /// The cuboid for a T x H x W clip and λ, and λ_M corrected to its volume.
+    /// The cuboid for a T x H x W clip (sides > 0) and λ (clamped into [0, 1]), and λ_M corrected to its volume.
     public static func cuboid<R: RandomDraws>(frames t: Int, height h: Int, width w: Int, lambda: Double,
                                               variant: Variant, draws: inout R) -> (Cuboid, Double) {
+        let lambda = unitClamped(lambda)
         func span(_ len: Int, _ cut: Int, _ draws: inout R) -> (Int, Int) {
             clippedSpan(center: draws.integer(0, len), lowHalf: cut / 2, highHalf: cut / 2, length: len)
         }
@@ -100,7 +101,7 @@ public struct VideoMix: Sendable {
         guard draws.uniform() < prob else {
             return VideoMixResult(clips: x, targets: try targets.tensor(), lambda: 1, partners: Array(0..<n), cuboid: nil)
         }
-        let lam0 = draws.beta(alpha, alpha)
+        let lam0 = try drawLambda(&draws, alpha, "VideoMix")
         let perm = draws.permutation(n)
         try checkPermutation(perm, n, "VideoMix")
         let (box, lam) = VideoMix.cuboid(frames: t, height: h, width: w, lambda: lam0, variant: variant, draws: &draws)

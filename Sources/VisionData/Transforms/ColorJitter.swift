@@ -93,7 +93,8 @@ public func adjustHue(_ x: Tensor, factor: Double) throws -> Tensor {
         let pp = min(max(v * (1 - s), 0), 1)
         let q = min(max(v * (1 - s * f), 0), 1)
         let t = min(max(v * (1 - s * (1 - f)), 0), 1)
-        let i = ((Int(i6) % 6) + 6) % 6
+        // NaN or infinite pixels give a NaN hue; any sector then yields NaN channels, so pick 0 instead of trapping.
+        let i = i6.isFinite ? ((Int(i6) % 6) + 6) % 6 : 0
         let rgb: (Float, Float, Float)
         switch i {
         case 0: rgb = (v, t, pp)

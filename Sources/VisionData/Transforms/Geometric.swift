@@ -59,7 +59,9 @@ public struct Resize: Transform {
         case .exact(let oh, let ow): return (oh, ow)
         case .shorter(let s):
             let (short, long) = w <= h ? (w, h) : (h, w)
-            let newLong = Int(Double(s) * Double(long) / Double(short))
+            guard short > 0 else { return (h, w) }
+            // Capped so that an absurd aspect ratio gives a size resizeImage refuses, not an Int overflow.
+            let newLong = Int(min(Double(s) * Double(long) / Double(short), 1e15))
             return w <= h ? (newLong, s) : (s, newLong)
         }
     }
@@ -98,6 +100,9 @@ public struct CenterCrop: Transform {
 /// The centre `height` x `width` crop of a float32 [C, H, W] image (torchvision's `center_crop`).
 public func centerCrop(_ x: Tensor, height ch: Int, width cw: Int) throws -> Tensor {
     var (_, h, w) = try imageShape(x, "centerCrop")
+    guard ch > 0, cw > 0, ch <= ImageLimits.maxSide, cw <= ImageLimits.maxSide else {
+        throw VisionError.invalidArgument("centerCrop: size \(ch) x \(cw) must be positive and at most \(ImageLimits.maxSide)")
+    }
     var img = x
     if cw > w || ch > h {
         let left = cw > w ? (cw - w) / 2 : 0, right = cw > w ? (cw - w + 1) / 2 : 0

@@ -62,15 +62,17 @@ public struct RandomResizedCrop: Transform {
     /// torchvision's `get_params` for an H x W image (see the type's documentation for the draws).
     public static func parameters<R: RandomDraws>(height: Int, width: Int, scale: (Double, Double),
                                                   ratio: (Double, Double), draws: inout R) -> CropBox {
-        let area = Double(height * width)
+        let area = Double(height) * Double(width)
         let logLo = Double(logf(Float(ratio.0))), logHi = Double(logf(Float(ratio.1)))
         for _ in 0..<10 {
             let s = Double(Float(scale.0 + (scale.1 - scale.0) * draws.uniform()))
             let targetArea = area * s
             let aspect = Double(expf(Float(logLo + (logHi - logLo) * draws.uniform())))
-            let w = Int((targetArea * aspect).squareRoot().rounded(.toNearestOrEven))
-            let h = Int((targetArea / aspect).squareRoot().rounded(.toNearestOrEven))
-            if w > 0 && w <= width && h > 0 && h <= height {
+            // Compared before the conversion to Int, so absurd scales or ratios (inf, NaN) fail the try, not trap.
+            let wd = (targetArea * aspect).squareRoot().rounded(.toNearestOrEven)
+            let hd = (targetArea / aspect).squareRoot().rounded(.toNearestOrEven)
+            if wd > 0 && wd <= Double(width) && hd > 0 && hd <= Double(height) {
+                let w = Int(wd), h = Int(hd)
                 let i = draws.integer(0, height - h + 1), j = draws.integer(0, width - w + 1)
                 return CropBox(i: i, j: j, h: h, w: w, imageHeight: height, imageWidth: width)
             }
@@ -88,6 +90,9 @@ public struct RandomResizedCrop: Transform {
     public func apply<R: RandomDraws>(_ example: Example, draws: inout R) throws -> Example {
         let (_, h, w) = try imageShape(example.input, "RandomResizedCrop")
         let box = RandomResizedCrop.parameters(height: h, width: w, scale: scale, ratio: ratio, draws: &draws)
+        guard box.i >= 0, box.j >= 0, box.h > 0, box.w > 0, box.i <= h - box.h, box.j <= w - box.w else {
+            throw VisionError.invalidArgument("RandomResizedCrop: the draws gave the crop \(box), outside the image")
+        }
         var e = example
         e.input = try resizedCrop(example.input, box, height: height, width: width, filter: filter)
         e.cropBox = box
