@@ -154,6 +154,9 @@ import VisionNN
         #expect(throws: VisionError.self) {
             try ReXNet(name: "bad", architecture: ReXNetConfig(widthMult: .nan), config: ReXNet.pretrainedConfig)
         }
+        // The schedule of an unvalidated config is still computed without trapping.
+        #expect(ReXNetConfig(widthMult: .nan, depthMult: .infinity, seRatio: .nan).blocks.count > 0)
+        #expect(ReXNetConfig(widthMult: 1e300).stemChannels > 0)
         #expect(throws: VisionError.self) { try ClassifierRegistry.create("rexnet_100", options: ClassifierOptions(dropRate: 1)) }
     }
 }

@@ -50,10 +50,15 @@ public struct ReXNetConfig: Sendable, Equatable {
     /// timm's make_divisible: nearest multiple of `divisor` (halves up), at least `divisor`, and never more
     /// than 10% below v.
     static func makeDivisible(_ v: Double, _ divisor: Int) -> Int {
-        var n = max(divisor, Int(v + Double(divisor) / 2) / divisor * divisor)
-        if Double(n) < 0.9 * v { n += divisor }
+        let d = max(divisor, 1)
+        var n = max(d, clampedInt(v + Double(d) / 2) / d * d)
+        if Double(n) < 0.9 * v { n += d }
         return n
     }
+
+    /// Int(v) truncating as Python's int(), clamped so that an unvalidated config (NaN, huge multipliers) gives
+    /// absurd widths that `validate` or the allocator reject instead of a trap.
+    static func clampedInt(_ v: Double) -> Int { v.isNaN ? 0 : Int(min(max(v, 0), 1e12)) }
 
     /// Python's round(): ties to even (38.5 -> 38, 128.5 -> 128), which the released weights' widths depend on.
     static func roundHalfEven(_ v: Double) -> Double { v.rounded(.toNearestOrEven) }
@@ -68,7 +73,7 @@ public struct ReXNetConfig: Sendable, Equatable {
     public var penultimateChannels: Int { Self.makeDivisible(1280 * widthMult, channelDivisor) }
 
     /// Blocks per stage, `ceil([1, 2, 2, 3, 3, 5] * depthMult)`.
-    public var stageDepths: [Int] { [1, 2, 2, 3, 3, 5].map { Int((Double($0) * depthMult).rounded(.up)) } }
+    public var stageDepths: [Int] { [1, 2, 2, 3, 3, 5].map { Self.clampedInt((Double($0) * min(depthMult, 1e3)).rounded(.up)) } }
 
     /// The blocks in order (timm's `_block_cfg` + `LinearBottleneck`): out_i = round(base * w) with base starting
     /// at initialChannels (divided by w when w < 1) and growing by finalChannels / blocks; stride 2 at the first
@@ -86,9 +91,9 @@ public struct ReXNetConfig: Sendable, Equatable {
                 base += Double(finalChannels) / Double(total)
                 let stride = i == 0 ? strides[stage] : 1
                 let expanded = stage > 0
-                let dw = expanded ? Self.makeDivisible(Double(inC * 6), channelDivisor) : inC
+                let dw = expanded ? Self.makeDivisible(Double(inC) * 6, channelDivisor) : inC
                 let se = stage >= 2 && seRatio > 0
-                    ? Self.makeDivisible(Double(Int(Double(dw) * seRatio)), channelDivisor) : 0
+                    ? Self.makeDivisible(Double(Self.clampedInt(Double(dw) * seRatio)), channelDivisor) : 0
                 out.append(Block(inChannels: inC, expandedChannels: dw, outChannels: outC, stride: stride, seChannels: se,
                                  hasShortcut: stride == 1 && inC <= outC, isExpanded: expanded))
                 inC = outC
@@ -130,7 +135,11 @@ final class ReXNetBlock: Module {
         var y = x
         if let convExp { y = try convExp(y) }
         y = try convDw(y)
-        if let se { y = try se(y) }
+        if let se, let bn = se.bn {
+            // timm's SEModule with BN; fc1 -> bn -> ReLU goes through convNormAct like every conv-BN pair.
+            let s = try convNormAct(try mean(y, axes: [2, 3], keepDim: true), conv: se.fc1, bn: bn, activation: se.act.op)
+            y = try mul(y, try sigmoid(try se.fc2(s)))
+        }
         y = try relu6(y)  // after the SE gate, as timm's act_dw
         guard spec.hasShortcut else { return try convPwl(y) }
         // The input joins the first inChannels output channels; zero-padding it to the output width makes that

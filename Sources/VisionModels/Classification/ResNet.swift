@@ -35,8 +35,9 @@ public struct ResNetConfig: Sendable, Equatable {
     public var numFeatures: Int { (channels.last ?? 0) * block.expansion }
 
     func validate() throws {
-        guard layers.count == 4, channels.count == 4, layers.allSatisfy({ $0 >= 1 }), channels.allSatisfy({ $0 >= 1 }) else {
-            throw VisionError.invalidArgument("ResNet: need 4 stages with at least one block and one channel each, got layers \(layers), channels \(channels)")
+        guard layers.count == 4, channels.count == 4, layers.allSatisfy({ (1...1000).contains($0) }),
+              channels.allSatisfy({ (1...(1 << 16)).contains($0) }) else {
+            throw VisionError.invalidArgument("ResNet: need 4 stages of 1...1000 blocks and 1...65536 planes, got layers \(layers), channels \(channels)")
         }
     }
 }
