@@ -59,6 +59,11 @@ func checkClassifierParity(_ model: ImageClassifier, case name: String, gradTol:
     try expectClose(try model.forwardHead(features, preLogits: true), "\(name).pre_logits")
     try expectClose(try model(x), "\(name).logits")
     try expectClose(try model.forwardDenseLogits(x), "\(name).dense_logits")
+    // Without gradient recording convNormAct takes the fused inference path (BatchNorm in the conv epilogue).
+    try Autograd.noGrad {
+        try expectClose(try model.forwardFeatures(x), "\(name).features")
+        try expectClose(try model(x), "\(name).logits")
+    }
 
     model.train()
     let xg = try x.requiringGrad()
