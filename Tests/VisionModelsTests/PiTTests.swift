@@ -124,6 +124,20 @@ private func expectClose(_ got: Tensor, _ want: Tensor, _ what: String, tol: Dou
         try expectClose(y, try PiTFixture.tensor("\(name).prelogits"), "\(name) pre-logits")
     }
 
+    /// Full-size models: the eval inference path (token buffer, fused kernels) equals the autograd module path.
+    @Test(arguments: ["pit_ti_distilled_224", "pit_s_224"]) func inferencePathMatchesModulePath(_ name: String) throws {
+        let m = try #require(try ClassifierRegistry.create(name, options: ClassifierOptions(seed: 11)) as? PiT).eval()
+        var rng = RandomGenerator(seed: 5)
+        let x = try Tensor.normal([2, 3, 224, 224], rng: &rng)
+        #expect(!m.usesInferencePath(x))  // parameters require gradients and recording is on
+        let reference = try m.forwardStages(x, keepMaps: false).features
+        try Autograd.noGrad {
+            #expect(m.usesInferencePath(x))
+            try expectClose(try m.forwardFeatures(x), reference, "\(name) inference-path features", tol: 1e-5)
+        }
+        #expect(!m.train().usesInferencePath(x))
+    }
+
     @Test func distillationHeadsAverageToLogits() throws {
         let m = try PiTFixture.model("distilled").eval()
         let x = try PiTFixture.tensor("distilled.input")

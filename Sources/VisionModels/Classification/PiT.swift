@@ -1,3 +1,5 @@
+import CBLAS
+import CKernels
 import VisionCore
 import VisionNN
 
@@ -133,6 +135,8 @@ public final class PiT: ImageClassifier {
     /// timm's `distilled_training`: in training mode `forwardDistillation` is the intended entry point; `forward`
     /// always returns the average of the two heads, as timm does while this is false (its default).
     public var distilledTraining = false
+    /// Every parameter (for the inference path's requires-grad check without building names).
+    private(set) var allParameters: [Parameter] = []
 
     public init(name: String, arch: PiTConfig, options: ClassifierOptions = ClassifierOptions()) throws {
         try arch.validate()
@@ -177,6 +181,7 @@ public final class PiT: ImageClassifier {
         register("head_drop", headDrop)
         if let head { register("head", head) }
         if let headDist { register("head_dist", headDist) }
+        allParameters = namedParameters().map(\.1)
     }
 
     /// timm's pretrained cfg of every pit_* model: 224 fixed, bicubic, crop 0.9, ImageNet mean / std.
@@ -221,7 +226,8 @@ public final class PiT: ImageClassifier {
     /// The final-normed class tokens [B, T, C_last] (T = 2 with the distillation token), as timm's
     /// forward_features; the spatial tokens are discarded.
     public override func forwardFeatures(_ x: Tensor) throws -> Tensor {
-        try forwardStages(x, keepMaps: false).features
+        if usesInferencePath(x) { return try inferenceFeatures(x) }
+        return try forwardStages(x, keepMaps: false).features
     }
 
     private func checkFeatures(_ f: Tensor) throws {
@@ -255,5 +261,257 @@ public final class PiT: ImageClassifier {
     public func forwardDistillation(_ x: Tensor) throws -> (Tensor, Tensor) {
         guard arch.distilled else { throw VisionError.unsupported("\(name) has no distillation token") }
         return try headPair(try forwardFeatures(x), preLogits: numClasses == 0)
+    }
+}
+
+// MARK: - inference path
+
+// Eval forward without autograd on raw buffers, same arithmetic as the module path above. The tokens stay in
+// one [B * N, C] row-major buffer for a whole stage (no concat / split / transpose copies); every linear layer
+// runs on row chunks spread over the threads (BLAS itself single-threaded: OpenBLAS's own threads cost more in
+// wake-ups than these small GEMMs gain), with its bias seeded into the output and the residual accumulated by
+// the GEMM (beta = 1); attention reads q / k / v as strided views of the qkv buffer, the 1/sqrt(d) scale goes
+// into the q k^T GEMM's alpha, and the softmax denominator is applied to the [rows, d] output rather than to
+// the [rows, N] probabilities.
+
+extension PiT {
+    /// Whether `forward` may take the inference path: eval mode and nothing to record for autograd.
+    func usesInferencePath(_ x: Tensor) -> Bool {
+        if isTraining { return false }
+        if !Autograd.isRecording { return true }
+        return !x.requiresGrad && !allParameters.contains { $0.requiresGrad }
+    }
+
+    /// The final-normed class tokens [B, T, C] by the inference path.
+    func inferenceFeatures(_ x: Tensor) throws -> Tensor {
+        try checkInput(x)
+        let b = x.shape[0], t = arch.tokens, widths = arch.widths
+        // Patch embedding through VisionCore's conv (it manages its own threads).
+        let emb = try Autograd.noGrad { try patchEmbed(x) }.contiguous()
+        var (c, h, w) = (widths[0], emb.shape[2], emb.shape[3])
+        var n = t + h * w
+        var tokens = try Tensor.uninitialized([b * n, c])
+        let pos = posEmbed.value, cls = clsToken.value
+        do {  // rows [cls tokens; map^T + pos_embed] per image
+            let dst = tokens.pointer(Float.self), src = emb.pointer(Float.self)
+            let pp = pos.pointer(Float.self), pc = cls.pointer(Float.self)
+            let hw = h * w
+            for bi in 0..<b {
+                (dst + bi * n * c).update(from: pc, count: t * c)
+                for ci in 0..<c {
+                    let s = src + (bi * c + ci) * hw, p = pp + ci * hw, d = dst + (bi * n + t) * c + ci
+                    for j in 0..<hw { d[j * c] = s[j] + p[j] }
+                }
+            }
+        }
+        let previous = openblas_get_num_threads()
+        openblas_set_num_threads(1)
+        defer { openblas_set_num_threads(previous) }
+        for (i, stage) in stages.enumerated() {
+            if let pool = stage.pool {
+                let (oh, ow) = ((h + 2 * pool.conv.padding.0 - pool.conv.weight.value.shape[2]) / pool.conv.stride.0 + 1,
+                                (w + 2 * pool.conv.padding.1 - pool.conv.weight.value.shape[3]) / pool.conv.stride.1 + 1)
+                let next = try Tensor.uninitialized([b * (t + oh * ow), widths[i]])
+                poolTokens(pool, src: tokens.pointer(Float.self), dst: next.pointer(Float.self), batch: b, tokens: t,
+                           inSize: (h, w, c), outSize: (oh, ow, widths[i]))
+                (tokens, c, h, w, n) = (next, widths[i], oh, ow, t + oh * ow)
+            }
+            try runBlocks(stage.blocks, tokens.pointer(Float.self), rows: b * n, batch: b, seqLen: n, dim: c,
+                          heads: arch.heads[i])
+        }
+        let out = try Tensor.uninitialized([b, t, c])
+        let src = tokens.pointer(Float.self), dst = out.pointer(Float.self)
+        for bi in 0..<b {
+            layerNormRows(src + bi * n * c, dst + bi * t * c, rows: t, dim: c, RawNorm(norm))
+        }
+        return withExtendedLifetime(tokens) { out }
+    }
+
+    /// Pooling: class-token rows through `fc`, map rows through the depthwise-multiplier conv, both read from
+    /// and written to token buffers (NHWC rows, so no layout change).
+    private func poolTokens(_ pool: PiTPooling, src: UnsafeMutablePointer<Float>, dst: UnsafeMutablePointer<Float>,
+                            batch: Int, tokens t: Int, inSize: (Int, Int, Int), outSize: (Int, Int, Int)) {
+        let (h, w, c) = inSize, (oh, ow, co) = outSize
+        let n = t + h * w, no = t + oh * ow
+        let fw = pool.fc.weight.value.pointer(Float.self), fb = pool.fc.bias!.value.pointer(Float.self)
+        for bi in 0..<batch {
+            let o = dst + bi * no * co
+            for r in 0..<t { (o + r * co).update(from: fb, count: co) }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(t), blasint(co), blasint(c), 1,
+                        src + bi * n * c, blasint(c), fw, blasint(c), 1, o, blasint(co))
+        }
+        // Weights [co, 1, kh, kw] regrouped as [kh * kw, co] so the inner loop runs over contiguous channels.
+        let kh = pool.conv.weight.value.shape[2], kw = pool.conv.weight.value.shape[3]
+        let cw = pool.conv.weight.value.pointer(Float.self), cb = pool.conv.bias!.value.pointer(Float.self)
+        var wt = [Float](repeating: 0, count: kh * kw * co)
+        for oc in 0..<co { for k in 0..<(kh * kw) { wt[k * co + oc] = cw[oc * kh * kw + k] } }
+        let mult = co / c, (sy, sx) = pool.conv.stride, (py, px) = pool.conv.padding
+        let s = MutablePointerBox(src), d = MutablePointerBox(dst), bias = MutablePointerBox(cb)
+        wt.withUnsafeMutableBufferPointer { wb in
+            let wp = MutablePointerBox(wb.baseAddress!)
+            forEachItem(batch * oh, threads: Threading.threadCount) { item in
+                let bi = item / oh, oy = item % oh
+                for ox in 0..<ow {
+                    let o = d.value + (bi * no + t + oy * ow + ox) * co
+                    o.update(from: bias.value, count: co)
+                    for ky in 0..<kh {
+                        let iy = oy * sy - py + ky
+                        if iy < 0 || iy >= h { continue }
+                        for kx in 0..<kw {
+                            let ix = ox * sx - px + kx
+                            if ix < 0 || ix >= w { continue }
+                            let i = s.value + (bi * n + t + iy * w + ix) * c, k = wp.value + (ky * kw + kx) * co
+                            for ci in 0..<c {
+                                let v = i[ci]
+                                for j in 0..<mult { o[ci * mult + j] += v * k[ci * mult + j] }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One stage's blocks over the token buffer `x` [rows, dim] (rows = batch * seqLen), in place.
+    private func runBlocks(_ blocks: [PiTBlock], _ x: UnsafeMutablePointer<Float>, rows: Int, batch: Int, seqLen: Int,
+                           dim: Int, heads: Int) throws {
+        guard let b0 = blocks.first else { return }
+        let hidden = b0.mlp.fc1.weight.value.shape[0]
+        let y = try Tensor.uninitialized([rows, dim]), qkv = try Tensor.uninitialized([rows, 3 * dim])
+        let a = try Tensor.uninitialized([rows, dim]), hid = try Tensor.uninitialized([rows, hidden])
+        let px = MutablePointerBox(x), py = MutablePointerBox(y.pointer(Float.self))
+        let pq = MutablePointerBox(qkv.pointer(Float.self)), pa = MutablePointerBox(a.pointer(Float.self))
+        let ph = MutablePointerBox(hid.pointer(Float.self))
+        let threads = Threading.threadCount
+        // Row chunks: enough for the threads to balance, big enough for efficient GEMMs.
+        let chunks = max(1, min(rows / 16, max(threads, min(threads * 4, rows / 48))))
+        let per = (rows + chunks - 1) / chunks
+        let raw = blocks.map(RawBlock.init)
+        @Sendable func qkvRows(_ blk: RawBlock, _ r0: Int, _ m: Int) {
+            layerNormRows(px.value + r0 * dim, py.value + r0 * dim, rows: m, dim: dim, blk.norm1)
+            linearRows(blk.qkv, py.value + r0 * dim, pq.value + r0 * 3 * dim, rows: m, accumulate: false)
+        }
+        let first = raw[0]
+        forEachItem(chunks, threads: threads) { ci in
+            let r0 = ci * per, m = min(per, rows - r0)
+            if m > 0 { qkvRows(first, r0, m) }
+        }
+        for (j, blk) in raw.enumerated() {
+            attention(pq.value, pa.value, batch: batch, seqLen: seqLen, dim: dim, heads: heads)
+            let nextBlock = j + 1 < raw.count ? raw[j + 1] : nil
+            forEachItem(chunks, threads: threads) { ci in
+                let r0 = ci * per, m = min(per, rows - r0)
+                guard m > 0 else { return }
+                let xr = px.value + r0 * dim
+                linearRows(blk.proj, pa.value + r0 * dim, xr, rows: m, accumulate: true)
+                layerNormRows(xr, py.value + r0 * dim, rows: m, dim: dim, blk.norm2)
+                let hr = ph.value + r0 * hidden
+                linearRows(blk.fc1, py.value + r0 * dim, hr, rows: m, accumulate: false)
+                vck_activation(Int32(VCK_GELU_ERF), hr, hr, m * hidden)
+                linearRows(blk.fc2, hr, xr, rows: m, accumulate: true)
+                if let nextBlock { qkvRows(nextBlock, r0, m) }
+            }
+        }
+        withExtendedLifetime((y, qkv, a, hid, blocks)) {}
+    }
+
+    /// softmax(q k^T / sqrt(d)) v per image and head, q / k / v read in place from the qkv rows
+    /// ([q heads | k heads | v heads] per token, as timm's reshape(B, N, 3, H, d)), heads written side by side.
+    private func attention(_ qkv: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>, batch: Int,
+                           seqLen n: Int, dim: Int, heads: Int) {
+        let d = dim / heads, ld = 3 * dim
+        let scale = 1 / Float(d).squareRoot()
+        let threads = Threading.threadCount
+        // Query rows per item: the [rows, n] score tile stays in L2.
+        let qRows = max(8, min(n, 32_768 / max(n, 1)))
+        let qChunks = (n + qRows - 1) / qRows
+        let pq = MutablePointerBox(qkv), po = MutablePointerBox(out)
+        forEachItem(batch * heads * qChunks, threads: threads) { item in
+            let bi = item / (heads * qChunks), hi = (item / qChunks) % heads, q0 = (item % qChunks) * qRows
+            let m = min(qRows, n - q0)
+            let base = pq.value + bi * n * ld + hi * d
+            let s = UnsafeMutablePointer<Float>.allocate(capacity: m * n)
+            defer { s.deallocate() }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(m), blasint(n), blasint(d), scale,
+                        base + q0 * ld, blasint(ld), base + dim, blasint(ld), 0, s, blasint(n))
+            var inv = [Float](repeating: 0, count: m)
+            for r in 0..<m {
+                let row = s + r * n
+                var mx = -Float.infinity
+                for j in 0..<n { mx = max(mx, row[j]) }
+                inv[r] = 1 / vck_exp_shift_sum(row, row, n, mx)
+            }
+            let o = po.value + (bi * n + q0) * dim + hi * d
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(m), blasint(d), blasint(n), 1,
+                        s, blasint(n), base + 2 * dim, blasint(ld), 0, o, blasint(dim))
+            for r in 0..<m {
+                let f = inv[r], orow = o + r * dim
+                for j in 0..<d { orow[j] *= f }
+            }
+        }
+    }
+}
+
+/// A Linear's weights as raw pointers (valid while the module holds its parameters; module tensors are
+/// contiguous and loaded in place).
+private struct RawLinear: @unchecked Sendable {
+    let weight: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>?
+    let outFeatures: Int, inFeatures: Int
+    init(_ l: Linear) {
+        weight = l.weight.value.pointer(Float.self); bias = l.bias?.value.pointer(Float.self)
+        (outFeatures, inFeatures) = (l.weight.value.shape[0], l.weight.value.shape[1])
+    }
+}
+
+private struct RawNorm: @unchecked Sendable {
+    let weight: UnsafeMutablePointer<Float>?, bias: UnsafeMutablePointer<Float>?
+    let eps: Float
+    init(_ ln: LayerNorm) {
+        weight = ln.weight?.value.pointer(Float.self); bias = ln.bias?.value.pointer(Float.self); eps = Float(ln.eps)
+    }
+}
+
+private struct RawBlock: Sendable {
+    let norm1: RawNorm, qkv: RawLinear, proj: RawLinear, norm2: RawNorm, fc1: RawLinear, fc2: RawLinear
+    init(_ b: PiTBlock) {
+        (norm1, qkv, proj) = (RawNorm(b.norm1), RawLinear(b.attn.qkv), RawLinear(b.attn.proj))
+        (norm2, fc1, fc2) = (RawNorm(b.norm2), RawLinear(b.mlp.fc1), RawLinear(b.mlp.fc2))
+    }
+}
+
+/// out[rows, out] (+)= in[rows, in] W^T + b: the bias seeds (or is added to) the output and the GEMM
+/// accumulates onto it.
+private func linearRows(_ l: RawLinear, _ input: UnsafeMutablePointer<Float>, _ output: UnsafeMutablePointer<Float>,
+                        rows: Int, accumulate: Bool) {
+    let o = l.outFeatures, k = l.inFeatures
+    if let bias = l.bias {
+        for r in 0..<rows {
+            let row = output + r * o
+            if accumulate { for j in 0..<o { row[j] += bias[j] } } else { row.update(from: bias, count: o) }
+        }
+    }
+    let beta: Float = accumulate || l.bias != nil ? 1 : 0
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(rows), blasint(o), blasint(k), 1,
+                input, blasint(k), l.weight, blasint(k), beta, output, blasint(o))
+}
+
+/// LayerNorm over the last dim of `rows` rows (two-pass mean / variance in float).
+private func layerNormRows(_ src: UnsafeMutablePointer<Float>, _ dst: UnsafeMutablePointer<Float>, rows: Int, dim: Int,
+                           _ ln: RawNorm) {
+    let w = ln.weight, b = ln.bias
+    let eps = ln.eps, invDim = 1 / Float(dim)
+    for r in 0..<rows {
+        let x = src + r * dim, y = dst + r * dim
+        var sum: Float = 0
+        for j in 0..<dim { sum += x[j] }
+        let mean = sum * invDim
+        var sq: Float = 0
+        for j in 0..<dim { let v = x[j] - mean; sq += v * v }
+        let inv = 1 / (sq * invDim + eps).squareRoot()
+        if let w, let b {
+            for j in 0..<dim { y[j] = (x[j] - mean) * inv * w[j] + b[j] }
+        } else {
+            for j in 0..<dim { y[j] = (x[j] - mean) * inv }
+        }
     }
 }
