@@ -131,9 +131,15 @@ private func expectClose(_ got: Tensor, _ want: Tensor, _ what: String, tol: Dou
         let x = try Tensor.normal([2, 3, 224, 224], rng: &rng)
         #expect(!m.usesInferencePath(x))  // parameters require gradients and recording is on
         let reference = try m.forwardStages(x, keepMaps: false).features
-        try Autograd.noGrad {
-            #expect(m.usesInferencePath(x))
-            try expectClose(try m.forwardFeatures(x), reference, "\(name) inference-path features", tol: 1e-5)
+        // One thread runs every stage row-chunked, several split the short stages by output features.
+        let saved = Threading.threadCount
+        defer { try? Threading.setThreadCount(saved) }
+        for threads in [1, 2, 3] {
+            try Threading.setThreadCount(threads)
+            try Autograd.noGrad {
+                #expect(m.usesInferencePath(x))
+                try expectClose(try m.forwardFeatures(x), reference, "\(name) inference-path features (\(threads) threads)", tol: 1e-5)
+            }
         }
         #expect(!m.train().usesInferencePath(x))
     }

@@ -286,27 +286,14 @@ extension PiT {
     func inferenceFeatures(_ x: Tensor) throws -> Tensor {
         try checkInput(x)
         let b = x.shape[0], t = arch.tokens, widths = arch.widths
-        // Patch embedding through VisionCore's conv (it manages its own threads).
-        let emb = try Autograd.noGrad { try patchEmbed(x) }.contiguous()
-        var (c, h, w) = (widths[0], emb.shape[2], emb.shape[3])
+        let g = arch.grid
+        var (c, h, w) = (widths[0], g, g)
         var n = t + h * w
         var tokens = try Tensor.uninitialized([b * n, c])
-        let pos = posEmbed.value, cls = clsToken.value
-        do {  // rows [cls tokens; map^T + pos_embed] per image
-            let dst = tokens.pointer(Float.self), src = emb.pointer(Float.self)
-            let pp = pos.pointer(Float.self), pc = cls.pointer(Float.self)
-            let hw = h * w
-            for bi in 0..<b {
-                (dst + bi * n * c).update(from: pc, count: t * c)
-                for ci in 0..<c {
-                    let s = src + (bi * c + ci) * hw, p = pp + ci * hw, d = dst + (bi * n + t) * c + ci
-                    for j in 0..<hw { d[j * c] = s[j] + p[j] }
-                }
-            }
-        }
         let previous = openblas_get_num_threads()
         openblas_set_num_threads(1)
         defer { openblas_set_num_threads(previous) }
+        try embedPatches(x, into: tokens.pointer(Float.self))
         for (i, stage) in stages.enumerated() {
             if let pool = stage.pool {
                 let (oh, ow) = ((h + 2 * pool.conv.padding.0 - pool.conv.weight.value.shape[2]) / pool.conv.stride.0 + 1,
@@ -325,6 +312,46 @@ extension PiT {
             layerNormRows(src + bi * n * c, dst + bi * t * c, rows: t, dim: c, RawNorm(norm))
         }
         return withExtendedLifetime(tokens) { out }
+    }
+
+    /// Token rows [cls tokens; patch embedding + pos_embed] of every image, written into `dst` [B * N, C0]: the
+    /// conv as one GEMM per row chunk, patches [P, Cin*k*k] x weight^T, onto rows seeded with bias + pos_embed,
+    /// so the map never exists in NCHW and needs no transpose.
+    private func embedPatches(_ x: Tensor, into dst: UnsafeMutablePointer<Float>) throws {
+        let xc = try x.contiguous()
+        let b = x.shape[0], cin = x.shape[1], ih = x.shape[2], iw = x.shape[3]
+        let t = arch.tokens, g = arch.grid, p = g * g, n = t + p, c = arch.widths[0]
+        let k = arch.patchSize, s = arch.stride, kk = cin * k * k
+        let conv = RawLinear(weight: patchEmbed.weight.value, bias: patchEmbed.bias?.value)
+        let pos = MutablePointerBox(posEmbed.value.pointer(Float.self)), cls = clsToken.value.pointer(Float.self)
+        let src = MutablePointerBox(xc.pointer(Float.self)), out = MutablePointerBox(dst)
+        for bi in 0..<b { (dst + bi * n * c).update(from: cls, count: t * c) }
+        let rowsPer = max(16, min(128, (p + 2 * Threading.threadCount - 1) / (2 * Threading.threadCount)))
+        let chunks = (p + rowsPer - 1) / rowsPer
+        forEachItem(b * chunks, threads: Threading.threadCount) { item in
+            let bi = item / chunks, p0 = (item % chunks) * rowsPer, m = min(rowsPer, p - p0)
+            let a = UnsafeMutablePointer<Float>.allocate(capacity: m * kk)
+            defer { a.deallocate() }
+            let img = src.value + bi * cin * ih * iw
+            for r in 0..<m {
+                let oy = (p0 + r) / g, ox = (p0 + r) % g
+                var d = a + r * kk
+                for ci in 0..<cin {
+                    for ky in 0..<k {
+                        d.update(from: img + (ci * ih + oy * s + ky) * iw + ox * s, count: k)
+                        d += k
+                    }
+                }
+            }
+            let o = out.value + (bi * n + t + p0) * c
+            for r in 0..<m {
+                let row = o + r * c, pp = pos.value + p0 + r
+                if let bias = conv.bias { for j in 0..<c { row[j] = bias[j] + pp[j * p] } } else { for j in 0..<c { row[j] = pp[j * p] } }
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(m), blasint(c), blasint(kk), 1,
+                        a, blasint(kk), conv.weight, blasint(kk), 1, o, blasint(c))
+        }
+        withExtendedLifetime(xc) {}
     }
 
     /// Pooling: class-token rows through `fc`, map rows through the depthwise-multiplier conv, both read from
@@ -383,34 +410,78 @@ extension PiT {
         let pq = MutablePointerBox(qkv.pointer(Float.self)), pa = MutablePointerBox(a.pointer(Float.self))
         let ph = MutablePointerBox(hid.pointer(Float.self))
         let threads = Threading.threadCount
-        // Row chunks: enough for the threads to balance, big enough for efficient GEMMs.
-        let chunks = max(1, min(rows / 16, max(threads, min(threads * 4, rows / 48))))
-        let per = (rows + chunks - 1) / chunks
         let raw = blocks.map(RawBlock.init)
-        @Sendable func qkvRows(_ blk: RawBlock, _ r0: Int, _ m: Int) {
-            layerNormRows(px.value + r0 * dim, py.value + r0 * dim, rows: m, dim: dim, blk.norm1)
-            linearRows(blk.qkv, py.value + r0 * dim, pq.value + r0 * 3 * dim, rows: m, accumulate: false)
-        }
-        let first = raw[0]
-        forEachItem(chunks, threads: threads) { ci in
-            let r0 = ci * per, m = min(per, rows - r0)
-            if m > 0 { qkvRows(first, r0, m) }
-        }
-        for (j, blk) in raw.enumerated() {
-            attention(pq.value, pa.value, batch: batch, seqLen: seqLen, dim: dim, heads: heads)
-            let nextBlock = j + 1 < raw.count ? raw[j + 1] : nil
+        // Every GEMM packs its whole weight matrix, and at batch 1 that packing (the weights come from memory)
+        // costs about as much as the arithmetic. Long sequences: one row chunk per thread, each running the whole
+        // block chain on its rows. Short ones (few rows per thread): each thread takes a slice of every layer's
+        // output features instead, so each weight is packed once in all, at the price of a join per layer.
+        if threads == 1 || rows >= 256 * threads {
+            let chunks = max(1, min(threads, rows / 16))
+            let per = (rows + chunks - 1) / chunks
+            @Sendable func qkvRows(_ blk: RawBlock, _ r0: Int, _ m: Int) {
+                layerNormRows(px.value + r0 * dim, py.value + r0 * dim, rows: m, dim: dim, blk.norm1)
+                linearRows(blk.qkv, py.value + r0 * dim, pq.value + r0 * 3 * dim, rows: m, cols: 0..<(3 * dim), accumulate: false)
+            }
+            let first = raw[0]
             forEachItem(chunks, threads: threads) { ci in
                 let r0 = ci * per, m = min(per, rows - r0)
-                guard m > 0 else { return }
-                let xr = px.value + r0 * dim
-                linearRows(blk.proj, pa.value + r0 * dim, xr, rows: m, accumulate: true)
-                layerNormRows(xr, py.value + r0 * dim, rows: m, dim: dim, blk.norm2)
-                let hr = ph.value + r0 * hidden
-                linearRows(blk.fc1, py.value + r0 * dim, hr, rows: m, accumulate: false)
-                vck_activation(Int32(VCK_GELU_ERF), hr, hr, m * hidden)
-                linearRows(blk.fc2, hr, xr, rows: m, accumulate: true)
-                if let nextBlock { qkvRows(nextBlock, r0, m) }
+                if m > 0 { qkvRows(first, r0, m) }
             }
+            for (j, blk) in raw.enumerated() {
+                attention(pq.value, pa.value, batch: batch, seqLen: seqLen, dim: dim, heads: heads)
+                let nextBlock = j + 1 < raw.count ? raw[j + 1] : nil
+                forEachItem(chunks, threads: threads) { ci in
+                    let r0 = ci * per, m = min(per, rows - r0)
+                    guard m > 0 else { return }
+                    let xr = px.value + r0 * dim
+                    linearRows(blk.proj, pa.value + r0 * dim, xr, rows: m, cols: 0..<dim, accumulate: true)
+                    layerNormRows(xr, py.value + r0 * dim, rows: m, dim: dim, blk.norm2)
+                    let hr = ph.value + r0 * hidden
+                    linearRows(blk.fc1, py.value + r0 * dim, hr, rows: m, cols: 0..<hidden, accumulate: false)
+                    vck_activation(Int32(VCK_GELU_ERF), hr, hr, m * hidden)
+                    linearRows(blk.fc2, hr, xr, rows: m, cols: 0..<dim, accumulate: true)
+                    if let nextBlock { qkvRows(nextBlock, r0, m) }
+                }
+            }
+        } else {
+            // Each slice normalizes all rows into its own buffer (cheap) rather than waiting for a shared one.
+            let norms = try Tensor.uninitialized([threads, rows, dim])
+            let pn = MutablePointerBox(norms.pointer(Float.self))
+            func slices(_ n: Int) -> [Range<Int>] {
+                let step = ((n + threads - 1) / threads + 15) / 16 * 16
+                return stride(from: 0, to: n, by: step).map { $0..<min(n, $0 + step) }
+            }
+            let dimSlices = slices(dim), qkvSlices = slices(3 * dim), hiddenSlices = slices(hidden)
+            @Sendable func qkvSlice(_ blk: RawBlock, _ i: Int) {
+                let yi = pn.value + i * rows * dim
+                layerNormRows(px.value, yi, rows: rows, dim: dim, blk.norm1)
+                linearRows(blk.qkv, yi, pq.value, rows: rows, cols: qkvSlices[i], accumulate: false)
+            }
+            let first = raw[0]
+            forEachItem(qkvSlices.count, threads: threads) { qkvSlice(first, $0) }
+            for (j, blk) in raw.enumerated() {
+                attention(pq.value, pa.value, batch: batch, seqLen: seqLen, dim: dim, heads: heads)
+                forEachItem(dimSlices.count, threads: threads) { i in
+                    linearRows(blk.proj, pa.value, px.value, rows: rows, cols: dimSlices[i], accumulate: true)
+                }
+                forEachItem(hiddenSlices.count, threads: threads) { i in
+                    let yi = pn.value + i * rows * dim, c = hiddenSlices[i]
+                    layerNormRows(px.value, yi, rows: rows, dim: dim, blk.norm2)
+                    linearRows(blk.fc1, yi, ph.value, rows: rows, cols: c, accumulate: false)
+                    for r in 0..<rows {
+                        let seg = ph.value + r * hidden + c.lowerBound
+                        vck_activation(Int32(VCK_GELU_ERF), seg, seg, c.count)
+                    }
+                }
+                forEachItem(dimSlices.count, threads: threads) { i in
+                    linearRows(blk.fc2, ph.value, px.value, rows: rows, cols: dimSlices[i], accumulate: true)
+                }
+                if j + 1 < raw.count {
+                    let next = raw[j + 1]
+                    forEachItem(qkvSlices.count, threads: threads) { qkvSlice(next, $0) }
+                }
+            }
+            withExtendedLifetime(norms) {}
         }
         withExtendedLifetime((y, qkv, a, hid, blocks)) {}
     }
@@ -423,7 +494,7 @@ extension PiT {
         let scale = 1 / Float(d).squareRoot()
         let threads = Threading.threadCount
         // Query rows per item: the [rows, n] score tile stays in L2.
-        let qRows = max(8, min(n, 32_768 / max(n, 1)))
+        let qRows = min(n, 128)
         let qChunks = (n + qRows - 1) / qRows
         let pq = MutablePointerBox(qkv), po = MutablePointerBox(out)
         forEachItem(batch * heads * qChunks, threads: threads) { item in
@@ -437,9 +508,7 @@ extension PiT {
             var inv = [Float](repeating: 0, count: m)
             for r in 0..<m {
                 let row = s + r * n
-                var mx = -Float.infinity
-                for j in 0..<n { mx = max(mx, row[j]) }
-                inv[r] = 1 / vck_exp_shift_sum(row, row, n, mx)
+                inv[r] = 1 / vck_exp_shift_sum(row, row, n, rowMax(row, n))
             }
             let o = po.value + (bi * n + q0) * dim + hi * d
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(m), blasint(d), blasint(n), 1,
@@ -457,9 +526,11 @@ extension PiT {
 private struct RawLinear: @unchecked Sendable {
     let weight: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>?
     let outFeatures: Int, inFeatures: Int
-    init(_ l: Linear) {
-        weight = l.weight.value.pointer(Float.self); bias = l.bias?.value.pointer(Float.self)
-        (outFeatures, inFeatures) = (l.weight.value.shape[0], l.weight.value.shape[1])
+    init(_ l: Linear) { self.init(weight: l.weight.value, bias: l.bias?.value) }
+    /// Any weight [out, ...] as a matrix [out, in] (a conv weight [out, in, kh, kw] included).
+    init(weight: Tensor, bias: Tensor?) {
+        self.weight = weight.pointer(Float.self); self.bias = bias?.pointer(Float.self)
+        (outFeatures, inFeatures) = (weight.shape[0], weight.count / max(weight.shape[0], 1))
     }
 }
 
@@ -479,39 +550,66 @@ private struct RawBlock: Sendable {
     }
 }
 
-/// out[rows, out] (+)= in[rows, in] W^T + b: the bias seeds (or is added to) the output and the GEMM
-/// accumulates onto it.
+/// out[rows, cols] (+)= in[rows, in] W[cols]^T + b[cols] (out and in row-major with the layer's full widths):
+/// the bias seeds (or is added to) the output and the GEMM accumulates onto it.
 private func linearRows(_ l: RawLinear, _ input: UnsafeMutablePointer<Float>, _ output: UnsafeMutablePointer<Float>,
-                        rows: Int, accumulate: Bool) {
-    let o = l.outFeatures, k = l.inFeatures
-    if let bias = l.bias {
+                        rows: Int, cols: Range<Int>, accumulate: Bool) {
+    let o = l.outFeatures, k = l.inFeatures, c0 = cols.lowerBound, nc = cols.count
+    guard nc > 0, rows > 0 else { return }
+    if let bias = l.bias.map({ $0 + c0 }) {
         for r in 0..<rows {
-            let row = output + r * o
-            if accumulate { for j in 0..<o { row[j] += bias[j] } } else { row.update(from: bias, count: o) }
+            let row = output + r * o + c0
+            if accumulate { for j in 0..<nc { row[j] += bias[j] } } else { row.update(from: bias, count: nc) }
         }
     }
     let beta: Float = accumulate || l.bias != nil ? 1 : 0
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(rows), blasint(o), blasint(k), 1,
-                input, blasint(k), l.weight, blasint(k), beta, output, blasint(o))
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(rows), blasint(nc), blasint(k), 1,
+                input, blasint(k), l.weight + c0 * k, blasint(k), beta, output + c0, blasint(o))
 }
 
 /// LayerNorm over the last dim of `rows` rows (two-pass mean / variance in float).
 private func layerNormRows(_ src: UnsafeMutablePointer<Float>, _ dst: UnsafeMutablePointer<Float>, rows: Int, dim: Int,
                            _ ln: RawNorm) {
     let w = ln.weight, b = ln.bias
-    let eps = ln.eps, invDim = 1 / Float(dim)
+    let eps = ln.eps, invDim = 1 / Float(dim), vec = dim & ~7
     for r in 0..<rows {
         let x = src + r * dim, y = dst + r * dim
-        var sum: Float = 0
-        for j in 0..<dim { sum += x[j] }
+        var acc = SIMD8<Float>()
+        var j = 0
+        while j < vec { acc += load8(x + j); j += 8 }
+        var sum = acc.sum()
+        while j < dim { sum += x[j]; j += 1 }
         let mean = sum * invDim
-        var sq: Float = 0
-        for j in 0..<dim { let v = x[j] - mean; sq += v * v }
+        acc = SIMD8<Float>(); j = 0
+        while j < vec { let v = load8(x + j) - mean; acc += v * v; j += 8 }
+        var sq = acc.sum()
+        while j < dim { let v = x[j] - mean; sq += v * v; j += 1 }
         let inv = 1 / (sq * invDim + eps).squareRoot()
+        j = 0
         if let w, let b {
-            for j in 0..<dim { y[j] = (x[j] - mean) * inv * w[j] + b[j] }
+            while j < vec { store8((load8(x + j) - mean) * inv * load8(w + j) + load8(b + j), y + j); j += 8 }
+            while j < dim { y[j] = (x[j] - mean) * inv * w[j] + b[j]; j += 1 }
         } else {
-            for j in 0..<dim { y[j] = (x[j] - mean) * inv }
+            while j < dim { y[j] = (x[j] - mean) * inv; j += 1 }
         }
     }
+}
+
+@inline(__always) private func load8(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+@inline(__always) private func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+}
+
+/// The largest of n floats.
+@inline(__always) private func rowMax(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Float {
+    var acc = SIMD8<Float>(repeating: -.infinity)
+    var j = 0
+    // compare + select vectorizes; pointwiseMax's NaN rules make it lane by lane.
+    while j + 8 <= n { let v = load8(p + j); acc.replace(with: v, where: v .> acc); j += 8 }
+    var m = acc.max()
+    while j < n { m = max(m, p[j]); j += 1 }
+    return m
 }
