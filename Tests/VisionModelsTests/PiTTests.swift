@@ -265,6 +265,10 @@ private func expectClose(_ got: Tensor, _ want: Tensor, _ what: String, tol: Dou
         let y = try Autograd.noGrad { try m(try Tensor(zeros: [1, 3, arch.imgSize + arch.stride - 1, arch.imgSize])) }
         #expect(y.shape == [1, 10])
         #expect(throws: VisionError.self) { try m(try Tensor(zeros: [1, 3, arch.imgSize + arch.stride, arch.imgSize])) }
+        // An empty batch: an empty result or an error, by both paths, never a crash.
+        let empty = try Tensor(zeros: [0, 3, arch.imgSize, arch.imgSize])
+        if let y = try? Autograd.noGrad({ try m(empty) }) { #expect(y.shape == [0, 10]) }
+        if let y = try? m(empty.requiringGrad()) { #expect(y.shape == [0, 10]) }
     }
 
     @Test func weightsOfAnotherModelAreRejected() throws {

@@ -267,12 +267,12 @@ public final class PiT: ImageClassifier {
 // MARK: - inference path
 
 // Eval forward without autograd on raw buffers, same arithmetic as the module path above. The tokens stay in
-// one [B * N, C] row-major buffer for a whole stage (no concat / split / transpose copies); every linear layer
-// runs on row chunks spread over the threads (BLAS itself single-threaded: OpenBLAS's own threads cost more in
-// wake-ups than these small GEMMs gain), with its bias seeded into the output and the residual accumulated by
-// the GEMM (beta = 1); attention reads q / k / v as strided views of the qkv buffer, the 1/sqrt(d) scale goes
-// into the q k^T GEMM's alpha, and the softmax denominator is applied to the [rows, d] output rather than to
-// the [rows, N] probabilities.
+// one [B * N, C] row-major buffer for a whole stage (no concat / split / transpose copies). Work is spread over
+// VisionCore's threads here, BLAS itself running single-threaded (OpenBLAS's own threads cost more in wake-ups
+// than these small GEMMs gain). Linear layers seed their bias into the output and accumulate the residual in the
+// GEMM (beta = 1), GELU runs on the fc1 output in place; attention reads q / k / v as strided views of the qkv
+// buffer, the 1/sqrt(d) scale goes into the q k^T GEMM's alpha, and the softmax denominator is applied to the
+// [rows, d] output rather than to the [rows, N] probabilities.
 
 extension PiT {
     /// Whether `forward` may take the inference path: eval mode and nothing to record for autograd.
