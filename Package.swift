@@ -44,6 +44,8 @@ let package = Package(
                           swiftSettings: tune),
         .executableTarget(name: "EXTDBench", dependencies: ["VisionCore", "VisionModels"], path: "Benchmarks/EXTDBench",
                           swiftSettings: tune),
+        .executableTarget(name: "ClassifierBench", dependencies: ["VisionCore", "VisionNN", "VisionModels"],
+                          path: "Benchmarks/ClassifierBench", swiftSettings: tune),
         // Tests read their golden files from Tests/VisionCoreTests/Fixtures through #filePath.
         .testTarget(name: "VisionCoreTests", dependencies: ["VisionCore"], exclude: ["Fixtures"]),
         // Reads its fixtures (optim.safetensors) from Tests/VisionCoreTests/Fixtures.
@@ -51,6 +53,6 @@ let package = Package(
         .testTarget(name: "VisionTrainTests", dependencies: ["VisionTrain", "VisionOptim", "VisionNN", "VisionCore"]),
         .testTarget(name: "VisionNNTests", dependencies: ["VisionNN", "VisionCore"]),
         // Reads Tests/VisionCoreTests/Fixtures/extd.safetensors and data/ through #filePath.
-        .testTarget(name: "VisionModelsTests", dependencies: ["VisionCore", "VisionNN", "VisionModels"]),
+        .testTarget(name: "VisionModelsTests", dependencies: ["VisionCore", "VisionNN", "VisionOptim", "VisionModels"]),
     ]
 )
