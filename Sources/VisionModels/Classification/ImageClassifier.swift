@@ -65,7 +65,7 @@ open class ImageClassifier: Module {
         super.init()
     }
 
-    /// The trunk's output before pooling: [B, C, h, w] for CNNs, the token sequence [B, T + h*w, C] for PiT
+    /// The trunk's output before pooling: [B, C, h, w] for CNNs, the normed class tokens [B, T, C] for PiT
     /// (as timm's forward_features).
     open func forwardFeatures(_ x: Tensor) throws -> Tensor {
         throw VisionError.unsupported("\(name) does not implement forwardFeatures")
