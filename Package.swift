@@ -48,6 +48,8 @@ let package = Package(
                           swiftSettings: tune),
         .executableTarget(name: "EXTDBench", dependencies: ["VisionCore", "VisionModels"], path: "Benchmarks/EXTDBench",
                           swiftSettings: tune),
+        .executableTarget(name: "ClassifierBench", dependencies: ["VisionCore", "VisionNN", "VisionModels"],
+                          path: "Benchmarks/ClassifierBench", swiftSettings: tune),
         // Tests read their golden files from Tests/VisionCoreTests/Fixtures through #filePath.
         .testTarget(name: "VisionCoreTests", dependencies: ["VisionCore"], exclude: ["Fixtures"]),
         // Reads its fixtures (optim.safetensors) from Tests/VisionCoreTests/Fixtures.
@@ -55,8 +57,8 @@ let package = Package(
         .testTarget(name: "VisionTrainTests", dependencies: ["VisionTrain", "VisionOptim", "VisionNN", "VisionCore"]),
         .testTarget(name: "VisionNNTests", dependencies: ["VisionNN", "VisionCore"]),
         // Reads Tests/VisionCoreTests/Fixtures/extd.safetensors and data/ through #filePath.
-        .testTarget(name: "VisionModelsTests", dependencies: ["VisionCore", "VisionNN", "VisionModels"]),
-        // Reads mixing/data_transforms/relabel/videomix.safetensors from Tests/VisionCoreTests/Fixtures (#filePath).
+        .testTarget(name: "VisionModelsTests", dependencies: ["VisionCore", "VisionNN", "VisionOptim", "VisionModels"]),
+        // Reads mixing/data_transforms/relabel/fashion_mnist.safetensors from Tests/VisionCoreTests/Fixtures (#filePath).
         .testTarget(name: "VisionDataTests", dependencies: ["VisionData", "VisionCore"]),
     ]
 )
