@@ -44,6 +44,8 @@ let package = Package(
                           swiftSettings: tune),
         .executableTarget(name: "EXTDBench", dependencies: ["VisionCore", "VisionModels"], path: "Benchmarks/EXTDBench",
                           swiftSettings: tune),
+        .executableTarget(name: "ClassifierBench", dependencies: ["VisionCore", "VisionNN", "VisionModels"],
+                          path: "Benchmarks/ClassifierBench", swiftSettings: tune),
         // Tests read their golden files from Tests/VisionCoreTests/Fixtures through #filePath.
         .testTarget(name: "VisionCoreTests", dependencies: ["VisionCore"], exclude: ["Fixtures"]),
         // Reads its fixtures (optim.safetensors) from Tests/VisionCoreTests/Fixtures.

@@ -77,11 +77,21 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: (In
     }
 }
 
+/// conv2d followed by `epilogue` (scale and shift per channel, residual, activation) applied to each output tile
+/// while it is in cache: the inference path of conv → BatchNorm → (+ shortcut) → activation. Not differentiable
+/// (inference only; training composes conv2d, batchNorm and the activation).
+public func conv2dFused(_ x: Tensor, weight: Tensor, stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),
+                        dilation: (Int, Int) = (1, 1), groups: Int = 1, epilogue: ConvEpilogue) throws -> Tensor {
+    try conv2dForward(x.detach(), weight: weight.detach(), bias: nil, stride: stride, padding: padding,
+                      dilation: dilation, groups: groups, epilogue: epilogue)
+}
+
 private func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: (Int, Int), padding: (Int, Int),
-                           dilation: (Int, Int), groups: Int) throws -> Tensor {
+                           dilation: (Int, Int), groups: Int, epilogue: ConvEpilogue? = nil) throws -> Tensor {
     try withBatchDimension(x, "conv2d") { x in
         let g = try ConvGeometry("conv2d", x: x, weight: weight, bias: bias, stride: stride, padding: padding,
                                  dilation: dilation, groups: groups)
+        try epilogue?.validate(outShape: g.outShape)
         let out = try Tensor.uninitialized(g.outShape)
         if out.count == 0 { return out }
         // The im2col buffer is [Cin/g * kh * kw, tile] per thread; refuse what the allocator could not give.
@@ -90,21 +100,36 @@ private func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: (
             throw VisionError.outOfMemory("conv2d: the column buffer for weight \(weight.shape) is too large")
         }
         let xc = try x.contiguous(), wc = try weight.contiguous(), bc = try bias?.contiguous()
+        let rc = try epilogue?.residual?.contiguous()
+        let shift = try epilogue?.shift ?? bc?.toArray(Float.self), scale = epilogue?.scale
         let px = xc.pointer(Float.self), pw = wc.pointer(Float.self), po = out.pointer(Float.self)
-        let pb = bc.map { UnsafePointer($0.pointer(Float.self)) }
-        withExtendedLifetime((xc, wc, bc)) {
-            let w = g.window
-            if w.kernel == (1, 1) && w.stride == (1, 1) && w.padding == (0, 0) {
-                conv1x1(g, px, pw, pb, po)
-            } else if g.groups == g.inChannels && g.outChannels == g.inChannels && w.stride.1 <= 8,
-                      let layout = PhasePlaneLayout(height: g.height, width: g.width, window: w,
-                                                    outH: g.outHeight, outW: g.outWidth) {
-                depthwiseConv(g, layout, px, pw, pb, po)
-            } else {
-                convIm2col(g, px, pw, pb, po)
+        withExtendedLifetime((xc, wc, rc)) {
+            shift.withOptionalBuffer { sh in
+                scale.withOptionalBuffer { sc in
+                    let epi = EpiloguePointers(scale: sc, shift: sh, residual: rc.map { UnsafePointer($0.pointer(Float.self)) },
+                                               activation: epilogue?.activation, parameter: epilogue?.activationParameter ?? 0)
+                    let w = g.window
+                    if w.kernel == (1, 1) && w.stride == (1, 1) && w.padding == (0, 0) {
+                        conv1x1(g, px, pw, epi, po)
+                    } else if g.groups == g.inChannels && g.outChannels == g.inChannels && w.stride.1 <= 8,
+                              let layout = PhasePlaneLayout(height: g.height, width: g.width, window: w,
+                                                            outH: g.outHeight, outW: g.outWidth) {
+                        depthwiseConv(g, layout, px, pw, epi, po)
+                    } else {
+                        convIm2col(g, px, pw, epi, po)
+                    }
+                }
             }
         }
         return out
+    }
+}
+
+extension Optional where Wrapped == [Float] {
+    /// Runs `body` with the array's base address, or nil.
+    func withOptionalBuffer<R>(_ body: (UnsafePointer<Float>?) -> R) -> R {
+        guard let a = self else { return body(nil) }
+        return a.withUnsafeBufferPointer { body($0.baseAddress) }
     }
 }
 
@@ -120,21 +145,40 @@ func fillRows(_ c: UnsafeMutablePointer<Float>, _ m: Int, _ n: Int, _ ld: Int, _
     for r in 0..<m { (c + r &* ld).update(repeating: bias[r], count: n) }
 }
 
+/// Before a tile's GEMM: writes the shift into the tile when the GEMM can accumulate onto it (no scale to apply
+/// afterwards; OpenBLAS would otherwise make its own pass to zero C) and returns the GEMM's beta.
+@inline(__always)
+func seedRows(_ c: UnsafeMutablePointer<Float>, _ m: Int, _ n: Int, _ ld: Int, _ epi: EpiloguePointers,
+              firstChannel: Int) -> Float {
+    guard epi.seedsWithShift, let shift = epi.shift else { return 0 }
+    fillRows(c, m, n, ld, shift + firstChannel)
+    return 1
+}
+
+/// After a tile's GEMM: the rest of the epilogue (scale and shift, residual, activation) on each row.
+@inline(__always)
+func finishRows(_ c: UnsafeMutablePointer<Float>, _ m: Int, _ n: Int, _ ld: Int, _ epi: EpiloguePointers,
+                firstChannel: Int, offset: Int) {
+    guard epi.needsRowPass else { return }
+    for r in 0..<m { epi.apply(c + r &* ld, n, channel: firstChannel + r, offset: offset + r &* ld) }
+}
+
 /// 1x1 stride-1 unpadded convolution: per image and group, out[Cout/g, HW] = W[Cout/g, Cin/g] x X[Cin/g, HW]
 /// straight on the NCHW data (no copy), split into column tiles so that batch-1 calls also use every thread.
 private func conv1x1(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                     _ bias: UnsafePointer<Float>?, _ out: UnsafeMutablePointer<Float>) {
+                     _ epi: EpiloguePointers, _ out: UnsafeMutablePointer<Float>) {
     let hw = g.height * g.width, k = g.inPerGroup, m = g.outPerGroup
     let tile = gemmTileColumns(rows: k, columns: hw), tiles = (hw + tile - 1) / tile
     let sx = SendablePointer(UnsafeMutablePointer(mutating: x)), so = SendablePointer(out)
-    let sw = SendablePointer(UnsafeMutablePointer(mutating: w)), sb = bias.map { SendablePointer(UnsafeMutablePointer(mutating: $0)) }
+    let sw = SendablePointer(UnsafeMutablePointer(mutating: w))
     forEachWorkItem(g.batch * tiles, scratch: 0, singleThreadedBLAS: true) { item, _ in
         let b = item / tiles, p0 = (item % tiles) * tile, n = min(hw - p0, tile)
         for grp in 0..<g.groups {
-            let c = so.p + (b * g.outChannels + grp * m) * hw + p0
-            if let sb { fillRows(c, m, n, hw, sb.p + grp * m) }
+            let offset = (b * g.outChannels + grp * m) * hw + p0
+            let beta = seedRows(so.p + offset, m, n, hw, epi, firstChannel: grp * m)
             sgemm(false, false, m, n, k, 1, sw.p + grp * m * k, k, sx.p + (b * g.inChannels + grp * k) * hw + p0, hw,
-                  bias == nil ? 0 : 1, c, hw)
+                  beta, so.p + offset, hw)
+            finishRows(so.p + offset, m, n, hw, epi, firstChannel: grp * m, offset: offset)
         }
     }
 }
@@ -142,19 +186,20 @@ private func conv1x1(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePo
 /// General convolution: for each (image, tile of output pixels) work item and each group, im2col the tile into a
 /// per-thread column buffer [Cin/g * kh * kw, tile] and multiply by the group's weight rows.
 private func convIm2col(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                        _ bias: UnsafePointer<Float>?, _ out: UnsafeMutablePointer<Float>) {
+                        _ epi: EpiloguePointers, _ out: UnsafeMutablePointer<Float>) {
     let howo = g.outHeight * g.outWidth, k = g.inPerGroup * g.kernelArea, m = g.outPerGroup
     let tile = gemmTileColumns(rows: k, columns: howo), tiles = (howo + tile - 1) / tile
     let sx = SendablePointer(UnsafeMutablePointer(mutating: x)), so = SendablePointer(out)
-    let sw = SendablePointer(UnsafeMutablePointer(mutating: w)), sb = bias.map { SendablePointer(UnsafeMutablePointer(mutating: $0)) }
+    let sw = SendablePointer(UnsafeMutablePointer(mutating: w))
     forEachWorkItem(g.batch * tiles, scratch: k * tile, singleThreadedBLAS: true) { item, col in
         let b = item / tiles, p0 = (item % tiles) * tile, n = min(howo - p0, tile)
         for grp in 0..<g.groups {
             let plane = sx.p + (b * g.inChannels + grp * g.inPerGroup) * g.height * g.width
             im2colTile(g, plane, channels: g.inPerGroup, pixels: p0..<(p0 + n), col)
-            let c = so.p + (b * g.outChannels + grp * m) * howo + p0
-            if let sb { fillRows(c, m, n, howo, sb.p + grp * m) }
-            sgemm(false, false, m, n, k, 1, sw.p + grp * m * k, k, col, n, bias == nil ? 0 : 1, c, howo)
+            let offset = (b * g.outChannels + grp * m) * howo + p0
+            let beta = seedRows(so.p + offset, m, n, howo, epi, firstChannel: grp * m)
+            sgemm(false, false, m, n, k, 1, sw.p + grp * m * k, k, col, n, beta, so.p + offset, howo)
+            finishRows(so.p + offset, m, n, howo, epi, firstChannel: grp * m, offset: offset)
         }
     }
 }
@@ -210,7 +255,19 @@ func im2colTile(_ g: ConvGeometry, _ x: UnsafePointer<Float>, channels: Int, pix
 /// stride-phase-split scratch plane (`PhasePlaneLayout`), then every output row is computed 16 columns at a time
 /// with all kh x kw taps accumulated in registers. Planes are spread over threads.
 private func depthwiseConv(_ g: ConvGeometry, _ layout: PhasePlaneLayout, _ x: UnsafePointer<Float>,
-                           _ w: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?, _ out: UnsafeMutablePointer<Float>) {
+                           _ w: UnsafePointer<Float>, _ epi: EpiloguePointers, _ out: UnsafeMutablePointer<Float>) {
+    let c = g.inChannels, area = g.kernelArea
+    // A scale folds into the few weights (C x kh x kw) instead of costing a pass over the output.
+    guard let scale = epi.scale else { return depthwiseConv(g, layout, x, w, epi.shift, epi, out) }
+    let scaled = (0..<(c * area)).map { w[$0] * scale[$0 / area] }
+    let post = EpiloguePointers(scale: nil, shift: nil, residual: epi.residual, activation: epi.activation, parameter: epi.parameter)
+    scaled.withUnsafeBufferPointer { depthwiseConv(g, layout, x, $0.baseAddress!, epi.shift, post, out) }
+}
+
+/// The depthwise kernel proper: bias inside the tap loop, residual and activation on each plane after it.
+private func depthwiseConv(_ g: ConvGeometry, _ layout: PhasePlaneLayout, _ x: UnsafePointer<Float>,
+                           _ w: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?, _ post: EpiloguePointers,
+                           _ out: UnsafeMutablePointer<Float>) {
     let c = g.inChannels, hw = g.height * g.width, ohw = g.outHeight * g.outWidth, area = g.kernelArea
     let sx = SendablePointer(UnsafeMutablePointer(mutating: x)), so = SendablePointer(out)
     let sw = SendablePointer(UnsafeMutablePointer(mutating: w)), sb = bias.map { SendablePointer(UnsafeMutablePointer(mutating: $0)) }
@@ -224,6 +281,7 @@ private func depthwiseConv(_ g: ConvGeometry, _ layout: PhasePlaneLayout, _ x: U
         } else {
             depthwisePlane(buf, layout, g, sw.p + ch * area, b, so.p + plane * ohw)
         }
+        if post.needsRowPass { post.apply(so.p + plane * ohw, ohw, channel: ch, offset: plane * ohw) }
     }
 }
 

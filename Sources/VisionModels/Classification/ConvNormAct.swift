@@ -7,10 +7,25 @@ import VisionNN
 /// the inference path can fuse the three (BatchNorm as a per-channel scale and shift in the convolution's
 /// epilogue) in one place without touching the models.
 func convNormAct(_ x: Tensor, conv: Conv2d, bn: BatchNorm2d, activation: UnaryOp?, residual: Tensor? = nil) throws -> Tensor {
+    if !bn.isTraining && !(Autograd.isRecording && recordsGradient(x, conv, bn, residual)) {
+        // Inference: BatchNorm as the conv's per-channel scale and shift, residual and activation in its epilogue.
+        var epilogue = try ConvEpilogue.batchNorm(mean: bn.runningMean.value, variance: bn.runningVar.value,
+                                                  weight: bn.weight?.value, bias: bn.bias?.value, eps: bn.eps,
+                                                  convBias: conv.bias?.value)
+        (epilogue.residual, epilogue.activation) = (residual, activation)
+        return try conv2dFused(x, weight: conv.weight.value, stride: conv.stride, padding: conv.padding,
+                               dilation: conv.dilation, groups: conv.groups, epilogue: epilogue)
+    }
     var y = try bn(try conv(x))
     if let residual { y = try add(y, residual) }
     if let activation { y = try unary(activation, y) }
     return y
+}
+
+/// True when some input of the unit would be recorded for backward.
+private func recordsGradient(_ x: Tensor, _ conv: Conv2d, _ bn: BatchNorm2d, _ residual: Tensor?) -> Bool {
+    x.requiresGrad || residual?.requiresGrad == true || conv.weight.requiresGrad || conv.bias?.requiresGrad == true
+        || bn.weight?.requiresGrad == true || bn.bias?.requiresGrad == true
 }
 
 /// timm's ConvNormAct layout (keys `conv.weight`, `bn.*`): conv without bias, BatchNorm2d, optional activation.

@@ -1,0 +1,127 @@
+// Batch-1 and batch-8 inference time and peak memory of the classifiers (issue 4's speed table), against timm's
+// model in PyTorch eager and in ONNX Runtime measured in the same run, model by model in alternation.
+//
+//   ClassifierBench [threads=2] [runs=10] [model,model,...]
+//   ClassifierBench --memory MODEL BATCH    (internal: one model in a fresh process, prints its peak memory)
+// PyTorch / ONNX Runtime come from tools/bench_classify_torch.py when python3 can import torch and timm.
+#if canImport(Glibc)
+import Glibc
+#endif
+import VisionCore
+import VisionModels
+import VisionNN
+
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+/// Median wall time of `runs` calls after two warm-up calls, in milliseconds.
+func medianMs(runs: Int, _ body: () throws -> Void) rethrows -> Double {
+    try body(); try body()
+    var t: [Double] = []
+    for _ in 0..<runs {
+        let t0 = now()
+        try body()
+        t.append((now() - t0) * 1000)
+    }
+    t.sort()
+    return t[t.count / 2]
+}
+
+/// A field of /proc/self/status in MB (VmRSS: now, VmHWM: peak since start or the last reset).
+func statusMB(_ field: String) -> Double {
+    guard let f = fopen("/proc/self/status", "r") else { return .nan }
+    defer { fclose(f) }
+    var line = [CChar](repeating: 0, count: 256)
+    while fgets(&line, 256, f) != nil {
+        let s = String(cString: line)
+        if s.hasPrefix(field + ":") {
+            let digits = s.split(separator: " ").compactMap { Double($0) }
+            return (digits.first ?? .nan) / 1024
+        }
+    }
+    return .nan
+}
+
+/// Resets the peak-RSS mark to the current RSS, so that VmHWM measures what follows.
+func resetPeak() {
+    if let f = fopen("/proc/self/clear_refs", "w") { fputs("5", f); fclose(f) }
+}
+
+func makeInput(_ model: ImageClassifier, batch: Int) throws -> Tensor {
+    var rng = RandomGenerator(seed: 1)
+    return try Tensor.normal([batch] + model.config.inputSize, rng: &rng)
+}
+
+/// Runs lines of a shell command's output through `body`.
+func eachLine(of command: String, _ body: (String) -> Void) {
+    guard let p = popen(command, "r") else { return }
+    var line = [CChar](repeating: 0, count: 1024)
+    while fgets(&line, 1024, p) != nil { body(String(cString: line).trimmingSuffix("\n")) }
+    pclose(p)
+}
+
+extension String {
+    func trimmingSuffix(_ s: Character) -> String { last == s ? String(dropLast()) : self }
+    func padded(_ n: Int) -> String { count >= n ? self : self + String(repeating: " ", count: n - count) }
+}
+
+func fmt(_ v: Double) -> String { v.isNaN ? "-" : String(Double(Int(v * 10 + 0.5)) / 10) }
+func ratio(_ a: Double, _ b: Double) -> String { a.isNaN || b.isNaN || b == 0 ? "-" : String(Double(Int(a / b * 100 + 0.5)) / 100) + "x" }
+
+let args = CommandLine.arguments
+do {
+    if args.count == 4 && args[1] == "--memory" {
+        // One model in a fresh process: peak resident memory while creating it and running one forward.
+        try Threading.setThreadCount(2)
+        let base = statusMB("VmRSS")
+        resetPeak()
+        let model = try ClassifierRegistry.create(args[2]).eval()
+        let x = try makeInput(model, batch: Int(args[3]) ?? 1)
+        try Autograd.noGrad { _ = try model(x) }
+        print("memory \(fmt(statusMB("VmHWM") - base))")
+        exit(0)
+    }
+    let threads = args.count > 1 ? Int(args[1]) ?? 2 : 2
+    let runs = max(1, args.count > 2 ? Int(args[2]) ?? 10 : 10)
+    let names = args.count > 3 ? args[3].split(separator: ",").map(String.init)
+                               : ["resnet50", "rexnet_100", "rexnet_150", "pit_ti_224", "pit_s_224"]
+    try Threading.setThreadCount(threads)
+    let root: String = {
+        var dir = "\(#filePath)"
+        for _ in 0..<3 { if let s = dir.lastIndex(of: "/") { dir = String(dir[..<s]) } }
+        return dir
+    }()
+    let haveTorch = system("python3 -c 'import torch, timm' >/dev/null 2>&1") == 0
+    print("Classifier inference, \(threads) threads, median of \(runs) runs (ms); peak memory above the process baseline (MB)")
+    if !haveTorch { print("(python3 cannot import torch and timm: PyTorch / ONNX Runtime columns are empty)") }
+    print("model        batch  VisionCore  PyTorch  ONNXRT  vs PyTorch  vs ONNXRT   peak MB VC / PyTorch")
+    for name in names {
+        guard ClassifierRegistry.names.contains(name) else { print("\(name): not registered"); continue }
+        let model = try ClassifierRegistry.create(name).eval()
+        for batch in [1, 8] {
+            let x = try makeInput(model, batch: batch)
+            let ms = try Autograd.noGrad { try medianMs(runs: runs) { _ = try model(x) } }
+            var vcPeak = Double.nan
+            if batch == 1 {
+                eachLine(of: "\(args[0]) --memory \(name) 1") { l in if l.hasPrefix("memory ") { vcPeak = Double(l.dropFirst(7)) ?? .nan } }
+            }
+            var torchMs = Double.nan, ortMs = Double.nan, torchPeak = Double.nan
+            if haveTorch {
+                eachLine(of: "python3 \(root)/tools/bench_classify_torch.py \(name) \(batch) \(threads) \(runs) 2>/dev/null") { l in
+                    let f = l.split(separator: " ")
+                    if f.count == 6, f[0] == "torch" { (torchMs, ortMs, torchPeak) = (Double(f[3]) ?? .nan, Double(f[4]) ?? .nan, Double(f[5]) ?? .nan) }
+                }
+            }
+            let memory = batch == 1 ? "\(fmt(vcPeak)) / \(fmt(torchPeak))" : ""
+            print("\(name.padded(13))\(String(batch).padded(7))\(fmt(ms).padded(12))\(fmt(torchMs).padded(9))\(fmt(ortMs).padded(8))"
+                  + "\(ratio(ms, torchMs).padded(12))\(ratio(ms, ortMs).padded(12))\(memory)")
+            fflush(nil)
+        }
+    }
+} catch {
+    print("ClassifierBench: \(error)")
+    exit(1)
+}

@@ -1,0 +1,104 @@
+/// What a fused convolution applies to its output, channel row by channel row, right after the GEMM writes a
+/// tile (while it is still in cache): y = act(scale[c] * conv(x) + shift[c] + residual).
+///
+/// This is how inference folds BatchNorm into a convolution without rewriting the weights: eval-mode BatchNorm
+/// is a per-channel scale and shift (`batchNorm(...)`), computed per call in O(channels), so weights changed by
+/// an optimizer or a load are always seen.
+public struct ConvEpilogue: Sendable {
+    /// Per output channel factor, or nil for 1.
+    public var scale: [Float]?
+    /// Per output channel term (a conv bias, or BatchNorm's shift), or nil for 0.
+    public var shift: [Float]?
+    /// Added after scale and shift; must have the output's shape.
+    public var residual: Tensor?
+    /// Applied last, or nil for none.
+    public var activation: UnaryOp?
+    /// LeakyReLU's slope.
+    public var activationParameter: Float
+
+    public init(scale: [Float]? = nil, shift: [Float]? = nil, residual: Tensor? = nil, activation: UnaryOp? = nil,
+                activationParameter: Float = 0.01) {
+        (self.scale, self.shift, self.residual) = (scale, shift, residual)
+        (self.activation, self.activationParameter) = (activation, activationParameter)
+    }
+
+    /// Eval-mode BatchNorm after a convolution (with optional conv bias): scale = weight / sqrt(var + eps),
+    /// shift = bias + (convBias - mean) * scale, in Double as the reference computes it in one expression.
+    public static func batchNorm(mean: Tensor, variance: Tensor, weight: Tensor?, bias: Tensor?, eps: Double,
+                                 convBias: Tensor? = nil) throws -> ConvEpilogue {
+        let c = mean.count
+        for (t, name) in [(mean, "mean"), (variance, "variance"), (weight, "weight"), (bias, "bias"), (convBias, "conv bias")] {
+            if let t, t.shape != [c] { throw VisionError.shapeMismatch("batch-norm epilogue: \(name) \(t.shape) must be [\(c)]") }
+        }
+        let m = try mean.toArray(Float.self), v = try variance.toArray(Float.self)
+        let w = try weight?.toArray(Float.self), b = try bias?.toArray(Float.self), cb = try convBias?.toArray(Float.self)
+        var scale = [Float](repeating: 1, count: c), shift = [Float](repeating: 0, count: c)
+        for i in 0..<c {
+            let s = Double(w?[i] ?? 1) / (Double(v[i]) + eps).squareRoot()
+            scale[i] = Float(s)
+            shift[i] = Float(Double(b?[i] ?? 0) + (Double(cb?[i] ?? 0) - Double(m[i])) * s)
+        }
+        return ConvEpilogue(scale: scale, shift: shift)
+    }
+
+    /// Checks the per-channel arrays and the residual against the output shape.
+    func validate(outShape: [Int]) throws {
+        let c = outShape[1]
+        if let scale, scale.count != c { throw VisionError.shapeMismatch("conv epilogue: scale has \(scale.count) values for \(c) channels") }
+        if let shift, shift.count != c { throw VisionError.shapeMismatch("conv epilogue: shift has \(shift.count) values for \(c) channels") }
+        if let residual {
+            try residual.requireDType(.float32, "conv epilogue residual")
+            guard residual.shape == outShape else {
+                throw VisionError.shapeMismatch("conv epilogue: residual \(residual.shape) must match the output \(outShape)")
+            }
+        }
+    }
+}
+
+/// The epilogue as raw pointers for the kernels' work items (the arrays and the residual are kept alive by the
+/// caller for the duration of the call).
+struct EpiloguePointers: @unchecked Sendable {
+    let scale: UnsafePointer<Float>?
+    let shift: UnsafePointer<Float>?
+    let residual: UnsafePointer<Float>?
+    let activation: UnaryOp?
+    let parameter: Float
+
+    /// True when the GEMM may accumulate onto the shift (beta = 1): there is no scale to apply afterwards.
+    var seedsWithShift: Bool { scale == nil }
+    /// True when rows need a pass after the GEMM.
+    var needsRowPass: Bool { scale != nil || residual != nil || activation != nil }
+
+    /// Finishes `n` outputs of channel `channel` at `o`, which is element `offset` of the output tensor.
+    @inline(__always)
+    func apply(_ o: UnsafeMutablePointer<Float>, _ n: Int, channel: Int, offset: Int) {
+        if let scale {
+            let s = scale[channel], t = shift?[channel] ?? 0
+            scaleShift(o, n, s, t)
+        }
+        if let residual { addInPlace(o, residual + offset, n) }
+        if let activation { unaryKernel(activation, parameter, o, o, n) }
+    }
+}
+
+@inline(__always) private func scaleShift(_ o: UnsafeMutablePointer<Float>, _ n: Int, _ s: Float, _ t: Float) {
+    var j = 0
+    let vs = SIMD8<Float>(repeating: s), vt = SIMD8<Float>(repeating: t)
+    while j + 8 <= n {
+        let p = UnsafeMutableRawPointer(o + j)
+        p.storeBytes(of: p.loadUnaligned(as: SIMD8<Float>.self) * vs + vt, as: SIMD8<Float>.self)
+        j += 8
+    }
+    while j < n { o[j] = o[j] * s + t; j += 1 }
+}
+
+@inline(__always) private func addInPlace(_ o: UnsafeMutablePointer<Float>, _ r: UnsafePointer<Float>, _ n: Int) {
+    var j = 0
+    while j + 8 <= n {
+        let p = UnsafeMutableRawPointer(o + j)
+        p.storeBytes(of: p.loadUnaligned(as: SIMD8<Float>.self) + UnsafeRawPointer(r + j).loadUnaligned(as: SIMD8<Float>.self),
+                     as: SIMD8<Float>.self)
+        j += 8
+    }
+    while j < n { o[j] += r[j]; j += 1 }
+}
