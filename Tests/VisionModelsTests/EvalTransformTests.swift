@@ -46,6 +46,18 @@ import VisionCore
         }
     }
 
+    /// Every built-in model that timm also has carries timm's data config (input size, crop, interpolation, mean,
+    /// std), so that the eval transform is the one its weights were measured with.
+    @Test func registryConfigsMatchTimm() throws {
+        for name in ClassifierRegistry.names where f.names.contains("cfg.\(name).input_size") {
+            let timm = try config("cfg.\(name)"), ours = try ClassifierRegistry.lookup(name).config
+            #expect(ours.inputSize == timm.inputSize, "\(name)")
+            #expect(ours.cropPct == timm.cropPct, "\(name)")
+            #expect(ours.interpolation == timm.interpolation, "\(name)")
+            #expect(ours.mean == timm.mean && ours.std == timm.std, "\(name)")
+        }
+    }
+
     @Test func fromPathEqualsFromTensor() throws {
         let cfg = try config("t7")
         let a = try evalTransform(path: Repo.image("chelsea"), config: cfg)
