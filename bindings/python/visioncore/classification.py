@@ -120,17 +120,20 @@ class Model:
     def forward(self, x) -> Tensor:
         """Logits [N, num_classes] of a float32 [N, C, H, W] batch (a Tensor or a numpy array). Records the graph
         for `.backward()` unless inside `visioncore.no_grad()`."""
-        return Tensor(call(lib.vc_model_forward, self._handle, _input_tensor(x)._handle))
+        t = _input_tensor(x)  # held until the call returns (a temporary would free its handle first)
+        return Tensor(call(lib.vc_model_forward, self._handle, t._handle))
 
     __call__ = forward
 
     def forward_features(self, x) -> Tensor:
         """The trunk's output before pooling ([N, C, h, w] for CNNs, tokens [N, T + h*w, C] for PiT)."""
-        return Tensor(call(lib.vc_model_forward_features, self._handle, _input_tensor(x)._handle))
+        t = _input_tensor(x)
+        return Tensor(call(lib.vc_model_forward_features, self._handle, t._handle))
 
     def forward_head(self, x, pre_logits: bool = False) -> Tensor:
         """Pooling and classifier on forward_features' output ([N, num_features] with pre_logits=True)."""
-        return Tensor(call(lib.vc_model_forward_head, self._handle, _input_tensor(x)._handle, int(bool(pre_logits))))
+        t = _input_tensor(x)
+        return Tensor(call(lib.vc_model_forward_head, self._handle, t._handle, int(bool(pre_logits))))
 
     # parameters
 
