@@ -37,6 +37,18 @@
  *     }
  *
  * Build: gcc -std=c11 -Iinclude demo.c -Lout/lib -lvisioncore -Wl,-rpath,'$ORIGIN/../lib' -o demo
+ *
+ * Classifying a photo (timm model names; weights are timm-format safetensors, checked key by key)
+ *     vc_model *m = NULL;
+ *     vc_tensor *x = NULL, *logits = NULL;
+ *     if (vc_model_create("resnet50", 1000, 3, 0.0f, 0, &m) != VC_OK ||      // a new model is in training mode
+ *         vc_model_load(m, "resnet50.safetensors") != VC_OK ||
+ *         vc_model_set_training(m, 0) != VC_OK ||
+ *         vc_image_eval_transform_file("cat.png", m, &x) != VC_OK ||         // timm's eval transform
+ *         vc_model_forward(m, x, &logits) != VC_OK)                           // [1, 1000]
+ *         fprintf(stderr, "error: %s\n", vc_last_error_message());
+ *     // vc_model_parameter(m, i, &p) gives handles that share the model's weights: vc_optimizer_create over them
+ *     // trains the model (samples: bindings/c/classify.c, bindings/c/train_model.c).
  */
 #ifndef VISIONCORE_H
 #define VISIONCORE_H
