@@ -624,6 +624,21 @@ int32_t vc_image_eval_transform(vc_tensor *image, vc_model *model, vc_tensor **o
 int32_t vc_image_eval_transform_file(const char *path, vc_model *model, vc_tensor **out);
 
 /**
+ * Saves a training checkpoint of a model: its whole state dict (parameters and buffers such as BatchNorm's
+ * running statistics), the optimizer's and the scheduler's state (either may be NULL), the dropout / drop-path
+ * generators and the step and epoch counters, in one safetensors file written atomically.
+ */
+int32_t vc_model_checkpoint_save(const char *path, vc_model *model, vc_optimizer *optimizer, vc_scheduler *scheduler, int64_t step, int64_t epoch);
+
+/**
+ * Restores a checkpoint written by vc_model_checkpoint_save into the model (in place: parameter handles and
+ * optimizers stay attached), the optimizer and the scheduler (either may be NULL), and writes the counters to
+ * *out_step and *out_epoch (either may be NULL). Everything is checked first: a checkpoint of another model or
+ * optimizer fails with a message naming the key and changes nothing.
+ */
+int32_t vc_model_checkpoint_load(const char *path, vc_model *model, vc_optimizer *optimizer, vc_scheduler *scheduler, int64_t *out_step, int64_t *out_epoch);
+
+/**
  * Creates an optimizer over the `n` tensors of `params` (float32 leaves that require gradients; the optimizer
  * updates their data in place). `kind` is "SGD", "Adam", "AdamW", "AdamP" or "SGDP". `names` (NULL: "0",
  * "1", ...) names the parameters in saved states. `options_json` is a JSON object of hyper-parameters with

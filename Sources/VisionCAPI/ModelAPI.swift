@@ -4,6 +4,8 @@ import Glibc
 import VisionCore
 import VisionModels
 import VisionNN
+import VisionOptim
+import VisionTrain
 
 /// Opaque C handle to a classification model of the registry (`vc_model *`): ResNet, ReXNet, PiT by timm name.
 /// A model handle is single-threaded (forward in training mode updates BatchNorm statistics and dropout
@@ -351,5 +353,44 @@ private func batchArg(_ x: VCTensor?, _ m: ImageClassifier) throws -> Tensor {
             let m = try modelArg(model).model
             return try evalTransform(path: try stringArg(path, "path"), config: m.config)
         }
+    }
+}
+
+private final class ModelOptimizer: CheckpointableOptimizer {
+    let box: OptimizerBox
+    init(_ box: OptimizerBox) { self.box = box }
+    func stateDict() throws -> OptimizerState { try box.stateDict() }
+    func load(_ saved: OptimizerState) throws { try box.load(saved) }
+}
+
+/// Saves a training checkpoint of a model: its whole state dict (parameters and buffers such as BatchNorm's
+/// running statistics), the optimizer's and the scheduler's state (either may be NULL), the dropout / drop-path
+/// generators and the step and epoch counters, in one safetensors file written atomically.
+@c public func vc_model_checkpoint_save(_ path: UnsafePointer<CChar>?, _ model: VCModel?, _ optimizer: VCOptimizer?,
+                                        _ scheduler: VCScheduler?, _ step: Int64, _ epoch: Int64) -> Int32 {
+    capi {
+        guard step >= 0, epoch >= 0 else { throw VisionError.invalidArgument("step and epoch must be >= 0") }
+        let m = try modelArg(model).model
+        let opt = try optimizer.map { ModelOptimizer(try object($0, OptimizerBox.self, "optimizer", "vc_optimizer")) }
+        let sched = try scheduler.map { try object($0, SchedulerBox.self, "scheduler", "vc_scheduler").scheduler }
+        try Checkpoint.save(path: try stringArg(path, "path"), model: m, optimizer: opt, scheduler: sched,
+                            progress: TrainingProgress(step: Int(step), epoch: Int(epoch), extra: ["model": m.name]))
+    }
+}
+
+/// Restores a checkpoint written by vc_model_checkpoint_save into the model (in place: parameter handles and
+/// optimizers stay attached), the optimizer and the scheduler (either may be NULL), and writes the counters to
+/// *out_step and *out_epoch (either may be NULL). Everything is checked first: a checkpoint of another model or
+/// optimizer fails with a message naming the key and changes nothing.
+@c public func vc_model_checkpoint_load(_ path: UnsafePointer<CChar>?, _ model: VCModel?, _ optimizer: VCOptimizer?,
+                                        _ scheduler: VCScheduler?, _ out_step: UnsafeMutablePointer<Int64>?,
+                                        _ out_epoch: UnsafeMutablePointer<Int64>?) -> Int32 {
+    capi {
+        let m = try modelArg(model).model
+        let opt = try optimizer.map { ModelOptimizer(try object($0, OptimizerBox.self, "optimizer", "vc_optimizer")) }
+        let sched = try scheduler.map { try object($0, SchedulerBox.self, "scheduler", "vc_scheduler").scheduler }
+        let progress = try Checkpoint.load(path: try stringArg(path, "path"), model: m, optimizer: opt, scheduler: sched)
+        out_step?.pointee = Int64(progress.step)
+        out_epoch?.pointee = Int64(progress.epoch)
     }
 }

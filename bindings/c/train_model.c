@@ -1,7 +1,7 @@
 /* Trains a registry model from C (issue 3: "parameters of a module"): the model's parameters as tensor handles
  * (vc_model_parameter, sharing the model's storage and gradients), an AdamW optimizer over them, cross-entropy
- * on a fixed synthetic batch, backward through vc_model_forward, and optimizer steps; then the trained weights and
- * the optimizer state are saved. Exits non-zero unless the loss falls.
+ * on a fixed synthetic batch, backward through vc_model_forward, and optimizer steps; then a training checkpoint
+ * is saved and restored, and the trained weights are saved. Exits non-zero unless the loss falls.
  *   train_model [MODEL]      default resnet18; CNNs train on 64 x 64 inputs, PiT (fixed grid) on its input size */
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,8 +69,26 @@ int main(int argc, char **argv) {
   if (!g) { fprintf(stderr, "no gradient reached %s\n", names[0]); return 1; }
   vc_tensor_free(g);
 
+  /* A training checkpoint (all weights and BatchNorm statistics, optimizer state, counters; atomic), restored
+   * after one more step: the weights return to the saved ones and stay attached to the optimizer. */
+  const char *ckpt = "bindings/c/build/train_model.ckpt";
+  int64_t count = 0;
+  CHECK(vc_tensor_numel(params[n - 1], &count));
+  size_t bytes = (size_t)count * sizeof(float);
+  float *saved = malloc(bytes), *restored = malloc(bytes), tmp = 0;
+  if (!saved || !restored) return 1;
+  CHECK(vc_model_checkpoint_save(ckpt, model, opt, NULL, STEPS, 1));
+  CHECK(vc_tensor_copy_to(params[n - 1], saved, bytes));
+  CHECK(step(model, opt, x, y, &tmp));
+  int64_t at_step = 0, at_epoch = 0;
+  CHECK(vc_model_checkpoint_load(ckpt, model, opt, NULL, &at_step, &at_epoch));
+  CHECK(vc_tensor_copy_to(params[n - 1], restored, bytes));
+  for (int64_t i = 0; i < count; i++)
+    if (restored[i] != saved[i]) { fprintf(stderr, "the checkpoint did not restore %s\n", names[n - 1]); return 1; }
+  printf("checkpoint %s restored at step %lld, epoch %lld\n", ckpt, (long long)at_step, (long long)at_epoch);
+  free(saved);
+  free(restored);
   CHECK(vc_model_save(model, "bindings/c/build/trained_model.safetensors"));
-  CHECK(vc_optimizer_save_state(opt, "bindings/c/build/trained_optimizer.safetensors"));
 
   vc_optimizer_free(opt);
   for (int64_t i = 0; i < n; i++) vc_tensor_free(params[i]);

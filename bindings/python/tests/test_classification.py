@@ -180,3 +180,45 @@ def test_bad_input_raises(name, tmp_path):
     m.load_state_dict(dict(m.state_dict(), extra=np.zeros(1, np.float32)), strict=False)
     with pytest.raises(TypeError):
         m.load_state_dict(42)
+
+
+def test_model_checkpoint_resumes_bit_exactly(name, tmp_path):
+    """N steps straight equal N/2 steps, checkpoint (model with BatchNorm statistics, optimizer, scheduler), restore
+    into fresh objects, N/2 steps."""
+    x, y = batch(2, 32, seed=4), np.array([1, 2], np.int64)
+
+    def setup():
+        m = vc.create_model(name, num_classes=3, seed=9)
+        opt = vc.optim.AdamW(m.named_parameters(), lr=1e-3)
+        return m, opt, vc.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+
+    def steps(m, opt, sched, k):
+        for _ in range(k):
+            loss = F.cross_entropy(m(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+
+    m, opt, sched = setup()
+    steps(m, opt, sched, 4)
+    straight = m.state_dict()
+
+    m, opt, sched = setup()
+    steps(m, opt, sched, 2)
+    path = tmp_path / "run.ckpt"
+    vc.save_checkpoint(path, m, optimizer=opt, scheduler=sched, step=2, epoch=1)
+    m2, opt2, sched2 = setup()
+    assert vc.load_checkpoint(path, m2, optimizer=opt2, scheduler=sched2) == (2, 1)
+    steps(m2, opt2, sched2, 2)
+    resumed = m2.state_dict()
+    assert list(resumed) == list(straight)
+    for k in straight:
+        np.testing.assert_array_equal(resumed[k], straight[k], err_msg=k)
+    # a checkpoint of another model is refused and changes nothing
+    other = vc.create_model(name, num_classes=4)
+    before = other.state_dict()
+    with pytest.raises(vc.VisionCoreError):
+        vc.load_checkpoint(path, other)
+    for k, v in other.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])

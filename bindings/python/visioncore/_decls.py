@@ -134,6 +134,8 @@ FUNCTIONS = {
     'vc_model_input_config': (c_int32, [c_void_p, POINTER(c_int64), POINTER(c_float), POINTER(c_float), c_int64, POINTER(c_double), POINTER(c_int32)]),
     'vc_image_eval_transform': (c_int32, [c_void_p, c_void_p, POINTER(c_void_p)]),
     'vc_image_eval_transform_file': (c_int32, [c_char_p, c_void_p, POINTER(c_void_p)]),
+    'vc_model_checkpoint_save': (c_int32, [c_char_p, c_void_p, c_void_p, c_void_p, c_int64, c_int64]),
+    'vc_model_checkpoint_load': (c_int32, [c_char_p, c_void_p, c_void_p, c_void_p, POINTER(c_int64), POINTER(c_int64)]),
     'vc_optimizer_create': (c_int32, [c_char_p, POINTER(c_void_p), c_int64, POINTER(c_char_p), POINTER(c_int64), c_char_p, POINTER(c_void_p)]),
     'vc_optimizer_free': (c_int32, [c_void_p]),
     'vc_optimizer_step': (c_int32, [c_void_p]),
