@@ -58,6 +58,8 @@ def load_checkpoint(path, params, optimizer=None, scheduler=None):
     if _is_model(params):
         check(lib.vc_model_checkpoint_load(str(path).encode(), params._handle, _handle(optimizer), _handle(scheduler),
                                            ctypes.byref(step), ctypes.byref(epoch)))
+        if optimizer is not None:
+            optimizer._pull_lrs()  # the restored rates
         return step.value, epoch.value
     if scheduler is not None:
         raise ValueError("load_checkpoint: a scheduler is restored with a visioncore.Model, not with a dict of tensors")
@@ -65,4 +67,6 @@ def load_checkpoint(path, params, optimizer=None, scheduler=None):
     check(lib.vc_checkpoint_load(str(path).encode(), handles, names, n,
                                  None if optimizer is None else optimizer._handle,
                                  ctypes.byref(step), ctypes.byref(epoch)))
+    if optimizer is not None:
+        optimizer._pull_lrs()  # the restored rates
     return step.value, epoch.value
