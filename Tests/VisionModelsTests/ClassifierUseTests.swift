@@ -41,7 +41,7 @@ func withTinyModel<R>(_ body: () throws -> R) throws -> R {
     return try body()
 }
 
-func tempPath(_ name: String) -> String { "/tmp/vc-use-\(getpid())-\(name)" }
+func useTestTempPath(_ name: String) -> String { "/tmp/vc-use-\(getpid())-\(name)" }
 
 @Suite(.serialized) struct ClassifierUseTests {
     @Test func registrationAndLookup() throws {
@@ -84,7 +84,7 @@ func tempPath(_ name: String) -> String { "/tmp/vc-use-\(getpid())-\(name)" }
 
     @Test func pretrainedClassifyAndMismatchedWeights() throws {
         try withTinyModel {
-            let path = tempPath("tiny.safetensors")
+            let path = useTestTempPath("tiny.safetensors")
             defer { unlink(path) }
             let source = try ClassifierRegistry.make(TinyTestNet.name, options: ClassifierOptions(seed: 11))
             try source.save(path: path)
@@ -100,7 +100,7 @@ func tempPath(_ name: String) -> String { "/tmp/vc-use-\(getpid())-\(name)" }
 
             // weights of a 10-class model: the error names the classifier keys and both shapes
             let other = try ClassifierRegistry.make(TinyTestNet.name, options: ClassifierOptions(numClasses: 10))
-            let otherPath = tempPath("tiny10.safetensors")
+            let otherPath = useTestTempPath("tiny10.safetensors")
             defer { unlink(otherPath) }
             try other.save(path: otherPath)
             do {
