@@ -53,6 +53,6 @@ let package = Package(
         .testTarget(name: "VisionTrainTests", dependencies: ["VisionTrain", "VisionOptim", "VisionNN", "VisionCore"]),
         .testTarget(name: "VisionNNTests", dependencies: ["VisionNN", "VisionCore"]),
         // Reads Tests/VisionCoreTests/Fixtures/extd.safetensors and data/ through #filePath.
-        .testTarget(name: "VisionModelsTests", dependencies: ["VisionCore", "VisionNN", "VisionModels"]),
+        .testTarget(name: "VisionModelsTests", dependencies: ["VisionCore", "VisionNN", "VisionOptim", "VisionModels"]),
     ]
 )

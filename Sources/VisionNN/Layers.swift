@@ -138,3 +138,18 @@ public final class DropPath: Module, StochasticModule {
         return try mul(x, try keepMask([x.shape[0]] + [Int](repeating: 1, count: x.rank - 1), p: p, rng: &rng))
     }
 }
+
+/// Parametric ReLU (torch.nn.PReLU; key `weight`, one slope shared by all channels or one per channel,
+/// initialized to 0.25).
+public final class PReLU: Module {
+    public let weight: Parameter
+
+    public init(numParameters: Int = 1, initial: Float = 0.25) throws {
+        guard numParameters >= 1 else { throw VisionError.invalidArgument("PReLU: num_parameters must be positive, got \(numParameters)") }
+        weight = try Parameter(try Tensor.full([numParameters], value: Double(initial)))
+        super.init()
+        register("weight", weight)
+    }
+
+    public override func forward(_ x: Tensor) throws -> Tensor { try prelu(x, weight: weight.value) }
+}

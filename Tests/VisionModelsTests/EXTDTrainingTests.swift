@@ -1,5 +1,6 @@
 import Testing
 import VisionCore
+import VisionOptim
 @testable import VisionModels
 
 /// S3FD matching and the multibox loss against the official EXTD code (tools/fixtures/extd_training.py).
@@ -66,4 +67,100 @@ func expectMatch(_ a: Tensor, _ b: Tensor, rtol: Float, atol: Float, sourceLocat
     #expect(a.shape == b.shape, sourceLocation: sourceLocation)
     let worst = worstMismatch(try a.contiguous().toArray(Float.self), try b.contiguous().toArray(Float.self), rtol: rtol, atol: atol)
     #expect(worst == nil, "worst mismatch (index, got, expected): \(String(describing: worst))", sourceLocation: sourceLocation)
+}
+
+/// The trainable EXTD network: the official keys and weights, the inference network's outputs in eval mode, the
+/// official train-mode gradients, and a training step that lowers the loss.
+@Suite struct EXTDNetTests {
+    func officialNet() throws -> EXTDNet {
+        let net = try EXTDNet(variant: .extd32)
+        try net.load(path: Repo.weights(.extd32))
+        return net
+    }
+
+    func fixture() throws -> [String: Tensor] {
+        var d: [String: Tensor] = [:]
+        for e in try Safetensors.load(path: EXTDTrainingTests.fixture).entries { d[e.name] = e.tensor }
+        return d
+    }
+
+    func targets(_ d: [String: Tensor], priors: Tensor) throws -> (Tensor, Tensor) {
+        var locs: [Tensor] = [], confs: [Tensor] = []
+        for b in 0..<2 {
+            let truths = try #require(d["truths.\(b)"])
+            let (l, c) = try S3FDMatcher().match(truths: truths, labels: [Int](repeating: 1, count: truths.shape[0]), priors: priors)
+            locs.append(try l.unsqueeze(axis: 0)); confs.append(try c.unsqueeze(axis: 0))
+        }
+        return (try concat(locs, axis: 0), try concat(confs, axis: 0))
+    }
+
+    @Test func keysAndParameterCountsAreTheOfficialOnes() throws {
+        for v in EXTDVariant.allCases {
+            let net = try EXTDNet(variant: v)
+            let file = try Safetensors.load(path: Repo.weights(v))
+            #expect(Set(net.stateDict().map(\.0)) == Set(file.entries.map(\.name)), "\(v.name) keys")
+            #expect(net.parameterCount() == v.expectedParameterCount, "\(v.name) parameters")
+        }
+    }
+
+    @Test func evalModeEqualsTheInferenceNetwork() throws {
+        let net = try officialNet().eval()
+        let x = try #require(try fixture()["net.input"])
+        let out = try Autograd.noGrad { try net.forwardDetection(x) }
+        let reference = try net.inferenceModel().forward(x)
+        try expectMatch(out.loc, reference.loc, rtol: 1e-3, atol: 1e-3)
+        try expectMatch(out.conf, reference.conf, rtol: 1e-3, atol: 1e-3)
+    }
+
+    @Test func trainModeGradientsEqualTheOfficialOnes() throws {
+        let d = try fixture()
+        let net = try officialNet().train()
+        let x = try #require(d["net.input"])
+        let out = try net.forwardDetection(x)
+        let priors = try S3FDAnchors.priors(inputHeight: x.shape[2], inputWidth: x.shape[3], featureSizes: out.featureSizes)
+        let (locT, confT) = try targets(d, priors: priors)
+        let (ll, lc) = try MultiBoxLoss()(loc: out.loc, conf: out.conf, locTargets: locT, confTargets: confT)
+        #expect(abs(try ll.item() - Double(try #require(d["net.loss_l"]).toArray(Float.self)[0])) < 1e-3 * max(1, try ll.item()))
+        #expect(abs(try lc.item() - Double(try #require(d["net.loss_c"]).toArray(Float.self)[0])) < 1e-3 * max(1, try lc.item()))
+        try add(ll, lc).backward()
+        let params = Dictionary(uniqueKeysWithValues: net.namedParameters().map { ($0.0, $0.1) })
+        #expect(d.keys.filter { $0.hasPrefix("net.grad.") }.count == 9)
+        for (name, expected) in d where name.hasPrefix("net.grad.") {
+            let key = String(name.dropFirst("net.grad.".count))
+            let grad = try #require(params[key]?.grad, "no gradient for \(key)")
+            let err = try maxRelativeL2(grad, expected)
+            #expect(err < 1e-3, "gradient of \(key): relative L2 error \(err)")
+        }
+        let bnMean = try #require(net.stateDict().first { $0.0 == "base.3.conv.1.running_mean" }?.1)
+        try expectMatch(bnMean, try #require(d["net.running_mean.base.3.conv.1"]), rtol: 1e-4, atol: 1e-4)
+    }
+
+    @Test func sgdStepsLowerTheLoss() throws {
+        let d = try fixture()
+        let net = try officialNet().train()
+        let x = try #require(d["net.input"])
+        let optimizer = try SGD(parameters: net.trainableParameters(), lr: 1e-3, momentum: 0.9, weightDecay: 5e-4)
+        var losses: [Double] = []
+        for _ in 0..<4 {
+            optimizer.zeroGrad()
+            let out = try net.forwardDetection(x)
+            let priors = try S3FDAnchors.priors(inputHeight: x.shape[2], inputWidth: x.shape[3], featureSizes: out.featureSizes)
+            let (locT, confT) = try targets(d, priors: priors)
+            let (ll, lc) = try MultiBoxLoss()(loc: out.loc, conf: out.conf, locTargets: locT, confTargets: confT)
+            let loss = try add(ll, lc)
+            losses.append(try loss.item())
+            try loss.backward()
+            try optimizer.step()
+        }
+        #expect(losses.last! < losses.first!, "losses \(losses)")
+    }
+}
+
+/// ||a - b|| / ||b|| over all elements.
+func maxRelativeL2(_ a: Tensor, _ b: Tensor) throws -> Double {
+    let x = try a.contiguous().toArray(Float.self), y = try b.contiguous().toArray(Float.self)
+    guard x.count == y.count else { return .infinity }
+    var num = 0.0, den = 0.0
+    for i in 0..<x.count { num += Double(x[i] - y[i]) * Double(x[i] - y[i]); den += Double(y[i]) * Double(y[i]) }
+    return (num / max(den, 1e-30)).squareRoot()
 }
