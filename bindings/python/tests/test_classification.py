@@ -70,6 +70,14 @@ def test_parameters_counts_and_config(name):
     assert cfg["input_size"][0] == 3 and cfg["interpolation"] in ("bilinear", "bicubic")
     assert 0 < cfg["crop_pct"] <= 1 and len(cfg["mean"]) == len(cfg["std"]) == 3
     assert vc.resolve_data_config(m)["crop_mode"] == "center"
+    # timm's resolve_data_config({}, model=timm.create_model(name)), recorded by tools/fixtures/eval_transform.py
+    timm = vc.load_file(ROOT / "Tests" / "VisionCoreTests" / "Fixtures" / "eval_transform.safetensors")
+    if f"cfg.{name}.input_size" in timm:
+        assert cfg["input_size"] == tuple(timm[f"cfg.{name}.input_size"])
+        assert cfg["crop_pct"] == timm[f"cfg.{name}.crop_pct_milli"] / 1000
+        assert cfg["interpolation"] == ("bilinear", "bicubic")[int(timm[f"cfg.{name}.interp"])]
+        assert np.array_equal(np.float32(cfg["mean"]), timm[f"cfg.{name}.mean"])
+        assert np.array_equal(np.float32(cfg["std"]), timm[f"cfg.{name}.std"])
 
 
 def test_forward_records_graph_and_no_grad(name):

@@ -184,8 +184,9 @@ class Model:
         crop, interp = ctypes.c_double(), ctypes.c_int32()
         check(lib.vc_model_input_config(self._handle, size, mean, std, 4, ctypes.byref(crop), ctypes.byref(interp)))
         c = size[0]
-        return {"input_size": tuple(size), "mean": tuple(float(np.float32(v)) for v in mean[:c]),
-                "std": tuple(float(np.float32(v)) for v in std[:c]), "crop_pct": crop.value,
+        # float32 values printed shortest (0.485, not 0.48500001430511475), as timm's config has them
+        return {"input_size": tuple(size), "mean": tuple(float(str(np.float32(v))) for v in mean[:c]),
+                "std": tuple(float(str(np.float32(v))) for v in std[:c]), "crop_pct": crop.value,
                 "interpolation": "bilinear" if interp.value == _decls.VC_RESIZE_BILINEAR else "bicubic",
                 "num_classes": self.num_classes}
 
