@@ -197,14 +197,3 @@ public final class ResNet: ImageClassifier {
         }
     }
 }
-
-/// The classifier applied at every position of a [B, C, h, w] map: a 1x1 convolution with the Linear's weights,
-/// [B, numClasses, h, w]. Errors when the model has no classifier (numClasses 0).
-func denseLogits(_ features: Tensor, classifier: Linear?, model: String) throws -> Tensor {
-    guard let classifier else {
-        throw VisionError.unsupported("\(model): created without a classifier (numClasses 0), so there are no dense logits")
-    }
-    let w = classifier.weight.value
-    guard w.rank == 2 else { throw VisionError.shapeMismatch("\(model): classifier weight must be 2-D, got \(w.shape)") }
-    return try conv2d(features, weight: try w.reshape([w.shape[0], w.shape[1], 1, 1]), bias: classifier.bias?.value)
-}
