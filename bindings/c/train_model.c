@@ -52,7 +52,7 @@ int main(int argc, char **argv) {
     CHECK(vc_model_parameter_name(model, i, &names[i]));
   }
   printf("first parameter: %s\n", names[0]);
-  CHECK(vc_optimizer_create("AdamW", params, n, names, NULL, "{\"lr\": 0.001, \"weight_decay\": 0.05}", &opt));
+  CHECK(vc_optimizer_create("AdamW", params, n, names, NULL, "{\"lr\": 0.0002, \"weight_decay\": 0.05}", &opt));
 
   int64_t xshape[4] = {BATCH, 3, side, side}, yshape[1] = {BATCH};
   int64_t labels[BATCH] = {0, 3, 1, 4};
