@@ -188,6 +188,11 @@ def test_bad_input_raises(name, tmp_path):
     m.load_state_dict(dict(m.state_dict(), extra=np.zeros(1, np.float32)), strict=False)
     with pytest.raises(TypeError):
         m.load_state_dict(42)
+    if "pit_ti_224" in vc.list_models():   # a fixed position-embedding grid: only its own input size
+        pit = vc.create_model("pit_ti_224").eval()
+        with pytest.raises(vc.VisionCoreError):
+            pit(np.zeros((1, 3, 64, 64), np.float32))
+        assert pit(pit.transform(CHELSEA)).shape == (1, 1000)
 
 
 def test_model_checkpoint_resumes_bit_exactly(name, tmp_path):
