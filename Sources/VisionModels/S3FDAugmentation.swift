@@ -30,6 +30,9 @@ public struct S3FDBox: Sendable, Equatable {
     public init(label: Int = 1, x1: Double, y1: Double, x2: Double, y2: Double) {
         (self.label, self.x1, self.y1, self.x2, self.y2) = (label, x1, y1, x2, y2)
     }
+
+    /// The box in the mirrored image: x1 = 1 - x2, x2 = 1 - x1.
+    public func flippedHorizontally() -> S3FDBox { S3FDBox(label: label, x1: 1 - x2, y1: y1, x2: 1 - x1, y2: y2) }
 }
 
 /// The settings of EXTD's `data/config.py` that the training augmentation reads. Expansion (`apply_expand`) is
@@ -141,7 +144,7 @@ public struct S3FDAugmentation: Sendable {
         if Int(random.uniform(0, 2)) == 1 {
             trace.mirrored = true
             img = img.flippedHorizontally()
-            labels = labels.map { var b = $0; (b.x1, b.x2) = (1 - $0.x2, 1 - $0.x1); return b }
+            labels = labels.map { $0.flippedHorizontally() }
         }
         return S3FDSample(input: try networkInput(img), image: img, boxes: labels, trace: trace)
     }

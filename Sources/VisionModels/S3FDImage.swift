@@ -64,7 +64,7 @@ public struct S3FDImage: Sendable, Equatable {
     }
 
     /// Mirrored left to right.
-    func flippedHorizontally() -> S3FDImage {
+    public func flippedHorizontally() -> S3FDImage {
         var out = pixels
         for y in 0..<height {
             for x in 0..<width {

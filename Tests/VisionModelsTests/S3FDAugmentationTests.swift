@@ -157,3 +157,96 @@ struct ReplaySource: S3FDRandomSource {
         print("S3FD augmentation fixtures: \(cases) cases, \(anchorCases) with data-anchor-sampling, \(exactImages) bit-exact images")
     }
 }
+
+/// Properties of the augmentation under the default random source, and bad input.
+@Suite struct S3FDAugmentationPropertyTests {
+    static let faces = [S3FDBox(x1: 0.3, y1: 0.2, x2: 0.65, y2: 0.7), S3FDBox(x1: 0.05, y1: 0.6, x2: 0.15, y2: 0.8),
+                        S3FDBox(x1: 0.7, y1: 0.05, x2: 0.74, y2: 0.1)]
+
+    func source() throws -> S3FDImage {
+        try S3FDImage(try loadImage(path: "\(Repo.root)/Tests/VisionCoreTests/Fixtures/chelsea_crop_64x48.png"))
+    }
+
+    func augmentation() -> S3FDAugmentation {
+        var config = S3FDAugmentationConfig()
+        config.resizeWidth = 64; config.resizeHeight = 64
+        return S3FDAugmentation(config: config)
+    }
+
+    @Test func boxesStayInsideAndSmallFacesAreDropped() throws {
+        let img = try source(), aug = augmentation()
+        var paths: Set<String> = [], mirrored = 0, total = 0
+        for seed in 0..<60 {
+            var rng = S3FDRandom(seed: UInt64(seed))
+            let s = try aug.apply(img, boxes: Self.faces, random: &rng)
+            paths.insert("\(s.trace.path)")
+            if s.trace.mirrored { mirrored += 1 }
+            #expect(s.image.width == 64 && s.image.height == 64 && s.input.shape == [3, 64, 64])
+            total += s.boxes.count
+            for b in s.boxes {
+                // Every kept face has its centre in the image; the SSD crops also clip the box to it.
+                #expect((0...1).contains((b.x1 + b.x2) / 2) && (0...1).contains((b.y1 + b.y2) / 2), "seed \(seed): \(b)")
+                #expect(b.x2 > b.x1 && b.y2 > b.y1, "seed \(seed): \(b)")
+                switch s.trace.path {
+                case .ssdCrop:
+                    #expect(b.x1 >= 0 && b.y1 >= 0 && b.x2 <= 1 && b.y2 <= 1, "seed \(seed): \(b)")
+                    // At least min_face_size² at the output resolution.
+                    #expect((b.x2 - b.x1) * 64 * (b.y2 - b.y1) * 64 >= 36 - 1e-9, "seed \(seed): \(b)")
+                case .anchorSampling:
+                    // Over min_face_size² in the crop's pixels (before the final resize).
+                    let crop = try #require(s.trace.cropped)
+                    #expect((b.x2 - b.x1) * Double(crop.width) * (b.y2 - b.y1) * Double(crop.height) > 36 - 1e-6, "seed \(seed): \(b)")
+                case .ssdNoCrop: break
+                }
+            }
+        }
+        // Both samplers and both flip outcomes occur over 60 seeds; the tiny third face (2.5 x 2.4 px) never
+        // survives a crop, so fewer boxes come out than go in.
+        #expect(paths.contains("anchorSampling") && paths.contains("ssdCrop"), "\(paths)")
+        #expect(mirrored > 10 && mirrored < 50)
+        #expect(total < 60 * Self.faces.count)
+    }
+
+    @Test func flipIsAnInvolution() throws {
+        for b in Self.faces + [S3FDBox(x1: 0, y1: 0, x2: 1, y2: 1), S3FDBox(x1: -0.2, y1: 0.1, x2: 0.3, y2: 1.2)] {
+            let f = b.flippedHorizontally(), back = f.flippedHorizontally()
+            #expect(f.x2 - f.x1 == b.x2 - b.x1 || abs((f.x2 - f.x1) - (b.x2 - b.x1)) < 1e-12)
+            #expect(abs(back.x1 - b.x1) < 1e-12 && abs(back.x2 - b.x2) < 1e-12 && back.y1 == b.y1 && back.y2 == b.y2)
+        }
+        let img = try source()
+        #expect(img.flippedHorizontally().flippedHorizontally() == img)
+        #expect(img.flippedHorizontally() != img)
+        #expect(img.flippedHorizontally().pixels[0..<3] == img.pixels[(img.width - 1) * 3..<img.width * 3])
+    }
+
+    @Test func sameSeedSameSample() throws {
+        let img = try source(), aug = augmentation()
+        var a = S3FDRandom(seed: 7), b = S3FDRandom(seed: 7)
+        let x = try aug.apply(img, boxes: Self.faces, random: &a), y = try aug.apply(img, boxes: Self.faces, random: &b)
+        #expect(x.image == y.image && x.boxes == y.boxes && x.trace == y.trace)
+    }
+
+    @Test func badInputIsAnError() throws {
+        let img = try source(), aug = augmentation()
+        var rng = S3FDRandom(seed: 1)
+        #expect(throws: VisionError.self) { try aug.apply(img, boxes: [], random: &rng) }
+        #expect(throws: VisionError.self) { try aug.apply(img, boxes: [S3FDBox(x1: 0.5, y1: 0.1, x2: 0.4, y2: 0.3)], random: &rng) }
+        #expect(throws: VisionError.self) { try aug.apply(img, boxes: [S3FDBox(x1: .nan, y1: 0.1, x2: 0.4, y2: 0.3)], random: &rng) }
+        #expect(throws: VisionError.self) { try S3FDImage(width: 0, height: 5, pixels: []) }
+        #expect(throws: VisionError.self) { try S3FDImage(width: 2, height: 2, pixels: [1, 2, 3]) }
+        #expect(throws: VisionError.self) { try S3FDImage(try Tensor.zeros([0, 4, 3], dtype: .uint8)) }
+        #expect(throws: VisionError.self) { try S3FDImage(try Tensor.zeros([4, 4, 3])) }
+        #expect(throws: VisionError.self) { try cvResize(img, ratio: 0, interpolation: .linear) }
+        #expect(throws: VisionError.self) { try cvResize(img, ratio: .infinity, interpolation: .cubic) }
+        #expect(throws: VisionError.self) { try cvResize(img, ratio: 1e-3, interpolation: .area) }   // rounds to 0 x 0
+        #expect(throws: VisionError.self) { try cvResize(img, ratio: 1e4, interpolation: .nearest) } // past the limits
+        #expect(throws: VisionError.self) { try pilResize(img, width: 0, height: 10, resample: .bicubic) }
+        // A zero-area box is accepted (as the official code) and never kept by a crop, whose size filter drops it.
+        let degenerate = [S3FDBox(x1: 0.3, y1: 0.2, x2: 0.65, y2: 0.7), S3FDBox(x1: 0.5, y1: 0.5, x2: 0.5, y2: 0.6)]
+        for seed in 0..<20 {
+            var r = S3FDRandom(seed: UInt64(seed))
+            let s = try aug.apply(img, boxes: degenerate, random: &r)
+            if s.trace.path != .ssdNoCrop { #expect(s.boxes.allSatisfy { $0.x2 > $0.x1 }, "seed \(seed)") }
+        }
+    }
+}
