@@ -85,10 +85,14 @@ struct TrainFaces: ParsableCommand {
         let checkpoint = out + "/checkpoint.safetensors", weightsOut = out + "/\(variant.name).safetensors"
         try makeParentDirectory(checkpoint)
         if resume {
-            let progress = try Checkpoint.load(path: checkpoint, model: net, optimizer: opt)
-            guard progress.extra["model"] == variant.name else {
-                throw ValidationError("\(checkpoint) holds \(progress.extra["model"] ?? "another model"), not \(variant.name)")
+            // Name a checkpoint of another variant or optimizer before trying to load it.
+            let meta = try Safetensors.load(path: checkpoint).metadata.first { $0.0 == Checkpoint.metadataKey }
+                .map { try JSONValue.parse($0.1) }
+            let saved = (meta?["extra"]?["model"]?.stringValue, meta?["extra"]?["optimizer"]?.stringValue)
+            guard saved.0 == variant.name, saved.1 == optimizer else {
+                throw ValidationError("\(checkpoint) was written for \(saved.0 ?? "an unknown model") with \(saved.1 ?? "an unknown optimizer"), not \(variant.name) with \(optimizer)")
             }
+            let progress = try Checkpoint.load(path: checkpoint, model: net, optimizer: opt)
             (trainer.epoch, trainer.step) = (progress.epoch, progress.step)
             if let g = progress.rngs["order"] { trainer.orderRandom = g }
             if let g = progress.rngs["augment"] { trainer.augmentRandom.generator = g }
