@@ -101,6 +101,65 @@ int vck_activation(int op, const float *src, float *dst, ptrdiff_t n) {
   }
 }
 
+// Gradient loops: blocks of g, x (and y) copied into local buffers, for the same no-aliasing reason as above.
+#define BLOCKED_GRAD(NAME, EXPR)                                                                    \
+  CLONES static void NAME(const float *gs, const float *xs, const float *ys, float *d, ptrdiff_t n, float a) { \
+    float gb[256], xb[256], yb[256];                                                                 \
+    for (ptrdiff_t i0 = 0; i0 < n; i0 += 256) {                                                      \
+      ptrdiff_t m = n - i0 < 256 ? n - i0 : 256;                                                     \
+      for (ptrdiff_t j = 0; j < m; j++) { gb[j] = gs[i0 + j]; xb[j] = xs[i0 + j]; yb[j] = ys ? ys[i0 + j] : 0.0f; } \
+      for (ptrdiff_t j = 0; j < m; j++) { float g = gb[j], x = xb[j], y = yb[j]; (void)y; (void)a; gb[j] = (EXPR); } \
+      for (ptrdiff_t j = 0; j < m; j++) d[i0 + j] = gb[j];                                          \
+    }                                                                                                \
+  }
+
+INLINE float silu_grad(float x) { float s = sigmoid_approx(x); return s * (1.0f + x * (1.0f - s)); }
+INLINE float gelu_erf_grad(float x) {
+  return 0.5f * (1.0f + erf_approx(x * 0.70710678118654752f)) + x * 0.39894228040143268f * exp_approx(-0.5f * x * x);
+}
+INLINE float gelu_tanh_grad(float x) {
+  const float k = 0.79788456080286536f;
+  float t = tanh_approx(k * (x + 0.044715f * x * x * x));
+  return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * k * (1.0f + 3.0f * 0.044715f * x * x);
+}
+
+BLOCKED_GRAD(relu_grad_loop, x > 0.0f ? g : 0.0f)
+BLOCKED_GRAD(relu6_grad_loop, (x > 0.0f && x < 6.0f) ? g : 0.0f)
+BLOCKED_GRAD(leaky_relu_grad_loop, x > 0.0f ? g : g * a)
+BLOCKED_GRAD(silu_grad_loop, g * silu_grad(x))
+BLOCKED_GRAD(gelu_erf_grad_loop, g * gelu_erf_grad(x))
+BLOCKED_GRAD(gelu_tanh_grad_loop, g * gelu_tanh_grad(x))
+BLOCKED_GRAD(sigmoid_grad_loop, g * (y * (1.0f - y)))
+BLOCKED_GRAD(tanh_grad_loop, g * (1.0f - y * y))
+BLOCKED_GRAD(hard_swish_grad_loop, x <= -3.0f ? 0.0f : (x >= 3.0f ? g : g * ((2.0f * x + 3.0f) / 6.0f)))
+BLOCKED_GRAD(hard_sigmoid_grad_loop, (x > -3.0f && x < 3.0f) ? g * (1.0f / 6.0f) : 0.0f)
+BLOCKED_GRAD(exp_grad_loop, g * y)
+BLOCKED_GRAD(log_grad_loop, g / x)
+BLOCKED_GRAD(sqrt_grad_loop, g * (0.5f / y))
+BLOCKED_GRAD(neg_grad_loop, -g)
+BLOCKED_GRAD(abs_grad_loop, x > 0.0f ? g : (x < 0.0f ? -g : 0.0f))
+
+int vck_activation_grad(int op, const float *g, const float *x, const float *y, float *dx, ptrdiff_t n, float parameter) {
+  switch (op) {
+    case VCK_RELU: relu_grad_loop(g, x, y, dx, n, parameter); return 0;
+    case VCK_RELU6: relu6_grad_loop(g, x, y, dx, n, parameter); return 0;
+    case VCK_LEAKY_RELU: leaky_relu_grad_loop(g, x, y, dx, n, parameter); return 0;
+    case VCK_SILU: silu_grad_loop(g, x, y, dx, n, parameter); return 0;
+    case VCK_GELU_ERF: gelu_erf_grad_loop(g, x, y, dx, n, parameter); return 0;
+    case VCK_GELU_TANH: gelu_tanh_grad_loop(g, x, y, dx, n, parameter); return 0;
+    case VCK_SIGMOID: sigmoid_grad_loop(g, x, y, dx, n, parameter); return 0;
+    case VCK_TANH: tanh_grad_loop(g, x, y, dx, n, parameter); return 0;
+    case VCK_HARD_SWISH: hard_swish_grad_loop(g, x, y, dx, n, parameter); return 0;
+    case VCK_HARD_SIGMOID: hard_sigmoid_grad_loop(g, x, y, dx, n, parameter); return 0;
+    case VCK_EXP: exp_grad_loop(g, x, y, dx, n, parameter); return 0;
+    case VCK_LOG: log_grad_loop(g, x, y, dx, n, parameter); return 0;
+    case VCK_SQRT: sqrt_grad_loop(g, x, y, dx, n, parameter); return 0;
+    case VCK_NEG: neg_grad_loop(g, x, y, dx, n, parameter); return 0;
+    case VCK_ABS: abs_grad_loop(g, x, y, dx, n, parameter); return 0;
+    default: return -1;
+  }
+}
+
 CLONES float vck_exp_shift_sum(const float *src, float *dst, ptrdiff_t n, float shift) {
   float buf[256], lanes[16] = {0};
   float sum = 0.0f;

@@ -35,22 +35,16 @@ public final class BatchNorm2d: Module {
         guard x.rank >= 2, x.shape[1] == runningMean.value.count else {
             throw VisionError.shapeMismatch("BatchNorm2d: input \(x.shape) does not have \(runningMean.value.count) channels in dimension 1")
         }
-        let axes = [0] + Array(2..<x.rank)
         let n = x.count / max(x.shape[1], 1)
         guard n > 1 else { throw VisionError.invalidArgument("BatchNorm2d: training needs more than one value per channel, got input \(x.shape)") }
-        let channel = [1, x.shape[1]] + [Int](repeating: 1, count: x.rank - 2)
-        let mu = try mean(x, axes: axes, keepDim: true)
-        let v = try variance(x, axes: axes, correction: 0, keepDim: true)
-        let rstd = try unary(.sqrt, try div(try Tensor.ones([]), try add(v, try Tensor.full([], value: eps))))
-        var y = try mul(try sub(x, mu), rstd)
-        if let weight, let bias { y = try add(try mul(y, try weight.value.reshape(channel)), try bias.value.reshape(channel)) }
+        let (y, mu, v) = try batchNormTraining(x, weight: weight?.value, bias: bias?.value, eps: eps)
         try Autograd.noGrad {
             let tracked = try numBatchesTracked.value.item() + 1
             numBatchesTracked.value = try Tensor.full([], value: tracked, dtype: .int64)
             let factor = momentum ?? 1 / tracked
-            let unbiased = try mul(try v.reshape([x.shape[1]]), try Tensor.full([], value: Double(n) / Double(n - 1)))
+            let unbiased = try mul(v, try Tensor.full([], value: Double(n) / Double(n - 1)))
             let keep = try Tensor.full([], value: 1 - factor), take = try Tensor.full([], value: factor)
-            runningMean.value = try add(try mul(runningMean.value, keep), try mul(try mu.reshape([x.shape[1]]), take))
+            runningMean.value = try add(try mul(runningMean.value, keep), try mul(mu, take))
             runningVar.value = try add(try mul(runningVar.value, keep), try mul(unbiased, take))
         }
         return y

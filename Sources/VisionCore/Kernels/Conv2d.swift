@@ -452,28 +452,55 @@ func conv2dBackward(_ g: Tensor, _ x: Tensor, _ w: Tensor, hasBias: Bool, stride
 }
 
 /// dL/dW[group] = Σ over images and pixel tiles of G[group] (Cout/g x tile) x im2col(X[group])^T (tile x K).
+/// The (image, tile) items are split into one contiguous run per thread, each accumulating into its own copy of
+/// dL/dW (single-threaded BLAS), and the copies are added in run order: small per-tile GEMMs do not thread well
+/// inside BLAS, and a fixed split keeps the sum bit-identical from run to run. A 1x1 stride-1 unpadded conv
+/// reads the input rows in place instead of through im2col.
 func conv2dWeightGrad(_ geo: ConvGeometry, _ x: Tensor, _ g: Tensor, weightShape: [Int]) throws -> Tensor {
     let gw = try Tensor.zeros(weightShape)
     let howo = geo.outHeight * geo.outWidth, k = geo.inPerGroup * geo.kernelArea, m = geo.outPerGroup
     if howo == 0 || geo.batch == 0 { return gw }
-    let tile = gemmTileColumns(rows: k, columns: howo)
-    let col = UnsafeMutablePointer<Float>.allocate(capacity: k * tile)
-    defer { col.deallocate() }
-    let px = x.pointer(Float.self), pg = g.pointer(Float.self), pw = gw.pointer(Float.self)
-    withExtendedLifetime((x, g)) {
-        for b in 0..<geo.batch {
-            for grp in 0..<geo.groups {
-                let plane = px + (b * geo.inChannels + grp * geo.inPerGroup) * geo.height * geo.width
-                let gRows = pg + (b * geo.outChannels + grp * m) * howo
-                var p0 = 0
-                while p0 < howo {
-                    let n = min(tile, howo - p0)
-                    im2colTile(geo, plane, channels: geo.inPerGroup, pixels: p0..<(p0 + n), col)
-                    sgemm(false, true, m, k, n, 1, gRows + p0, howo, col, n, 1, pw + grp * m * k, k)
-                    p0 += n
+    let pointwise = geo.window.kernel == (1, 1) && geo.window.stride == (1, 1) && geo.window.padding == (0, 0)
+    let tile = gemmTileColumns(rows: k, columns: howo), tiles = (howo + tile - 1) / tile
+    let items = geo.batch * tiles, runs = min(Threading.threadCount, items), perRun = (items + runs - 1) / runs
+    let weightCount = gw.count, colCount = pointwise ? 0 : k * tile
+    // Run 0 accumulates straight into the result; the others into their own zeroed copies.
+    let extra = try Tensor.zeros([max(runs - 1, 0) * weightCount + 1])
+    let px = SendablePointer(x.pointer(Float.self)), pg = SendablePointer(g.pointer(Float.self))
+    let pw = SendablePointer(gw.pointer(Float.self)), pe = SendablePointer(extra.pointer(Float.self))
+    withExtendedLifetime((x, g, gw, extra)) {
+        let work = {
+            parallelFor(runs) { range in
+                let col = UnsafeMutablePointer<Float>.allocate(capacity: max(colCount, 1))
+                defer { col.deallocate() }
+                for run in range {
+                    let acc = run == 0 ? pw.p : pe.p + (run - 1) * weightCount
+                    for item in (run * perRun)..<min(items, (run + 1) * perRun) {
+                        let b = item / tiles, p0 = (item % tiles) * tile, n = min(tile, howo - p0)
+                        for grp in 0..<geo.groups {
+                            let plane = px.p + (b * geo.inChannels + grp * geo.inPerGroup) * geo.height * geo.width
+                            let gRows = pg.p + (b * geo.outChannels + grp * m) * howo + p0
+                            if pointwise {
+                                sgemm(false, true, m, k, n, 1, gRows, howo, plane + p0, howo, 1, acc + grp * m * k, k)
+                            } else {
+                                im2colTile(geo, plane, channels: geo.inPerGroup, pixels: p0..<(p0 + n), col)
+                                sgemm(false, true, m, k, n, 1, gRows, howo, col, n, 1, acc + grp * m * k, k)
+                            }
+                        }
+                    }
                 }
             }
         }
+        // One run leaves BLAS its own threads; several runs each use one.
+        if runs > 1 { Threading.withSingleThreadedBLAS(work) } else { work() }
+        for run in 1..<max(runs, 1) { addInto(pw.p, pe.p + (run - 1) * weightCount, weightCount) }
     }
     return gw
+}
+
+/// dst[i] += src[i] over n floats.
+private func addInto(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ n: Int) {
+    var i = 0
+    while i + 16 <= n { storeF16(loadF16(dst + i) + loadF16(src + i), dst + i); i += 16 }
+    while i < n { dst[i] += src[i]; i += 1 }
 }

@@ -65,7 +65,7 @@ open class ImageClassifier: Module {
         super.init()
     }
 
-    /// The trunk's output before pooling: [B, C, h, w] for CNNs, the token sequence [B, T + h*w, C] for PiT
+    /// The trunk's output before pooling: [B, C, h, w] for CNNs, the normed class tokens [B, T, C] for PiT
     /// (as timm's forward_features).
     open func forwardFeatures(_ x: Tensor) throws -> Tensor {
         throw VisionError.unsupported("\(name) does not implement forwardFeatures")
@@ -87,4 +87,15 @@ open class ImageClassifier: Module {
     open override func forward(_ x: Tensor) throws -> Tensor {
         try forwardHead(try forwardFeatures(x), preLogits: numClasses == 0)
     }
+}
+
+/// The classifier applied at every position of a [B, C, h, w] map: a 1x1 convolution with the Linear's weights,
+/// [B, numClasses, h, w]. Errors when the model has no classifier (numClasses 0).
+func denseLogits(_ features: Tensor, classifier: Linear?, model: String) throws -> Tensor {
+    guard let classifier else {
+        throw VisionError.unsupported("\(model): created without a classifier (numClasses 0), so there are no dense logits")
+    }
+    let w = classifier.weight.value
+    guard w.rank == 2 else { throw VisionError.shapeMismatch("\(model): classifier weight must be 2-D, got \(w.shape)") }
+    return try conv2d(features, weight: try w.reshape([w.shape[0], w.shape[1], 1, 1]), bias: classifier.bias?.value)
 }

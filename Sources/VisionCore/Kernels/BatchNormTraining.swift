@@ -1,0 +1,135 @@
+/// Training-mode batch normalization as one op: the batch statistics, the normalization and the affine transform
+/// in two passes over x, and a backward in two passes over (x, dL/dy) — instead of the ten or so separate
+/// element-wise ops (and their backward rules) of the composed formula.
+
+/// y = (x - mean) / sqrt(var + eps) * weight + bias with the mean and biased variance of x over every dimension
+/// but 1 (x is [N, C, ...]). Returns y and the batch mean and biased variance [C] (for the running statistics;
+/// not differentiable). Differentiable in x, weight and bias, through the statistics, as torch's batch_norm in
+/// training mode.
+public func batchNormTraining(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Double = 1e-5) throws -> (output: Tensor, mean: Tensor, variance: Tensor) {
+    try x.requireDType(.float32, "batchNormTraining")
+    guard x.rank >= 2, x.shape[1] >= 1 else {
+        throw VisionError.shapeMismatch("batchNormTraining: input must be [N, C, ...] with C >= 1, got \(x.shape)")
+    }
+    guard eps >= 0, eps.isFinite else { throw VisionError.invalidArgument("batchNormTraining: eps must be finite and >= 0, got \(eps)") }
+    let c = x.shape[1], spans = x.shape[0], span = x.shape[2...].reduce(1, *)
+    let count = spans * span
+    guard count > 1 else {
+        throw VisionError.invalidArgument("batchNormTraining: needs more than one value per channel, got input \(x.shape)")
+    }
+    for (t, name) in [(weight, "weight"), (bias, "bias")] {
+        guard let t else { continue }
+        try t.requireDType(.float32, "batchNormTraining \(name)")
+        guard t.shape == [c] else { throw VisionError.shapeMismatch("batchNormTraining: \(name) \(t.shape) must be [\(c)]") }
+    }
+    let xc = try x.detach().contiguous()
+    let w = try weight?.detach().toArray(Float.self) ?? [Float](repeating: 1, count: c)
+    let b = try bias?.detach().toArray(Float.self) ?? [Float](repeating: 0, count: c)
+    var meanOut = [Float](repeating: 0, count: c), varOut = meanOut, rstdOut = meanOut
+    let y = try Tensor.uninitialized(x.shape)
+    let px = SendablePointer(xc.pointer(Float.self)), py = SendablePointer(y.pointer(Float.self))
+    meanOut.withUnsafeMutableBufferPointer { mb in
+        varOut.withUnsafeMutableBufferPointer { vb in
+            rstdOut.withUnsafeMutableBufferPointer { rb in
+                let pm = SendablePointer(mb.baseAddress!), pv = SendablePointer(vb.baseAddress!), pr = SendablePointer(rb.baseAddress!)
+                withExtendedLifetime(xc) {
+                    parallelFor(c, minChunk: max(1, 65_536 / max(count, 1))) { channels in
+                        for ch in channels {
+                            var total = 0.0
+                            for n in 0..<spans { total += rowSum(px.p + (n * c + ch) * span, span) { $0 } }
+                            let m = Float(total / Double(count))
+                            var d = 0.0, q = 0.0
+                            for n in 0..<spans {
+                                let (dn, qn) = rowDeviationSums(px.p + (n * c + ch) * span, span, m)
+                                d += dn; q += qn
+                            }
+                            let mean = Double(m) + d / Double(count)
+                            let variance = max(0, (q - d * d / Double(count)) / Double(count))
+                            let rstd = 1 / (variance + eps).squareRoot()
+                            let a = Float(Double(w[ch]) * rstd), shift = Float(Double(b[ch]) - mean * Double(w[ch]) * rstd)
+                            for n in 0..<spans {
+                                let o = (n * c + ch) * span
+                                affineSpan(px.p + o, py.p + o, span, a, shift)
+                            }
+                            (pm.p[ch], pv.p[ch], pr.p[ch]) = (Float(mean), Float(variance), Float(rstd))
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let meanT = try Tensor(meanOut, shape: [c]), varT = try Tensor(varOut, shape: [c])
+    let saved = (x: xc, mean: meanOut, rstd: rstdOut, weight: w)
+    let inputs = [x] + [weight, bias].compactMap { $0 }
+    let out = recordGrad("batchNormTraining", y, inputs: inputs) { g in
+        let (gx, gw, gb) = try batchNormTrainingBackward(try g.contiguous(), saved.x, mean: saved.mean, rstd: saved.rstd, weight: saved.weight)
+        return [gx] + (weight != nil ? [gw] : []) + (bias != nil ? [gb] : [])
+    }
+    return (out, meanT, varT)
+}
+
+/// With x̂ = (x - mean) * rstd and a = weight * rstd: dL/dbias = Σ g, dL/dweight = Σ g x̂ and
+/// dL/dx = a * (g - Σg / M - x̂ * Σ(g x̂) / M), an affine function of (g, x) per channel.
+private func batchNormTrainingBackward(_ g: Tensor, _ x: Tensor, mean: [Float], rstd: [Float], weight: [Float]) throws -> (Tensor, Tensor, Tensor) {
+    let c = x.shape[1], spans = x.shape[0], span = x.shape[2...].reduce(1, *), count = Double(spans * span)
+    let gx = try Tensor.uninitialized(x.shape)
+    var gw = [Float](repeating: 0, count: c), gb = gw
+    let px = SendablePointer(x.pointer(Float.self)), pg = SendablePointer(g.pointer(Float.self)), po = SendablePointer(gx.pointer(Float.self))
+    gw.withUnsafeMutableBufferPointer { wb in
+        gb.withUnsafeMutableBufferPointer { bb in
+            let pw = SendablePointer(wb.baseAddress!), pb = SendablePointer(bb.baseAddress!)
+            withExtendedLifetime((x, g)) {
+                parallelFor(c, minChunk: max(1, 65_536 / max(Int(count), 1))) { channels in
+                    for ch in channels {
+                        let m = mean[ch], r = Double(rstd[ch])
+                        var sg = 0.0, sgx = 0.0
+                        for n in 0..<spans {
+                            let o = (n * c + ch) * span
+                            let (a, b) = spanGradientSums(pg.p + o, px.p + o, span, m)
+                            sg += a; sgx += b
+                        }
+                        let sgxhat = sgx * r   // Σ g x̂
+                        let a = Double(weight[ch]) * r
+                        // dx = a g + p x + q with p = -a r Σ(g x̂) / M and q = -a Σg / M - p mean.
+                        let p = -a * r * sgxhat / count
+                        let q = -a * sg / count - p * Double(m)
+                        for n in 0..<spans {
+                            let o = (n * c + ch) * span
+                            affinePairSpan(pg.p + o, px.p + o, po.p + o, span, Float(a), Float(p), Float(q))
+                        }
+                        pw.p[ch] = Float(sgxhat); pb.p[ch] = Float(sg)
+                    }
+                }
+            }
+        }
+    }
+    return (gx, try Tensor(gw, shape: [c]), try Tensor(gb, shape: [c]))
+}
+
+/// (Σ g, Σ g (x - m)) over a span.
+@inline(__always) private func spanGradientSums(_ g: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int, _ m: Float) -> (Double, Double) {
+    let vm = F16(repeating: m)
+    var s = 0.0, t = 0.0, i = 0
+    while i < n {
+        let end = min(n, i + sumBlock)
+        var a = F16(), b = F16()
+        while i + 16 <= end { let gv = loadF16(g + i); a += gv; b = vmadd(gv, loadF16(x + i) - vm, b); i += 16 }
+        if i < end {
+            let gv = loadPartial(g + i, end - i, fill: 0)
+            a += gv; b = vmadd(gv, loadPartial(x + i, end - i, fill: m) - vm, b); i = end
+        }
+        s += Double(a.sum()); t += Double(b.sum())
+    }
+    return (s, t)
+}
+
+/// o = a g + p x + q over a span.
+@inline(__always) private func affinePairSpan(_ g: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ o: UnsafeMutablePointer<Float>,
+                                              _ n: Int, _ a: Float, _ p: Float, _ q: Float) {
+    let va = F16(repeating: a), vp = F16(repeating: p), vq = F16(repeating: q)
+    var i = 0
+    while i + 16 <= n { storeF16(vmadd(loadF16(g + i), va, vmadd(loadF16(x + i), vp, vq)), o + i); i += 16 }
+    if i < n {
+        storePartial(vmadd(loadPartial(g + i, n - i, fill: 0), va, vmadd(loadPartial(x + i, n - i, fill: 0), vp, vq)), o + i, n - i)
+    }
+}
