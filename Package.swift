@@ -37,7 +37,7 @@ let package = Package(
         .target(name: "VisionData", dependencies: ["VisionCore", "CZlib"], swiftSettings: tune),
         .target(name: "VisionCAPI", dependencies: ["VisionCore", "VisionNN", "VisionOptim", "VisionTrain", "VisionModels"],
                 swiftSettings: tune),
-        .executableTarget(name: "vc", dependencies: ["VisionCore", "VisionModels", "CBLAS",
+        .executableTarget(name: "vc", dependencies: ["VisionCore", "VisionNN", "VisionOptim", "VisionTrain", "VisionModels", "CBLAS",
                                                  .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: tune),
         .executableTarget(name: "KernelBench", dependencies: ["VisionCore", "CBLAS"], path: "Benchmarks/KernelBench",

@@ -37,6 +37,18 @@
  *     }
  *
  * Build: gcc -std=c11 -Iinclude demo.c -Lout/lib -lvisioncore -Wl,-rpath,'$ORIGIN/../lib' -o demo
+ *
+ * Classifying a photo (timm model names; weights are timm-format safetensors, checked key by key)
+ *     vc_model *m = NULL;
+ *     vc_tensor *x = NULL, *logits = NULL;
+ *     if (vc_model_create("resnet50", 1000, 3, 0.0f, 0, &m) != VC_OK ||      // a new model is in training mode
+ *         vc_model_load(m, "resnet50.safetensors") != VC_OK ||
+ *         vc_model_set_training(m, 0) != VC_OK ||
+ *         vc_image_eval_transform_file("cat.png", m, &x) != VC_OK ||         // timm's eval transform
+ *         vc_model_forward(m, x, &logits) != VC_OK)                           // [1, 1000]
+ *         fprintf(stderr, "error: %s\n", vc_last_error_message());
+ *     // vc_model_parameter(m, i, &p) gives handles that share the model's weights: vc_optimizer_create over them
+ *     // trains the model (samples: bindings/c/classify.c, bindings/c/train_model.c).
  */
 #ifndef VISIONCORE_H
 #define VISIONCORE_H
@@ -54,6 +66,7 @@ typedef struct vc_tensor_map vc_tensor_map; /* opaque handle */
 typedef struct vc_optimizer vc_optimizer; /* opaque handle */
 typedef struct vc_scheduler vc_scheduler; /* opaque handle */
 typedef struct vc_face_detector vc_face_detector; /* opaque handle */
+typedef struct vc_model vc_model; /* opaque handle */
 
 /**
  * Loss functions for vc_loss (torch.nn.functional semantics).
@@ -456,6 +469,174 @@ int32_t vc_image_resize(vc_tensor *image, int64_t out_h, int64_t out_w, int32_t 
  * VC_LOSS_SMOOTH_L1 takes `param` as beta; the other losses ignore `param` and `ignore_index`.
  */
 int32_t vc_loss(int32_t kind, vc_tensor *input, vc_tensor *target, double param, int64_t ignore_index, int32_t reduction, vc_tensor **out);
+
+/**
+ * Writes the number of model names vc_model_create accepts to *out_count.
+ */
+int32_t vc_model_list_count(int64_t *out_count);
+
+/**
+ * Writes model name `index` (0-based, registry order: "resnet18", ..., "rexnet_100", ..., "pit_ti_224", ...) to
+ * *out_name; the string stays valid for the life of the process.
+ */
+int32_t vc_model_list_name(int64_t index, const char **out_name);
+
+/**
+ * Writes the name of ImageNet-1k class `index` (0...999, torchvision's names, e.g. 281 "tabby") to
+ * *out_name; the string stays valid for the life of the process.
+ */
+int32_t vc_imagenet_class_name(int64_t index, const char **out_name);
+
+/**
+ * Creates the registry model `name` (timm's model names) with freshly initialized weights, as timm's
+ * create_model: `num_classes` outputs (0: no classifier, forward gives the pooled features), `in_chans` input
+ * channels, stochastic-depth rate `drop_path_rate` in [0, 1), initializers and dropout generators seeded by
+ * `seed`. The model starts in training mode (call vc_model_set_training(model, 0) before inference). An
+ * unknown name fails with VC_INVALID_ARGUMENT and a message listing the known ones.
+ */
+int32_t vc_model_create(const char *name, int64_t num_classes, int64_t in_chans, float drop_path_rate, uint64_t seed, vc_model **out);
+
+/**
+ * Releases a model (NULL is a no-op). Parameter tensors taken from it stay valid (they own their data too).
+ */
+int32_t vc_model_free(vc_model *model);
+
+/**
+ * Writes the model's registry name to *out_name (valid as long as the model).
+ */
+int32_t vc_model_name(vc_model *model, const char **out_name);
+
+/**
+ * Writes the number of classifier outputs (0 for a model created without classifier) and the width of the
+ * pooled pre-logits features; either pointer may be NULL.
+ */
+int32_t vc_model_num_classes(vc_model *model, int64_t *out_num_classes, int64_t *out_num_features);
+
+/**
+ * Loads a safetensors file with timm's state-dict key names into the model, strictly: every key must be
+ * present with the model's shape and no other key may appear. On a mismatch (weights of another model or
+ * another num_classes) it fails with VC_SHAPE_MISMATCH and a message listing the missing, unexpected and
+ * mis-shaped keys (with both shapes), and the model is unchanged. The training mode is not changed.
+ */
+int32_t vc_model_load(vc_model *model, const char *path);
+
+/**
+ * Loads the tensors of a vc_tensor_map (e.g. from vc_safetensors_load) into the model: strict (1) as
+ * vc_model_load; non-strict (0) ignores missing and unexpected keys but still refuses mis-shaped ones.
+ */
+int32_t vc_model_load_state_dict(vc_model *model, vc_tensor_map *map, int32_t strict);
+
+/**
+ * Writes the model's state dict (parameters and buffers, timm's key names) to a safetensors file atomically.
+ */
+int32_t vc_model_save(vc_model *model, const char *path);
+
+/**
+ * A new vc_tensor_map holding a copy of the model's state dict (parameters and buffers), in PyTorch's order.
+ */
+int32_t vc_model_state_dict(vc_model *model, vc_tensor_map **out);
+
+/**
+ * Switches the model to training mode (1: dropout and drop-path active, BatchNorm uses and updates batch
+ * statistics) or evaluation mode (0).
+ */
+int32_t vc_model_set_training(vc_model *model, int32_t training);
+
+/**
+ * Writes 1 to *out_flag when the model is in training mode.
+ */
+int32_t vc_model_is_training(vc_model *model, int32_t *out_flag);
+
+/**
+ * Runs the model on a float32 [N, C, H, W] batch and gives the logits [N, num_classes] (the pooled features
+ * when num_classes is 0). With gradient recording on (vc_set_grad_enabled) and parameters that require
+ * gradients (the default), the output carries the graph: vc_tensor_backward on a loss of it fills the
+ * gradients of the vc_model_parameter tensors. Wrong channel counts, sizes a model cannot take (PiT's fixed
+ * grid) and non-float32 input fail with a message.
+ */
+int32_t vc_model_forward(vc_model *model, vc_tensor *x, vc_tensor **out);
+
+/**
+ * The trunk's output before pooling (timm's forward_features): [N, C, h, w] for CNNs, the token sequence
+ * [N, T + h*w, C] for PiT. Records gradients as vc_model_forward.
+ */
+int32_t vc_model_forward_features(vc_model *model, vc_tensor *x, vc_tensor **out);
+
+/**
+ * timm's forward_head on the output of vc_model_forward_features: pooling, dropout and classifier, or with
+ * `pre_logits` = 1 the pooled [N, num_features] features.
+ */
+int32_t vc_model_forward_head(vc_model *model, vc_tensor *features, int32_t pre_logits, vc_tensor **out);
+
+/**
+ * Writes the number of parameter elements (timm's sum of p.numel()) to *out_n: of all parameters, or with
+ * `trainable_only` = 1 of those that require gradients.
+ */
+int32_t vc_model_num_params(vc_model *model, int32_t trainable_only, int64_t *out_n);
+
+/**
+ * Writes the number of parameter tensors (what vc_model_parameter enumerates; buffers such as BatchNorm's
+ * running statistics are not parameters) to *out_count.
+ */
+int32_t vc_model_parameter_count(vc_model *model, int64_t *out_count);
+
+/**
+ * Gives a new tensor handle to parameter `index` (0-based, PyTorch's named_parameters order) that shares the
+ * model's storage and gradient: vc_optimizer_create over these handles trains the model, loading weights
+ * changes what they read, and vc_tensor_grad gives the gradient after a backward through vc_model_forward.
+ * Free each handle with vc_tensor_free. Read it with vc_tensor_copy_to: vc_tensor_data and
+ * vc_tensor_set_requires_grad give the handle a private copy that no longer trains the model.
+ */
+int32_t vc_model_parameter(vc_model *model, int64_t index, vc_tensor **out);
+
+/**
+ * Writes the state-dict name of parameter `index` (e.g. "conv1.weight") to *out_name; the string lives as long
+ * as the model.
+ */
+int32_t vc_model_parameter_name(vc_model *model, int64_t index, const char **out_name);
+
+/**
+ * Clears the gradients of every parameter of the model.
+ */
+int32_t vc_model_zero_grad(vc_model *model);
+
+/**
+ * The input the model's weights expect (timm's pretrained cfg). Writes [channels, height, width] to
+ * out_input_size (3 values), the per-channel normalisation to out_mean and out_std (`capacity` values of room
+ * each, at least the channel count), the crop fraction to *out_crop_pct and the resampling filter to *out_interpolation:
+ * VC_RESIZE_BILINEAR or VC_RESIZE_BICUBIC (PIL's filters of those names, which the eval transform uses). Any output may be NULL (with capacity 0 for mean and std).
+ */
+int32_t vc_model_input_config(vc_model *model, int64_t *out_input_size, float *out_mean, float *out_std, int64_t capacity, double *out_crop_pct, int32_t *out_interpolation);
+
+/**
+ * timm's eval transform for `model` of a uint8 [H, W, C] image (as vc_image_load gives, C = the model's input
+ * channels): shorter side resized to floor(size / crop_pct) with the model's interpolation (bit-exact with PIL's
+ * resize), center crop to the input size, x / 255, normalised by mean/std. *out receives float32 [1, C, H, W]
+ * ready for vc_model_forward. A wrong dtype, rank or channel count fails with a message.
+ */
+int32_t vc_image_eval_transform(vc_tensor *image, vc_model *model, vc_tensor **out);
+
+/**
+ * vc_image_eval_transform of an image file (PNG, JPEG or BMP), decoded to the model's channel count (grey and
+ * RGBA photos are converted, as timm's loader converts to RGB). Unreadable files are VC_IO_ERROR, data that
+ * does not decode VC_FORMAT_ERROR.
+ */
+int32_t vc_image_eval_transform_file(const char *path, vc_model *model, vc_tensor **out);
+
+/**
+ * Saves a training checkpoint of a model: its whole state dict (parameters and buffers such as BatchNorm's
+ * running statistics), the optimizer's and the scheduler's state (either may be NULL), the dropout / drop-path
+ * generators and the step and epoch counters, in one safetensors file written atomically.
+ */
+int32_t vc_model_checkpoint_save(const char *path, vc_model *model, vc_optimizer *optimizer, vc_scheduler *scheduler, int64_t step, int64_t epoch);
+
+/**
+ * Restores a checkpoint written by vc_model_checkpoint_save into the model (in place: parameter handles and
+ * optimizers stay attached), the optimizer and the scheduler (either may be NULL), and writes the counters to
+ * *out_step and *out_epoch (either may be NULL). Everything is checked first: a checkpoint of another model or
+ * optimizer fails with a message naming the key and changes nothing.
+ */
+int32_t vc_model_checkpoint_load(const char *path, vc_model *model, vc_optimizer *optimizer, vc_scheduler *scheduler, int64_t *out_step, int64_t *out_epoch);
 
 /**
  * Creates an optimizer over the `n` tensors of `params` (float32 leaves that require gradients; the optimizer

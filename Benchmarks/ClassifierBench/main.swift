@@ -79,9 +79,10 @@ do {
         let base = statusMB("VmRSS")
         resetPeak()
         let model = try ClassifierRegistry.create(args[2]).eval()
+        let created = statusMB("VmHWM") - base, weights = statusMB("VmRSS") - base
         let x = try makeInput(model, batch: Int(args[3]) ?? 1)
         try Autograd.noGrad { _ = try model(x) }
-        print("memory \(fmt(statusMB("VmHWM") - base))")
+        print("memory \(fmt(statusMB("VmHWM") - base)) (after creation: peak \(fmt(created)), resident \(fmt(weights)))")
         exit(0)
     }
     let threads = args.count > 1 ? Int(args[1]) ?? 2 : 2
@@ -106,7 +107,7 @@ do {
             let ms = try Autograd.noGrad { try medianMs(runs: runs) { _ = try model(x) } }
             var vcPeak = Double.nan
             if batch == 1 {
-                eachLine(of: "\(args[0]) --memory \(name) 1") { l in if l.hasPrefix("memory ") { vcPeak = Double(l.dropFirst(7)) ?? .nan } }
+                eachLine(of: "\(args[0]) --memory \(name) 1") { l in if l.hasPrefix("memory ") { vcPeak = Double(l.dropFirst(7).split(separator: " ").first ?? "") ?? .nan } }
             }
             var torchMs = Double.nan, ortMs = Double.nan, torchPeak = Double.nan
             if haveTorch {

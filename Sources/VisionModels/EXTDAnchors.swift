@@ -90,6 +90,7 @@ public struct EXTDDetectionConfig: Sendable {
 /// scoreThreshold, the best nmsTopK of them, greedy NMS, at most topK. Returns [K, 5] rows (x1, y1, x2, y2,
 /// score) normalised to the network input, best first.
 ///
+/// Boxes that decode to non-finite coordinates are dropped.
 /// Filtering at the user's threshold before NMS gives the same boxes as the official code (NMS at 0.05, then
 /// the demo's `>= thresh`): a box's fate in greedy NMS depends only on the boxes scored above it.
 public func extdDetections(loc: Tensor, conf: Tensor, priors: Tensor, scoreThreshold: Float,
@@ -118,6 +119,13 @@ public func extdDetections(loc: Tensor, conf: Tensor, priors: Tensor, scoreThres
             let b = S3FDAnchors.decode(l.pointer(Float.self) + 4 * c.0, pr.pointer(Float.self) + 4 * c.0)
             boxes[4 * j] = b.0; boxes[4 * j + 1] = b.1; boxes[4 * j + 2] = b.2; boxes[4 * j + 3] = b.3
         }
+    }
+    // A network that is barely trained (or fed extreme inputs) can decode to infinite or NaN boxes: they are no
+    // detections, and NMS or a drawing would misbehave on them. (The official code passes them through.)
+    let finite = candidates.indices.filter { j in (0..<4).allSatisfy { boxes[4 * j + $0].isFinite } }
+    if finite.count < candidates.count {
+        candidates = finite.map { candidates[$0] }
+        boxes = finite.flatMap { j in boxes[(4 * j)..<(4 * j + 4)] }
     }
     let keep = candidates.isEmpty ? [] : try nms(try Tensor(boxes, shape: [candidates.count, 4]),
                                                  scores: try Tensor(candidates.map(\.1), shape: [candidates.count]),

@@ -47,4 +47,22 @@ public enum Init {
         let bound = Float(1 / Double(max(fanIn, 1)).squareRoot())
         return try Tensor.uniform([count], low: -bound, high: bound, rng: &rng)
     }
+
+    // In-place redraws for a model's own init scheme (timm's init_weights): they write into the parameter's
+    // storage, so re-initializing a large model allocates nothing.
+
+    /// Redraws `p` from N(mean, std).
+    public static func fillNormal(_ p: Parameter, mean: Float = 0, std: Float, rng: inout RandomGenerator) throws {
+        try p.value.updateInPlace { b in for i in b.indices { b[i] = mean + std * rng.nextNormal() } }
+    }
+
+    /// Redraws `p` from U(low, high).
+    public static func fillUniform(_ p: Parameter, low: Float, high: Float, rng: inout RandomGenerator) throws {
+        try p.value.updateInPlace { b in for i in b.indices { b[i] = low + (high - low) * rng.nextFloat() } }
+    }
+
+    /// Sets every element of `p` to `value`.
+    public static func fill(_ p: Parameter, _ value: Float) throws {
+        try p.value.updateInPlace { b in b.update(repeating: value) }
+    }
 }

@@ -8,7 +8,7 @@ struct VC: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vc",
         abstract: "VisionCore: CPU deep learning for computer vision.",
-        subcommands: [Demo.self, DetectFaces.self, Info.self])
+        subcommands: [Classify.self, Demo.self, DetectFaces.self, TrainFaces.self, Info.self, Models.self])
 }
 
 struct Info: ParsableCommand {

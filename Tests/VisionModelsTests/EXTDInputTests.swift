@@ -25,6 +25,15 @@ import VisionCore
         #expect(throws: VisionError.self) { try EXTD(variant: .extd48, stateDict: empty) }
     }
 
+    @Test func boxesThatDecodeToInfinityAreDropped() throws {
+        let priors = try Tensor([0.5, 0.5, 0.1, 0.1, 0.2, 0.2, 0.1, 0.1] as [Float], shape: [2, 4])
+        let loc = try Tensor([0, 0, 1000, 1000, 0, 0, 0, 0] as [Float], shape: [2, 4])
+        let conf = try Tensor([0, 10, 0, 9] as [Float], shape: [2, 2])
+        let det = try extdDetections(loc: loc, conf: conf, priors: priors, scoreThreshold: 0.5)
+        #expect(det.shape == [1, 5])
+        #expect(try det.toArray(Float.self).allSatisfy { $0.isFinite })
+    }
+
     @Test func badImagesAreErrors() throws {
         let detector = try FaceDetector(variant: .extd32, weightsPath: Repo.weights(.extd32))
         #expect(throws: VisionError.self) { try detector.detect(try Tensor.zeros([0, 10, 3], dtype: .uint8)) }

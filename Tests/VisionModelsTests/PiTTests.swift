@@ -48,15 +48,6 @@ private enum PiTFixture {
     }
 }
 
-/// ||a - b|| / ||b||.
-private func relativeL2(_ a: Tensor, _ b: Tensor) throws -> Double {
-    let x = try a.toArray(Float.self), y = try b.toArray(Float.self)
-    guard x.count == y.count else { return .infinity }
-    var num = 0.0, den = 0.0
-    for i in x.indices { let d = Double(x[i]) - Double(y[i]); num += d * d; den += Double(y[i]) * Double(y[i]) }
-    return (num / max(den, 1e-30)).squareRoot()
-}
-
 private func expectClose(_ got: Tensor, _ want: Tensor, _ what: String, tol: Double = 1e-4,
                          sourceLocation: SourceLocation = #_sourceLocation) throws {
     #expect(got.shape == want.shape, "\(what): shape \(got.shape), timm \(want.shape)", sourceLocation: sourceLocation)

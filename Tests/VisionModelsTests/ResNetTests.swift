@@ -27,21 +27,8 @@ enum CNNFixture {
     static func counts(_ name: String) throws -> [Int64] { try tensor("count.\(name)").toArray(Int64.self) }
 }
 
-/// ||a - b|| / ||b|| over all elements (infinite when the shapes differ).
-func relativeL2(_ a: Tensor, _ b: Tensor) throws -> Float {
-    guard a.shape == b.shape else { return .infinity }
-    let x = try a.contiguous().toArray(Float.self), y = try b.contiguous().toArray(Float.self)
-    var num = 0.0, den = 0.0
-    for i in x.indices {
-        let d = Double(x[i]) - Double(y[i])
-        num += d * d
-        den += Double(y[i]) * Double(y[i])
-    }
-    return Float((num / max(den, 1e-30)).squareRoot())
-}
-
 /// Records an issue unless `got` is within `tol` relative L2 of the fixture tensor `key`.
-func expectClose(_ got: Tensor, _ key: String, tol: Float = 1e-4, sourceLocation: SourceLocation = #_sourceLocation) throws {
+func expectClose(_ got: Tensor, _ key: String, tol: Double = 1e-4, sourceLocation: SourceLocation = #_sourceLocation) throws {
     let want = try CNNFixture.tensor(key)
     let err = try relativeL2(got, want)
     #expect(got.shape == want.shape, "\(key): shape \(got.shape), timm \(want.shape)", sourceLocation: sourceLocation)
@@ -50,7 +37,7 @@ func expectClose(_ got: Tensor, _ key: String, tol: Float = 1e-4, sourceLocation
 
 /// Loads case `name`'s weights, checks eval-mode outputs against timm, then one train-mode step: logits with
 /// batch statistics, gradients of the input and of `model`'s parameters, updated running statistics.
-func checkClassifierParity(_ model: ImageClassifier, case name: String, gradTol: Float = 1e-4) throws {
+func checkClassifierParity(_ model: ImageClassifier, case name: String, gradTol: Double = 1e-4) throws {
     try model.loadStateDict(try CNNFixture.weights(name))
     let x = try CNNFixture.tensor("\(name).input")
     model.eval()

@@ -99,3 +99,16 @@ final class BlockCache: @unchecked Sendable {
         for p in blocks { Glibc.free(p) }
     }
 }
+
+/// The library's idle memory.
+public enum Memory {
+    /// Returns the blocks kept for reuse and malloc's free pages to the system: after building a model, so that
+    /// the process does not carry its construction's temporaries through inference.
+    public static func releaseIdle() {
+        BlockCache.shared.trim()
+        _ = mallocTrim(0)
+    }
+}
+
+/// glibc's malloc_trim (malloc.h, which the Glibc module does not export).
+@_silgen_name("malloc_trim") private func mallocTrim(_ pad: Int) -> Int32

@@ -32,6 +32,9 @@ public enum ClassifierRegistry {
               (options.dropRate ?? 0) >= 0, (options.dropRate ?? 0) < 1 else {
             throw VisionError.invalidArgument("create \(name): invalid options \(options)")
         }
-        return try entry(name).make(options)
+        let model = try entry(name).make(options)
+        // Initializers replace some freshly drawn weights (zero-init, timm's schemes); give that memory back.
+        Memory.releaseIdle()
+        return model
     }
 }

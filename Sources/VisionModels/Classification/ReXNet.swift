@@ -215,13 +215,13 @@ public final class ReXNet: ImageClassifier {
             if let conv = m as? Conv2d {
                 let s = conv.weight.value.shape
                 let fanOut = s[0] * s[2] * s[3] / conv.groups
-                conv.weight.value = try Tensor.normal(s, std: Float((2 / Double(max(fanOut, 1))).squareRoot()), rng: &rng).requiringGrad()
-                if let b = conv.bias { b.value = try Tensor.zeros(b.value.shape).requiringGrad() }
+                try Init.fillNormal(conv.weight, std: Float((2 / Double(max(fanOut, 1))).squareRoot()), rng: &rng)
+                if let b = conv.bias { try Init.fill(b, 0) }
             } else if let fc = m as? Linear {
                 let s = fc.weight.value.shape
                 let range = Float(1 / Double(max(s[0], 1)).squareRoot())
-                fc.weight.value = try Tensor.uniform(s, low: -range, high: range, rng: &rng).requiringGrad()
-                if let b = fc.bias { b.value = try Tensor.zeros(b.value.shape).requiringGrad() }
+                try Init.fillUniform(fc.weight, low: -range, high: range, rng: &rng)
+                if let b = fc.bias { try Init.fill(b, 0) }
             }
         }
     }

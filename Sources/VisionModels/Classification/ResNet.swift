@@ -142,10 +142,10 @@ public final class ResNet: ImageClassifier {
     private func initializeWeights(rng: inout RandomGenerator) throws {
         for (_, m) in namedModules() {
             if let conv = m as? Conv2d {
-                conv.weight.value = try Init.kaimingNormal(conv.weight.value.shape, fanOut: true, rng: &rng).requiringGrad()
+                try Init.fillNormal(conv.weight, std: Float((2.0 / Double(max(Init.fans(conv.weight.value.shape).fanOut, 1))).squareRoot()), rng: &rng)
             }
             if let block = m as? ResNetBlock, let last = block.convs.last?.1.weight {
-                last.value = try Tensor.zeros(last.value.shape).requiringGrad()
+                try Init.fill(last, 0)
             }
         }
     }

@@ -7,20 +7,24 @@
 - `visioncore.ops`: torchvision.ops (roi_align, nms, batched_nms, box_iou).
 - `visioncore.image`: load/decode/encode/save/resize images, to_tensor.
 - `visioncore.FaceDetector` (`visioncore.models`): EXTD face detection with the bundled official weights.
+- `visioncore.create_model(name, num_classes=...)`, `list_models()`: timm-named classifiers (ResNet, ReXNet, PiT)
+  that load timm's safetensors, with timm's eval transform (`model.transform(path)`).
 - `visioncore.load_file/save_file/read_metadata`: safetensors, as safetensors.numpy.
 Errors raise `visioncore.VisionCoreError` with the library's message. Set VISIONCORE_LIB to use another library.
 """
-from . import functional, image, models, nn, ops, optim
+from . import classification, functional, image, models, nn, ops, optim
 from ._lib import VisionCoreError, check, lib
 from ._tensor_ops import *  # noqa: F401,F403
 from ._tensor_ops import __all__ as _tensor_ops_all
 from .checkpoint import load_checkpoint, save_checkpoint
+from .classification import Model, create_model, imagenet_class_names, list_models, resolve_data_config
 from .io import load_file, read_metadata, save_file
 from .models import FaceDetector
 from .tensor import Tensor, as_tensor, no_grad, set_grad_enabled, tensor
 
 __all__ = ["Tensor", "VisionCoreError", "as_tensor", "tensor", "no_grad", "set_grad_enabled", "functional", "image", "models", "nn", "ops", "optim",
-           "FaceDetector", "set_num_threads",
+           "FaceDetector", "Model", "create_model", "list_models", "resolve_data_config", "imagenet_class_names",
+           "set_num_threads",
            "get_num_threads", "load_file", "save_file", "read_metadata", "save_checkpoint", "load_checkpoint", "__version__"] + _tensor_ops_all
 
 __version__ = lib.vc_version().decode()

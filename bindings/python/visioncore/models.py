@@ -1,15 +1,17 @@
-"""visioncore.models: pretrained detectors. FaceDetector runs EXTD (clovaai/EXTD_Pytorch) with the official
-weights bundled in data/weights/extd (MIT licence)."""
+"""visioncore.models: pretrained detectors and the classifier registry. FaceDetector runs EXTD
+(clovaai/EXTD_Pytorch) with the official weights bundled in data/weights/extd (MIT licence); create_model and
+list_models (visioncore.classification) build timm-named classifiers."""
 import ctypes
 import os
 
 import numpy as np
 
 from ._lib import call, check, lib
+from .classification import Model, create_model, list_models
 from .image import load_image
 from .tensor import Tensor, as_tensor
 
-__all__ = ["FaceDetector"]
+__all__ = ["FaceDetector", "Model", "create_model", "list_models"]
 
 
 class FaceDetector:

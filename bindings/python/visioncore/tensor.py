@@ -37,7 +37,8 @@ class Tensor:
             a = a.astype(np.float32)
         if a.dtype not in _NP_TO_VC:
             raise TypeError(f"unsupported dtype {a.dtype}: use float32, int32, int64 or uint8")
-        a = np.ascontiguousarray(a)
+        if not a.flags.c_contiguous:
+            a = np.ascontiguousarray(a)  # (only when needed: it turns a 0-d array into shape (1,))
         shape, ndim = _shape_array(a.shape)
         return Tensor(call(lib.vc_tensor_from_buffer, _NP_TO_VC[a.dtype], shape, ndim,
                            a.ctypes.data_as(ctypes.c_void_p), a.nbytes))
