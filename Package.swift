@@ -48,7 +48,7 @@ let package = Package(
                           swiftSettings: tune),
         .executableTarget(name: "EXTDBench", dependencies: ["VisionCore", "VisionModels"], path: "Benchmarks/EXTDBench",
                           swiftSettings: tune),
-        .executableTarget(name: "ClassifierBench", dependencies: ["VisionCore", "VisionNN", "VisionModels"],
+        .executableTarget(name: "ClassifierBench", dependencies: ["VisionCore", "VisionNN", "VisionModels", "CBLAS"],
                           path: "Benchmarks/ClassifierBench", swiftSettings: tune),
         // Tests read their golden files from Tests/VisionCoreTests/Fixtures through #filePath.
         .testTarget(name: "VisionCoreTests", dependencies: ["VisionCore"], exclude: ["Fixtures"]),

@@ -3,10 +3,12 @@
 //
 //   ClassifierBench [threads=2] [runs=10] [model,model,...]
 //   ClassifierBench --memory MODEL BATCH    (internal: one model in a fresh process, prints its peak memory)
+//   ClassifierBench --run MODEL BATCH N     (N forwards and nothing else, e.g. under `perf record`)
 // PyTorch / ONNX Runtime come from tools/bench_classify_torch.py when python3 can import torch and timm.
 #if canImport(Glibc)
 import Glibc
 #endif
+import CBLAS
 import VisionCore
 import VisionModels
 import VisionNN
@@ -83,6 +85,15 @@ do {
         let x = try makeInput(model, batch: Int(args[3]) ?? 1)
         try Autograd.noGrad { _ = try model(x) }
         print("memory \(fmt(statusMB("VmHWM") - base)) (after creation: peak \(fmt(created)), resident \(fmt(weights)))")
+        exit(0)
+    }
+    if args.count == 5 && args[1] == "--run" {
+        try Threading.setThreadCount(2)
+        if getenv("VC_BLAS1") != nil { openblas_set_num_threads(1) }
+        let model = try ClassifierRegistry.create(args[2]).eval()
+        let x = try makeInput(model, batch: Int(args[3]) ?? 1)
+        let ms = try Autograd.noGrad { try medianMs(runs: max(1, Int(args[4]) ?? 10)) { _ = try model(x) } }
+        print("\(args[2]) batch \(args[3]): median \(fmt(ms)) ms")
         exit(0)
     }
     let threads = args.count > 1 ? Int(args[1]) ?? 2 : 2
