@@ -29,7 +29,9 @@ let package = Package(
         .target(name: "VisionCore", dependencies: ["CBLAS", "CStb", "CKernels"], swiftSettings: tune,
                 linkerSettings: [.linkedLibrary("m")]),
         .target(name: "VisionOptim", dependencies: ["VisionCore"], swiftSettings: tune),
-        .target(name: "VisionTrain", dependencies: ["VisionCore", "VisionNN", "VisionOptim"], swiftSettings: tune),
+        // ClassifierTraining (vc train) builds registry models and reads VisionData datasets.
+        .target(name: "VisionTrain", dependencies: ["VisionCore", "VisionNN", "VisionOptim", "VisionModels", "VisionData"],
+                swiftSettings: tune),
         .target(name: "VisionNN", dependencies: ["VisionCore"], swiftSettings: tune),
         // Model families (EXTD, ResNet, ReXNet, PiT) on top of VisionCore's kernels and VisionNN's modules.
         .target(name: "VisionModels", dependencies: ["VisionCore", "VisionNN", "CBLAS"], swiftSettings: tune),
@@ -37,7 +39,7 @@ let package = Package(
         .target(name: "VisionData", dependencies: ["VisionCore", "CZlib"], swiftSettings: tune),
         .target(name: "VisionCAPI", dependencies: ["VisionCore", "VisionNN", "VisionOptim", "VisionTrain", "VisionModels"],
                 swiftSettings: tune),
-        .executableTarget(name: "vc", dependencies: ["VisionCore", "VisionNN", "VisionOptim", "VisionTrain", "VisionModels", "CBLAS",
+        .executableTarget(name: "vc", dependencies: ["VisionCore", "VisionNN", "VisionOptim", "VisionTrain", "VisionModels", "VisionData", "CBLAS",
                                                  .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: tune),
         .executableTarget(name: "KernelBench", dependencies: ["VisionCore", "CBLAS"], path: "Benchmarks/KernelBench",
@@ -54,7 +56,7 @@ let package = Package(
         .testTarget(name: "VisionCoreTests", dependencies: ["VisionCore"], exclude: ["Fixtures"]),
         // Reads its fixtures (optim.safetensors) from Tests/VisionCoreTests/Fixtures.
         .testTarget(name: "VisionOptimTests", dependencies: ["VisionOptim", "VisionNN", "VisionCore"]),
-        .testTarget(name: "VisionTrainTests", dependencies: ["VisionTrain", "VisionOptim", "VisionNN", "VisionCore"]),
+        .testTarget(name: "VisionTrainTests", dependencies: ["VisionTrain", "VisionOptim", "VisionNN", "VisionCore", "VisionModels", "VisionData"]),
         .testTarget(name: "VisionNNTests", dependencies: ["VisionNN", "VisionCore"]),
         // Reads Tests/VisionCoreTests/Fixtures/extd.safetensors and data/ through #filePath.
         .testTarget(name: "VisionModelsTests", dependencies: ["VisionCore", "VisionNN", "VisionOptim", "VisionModels"]),

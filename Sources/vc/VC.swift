@@ -8,7 +8,7 @@ struct VC: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vc",
         abstract: "VisionCore: CPU deep learning for computer vision.",
-        subcommands: [Classify.self, Demo.self, DetectFaces.self, TrainFaces.self, Info.self, Models.self])
+        subcommands: [Classify.self, Demo.self, DetectFaces.self, Train.self, TrainFaces.self, RelabelMaps.self, Info.self, Models.self])
 }
 
 struct Info: ParsableCommand {

@@ -14,7 +14,7 @@ public struct ClassifierEntry: Sendable {
 /// Every classification model by timm name (as timm's `create_model` registry).
 public enum ClassifierRegistry {
     /// All entries, family by family.
-    public static let entries: [ClassifierEntry] = ResNet.entries + ReXNet.entries + PiT.entries
+    public static let entries: [ClassifierEntry] = ResNet.entries + ReXNet.entries + PiT.entries + SmallClassifiers.entries
 
     /// The registered names, in registry order.
     public static var names: [String] { entries.map(\.name) }
