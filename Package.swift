@@ -52,6 +52,9 @@ let package = Package(
                           swiftSettings: tune),
         .executableTarget(name: "ClassifierBench", dependencies: ["VisionCore", "VisionNN", "VisionModels", "CBLAS"],
                           path: "Benchmarks/ClassifierBench", swiftSettings: tune),
+        // Fashion-MNIST training (the vc train recipe) against PyTorch's (tools/bench_fashion_torch.py), per epoch.
+        .executableTarget(name: "FashionBench", dependencies: ["VisionCore", "VisionData", "VisionModels", "VisionTrain"],
+                          path: "Benchmarks/FashionBench", swiftSettings: tune),
         // Tests read their golden files from Tests/VisionCoreTests/Fixtures through #filePath.
         .testTarget(name: "VisionCoreTests", dependencies: ["VisionCore"], exclude: ["Fixtures"]),
         // Reads its fixtures (optim.safetensors) from Tests/VisionCoreTests/Fixtures.

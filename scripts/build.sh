@@ -11,6 +11,7 @@ cp "$(swift build -c release --scratch-path .build-static --show-bin-path)/libvi
 swift build -c release --product vc --scratch-path .build-release
 swift build -c release --product KernelBench --scratch-path .build-release
 swift build -c release --product TrainBench --scratch-path .build-release
+swift build -c release --product FashionBench --scratch-path .build-release
 bin=$(swift build -c release --scratch-path .build-release --show-bin-path)
-cp "$bin/vc" "$bin/KernelBench" "$bin/TrainBench" out/bin/
-echo "built out/lib/libvisioncore.so, out/bin/vc, out/bin/KernelBench, out/bin/TrainBench"
+cp "$bin/vc" "$bin/KernelBench" "$bin/TrainBench" "$bin/FashionBench" out/bin/
+echo "built out/lib/libvisioncore.so, out/bin/vc, out/bin/KernelBench, out/bin/TrainBench, out/bin/FashionBench"
