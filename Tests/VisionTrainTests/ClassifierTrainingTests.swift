@@ -81,7 +81,7 @@ private func readText(_ path: String) throws -> String {
         let straight = try trainer(tinyConfig(maxSteps: 4), out: root + "/b")
         try straight.run()
         for ((k, x), (_, y)) in zip(resumed.model.stateDict(), straight.model.stateDict()) {
-            #expect(try x.toArray(Float.self) == y.toArray(Float.self), "\(k) differs after resume")
+            #expect(try x.to(.float32).toArray(Float.self) == y.to(.float32).toArray(Float.self), "\(k) differs after resume")
         }
         // Nothing left: a resumed run at its step limit trains no further.
         let done = try trainer(tinyConfig(maxSteps: 4), out: root + "/a")
