@@ -17,10 +17,12 @@ TUTORIAL = ROOT / "scripts" / "header_tutorial.txt"
 TYPES = {"Int32": "int32_t", "CInt": "int", "Int64": "int64_t", "UInt64": "uint64_t", "Int": "ptrdiff_t",
          "UInt": "size_t", "UInt8": "uint8_t", "Float": "float", "Double": "double", "Bool": "bool", "Void": "void",
          "": "void", "CChar": "char", "VCTensor": "vc_tensor *", "VCTensorMap": "vc_tensor_map *", "VCOptimizer": "vc_optimizer *", "VCScheduler": "vc_scheduler *",
-         "VCFaceDetector": "vc_face_detector *", "VCModel": "vc_model *", "OpaquePointer": "void *",
+         "VCFaceDetector": "vc_face_detector *", "VCModel": "vc_model *", "VCDataset": "vc_dataset *",
+         "VCTransform": "vc_transform *", "VCLoader": "vc_loader *", "VCMixer": "vc_mixer *", "OpaquePointer": "void *",
          "UnsafeMutableRawPointer": "void *", "UnsafeRawPointer": "const void *"}
 HANDLES = {"VCTensor": "vc_tensor", "VCTensorMap": "vc_tensor_map", "VCOptimizer": "vc_optimizer", "VCScheduler": "vc_scheduler",
-           "VCFaceDetector": "vc_face_detector", "VCModel": "vc_model"}
+           "VCFaceDetector": "vc_face_detector", "VCModel": "vc_model", "VCDataset": "vc_dataset",
+           "VCTransform": "vc_transform", "VCLoader": "vc_loader", "VCMixer": "vc_mixer"}
 
 
 def ctype(t: str) -> str:
