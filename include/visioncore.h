@@ -49,6 +49,19 @@
  *         fprintf(stderr, "error: %s\n", vc_last_error_message());
  *     // vc_model_parameter(m, i, &p) gives handles that share the model's weights: vc_optimizer_create over them
  *     // trains the model (samples: bindings/c/classify.c, bindings/c/train_model.c).
+ *
+ * Training data (sample: bindings/c/data_demo.c)
+ *     vc_dataset *ds = NULL;  vc_transform *tf = NULL;  vc_loader *loader = NULL;  vc_mixer *cutmix = NULL;
+ *     float mean[1] = {0.2860f}, std[1] = {0.3530f};
+ *     vc_dataset_fashion_mnist(NULL, 1, &ds);                  // or vc_dataset_image_folder / vc_dataset_from_tensors
+ *     vc_transform_create(&tf);
+ *     vc_transform_add_horizontal_flip(tf, 0.5);
+ *     vc_transform_add_normalize(tf, mean, std, 1);
+ *     vc_loader_create(ds, tf, 128, 1, 1, 42, 2, &loader);     // shuffle, drop_last, seed 42, 2 worker threads
+ *     vc_mixer_cutmix(1.0, 1.0, 10, 0.0, 7, &cutmix);          // official CutMix, its own generator seeded by 7
+ *     // per batch b of epoch e (the same for any worker count):
+ *     //   vc_loader_batch(loader, e, b, &images, &labels);     [128, 1, 28, 28] float32, [128] int64
+ *     //   vc_mixer_apply(cutmix, images, labels, &mixed, &targets, NULL, NULL);   targets [128, 10]
  */
 #ifndef VISIONCORE_H
 #define VISIONCORE_H
@@ -356,10 +369,10 @@ int32_t vc_adaptive_avg_pool2d(vc_tensor *x, int64_t out_h, int64_t out_w, vc_te
 int32_t vc_dataset_fashion_mnist(const char *root, int32_t train, vc_dataset **out);
 
 /**
- * Opens torchvision's ImageFolder layout `root/<class>/**/<image>` (.jpg .jpeg .png .bmp; classes are the
- * sub-folders in sorted order, so indices match torchvision). Examples are float32 RGB [3, H, W] in [0, 1]
- * (grey replicated, alpha dropped). `skip_unreadable` 1 decodes every image once now and leaves out the ones
- * that fail; 0 makes such an image fail when it is loaded (vc_dataset_get or the batch that holds it).
+ * Opens torchvision's ImageFolder layout `root/<class>/.../<image>` (.jpg .jpeg .png .bmp, sub-folders
+ * included; classes are the class folders in sorted order, so indices match torchvision). Examples are float32
+ * RGB [3, H, W] in [0, 1] (grey replicated, alpha dropped). `skip_unreadable` 1 decodes every image once now and
+ * leaves out the ones that fail; 0 makes such an image fail when it is loaded (vc_dataset_get or its batch).
  */
 int32_t vc_dataset_image_folder(const char *root, int32_t skip_unreadable, vc_dataset **out);
 

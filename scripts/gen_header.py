@@ -45,6 +45,9 @@ def snake(name: str) -> str:
 
 def doc_block(doc: str, indent: str = "") -> str:
     lines = [re.sub(r"^\s*///\s?", "", l) for l in doc.strip("\n").splitlines()]
+    # "*/" would end the C comment early and "/*" nests one (a -Werror warning in the samples' build).
+    if any("*/" in l or "/*" in l for l in lines):
+        sys.exit(f"gen_header: a doc comment contains '*/' or '/*', which breaks the C comment: {doc.strip()[:120]!r}")
     if not lines:
         return ""
     return indent + "/**\n" + "".join(f"{indent} * {l}".rstrip() + "\n" for l in lines) + indent + " */\n"

@@ -147,10 +147,10 @@ private func outputHandle(_ out: UnsafeMutablePointer<OpaquePointer?>?, _ body: 
     }
 }
 
-/// Opens torchvision's ImageFolder layout `root/<class>/**/<image>` (.jpg .jpeg .png .bmp; classes are the
-/// sub-folders in sorted order, so indices match torchvision). Examples are float32 RGB [3, H, W] in [0, 1]
-/// (grey replicated, alpha dropped). `skip_unreadable` 1 decodes every image once now and leaves out the ones
-/// that fail; 0 makes such an image fail when it is loaded (vc_dataset_get or the batch that holds it).
+/// Opens torchvision's ImageFolder layout `root/<class>/.../<image>` (.jpg .jpeg .png .bmp, sub-folders
+/// included; classes are the class folders in sorted order, so indices match torchvision). Examples are float32
+/// RGB [3, H, W] in [0, 1] (grey replicated, alpha dropped). `skip_unreadable` 1 decodes every image once now and
+/// leaves out the ones that fail; 0 makes such an image fail when it is loaded (vc_dataset_get or its batch).
 @c public func vc_dataset_image_folder(_ root: UnsafePointer<CChar>?, _ skip_unreadable: Int32,
                                        _ out: UnsafeMutablePointer<VCDataset?>?) -> Int32 {
     capi {
