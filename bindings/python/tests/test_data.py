@@ -164,8 +164,11 @@ def test_dataset_and_loader_errors(tmp_path):
     assert e.value.status == _decls.VC_FORMAT_ERROR
     x, y = synthetic(6)
     ds = data.TensorDataset(x, y)
-    with pytest.raises(vc.VisionCoreError, match="outside"):
+    with pytest.raises(IndexError):
         ds[6]
+    assert [label for _, label in ds] == list(y)          # iteration stops at the end
+    assert lib.vc_dataset_get(ds._handle, 6, ctypes.byref(ctypes.c_void_p()), ctypes.byref(ctypes.c_int64())) \
+        == _decls.VC_INVALID_ARGUMENT and "outside 0..<6" in lib.vc_last_error_message().decode()
     with pytest.raises(vc.VisionCoreError, match="label -1"):
         data.TensorDataset(x, -np.ones(6, dtype=np.int64))
     with pytest.raises(vc.VisionCoreError):

@@ -65,9 +65,11 @@ class Dataset(_Handle):
         return n.value
 
     def __getitem__(self, index: int):
-        index = int(index)
+        index, n = int(index), len(self)
         if index < 0:
-            index += len(self)
+            index += n
+        if not 0 <= index < n:
+            raise IndexError(f"index {index} is out of range for a dataset of {n}")   # ends `for x in ds`
         x, y = ctypes.c_void_p(), ctypes.c_int64()
         check(lib.vc_dataset_get(self._handle, index, ctypes.byref(x), ctypes.byref(y)))
         return Tensor(x), y.value
