@@ -530,6 +530,12 @@ int32_t vc_mixer_videomix(int32_t variant, double alpha, double prob, int64_t nu
 int32_t vc_mixer_free(vc_mixer *mixer);
 
 /**
+ * Restarts the mixer's generator from `seed`, as if it had just been created with it: a loop that reseeds from
+ * (seed, epoch, step) makes its mixing resumable mid-run, like the loader's batches.
+ */
+int32_t vc_mixer_reseed(vc_mixer *mixer, uint64_t seed);
+
+/**
  * Switches mixing on (1) or off (0) for CutMix and timm's Mixup (timm's mixup_enabled, ReLabel's last epochs):
  * when off nothing is drawn and the targets are only smoothed. Other methods fail with VC_UNSUPPORTED.
  */

@@ -492,6 +492,12 @@ private func registerMixer(_ out: UnsafeMutablePointer<VCMixer?>?, _ seed: UInt6
     capi { guard releaseObject(mixer, MixerBox.self) else { throw HandleError(message: "mixer is not a live vc_mixer (freed or invalid)") } }
 }
 
+/// Restarts the mixer's generator from `seed`, as if it had just been created with it: a loop that reseeds from
+/// (seed, epoch, step) makes its mixing resumable mid-run, like the loader's batches.
+@c public func vc_mixer_reseed(_ mixer: VCMixer?, _ seed: UInt64) -> Int32 {
+    capi { try mixerArg(mixer).rng = RandomGenerator(seed: seed) }
+}
+
 /// Switches mixing on (1) or off (0) for CutMix and timm's Mixup (timm's mixup_enabled, ReLabel's last epochs):
 /// when off nothing is drawn and the targets are only smoothed. Other methods fail with VC_UNSUPPORTED.
 @c public func vc_mixer_set_enabled(_ mixer: VCMixer?, _ enabled: Int32) -> Int32 {

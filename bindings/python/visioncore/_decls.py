@@ -121,6 +121,7 @@ FUNCTIONS = {
     'vc_mixer_cutout': (c_int32, [c_int64, c_int64, c_int64, c_double, c_uint64, POINTER(c_void_p)]),
     'vc_mixer_videomix': (c_int32, [c_int32, c_double, c_double, c_int64, c_double, c_uint64, POINTER(c_void_p)]),
     'vc_mixer_free': (c_int32, [c_void_p]),
+    'vc_mixer_reseed': (c_int32, [c_void_p, c_uint64]),
     'vc_mixer_set_enabled': (c_int32, [c_void_p, c_int32]),
     'vc_mixer_apply': (c_int32, [c_void_p, c_void_p, c_void_p, POINTER(c_void_p), POINTER(c_void_p), POINTER(c_void_p), POINTER(c_void_p)]),
     'vc_binary': (c_int32, [c_int32, c_void_p, c_void_p, POINTER(c_void_p)]),

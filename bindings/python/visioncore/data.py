@@ -268,6 +268,11 @@ class _Mixer(_Handle):
         images, targets, lambdas, boxes = (Tensor(o) for o in outs)
         return MixOutput(images, targets, lambdas.numpy(), boxes.numpy())
 
+    def manual_seed(self, seed: int) -> "_Mixer":
+        """Restarts the generator as if created with `seed` (e.g. from (seed, epoch, step) to resume mid-run)."""
+        check(lib.vc_mixer_reseed(self._handle, _seed(seed)))
+        return self
+
     def __call__(self, x, target):
         """(mixed batch, soft targets), as timm's Mixup."""
         out = self.mix(x, target)
