@@ -100,6 +100,10 @@ def test_transforms():
     np.testing.assert_allclose(norm(img).numpy(), (img - 0.5) / 2, rtol=1e-6)
     crop = data.Compose([data.Resize(20), data.CenterCrop(12)])
     assert crop(img).shape == (3, 12, 12)
+    nested = data.Compose([crop, data.RandomHorizontalFlip(p=1.0)])
+    np.testing.assert_array_equal(nested(img).numpy(), crop(img).numpy()[:, :, ::-1])
+    with pytest.raises(TypeError):
+        data.Compose([lambda x: x])
     rrc = data.Compose([data.RandomResizedCrop((6, 7)), data.ColorJitter(0.4, 0.4, 0.4, 0.1)])
     a, b = rrc(img, seed=3).numpy(), rrc(img, seed=3).numpy()
     np.testing.assert_array_equal(a, b)

@@ -191,6 +191,10 @@ class Compose(_Handle):
                 raise TypeError(f"{t!r} is not a visioncore.data transform")
             t._add(self._handle)
 
+    def _add(self, h):          # a Compose inside a Compose adds its steps
+        for t in self.transforms:
+            t._add(h)
+
     def __call__(self, image, seed: int = 0) -> Tensor:
         x = as_tensor(image)
         return Tensor(_out(lib.vc_transform_apply, self._handle, x._handle, int(seed)))
