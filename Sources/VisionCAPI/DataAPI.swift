@@ -39,17 +39,26 @@ private let maxBatch: Int64 = 1 << 20
 
 final class DatasetBox {
     let dataset: any Dataset
-    let classNames: [String]
+    let classCount: Int
+    /// nil: the names are the indices ("0", "1", ...), made on demand (up to 2^20 classes from tensors).
+    private let classNames: [String]?
     private var cStrings: [Int: UnsafeMutablePointer<CChar>] = [:]
 
     init(_ dataset: any Dataset, classNames: [String]) {
         self.dataset = dataset
         self.classNames = classNames
+        classCount = classNames.count
+    }
+
+    init(_ dataset: any Dataset, classCount: Int) {
+        self.dataset = dataset
+        self.classNames = nil
+        self.classCount = classCount
     }
 
     func cString(_ i: Int) -> UnsafePointer<CChar>? {
         if let p = cStrings[i] { return UnsafePointer(p) }
-        guard let p = strdup(classNames[i]) else { return nil }
+        guard let p = strdup(classNames?[i] ?? String(i)) else { return nil }
         cStrings[i] = p
         return UnsafePointer(p)
     }
@@ -175,8 +184,7 @@ private func outputHandle(_ out: UnsafeMutablePointer<OpaquePointer?>?, _ body: 
             if let bad = ds.labels.firstIndex(where: { $0 < 0 || $0 >= Int(maxClasses) }) {
                 throw VisionError.invalidArgument("label \(ds.labels[bad]) of example \(bad) is outside 0..<\(maxClasses)")
             }
-            let k = (ds.labels.max() ?? 0) + 1
-            return registerObject(DatasetBox(ds, classNames: (0..<k).map(String.init)))
+            return registerObject(DatasetBox(ds, classCount: (ds.labels.max() ?? 0) + 1))
         }
     }
 }
@@ -201,7 +209,7 @@ private func outputHandle(_ out: UnsafeMutablePointer<OpaquePointer?>?, _ body: 
     capi {
         let box = try datasetArg(dataset)
         guard let out_n else { throw VisionError.invalidArgument("out_n is NULL") }
-        out_n.pointee = Int64(box.classNames.count)
+        out_n.pointee = Int64(box.classCount)
     }
 }
 
@@ -211,8 +219,8 @@ private func outputHandle(_ out: UnsafeMutablePointer<OpaquePointer?>?, _ body: 
         guard let out_name else { throw VisionError.invalidArgument("out_name is NULL") }
         out_name.pointee = nil
         let box = try datasetArg(dataset)
-        guard index >= 0, index < box.classNames.count else {
-            throw VisionError.invalidArgument("class index \(index) is outside 0..<\(box.classNames.count)")
+        guard index >= 0, index < box.classCount else {
+            throw VisionError.invalidArgument("class index \(index) is outside 0..<\(box.classCount)")
         }
         out_name.pointee = box.cString(Int(index))
     }

@@ -173,6 +173,12 @@ def test_dataset_and_loader_errors(tmp_path):
     assert [label for _, label in ds] == list(y)          # iteration stops at the end
     assert lib.vc_dataset_get(ds._handle, 6, ctypes.byref(ctypes.c_void_p()), ctypes.byref(ctypes.c_int64())) \
         == _decls.VC_INVALID_ARGUMENT and "outside 0..<6" in lib.vc_last_error_message().decode()
+    big = data.TensorDataset(x[:2], [0, 1_000_000])       # class names made on demand, not a million at once
+    name = ctypes.c_char_p()
+    assert big.num_classes == 1_000_001
+    assert lib.vc_dataset_class_name(big._handle, 999_999, ctypes.byref(name)) == _decls.VC_OK and name.value == b"999999"
+    with pytest.raises(vc.VisionCoreError, match="outside"):
+        data.TensorDataset(x[:1], [1 << 20])
     with pytest.raises(vc.VisionCoreError, match="label -1"):
         data.TensorDataset(x, -np.ones(6, dtype=np.int64))
     with pytest.raises(vc.VisionCoreError):
