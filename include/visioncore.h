@@ -373,8 +373,11 @@ int32_t vc_dataset_fashion_mnist(const char *root, int32_t train, vc_dataset **o
  * included; classes are the class folders in sorted order, so indices match torchvision). Examples are float32
  * RGB [3, H, W] in [0, 1] (grey replicated, alpha dropped). `skip_unreadable` 1 decodes every image once now and
  * leaves out the ones that fail; 0 makes such an image fail when it is loaded (vc_dataset_get or its batch).
+ * `label_map_root` (NULL: none) gives each example its ReLabel label map, read from
+ * `<label_map_root>/<image's folder>/<file name up to its first '.'>.safetensors` (entry "label_map", float32
+ * [2, k, S, S]: top-k scores and class indices), for vc_loader_batch_relabel.
  */
-int32_t vc_dataset_image_folder(const char *root, int32_t skip_unreadable, vc_dataset **out);
+int32_t vc_dataset_image_folder(const char *root, int32_t skip_unreadable, const char *label_map_root, vc_dataset **out);
 
 /**
  * An in-memory dataset: example i is a copy of inputs[i] (any dtype, rank >= 2: [N, ...]) with label labels[i]
@@ -486,6 +489,16 @@ int32_t vc_loader_num_batches(vc_loader *loader, int64_t *out_n);
  * load or examples of different shapes fail the batch with a message naming them.
  */
 int32_t vc_loader_batch(vc_loader *loader, int64_t epoch, int64_t index, vc_tensor **out_inputs, vc_tensor **out_labels);
+
+/**
+ * Builds batch `index` of epoch `epoch` as vc_loader_batch does, and ReLabel's soft targets for it: the
+ * LabelPooling of each example's label map over the crop its RandomResizedCrop took (RoIAlign to 1 x 1, softmax
+ * over `num_classes`), float32 [B, num_classes] in *out_targets — give them to vc_mixer_apply (CutMix with
+ * label smoothing, as ReLabel trains). `geometric` 0 reproduces the official code's box convention (rows taken
+ * as x); 1 uses the geometrically correct box (docs/data.md, ReLabel). Errors: a dataset without label maps, a
+ * transform without vc_transform_add_random_resized_crop, maps whose class indices reach num_classes.
+ */
+int32_t vc_loader_batch_relabel(vc_loader *loader, int64_t epoch, int64_t index, int64_t num_classes, int32_t geometric, vc_tensor **out_inputs, vc_tensor **out_labels, vc_tensor **out_targets);
 
 /**
  * Creates CutMix with the official clovaai/CutMix-PyTorch semantics: per batch, with probability `prob`,

@@ -160,12 +160,16 @@ private func outputHandle(_ out: UnsafeMutablePointer<OpaquePointer?>?, _ body: 
 /// included; classes are the class folders in sorted order, so indices match torchvision). Examples are float32
 /// RGB [3, H, W] in [0, 1] (grey replicated, alpha dropped). `skip_unreadable` 1 decodes every image once now and
 /// leaves out the ones that fail; 0 makes such an image fail when it is loaded (vc_dataset_get or its batch).
-@c public func vc_dataset_image_folder(_ root: UnsafePointer<CChar>?, _ skip_unreadable: Int32,
+/// `label_map_root` (NULL: none) gives each example its ReLabel label map, read from
+/// `<label_map_root>/<image's folder>/<file name up to its first '.'>.safetensors` (entry "label_map", float32
+/// [2, k, S, S]: top-k scores and class indices), for vc_loader_batch_relabel.
+@c public func vc_dataset_image_folder(_ root: UnsafePointer<CChar>?, _ skip_unreadable: Int32, _ label_map_root: UnsafePointer<CChar>?,
                                        _ out: UnsafeMutablePointer<VCDataset?>?) -> Int32 {
     capi {
         try outputHandle(out) {
             let skip = try flag(skip_unreadable, "skip_unreadable")
-            let ds = try ImageFolder(root: try stringArg(root, "root"), unreadable: skip ? .skip : .fail)
+            let ds = try ImageFolder(root: try stringArg(root, "root"), unreadable: skip ? .skip : .fail,
+                                     labelMapRoot: label_map_root.map { String(cString: $0) })
             return registerObject(DatasetBox(ds, classNames: ds.classes))
         }
     }
@@ -405,6 +409,46 @@ private func outputHandle(_ out: UnsafeMutablePointer<OpaquePointer?>?, _ body: 
         let b = try box.batch(epoch: Int(epoch), index: Int(index))
         out_inputs.pointee = makeHandle(b.inputs)
         out_labels.pointee = makeHandle(b.labels)
+    }
+}
+
+/// Builds batch `index` of epoch `epoch` as vc_loader_batch does, and ReLabel's soft targets for it: the
+/// LabelPooling of each example's label map over the crop its RandomResizedCrop took (RoIAlign to 1 x 1, softmax
+/// over `num_classes`), float32 [B, num_classes] in *out_targets — give them to vc_mixer_apply (CutMix with
+/// label smoothing, as ReLabel trains). `geometric` 0 reproduces the official code's box convention (rows taken
+/// as x); 1 uses the geometrically correct box (docs/data.md, ReLabel). Errors: a dataset without label maps, a
+/// transform without vc_transform_add_random_resized_crop, maps whose class indices reach num_classes.
+@c public func vc_loader_batch_relabel(_ loader: VCLoader?, _ epoch: Int64, _ index: Int64, _ num_classes: Int64, _ geometric: Int32,
+                                       _ out_inputs: UnsafeMutablePointer<VCTensor?>?, _ out_labels: UnsafeMutablePointer<VCTensor?>?,
+                                       _ out_targets: UnsafeMutablePointer<VCTensor?>?) -> Int32 {
+    capi {
+        guard let out_inputs, let out_labels, let out_targets else {
+            throw VisionError.invalidArgument("out_inputs, out_labels or out_targets is NULL")
+        }
+        out_inputs.pointee = nil
+        out_labels.pointee = nil
+        out_targets.pointee = nil
+        let box = try loaderArg(loader)
+        let pooling = try LabelPooling(numClasses: try classCount(num_classes),
+                                       convention: try flag(geometric, "geometric") ? .geometric : .official)
+        guard epoch >= 0, epoch <= Int64(Int32.max) else { throw VisionError.invalidArgument("epoch must be in 0...\(Int32.max), got \(epoch)") }
+        guard index >= 0, index < Int64(box.loader.batchCount) else {
+            throw VisionError.invalidArgument("batch index \(index) is outside 0..<\(box.loader.batchCount)")
+        }
+        let b = try box.batch(epoch: Int(epoch), index: Int(index))
+        guard let maps = b.labelMaps else {
+            throw VisionError.invalidArgument("the batch has no label maps (open the dataset with vc_dataset_image_folder and a label_map_root)")
+        }
+        let crops = try b.cropBoxes.enumerated().map { k, c in
+            guard let c else {
+                throw VisionError.invalidArgument("example \(b.indices[k]) has no crop box (add vc_transform_add_random_resized_crop to the transform)")
+            }
+            return c
+        }
+        let targets = try pooling(labelMaps: maps, crops: crops)
+        out_inputs.pointee = makeHandle(b.inputs)
+        out_labels.pointee = makeHandle(b.labels)
+        out_targets.pointee = makeHandle(targets)
     }
 }
 

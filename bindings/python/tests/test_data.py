@@ -157,6 +157,47 @@ def test_image_folder(tmp_path):
     assert e.value.status == _decls.VC_IO_ERROR
 
 
+def test_relabel_targets_from_label_maps(tmp_path):
+    """Constant label maps: the RoIAlign average of any crop is the map's value, so the pooled target is the
+    softmax of the dense scores (zeros for absent classes), whatever the crop; CutMix then mixes those rows."""
+    k, K, S = 3, 6, 5
+    rng = np.random.default_rng(0)
+    expected = {}
+    for cls in ("a", "b"):
+        (tmp_path / "img" / cls).mkdir(parents=True)
+        (tmp_path / "maps" / cls).mkdir(parents=True)
+        for i in range(3):
+            vc.image.save_image(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8), tmp_path / "img" / cls / f"{i}.png")
+            scores, classes = rng.random(k).astype(np.float32) * 4, rng.choice(K, k, replace=False).astype(np.float32)
+            m = np.zeros((2, k, S, S), np.float32)
+            m[0] = scores[:, None, None]
+            m[1] = classes[:, None, None]
+            vc.save_file({"label_map": m}, str(tmp_path / "maps" / cls / f"{i}.safetensors"))
+            dense = np.zeros(K)
+            dense[classes.astype(int)] = scores
+            expected[(cls, i)] = np.exp(dense) / np.exp(dense).sum()
+    ds = data.ImageFolder(tmp_path / "img", label_map_root=tmp_path / "maps")
+    order = [(c, i) for c in ("a", "b") for i in range(3)]
+    for convention in ("official", "geometric"):
+        loader = data.DataLoader(ds, batch_size=4, shuffle=False, seed=3, num_workers=1,
+                                 transform=[data.RandomResizedCrop(8), data.RandomHorizontalFlip()])
+        x, y, t = loader.relabel_batch(0, num_classes=K, convention=convention)
+        assert x.shape == (4, 3, 8, 8) and t.shape == (4, K)
+        np.testing.assert_allclose(t.numpy(), np.stack([expected[order[i]] for i in range(4)]), rtol=1e-5, atol=1e-6)
+    images, soft = data.CutMix(num_classes=K, label_smoothing=0.1, seed=0)(x, t)
+    np.testing.assert_allclose(soft.numpy().sum(1), 1, rtol=1e-5)
+    # without crops, without maps, or with too few classes: errors
+    plain = data.DataLoader(ds, batch_size=2, transform=[data.Resize((8, 8))])
+    with pytest.raises(vc.VisionCoreError, match="crop"):
+        plain.relabel_batch(0, num_classes=K)
+    with pytest.raises(vc.VisionCoreError, match="label maps"):
+        data.DataLoader(data.ImageFolder(tmp_path / "img"), batch_size=2, transform=[data.RandomResizedCrop(8)]).relabel_batch(0, num_classes=K)
+    with pytest.raises(vc.VisionCoreError):
+        loader.relabel_batch(0, num_classes=2)      # class indices up to 5
+    with pytest.raises(ValueError):
+        loader.relabel_batch(0, num_classes=K, convention="transposed")
+
+
 def test_dataset_and_loader_errors(tmp_path):
     with pytest.raises(vc.VisionCoreError) as e:
         data.FashionMNIST(root=tmp_path)

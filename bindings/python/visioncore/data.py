@@ -101,10 +101,13 @@ class FashionMNIST(Dataset):
 class ImageFolder(Dataset):
     """torchvision's ImageFolder: root/<class>/**/<image> (.jpg .jpeg .png .bmp), classes in sorted order;
     examples float32 RGB [3, H, W] in [0, 1]. `skip_unreadable=True` decodes every image once now and leaves
-    out the ones that fail; otherwise such an image raises when it is loaded."""
+    out the ones that fail; otherwise such an image raises when it is loaded. `label_map_root` gives each image
+    its ReLabel label map (<label_map_root>/<folder>/<stem>.safetensors, entry "label_map" [2, k, S, S]) for
+    `DataLoader.relabel_batch`."""
 
-    def __init__(self, root, skip_unreadable: bool = False):
-        super().__init__(_out(lib.vc_dataset_image_folder, os.fsencode(root), int(bool(skip_unreadable))))
+    def __init__(self, root, skip_unreadable: bool = False, label_map_root=None):
+        super().__init__(_out(lib.vc_dataset_image_folder, os.fsencode(root), int(bool(skip_unreadable)),
+                              None if label_map_root is None else os.fsencode(label_map_root)))
 
 
 class TensorDataset(Dataset):
@@ -239,6 +242,18 @@ class DataLoader(_Handle):
         check(lib.vc_loader_batch(self._handle, self.epoch if epoch is None else int(epoch), int(index),
                                   ctypes.byref(x), ctypes.byref(y)))
         return Tensor(x), Tensor(y)
+
+    def relabel_batch(self, index: int, epoch=None, num_classes: int = 1000, convention: str = "official"):
+        """Batch `index` as (inputs, labels, soft targets [B, num_classes]): ReLabel's LabelPooling of each
+        example's label map over its RandomResizedCrop box. `convention` 'official' reproduces the reference's
+        box (rows read as x), 'geometric' the correct one. Feed the targets to CutMix, as ReLabel trains."""
+        if convention not in ("official", "geometric"):
+            raise ValueError(f"convention must be 'official' or 'geometric', got {convention!r}")
+        x, y, t = ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_void_p()
+        check(lib.vc_loader_batch_relabel(self._handle, self.epoch if epoch is None else int(epoch), int(index),
+                                          int(num_classes), int(convention == "geometric"),
+                                          ctypes.byref(x), ctypes.byref(y), ctypes.byref(t)))
+        return Tensor(x), Tensor(y), Tensor(t)
 
     def __iter__(self):
         epoch = self.epoch
