@@ -101,22 +101,35 @@ private func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: (
         }
         let xc = try x.contiguous(), wc = try weight.contiguous(), bc = try bias?.contiguous()
         let rc = try epilogue?.residual?.contiguous()
-        let shift = try epilogue?.shift ?? bc?.toArray(Float.self), scale = epilogue?.scale
-        let px = xc.pointer(Float.self), pw = wc.pointer(Float.self), po = out.pointer(Float.self)
+        let shift = try epilogue?.shift ?? bc?.toArray(Float.self)
+        var scale = epilogue?.scale
+        let w = g.window
+        let pointwise = w.kernel == (1, 1) && w.stride == (1, 1) && w.padding == (0, 0)
+        let depthwiseLayout = pointwise || !(g.groups == g.inChannels && g.outChannels == g.inChannels && w.stride.1 <= 8) ? nil
+            : PhasePlaneLayout(height: g.height, width: g.width, window: w, outH: g.outHeight, outW: g.outWidth)
+        // A GEMM path with a scale: when the weights are fewer than the outputs, scaling a copy of the weights is
+        // cheaper than a pass over the output, and the GEMM can then accumulate onto the shift (no zeroing pass).
+        var scaledWeights: [Float]? = nil
+        if let sc = scale, depthwiseLayout == nil, wc.count < out.count {
+            let per = wc.count / g.outChannels, pw = wc.pointer(Float.self)
+            scaledWeights = withExtendedLifetime(wc) { (0..<wc.count).map { pw[$0] * sc[$0 / per] } }
+            scale = nil
+        }
+        let px = xc.pointer(Float.self), po = out.pointer(Float.self)
         withExtendedLifetime((xc, wc, rc)) {
             shift.withOptionalBuffer { sh in
                 scale.withOptionalBuffer { sc in
-                    let epi = EpiloguePointers(scale: sc, shift: sh, residual: rc.map { UnsafePointer($0.pointer(Float.self)) },
-                                               activation: epilogue?.activation, parameter: epilogue?.activationParameter ?? 0)
-                    let w = g.window
-                    if w.kernel == (1, 1) && w.stride == (1, 1) && w.padding == (0, 0) {
-                        conv1x1(g, px, pw, epi, po)
-                    } else if g.groups == g.inChannels && g.outChannels == g.inChannels && w.stride.1 <= 8,
-                              let layout = PhasePlaneLayout(height: g.height, width: g.width, window: w,
-                                                            outH: g.outHeight, outW: g.outWidth) {
-                        depthwiseConv(g, layout, px, pw, epi, po)
-                    } else {
-                        convIm2col(g, px, pw, epi, po)
+                    scaledWeights.withOptionalBuffer { sw in
+                        let pw = sw ?? UnsafePointer(wc.pointer(Float.self))
+                        let epi = EpiloguePointers(scale: sc, shift: sh, residual: rc.map { UnsafePointer($0.pointer(Float.self)) },
+                                                   activation: epilogue?.activation, parameter: epilogue?.activationParameter ?? 0)
+                        if pointwise {
+                            conv1x1(g, px, pw, epi, po)
+                        } else if let layout = depthwiseLayout {
+                            depthwiseConv(g, layout, px, pw, epi, po)
+                        } else {
+                            convIm2col(g, px, pw, epi, po)
+                        }
                     }
                 }
             }
@@ -145,6 +158,24 @@ func fillRows(_ c: UnsafeMutablePointer<Float>, _ m: Int, _ n: Int, _ ld: Int, _
     for r in 0..<m { (c + r &* ld).update(repeating: bias[r], count: n) }
 }
 
+/// A split of a GEMM's output rows for when there are fewer (image, pixel tile) items than threads (small maps
+/// at batch 1): every thread then gets rows to compute with single-threaded BLAS, instead of one call handing
+/// the work to OpenBLAS's own threads, which keep spinning afterwards and take CPU from the library's pool.
+struct RowBlocks {
+    let rows: Int, count: Int, size: Int
+
+    init(rows: Int, items: Int) {
+        let threads = Threading.threadCount
+        let wanted = items >= threads ? 1 : (threads + items - 1) / items
+        // Blocks of at least 16 rows (a multiple of the GEMM kernels' row step).
+        let size = max(16, ((rows + wanted - 1) / wanted + 15) / 16 * 16)
+        (self.rows, self.size, self.count) = (rows, min(size, rows), max(1, (rows + size - 1) / size))
+    }
+
+    /// First row and row count of block `i`.
+    func block(_ i: Int) -> (Int, Int) { (i * size, min(size, rows - i * size)) }
+}
+
 /// Before a tile's GEMM: writes the shift into the tile when the GEMM can accumulate onto it (no scale to apply
 /// afterwards; OpenBLAS would otherwise make its own pass to zero C) and returns the GEMM's beta.
 @inline(__always)
@@ -169,16 +200,18 @@ private func conv1x1(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePo
                      _ epi: EpiloguePointers, _ out: UnsafeMutablePointer<Float>) {
     let hw = g.height * g.width, k = g.inPerGroup, m = g.outPerGroup
     let tile = gemmTileColumns(rows: k, columns: hw), tiles = (hw + tile - 1) / tile
+    let rows = RowBlocks(rows: m, items: g.batch * tiles)
     let sx = SendablePointer(UnsafeMutablePointer(mutating: x)), so = SendablePointer(out)
     let sw = SendablePointer(UnsafeMutablePointer(mutating: w))
-    forEachWorkItem(g.batch * tiles, scratch: 0, singleThreadedBLAS: true) { item, _ in
-        let b = item / tiles, p0 = (item % tiles) * tile, n = min(hw - p0, tile)
+    forEachWorkItem(g.batch * tiles * rows.count, scratch: 0, singleThreadedBLAS: true) { item, _ in
+        let (r0, mr) = rows.block(item % rows.count), pixelItem = item / rows.count
+        let b = pixelItem / tiles, p0 = (pixelItem % tiles) * tile, n = min(hw - p0, tile)
         for grp in 0..<g.groups {
-            let offset = (b * g.outChannels + grp * m) * hw + p0
-            let beta = seedRows(so.p + offset, m, n, hw, epi, firstChannel: grp * m)
-            sgemm(false, false, m, n, k, 1, sw.p + grp * m * k, k, sx.p + (b * g.inChannels + grp * k) * hw + p0, hw,
+            let offset = (b * g.outChannels + grp * m + r0) * hw + p0
+            let beta = seedRows(so.p + offset, mr, n, hw, epi, firstChannel: grp * m + r0)
+            sgemm(false, false, mr, n, k, 1, sw.p + (grp * m + r0) * k, k, sx.p + (b * g.inChannels + grp * k) * hw + p0, hw,
                   beta, so.p + offset, hw)
-            finishRows(so.p + offset, m, n, hw, epi, firstChannel: grp * m, offset: offset)
+            finishRows(so.p + offset, mr, n, hw, epi, firstChannel: grp * m + r0, offset: offset)
         }
     }
 }
@@ -189,17 +222,19 @@ private func convIm2col(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: Unsaf
                         _ epi: EpiloguePointers, _ out: UnsafeMutablePointer<Float>) {
     let howo = g.outHeight * g.outWidth, k = g.inPerGroup * g.kernelArea, m = g.outPerGroup
     let tile = gemmTileColumns(rows: k, columns: howo), tiles = (howo + tile - 1) / tile
+    let rows = RowBlocks(rows: m, items: g.batch * tiles)
     let sx = SendablePointer(UnsafeMutablePointer(mutating: x)), so = SendablePointer(out)
     let sw = SendablePointer(UnsafeMutablePointer(mutating: w))
-    forEachWorkItem(g.batch * tiles, scratch: k * tile, singleThreadedBLAS: true) { item, col in
-        let b = item / tiles, p0 = (item % tiles) * tile, n = min(howo - p0, tile)
+    forEachWorkItem(g.batch * tiles * rows.count, scratch: k * tile, singleThreadedBLAS: true) { item, col in
+        let (r0, mr) = rows.block(item % rows.count), pixelItem = item / rows.count
+        let b = pixelItem / tiles, p0 = (pixelItem % tiles) * tile, n = min(howo - p0, tile)
         for grp in 0..<g.groups {
             let plane = sx.p + (b * g.inChannels + grp * g.inPerGroup) * g.height * g.width
             im2colTile(g, plane, channels: g.inPerGroup, pixels: p0..<(p0 + n), col)
-            let offset = (b * g.outChannels + grp * m) * howo + p0
-            let beta = seedRows(so.p + offset, m, n, howo, epi, firstChannel: grp * m)
-            sgemm(false, false, m, n, k, 1, sw.p + grp * m * k, k, col, n, beta, so.p + offset, howo)
-            finishRows(so.p + offset, m, n, howo, epi, firstChannel: grp * m, offset: offset)
+            let offset = (b * g.outChannels + grp * m + r0) * howo + p0
+            let beta = seedRows(so.p + offset, mr, n, howo, epi, firstChannel: grp * m + r0)
+            sgemm(false, false, mr, n, k, 1, sw.p + (grp * m + r0) * k, k, col, n, beta, so.p + offset, howo)
+            finishRows(so.p + offset, mr, n, howo, epi, firstChannel: grp * m + r0, offset: offset)
         }
     }
 }
