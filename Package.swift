@@ -35,7 +35,8 @@ let package = Package(
         .target(name: "VisionModels", dependencies: ["VisionCore", "VisionNN", "CBLAS"], swiftSettings: tune),
         // Datasets, loader, transforms and the mixing augmentations (CutMix, Mixup, Cutout, LabelPooling, VideoMix).
         .target(name: "VisionData", dependencies: ["VisionCore", "CZlib"], swiftSettings: tune),
-        .target(name: "VisionCAPI", dependencies: ["VisionCore", "VisionNN", "VisionOptim", "VisionTrain", "VisionModels"],
+        .target(name: "VisionCAPI", dependencies: ["VisionCore", "VisionNN", "VisionOptim", "VisionTrain", "VisionModels",
+                                                "VisionData"],
                 swiftSettings: tune),
         .executableTarget(name: "vc", dependencies: ["VisionCore", "VisionNN", "VisionOptim", "VisionTrain", "VisionModels", "CBLAS",
                                                  .product(name: "ArgumentParser", package: "swift-argument-parser")],
