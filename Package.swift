@@ -43,7 +43,7 @@ let package = Package(
                           swiftSettings: tune),
         .executableTarget(name: "KernelBench", dependencies: ["VisionCore", "CBLAS"], path: "Benchmarks/KernelBench",
                           swiftSettings: tune),
-        .executableTarget(name: "TrainBench", dependencies: ["VisionCore", "VisionNN", "VisionOptim"],
+        .executableTarget(name: "TrainBench", dependencies: ["VisionCore", "VisionNN", "VisionOptim", "VisionModels"],
                           path: "Benchmarks/TrainBench", swiftSettings: tune),
         .executableTarget(name: "OptimBench", dependencies: ["VisionCore", "VisionOptim"], path: "Benchmarks/OptimBench",
                           swiftSettings: tune),
