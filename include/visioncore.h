@@ -49,6 +49,19 @@
  *         fprintf(stderr, "error: %s\n", vc_last_error_message());
  *     // vc_model_parameter(m, i, &p) gives handles that share the model's weights: vc_optimizer_create over them
  *     // trains the model (samples: bindings/c/classify.c, bindings/c/train_model.c).
+ *
+ * Training data (sample: bindings/c/data_demo.c)
+ *     vc_dataset *ds = NULL;  vc_transform *tf = NULL;  vc_loader *loader = NULL;  vc_mixer *cutmix = NULL;
+ *     float mean[1] = {0.2860f}, std[1] = {0.3530f};
+ *     vc_dataset_fashion_mnist(NULL, 1, &ds);                  // or vc_dataset_image_folder / vc_dataset_from_tensors
+ *     vc_transform_create(&tf);
+ *     vc_transform_add_horizontal_flip(tf, 0.5);
+ *     vc_transform_add_normalize(tf, mean, std, 1);
+ *     vc_loader_create(ds, tf, 128, 1, 1, 42, 2, &loader);     // shuffle, drop_last, seed 42, 2 worker threads
+ *     vc_mixer_cutmix(1.0, 1.0, 10, 0.0, 7, &cutmix);          // official CutMix, its own generator seeded by 7
+ *     // per batch b of epoch e (the same for any worker count):
+ *     //   vc_loader_batch(loader, e, b, &images, &labels);     [128, 1, 28, 28] float32, [128] int64
+ *     //   vc_mixer_apply(cutmix, images, labels, &mixed, &targets, NULL, NULL);   targets [128, 10]
  */
 #ifndef VISIONCORE_H
 #define VISIONCORE_H
@@ -67,6 +80,28 @@ typedef struct vc_optimizer vc_optimizer; /* opaque handle */
 typedef struct vc_scheduler vc_scheduler; /* opaque handle */
 typedef struct vc_face_detector vc_face_detector; /* opaque handle */
 typedef struct vc_model vc_model; /* opaque handle */
+typedef struct vc_dataset vc_dataset; /* opaque handle */
+typedef struct vc_transform vc_transform; /* opaque handle */
+typedef struct vc_loader vc_loader; /* opaque handle */
+typedef struct vc_mixer vc_mixer; /* opaque handle */
+
+/**
+ * How timm's Mixup shares its random parameters: one set per batch, per mirrored pair (i, N-1-i) or per element.
+ */
+enum {
+    VC_MIX_MODE_BATCH = 0,
+    VC_MIX_MODE_PAIR = 1,
+    VC_MIX_MODE_ELEM = 2,
+};
+
+/**
+ * Which cuboid VideoMix cuts from the partner clip: an H x W box in all frames, whole frames, or a T x H x W cuboid.
+ */
+enum {
+    VC_VIDEOMIX_SPATIAL = 0,
+    VC_VIDEOMIX_TEMPORAL = 1,
+    VC_VIDEOMIX_SPATIO_TEMPORAL = 2,
+};
 
 /**
  * Loss functions for vc_loss (torch.nn.functional semantics).
@@ -324,6 +359,211 @@ int32_t vc_avg_pool2d(vc_tensor *x, const int64_t *kernel_size, const int64_t *s
  * floor(i*n/out) up to ceil((i+1)*n/out), so windows overlap when the sizes do not divide.
  */
 int32_t vc_adaptive_avg_pool2d(vc_tensor *x, int64_t out_h, int64_t out_w, vc_tensor **out);
+
+/**
+ * Opens Fashion-MNIST from the four IDX files (gzip-compressed or not) in `root`; NULL means
+ * /usr/share/datasets/fashion-mnist (Debian's dataset-fashion-mnist). `train` 1 selects the 60,000 training
+ * images, 0 the 10,000 test images. Examples are float32 [1, 28, 28] in [0, 1] with labels 0...9. Missing files
+ * fail with VC_IO_ERROR naming the path, corrupt ones with VC_FORMAT_ERROR.
+ */
+int32_t vc_dataset_fashion_mnist(const char *root, int32_t train, vc_dataset **out);
+
+/**
+ * Opens torchvision's ImageFolder layout `root/<class>/.../<image>` (.jpg .jpeg .png .bmp, sub-folders
+ * included; classes are the class folders in sorted order, so indices match torchvision). Examples are float32
+ * RGB [3, H, W] in [0, 1] (grey replicated, alpha dropped). `skip_unreadable` 1 decodes every image once now and
+ * leaves out the ones that fail; 0 makes such an image fail when it is loaded (vc_dataset_get or its batch).
+ * `label_map_root` (NULL: none) gives each example its ReLabel label map, read from
+ * `<label_map_root>/<image's folder>/<file name up to its first '.'>.safetensors` (entry "label_map", float32
+ * [2, k, S, S]: top-k scores and class indices), for vc_loader_batch_relabel.
+ */
+int32_t vc_dataset_image_folder(const char *root, int32_t skip_unreadable, const char *label_map_root, vc_dataset **out);
+
+/**
+ * An in-memory dataset: example i is a copy of inputs[i] (any dtype, rank >= 2: [N, ...]) with label labels[i]
+ * (an int32/int64/uint8 tensor [N] of values >= 0). Both tensors are copied. Class names are "0", "1", ... up
+ * to the largest label.
+ */
+int32_t vc_dataset_from_tensors(vc_tensor *inputs, vc_tensor *labels, vc_dataset **out);
+
+/**
+ * Releases a dataset (NULL is a no-op). Loaders created from it keep what they need.
+ */
+int32_t vc_dataset_free(vc_dataset *dataset);
+
+/**
+ * Writes the number of examples to *out_len.
+ */
+int32_t vc_dataset_len(vc_dataset *dataset, int64_t *out_len);
+
+/**
+ * Writes the number of classes (Fashion-MNIST: 10; an image folder: its class folders; tensors: largest label
+ * + 1) to *out_n.
+ */
+int32_t vc_dataset_num_classes(vc_dataset *dataset, int64_t *out_n);
+
+/**
+ * Writes the name of class `index` to *out_name (valid as long as the dataset).
+ */
+int32_t vc_dataset_class_name(vc_dataset *dataset, int64_t index, const char **out_name);
+
+/**
+ * Loads example `index` (0..<len): a new tensor in *out_input (float32 [C, H, W] for images) and its class in
+ * *out_label. Both outputs must be non-NULL; on failure *out_input is NULL.
+ */
+int32_t vc_dataset_get(vc_dataset *dataset, int64_t index, vc_tensor **out_input, int64_t *out_label);
+
+/**
+ * Creates an empty transform pipeline; the vc_transform_add_* calls append steps that run in order on each
+ * float32 [C, H, W] example (torchvision's Compose). Random steps draw from a generator derived from the
+ * loader's (seed, epoch, example index).
+ */
+int32_t vc_transform_create(vc_transform **out);
+
+/**
+ * Releases a transform pipeline (NULL is a no-op); loaders created with it keep their own copy.
+ */
+int32_t vc_transform_free(vc_transform *transform);
+
+/**
+ * Appends torchvision's RandomResizedCrop to height x width (bilinear, antialiased): area fraction in
+ * [scale_min, scale_max], aspect ratio in [ratio_min, ratio_max] (torchvision: 0.08, 1, 3/4, 4/3).
+ */
+int32_t vc_transform_add_random_resized_crop(vc_transform *transform, int64_t height, int64_t width, double scale_min, double scale_max, double ratio_min, double ratio_max);
+
+/**
+ * Appends a horizontal flip taken with probability p in [0, 1].
+ */
+int32_t vc_transform_add_horizontal_flip(vc_transform *transform, double p);
+
+/**
+ * Appends a bilinear resize to height x width, or with width 0 a resize of the shorter side to `height`
+ * (torchvision's Resize(int)).
+ */
+int32_t vc_transform_add_resize(vc_transform *transform, int64_t height, int64_t width);
+
+/**
+ * Appends a center crop to height x width (zero padding first when the image is smaller).
+ */
+int32_t vc_transform_add_center_crop(vc_transform *transform, int64_t height, int64_t width);
+
+/**
+ * Appends (x - mean[c]) / std[c] per channel; `n` values each (1 applies to every channel), std > 0.
+ */
+int32_t vc_transform_add_normalize(vc_transform *transform, const float *mean, const float *std, int64_t n);
+
+/**
+ * Appends torchvision's ColorJitter(brightness, contrast, saturation, hue) for RGB images (all >= 0, hue <= 0.5).
+ */
+int32_t vc_transform_add_color_jitter(vc_transform *transform, double brightness, double contrast, double saturation, double hue);
+
+/**
+ * Runs the pipeline on one float32 [C, H, W] image with a generator seeded by `seed` (for inspection and tests;
+ * a loader derives its own per example). The result is a new tensor.
+ */
+int32_t vc_transform_apply(vc_transform *transform, vc_tensor *image, uint64_t seed, vc_tensor **out);
+
+/**
+ * Creates a loader over `dataset` (PyTorch's DataLoader): batches of `batch_size` examples, shuffled per
+ * epoch when `shuffle` is 1, the last partial batch dropped when `drop_last` is 1, each example passed through
+ * `transform` (NULL: none; the pipeline is copied). Deterministic: the order of epoch e comes from (seed, e)
+ * and example i's transform draws from (seed, e, i), so batches are identical across runs and for every
+ * `workers` count (0: built in the calling thread; 1...256 threads build batches ahead, in order).
+ */
+int32_t vc_loader_create(vc_dataset *dataset, vc_transform *transform, int64_t batch_size, int32_t shuffle, int32_t drop_last, uint64_t seed, int32_t workers, vc_loader **out);
+
+/**
+ * Releases a loader (NULL is a no-op); batches being prefetched are discarded.
+ */
+int32_t vc_loader_free(vc_loader *loader);
+
+/**
+ * Writes the number of batches per epoch to *out_n (len / batch_size, rounded up unless drop_last).
+ */
+int32_t vc_loader_num_batches(vc_loader *loader, int64_t *out_n);
+
+/**
+ * Builds batch `index` of epoch `epoch` (>= 0): the stacked inputs ([B, C, H, W] float32 for images) in
+ * *out_inputs and the int64 [B] labels in *out_labels. Asking for batches 0, 1, 2, ... of an epoch in order lets
+ * the workers prefetch; any other order rebuilds the requested batch (same content). An example that fails to
+ * load or examples of different shapes fail the batch with a message naming them.
+ */
+int32_t vc_loader_batch(vc_loader *loader, int64_t epoch, int64_t index, vc_tensor **out_inputs, vc_tensor **out_labels);
+
+/**
+ * Builds batch `index` of epoch `epoch` as vc_loader_batch does, and ReLabel's soft targets for it: the
+ * LabelPooling of each example's label map over the crop its RandomResizedCrop took (RoIAlign to 1 x 1, softmax
+ * over `num_classes`), float32 [B, num_classes] in *out_targets — give them to vc_mixer_apply (CutMix with
+ * label smoothing, as ReLabel trains). `geometric` 0 reproduces the official code's box convention (rows taken
+ * as x); 1 uses the geometrically correct box (docs/data.md, ReLabel). Errors: a dataset without label maps, a
+ * transform without vc_transform_add_random_resized_crop, maps whose class indices reach num_classes.
+ */
+int32_t vc_loader_batch_relabel(vc_loader *loader, int64_t epoch, int64_t index, int64_t num_classes, int32_t geometric, vc_tensor **out_inputs, vc_tensor **out_labels, vc_tensor **out_targets);
+
+/**
+ * Creates CutMix with the official clovaai/CutMix-PyTorch semantics: per batch, with probability `prob`,
+ * lambda ~ Beta(alpha, alpha) (alpha > 0), a random partner permutation, one box of side len*sqrt(1 - lambda)
+ * pasted from the partner into every image, lambda corrected to 1 - box area / (H*W). `label_smoothing` in
+ * [0, 1) smooths the targets first (ReLabel's variant; 0 is the official code). Draws come from the mixer's
+ * own generator seeded by `seed`, so a sequence of vc_mixer_apply calls is reproducible.
+ */
+int32_t vc_mixer_cutmix(double alpha, double prob, int64_t num_classes, double label_smoothing, uint64_t seed, vc_mixer **out);
+
+/**
+ * Creates Mixup (facebookresearch/mixup-cifar10): lambda ~ Beta(alpha, alpha) (alpha > 0), a random partner
+ * permutation, x = lambda*x + (1 - lambda)*x[perm], applied with probability `prob`; any [N, ...] batch.
+ */
+int32_t vc_mixer_mixup(double alpha, double prob, int64_t num_classes, double label_smoothing, uint64_t seed, vc_mixer **out);
+
+/**
+ * Creates timm's Mixup (timm/data/mixup.py): Mixup or CutMix chosen per batch, pair or element (`mode`,
+ * VC_MIX_MODE_*), sample i mixed with sample N-1-i (batches must be even). mixup_alpha / cutmix_alpha >= 0
+ * (0 disables that method); `cutmix_min` < `cutmix_max` in [0, 1] gives timm's cutmix_minmax (both 0: none);
+ * `prob` of mixing, `switch_prob` of CutMix when both are on, `correct_lam` 1 corrects lambda to the clipped
+ * box, `label_smoothing` in [0, 1) (timm's default 0.1).
+ */
+int32_t vc_mixer_timm(double mixup_alpha, double cutmix_alpha, double cutmix_min, double cutmix_max, double prob, double switch_prob, int32_t mode, int32_t correct_lam, double label_smoothing, int64_t num_classes, uint64_t seed, vc_mixer **out);
+
+/**
+ * Creates Cutout (uoguelph-mlrg/Cutout): `holes` squares of side `length` (ends clipped to the image) zeroed
+ * in every image; the targets are the labels as (smoothed) one-hot rows. Apply it after normalizing.
+ */
+int32_t vc_mixer_cutout(int64_t length, int64_t holes, int64_t num_classes, double label_smoothing, uint64_t seed, vc_mixer **out);
+
+/**
+ * Creates VideoMix for clips [N, C, T, H, W]: with probability `prob`, lambda ~ Beta(alpha, alpha), a partner
+ * permutation and one cuboid (`variant`, VC_VIDEOMIX_*) pasted from the partner into every clip; the labels are
+ * mixed by the voxel fraction that stays the clip's own.
+ */
+int32_t vc_mixer_videomix(int32_t variant, double alpha, double prob, int64_t num_classes, double label_smoothing, uint64_t seed, vc_mixer **out);
+
+/**
+ * Releases a mixer (NULL is a no-op).
+ */
+int32_t vc_mixer_free(vc_mixer *mixer);
+
+/**
+ * Restarts the mixer's generator from `seed`, as if it had just been created with it: a loop that reseeds from
+ * (seed, epoch, step) makes its mixing resumable mid-run, like the loader's batches.
+ */
+int32_t vc_mixer_reseed(vc_mixer *mixer, uint64_t seed);
+
+/**
+ * Switches mixing on (1) or off (0) for CutMix and timm's Mixup (timm's mixup_enabled, ReLabel's last epochs):
+ * when off nothing is drawn and the targets are only smoothed. Other methods fail with VC_UNSUPPORTED.
+ */
+int32_t vc_mixer_set_enabled(vc_mixer *mixer, int32_t enabled);
+
+/**
+ * Mixes a float32 batch — [N, C, H, W] (CutMix, timm, Cutout), [N, ...] (Mixup) or [N, C, T, H, W] (VideoMix) —
+ * with its labels: int32/int64 class indices [N] or float32 soft targets [N, num_classes]. Writes the mixed
+ * batch (a new tensor) to *out_images and the float32 [N, num_classes] targets (rows summing to 1) to
+ * *out_targets. Optional outputs (may be NULL): *out_lambdas, float32 [N], each sample's weight of its own
+ * target after the area correction (1 when unmixed); *out_boxes, int64 [N, 4] (top, bottom, left, right) of
+ * the pasted or erased box, or [N, 6] (t0, t1, top, bottom, left, right) for VideoMix, -1 where there is none.
+ * A failed call leaves the mixer's generator where it was.
+ */
+int32_t vc_mixer_apply(vc_mixer *mixer, vc_tensor *images, vc_tensor *labels, vc_tensor **out_images, vc_tensor **out_targets, vc_tensor **out_lambdas, vc_tensor **out_boxes);
 
 /**
  * Broadcasting binary arithmetic: op is VC_ADD, VC_SUB, VC_MUL, VC_DIV, VC_MAXIMUM, VC_MINIMUM or VC_POW.

@@ -17,10 +17,12 @@ TUTORIAL = ROOT / "scripts" / "header_tutorial.txt"
 TYPES = {"Int32": "int32_t", "CInt": "int", "Int64": "int64_t", "UInt64": "uint64_t", "Int": "ptrdiff_t",
          "UInt": "size_t", "UInt8": "uint8_t", "Float": "float", "Double": "double", "Bool": "bool", "Void": "void",
          "": "void", "CChar": "char", "VCTensor": "vc_tensor *", "VCTensorMap": "vc_tensor_map *", "VCOptimizer": "vc_optimizer *", "VCScheduler": "vc_scheduler *",
-         "VCFaceDetector": "vc_face_detector *", "VCModel": "vc_model *", "OpaquePointer": "void *",
+         "VCFaceDetector": "vc_face_detector *", "VCModel": "vc_model *", "VCDataset": "vc_dataset *",
+         "VCTransform": "vc_transform *", "VCLoader": "vc_loader *", "VCMixer": "vc_mixer *", "OpaquePointer": "void *",
          "UnsafeMutableRawPointer": "void *", "UnsafeRawPointer": "const void *"}
 HANDLES = {"VCTensor": "vc_tensor", "VCTensorMap": "vc_tensor_map", "VCOptimizer": "vc_optimizer", "VCScheduler": "vc_scheduler",
-           "VCFaceDetector": "vc_face_detector", "VCModel": "vc_model"}
+           "VCFaceDetector": "vc_face_detector", "VCModel": "vc_model", "VCDataset": "vc_dataset",
+           "VCTransform": "vc_transform", "VCLoader": "vc_loader", "VCMixer": "vc_mixer"}
 
 
 def ctype(t: str) -> str:
@@ -43,6 +45,9 @@ def snake(name: str) -> str:
 
 def doc_block(doc: str, indent: str = "") -> str:
     lines = [re.sub(r"^\s*///\s?", "", l) for l in doc.strip("\n").splitlines()]
+    # "*/" would end the C comment early and "/*" nests one (a -Werror warning in the samples' build).
+    if any("*/" in l or "/*" in l for l in lines):
+        sys.exit(f"gen_header: a doc comment contains '*/' or '/*', which breaks the C comment: {doc.strip()[:120]!r}")
     if not lines:
         return ""
     return indent + "/**\n" + "".join(f"{indent} * {l}".rstrip() + "\n" for l in lines) + indent + " */\n"

@@ -8,7 +8,16 @@ official EXTD weights) to safetensors with the same key names, so that VisionCor
 A checkpoint may be a plain state_dict or a dict holding one under "state_dict", "model", "weight" or "net"
 (EXTD's train.py saves the plain dict); a "module." prefix left by DataParallel is removed. Needs torch and
 safetensors (pip install torch safetensors); CI never runs tools/.
+
+Official classifier checkpoints are renamed to timm's keys, which VisionCore's models use (`--source`, detected
+from the keys by default):
+  naver-pit       naver-ai/pit: pools.N.* -> transformers.{N+1}.pool.* (timm's checkpoint_filter_fn)
+  clovaai-rexnet  clovaai/rexnet rexnetv1.py: features.0/1 -> stem, features.3..18.out.* -> features.0..15
+                  (conv_exp / conv_dw / se / conv_pwl), features.19/20 -> features.16, output.1 -> head.fc
+  torchvision, timm, extd   kept as they are (torchvision's ResNet keys are timm's)
+Loading the result into the model (VisionCore or timm) lists any missing, unexpected or mis-shaped keys.
 """
+import re
 import argparse
 import pathlib
 import sys
@@ -36,13 +45,69 @@ def load_state_dict(path):
     return out
 
 
+def detect_source(state):
+    if any(k.startswith("pools.") for k in state):
+        return "naver-pit"
+    if "features.3.out.0.weight" in state and "output.1.weight" in state:
+        return "clovaai-rexnet"
+    return "timm"
+
+
+def rename_pit(state):
+    return {re.sub(r"^pools\.(\d+)\.", lambda m: f"transformers.{int(m.group(1)) + 1}.pool.", k): v for k, v in state.items()}
+
+
+def rename_rexnet(state):
+    """clovaai/rexnet's flat Sequentials to timm's RexNet modules (seeds_classification.md 2.5)."""
+    out = {}
+    blocks = sorted({int(m.group(1)) for k in state if (m := re.match(r"features\.(\d+)\.out\.", k))})
+    penultimate = blocks[-1] + 1 if blocks else 19
+    for k, v in state.items():
+        m = re.match(r"features\.(\d+)\.(.*)$", k)
+        if k.startswith("output.1."):
+            out["head.fc." + k[len("output.1."):]] = v.flatten(1) if k.endswith("weight") else v
+        elif m and int(m.group(1)) in (0, 1):
+            out[("stem.conv." if m.group(1) == "0" else "stem.bn.") + m.group(2)] = v
+        elif m and int(m.group(1)) in (penultimate, penultimate + 1):
+            part = "conv." if int(m.group(1)) == penultimate else "bn."
+            out[f"features.{penultimate - 3}.{part}{m.group(2)}"] = v
+        elif m and int(m.group(1)) in blocks:
+            i = int(m.group(1))
+            rest = m.group(2)[len("out."):]
+            expanded = f"features.{i}.out.6.weight" in state or f"features.{i}.out.7.weight" in state
+            se = f"features.{i}.out.5.fc.0.weight" in state
+            # Sequential positions of each part, by block kind (t = 1; t = 6 without / with SE).
+            if not expanded:
+                names = {"0": "conv_dw.conv", "1": "conv_dw.bn", "3": "conv_pwl.conv", "4": "conv_pwl.bn"}
+            elif not se:
+                names = {"0": "conv_exp.conv", "1": "conv_exp.bn", "3": "conv_dw.conv", "4": "conv_dw.bn",
+                         "6": "conv_pwl.conv", "7": "conv_pwl.bn"}
+            else:
+                names = {"0": "conv_exp.conv", "1": "conv_exp.bn", "3": "conv_dw.conv", "4": "conv_dw.bn",
+                         "5.fc.0": "se.fc1", "5.fc.1": "se.bn", "5.fc.3": "se.fc2", "7": "conv_pwl.conv", "8": "conv_pwl.bn"}
+            prefix = next((p for p in sorted(names, key=len, reverse=True) if rest.startswith(p + ".")), None)
+            if prefix is None:
+                raise SystemExit(f"{k}: not a ReXNet block entry this converter knows")
+            out[f"features.{i - 3}.{names[prefix]}.{rest[len(prefix) + 1:]}"] = v
+        else:
+            raise SystemExit(f"{k}: not a clovaai/rexnet key this converter knows")
+    return out
+
+
+RENAMES = {"naver-pit": rename_pit, "clovaai-rexnet": rename_rexnet}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("checkpoint", type=pathlib.Path)
     ap.add_argument("output", type=pathlib.Path, nargs="?")
     ap.add_argument("--check", action="store_true", help="compare with an existing safetensors file instead")
+    ap.add_argument("--source", choices=["auto", "naver-pit", "clovaai-rexnet", "torchvision", "timm", "extd"],
+                    default="auto", help="key layout of the checkpoint (default: detected)")
     args = ap.parse_args()
     state = load_state_dict(args.checkpoint)
+    source = detect_source(state) if args.source == "auto" else args.source
+    state = RENAMES.get(source, lambda s: s)(state)
     out = args.output or args.checkpoint.with_suffix(".safetensors")
     if args.check:
         from safetensors.torch import load_file

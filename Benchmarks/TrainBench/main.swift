@@ -1,10 +1,11 @@
-// One training step (forward, backward, AdamW) of a ResNet-18-shaped CNN, batch 8, 224x224, next to PyTorch's
+// One training step (forward, backward, AdamW) of resnet18, batch 8, 224x224, next to PyTorch's
 // (torchvision resnet18, measured in the same run by tools/bench_train_torch.py when torch is installed).
 //
 //   out/bin/TrainBench [--steps N] [--batch B] [--size S] [--threads T]
 import VisionCore
 import VisionNN
 import VisionOptim
+import VisionModels
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,62 +23,12 @@ func now() -> Double {
 }
 
 /// torchvision's BasicBlock: conv3x3-bn-relu-conv3x3-bn plus the (projected) shortcut, then relu.
-final class BasicBlock: Module {
-    let conv1: Conv2d, bn1: BatchNorm2d, conv2: Conv2d, bn2: BatchNorm2d
-    let downsample: Sequential?
-
-    init(_ cin: Int, _ cout: Int, stride: Int, rng: inout RandomGenerator) throws {
-        conv1 = try Conv2d(cin, cout, kernelSize: (3, 3), stride: (stride, stride), padding: (1, 1), bias: false, rng: &rng)
-        bn1 = try BatchNorm2d(cout)
-        conv2 = try Conv2d(cout, cout, kernelSize: (3, 3), padding: (1, 1), bias: false, rng: &rng)
-        bn2 = try BatchNorm2d(cout)
-        downsample = stride != 1 || cin != cout
-            ? Sequential([try Conv2d(cin, cout, kernelSize: (1, 1), stride: (stride, stride), bias: false, rng: &rng),
-                          try BatchNorm2d(cout)]) : nil
-        super.init()
-        register("conv1", conv1); register("bn1", bn1); register("conv2", conv2); register("bn2", bn2)
-        if let downsample { register("downsample", downsample) }
-    }
-
-    override func forward(_ x: Tensor) throws -> Tensor {
-        let h = try bn2(try conv2(try relu(try bn1(try conv1(x)))))
-        return try relu(try add(h, try downsample?(x) ?? x))
-    }
-}
-
-final class ResNet18: Module {
-    let conv1: Conv2d, bn1: BatchNorm2d, layers: [Sequential], fc: Linear
-
-    init(classes: Int = 1000, rng: inout RandomGenerator) throws {
-        conv1 = try Conv2d(3, 64, kernelSize: (7, 7), stride: (2, 2), padding: (3, 3), bias: false, rng: &rng)
-        bn1 = try BatchNorm2d(64)
-        var stages: [Sequential] = []
-        var cin = 64
-        for (i, cout) in [64, 128, 256, 512].enumerated() {
-            let s = i == 0 ? 1 : 2
-            stages.append(Sequential([try BasicBlock(cin, cout, stride: s, rng: &rng), try BasicBlock(cout, cout, stride: 1, rng: &rng)]))
-            cin = cout
-        }
-        layers = stages
-        fc = try Linear(512, classes, rng: &rng)
-        super.init()
-        register("conv1", conv1); register("bn1", bn1)
-        for (i, l) in layers.enumerated() { register("layer\(i + 1)", l) }
-        register("fc", fc)
-    }
-
-    override func forward(_ x: Tensor) throws -> Tensor {
-        var h = try maxPool2d(try relu(try bn1(try conv1(x))), kernelSize: (3, 3), stride: (2, 2), padding: (1, 1))
-        for l in layers { h = try l(h) }
-        return try fc(try mean(h, axes: [2, 3]))
-    }
-}
-
 let steps = option("--steps", 5), batch = option("--batch", 8), size = option("--size", 224)
 let threads = option("--threads", 2)
 try Threading.setThreadCount(threads)
 var rng = RandomGenerator(seed: 0)
-let model = try ResNet18(rng: &rng)
+// VisionModels' resnet18 (timm / torchvision layout), as tools/bench_train_torch.py's torchvision resnet18.
+let model = try ClassifierRegistry.create("resnet18")
 let optimizer = try AdamW(parameters: model.trainableParameters(), lr: 1e-3, weightDecay: 0.05)
 let x = try Tensor.normal([batch, 3, size, size], rng: &rng)
 let y = try Tensor((0..<batch).map { _ in Int64(rng.next() % 1000) }, shape: [batch])

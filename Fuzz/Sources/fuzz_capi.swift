@@ -1,5 +1,6 @@
 // bytes -> a short program of C-ABI calls on a pool of eight tensor handles: create, from_buffer, reshape,
-// permute, slice, to_dtype, unary, binary, matmul, conv2d, queries, copy_to, free, and calls with NULL and
+// permute, slice, to_dtype, unary, binary, matmul, conv2d, queries, copy_to, free, the mixers (CutMix, Mixup,
+// timm, Cutout, VideoMix) and a dataset + transform + loader over pool tensors, and calls with NULL and
 // forged handles, all with fuzzed dtypes, shapes and parameters (ORT's OrtLibfuzzer drives its C API the same
 // way). Oracle: every call returns a documented status, never VC_INTERNAL_ERROR; success gives a non-NULL handle
 // and failure a NULL one plus a non-empty vc_last_error_message(); at the end every handle frees with VC_OK
@@ -75,7 +76,7 @@ public func fuzzCAPI(_ data: UnsafeRawPointer, _ count: Int) -> CInt {
     var steps = 0
     while !inp.isEmpty && steps < 24 {
         steps += 1
-        let op = inp.int(0...13)
+        let op = inp.int(0...15)
         let dst = inp.int(0...(slots - 1))
         let a = pool[inp.int(0...(slots - 1))], b = pool[inp.int(0...(slots - 1))]
         var out: OpaquePointer? = nil
@@ -174,6 +175,65 @@ public func fuzzCAPI(_ data: UnsafeRawPointer, _ count: Int) -> CInt {
             guard s == 8, out == nil else { fuzzFail("a forged handle gave status \(s)") }
             guard vc_tensor_free(nil) == 0 else { fuzzFail("free(NULL) failed") }
             check(vc_unary(0, nil, 0, &out), out, "vc_unary(NULL)")
+        case 14:
+            // A mixer with fuzzed options applied to pool tensors (images a, labels b).
+            let alpha = [1.0, 0.4, 0, -1, .nan, 1e-3, 1e6][inp.int(0...6)], prob = [1.0, 0.5, 0, 2][inp.int(0...3)]
+            let k: Int64 = [10, 1, 0, -1, 1 << 40, 3][inp.int(0...5)], eps = [0, 0.1, 1, -0.5][inp.int(0...3)]
+            let seed = UInt64(inp.int(0...255))
+            var mixer: OpaquePointer? = nil
+            let s: Int32
+            switch inp.int(0...4) {
+            case 0: s = vc_mixer_cutmix(alpha, prob, k, eps, seed, &mixer)
+            case 1: s = vc_mixer_mixup(alpha, prob, k, eps, seed, &mixer)
+            case 2:
+                let mn = [0, 0.2, 0.5, -1][inp.int(0...3)], mx = [0, 0.8, 0.1, 2][inp.int(0...3)]
+                s = vc_mixer_timm(alpha, [1.0, 0, 0.5][inp.int(0...2)], mn, mx, prob, [0.5, 0, 1, 3][inp.int(0...3)],
+                                  Int32(inp.int(-1...3)), Int32(inp.int(-1...2)), eps, k, seed, &mixer)
+            case 3: s = vc_mixer_cutout(inp.index(), inp.index(), k, eps, seed, &mixer)
+            default: s = vc_mixer_videomix(Int32(inp.int(-1...3)), alpha, prob, k, eps, seed, &mixer)
+            }
+            check(s, mixer, "vc_mixer_* (alpha \(alpha), prob \(prob), k \(k), eps \(eps))")
+            guard let m = mixer else { continue }
+            if inp.bool() { _ = vc_mixer_set_enabled(m, Int32(inp.int(-1...2))) }
+            var targets: OpaquePointer? = nil, lambdas: OpaquePointer? = nil, boxes: OpaquePointer? = nil
+            let optional = inp.bool()
+            let s2 = optional ? vc_mixer_apply(m, a, b, &out, &targets, &lambdas, &boxes) : vc_mixer_apply(m, a, b, &out, &targets, nil, nil)
+            check(s2, out, "vc_mixer_apply")
+            guard (targets == nil) == (out == nil), (lambdas != nil) == (optional && out != nil), (boxes != nil) == (lambdas != nil) else {
+                fuzzFail("vc_mixer_apply: outputs disagree with the status \(s2)")
+            }
+            for h in [targets, lambdas, boxes] where h != nil { guard vc_tensor_free(h) == 0 else { fuzzFail("free of a mixer output failed") } }
+            put(dst, out)
+            guard vc_mixer_free(m) == 0 else { fuzzFail("vc_mixer_free of a live mixer failed") }
+        case 15:
+            // A dataset of pool tensors (inputs a, labels b), a fuzzed transform and loader, one batch.
+            var ds: OpaquePointer? = nil, tf: OpaquePointer? = nil, loader: OpaquePointer? = nil, labels: OpaquePointer? = nil
+            check(vc_dataset_from_tensors(a, b, &ds), ds, "vc_dataset_from_tensors")
+            guard let d = ds else { continue }
+            if inp.bool() {
+                check(vc_transform_create(&tf), tf, "vc_transform_create")
+                for _ in 0..<inp.int(0...3) {
+                    switch inp.int(0...3) {
+                    case 0: _ = vc_transform_add_horizontal_flip(tf, [0.5, 1, -1, .nan][inp.int(0...3)])
+                    case 1: _ = vc_transform_add_resize(tf, inp.index(), inp.index())
+                    case 2: _ = vc_transform_add_random_resized_crop(tf, inp.index(), inp.index(), 0.08, [1, 0.01, .infinity][inp.int(0...2)], 0.75, 1.33)
+                    default:
+                        let v: [Float] = [0.5, 0.5, 0.5, 0.5]
+                        _ = v.withUnsafeBufferPointer { vc_transform_add_normalize(tf, $0.baseAddress, $0.baseAddress, inp.index()) }
+                    }
+                }
+            }
+            let s = vc_loader_create(d, tf, inp.index(), Int32(inp.int(-1...2)), Int32(inp.int(0...1)), UInt64(inp.int(0...9)),
+                                     Int32(inp.int(-1...3)), &loader)
+            check(s, loader, "vc_loader_create")
+            if let l = loader {
+                let s2 = vc_loader_batch(l, inp.index(), inp.index(), &out, &labels)
+                check(s2, out, "vc_loader_batch")
+                if labels != nil { guard vc_tensor_free(labels) == 0 else { fuzzFail("free of batch labels failed") } }
+                put(dst, out)
+                guard vc_loader_free(l) == 0 else { fuzzFail("vc_loader_free failed") }
+            }
+            guard vc_transform_free(tf) == 0, vc_dataset_free(d) == 0 else { fuzzFail("freeing a transform or dataset failed") }
         default:
             // NULL output pointers.
             guard vc_tensor_create(0, nil, 0, nil) != 0, vc_matmul(a, b, nil) != 0 else { fuzzFail("NULL out accepted") }

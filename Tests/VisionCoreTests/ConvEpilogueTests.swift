@@ -60,3 +60,17 @@ import Testing
         }
     }
 }
+
+/// channelScaled against the composition it replaces (broadcast multiply, then the activation).
+@Suite struct ChannelScaleTests {
+    @Test func matchesMultiplyThenActivation() throws {
+        let x = try randomTensor([2, 5, 7, 3], seed: 1), s = try randomTensor([2, 5, 1, 1], seed: 2)
+        for activation in [nil, UnaryOp.relu6, .silu] {
+            var expected = try mul(x, s)
+            if let activation { expected = try unary(activation, expected) }
+            try expectClose(try channelScaled(x, by: s, activation: activation), expected, "\(String(describing: activation))")
+        }
+        #expect(throws: VisionError.self) { try channelScaled(x, by: try Tensor.zeros([2, 4, 1, 1])) }
+        #expect(throws: VisionError.self) { try channelScaled(x, by: try Tensor.zeros([2, 5, 2, 1])) }
+    }
+}

@@ -134,13 +134,20 @@ final class ReXNetBlock: Module {
     override func forward(_ x: Tensor) throws -> Tensor {
         var y = x
         if let convExp { y = try convExp(y) }
-        y = try convDw(y)
-        if let se, let bn = se.bn {
+        // Inference (eval, nothing recording gradients) fuses act_dw into the depthwise conv, or into the SE gating.
+        let inference = !isTraining && !(Autograd.isRecording && (x.requiresGrad || convDw.conv.weight.requiresGrad))
+        if inference && se == nil { y = try convNormAct(y, conv: convDw.conv, bn: convDw.bn, activation: .relu6) }
+        if !inference || se != nil { y = try convDw(y) }
+        if let se {
             // timm's SEModule with BN; fc1 -> bn -> ReLU goes through convNormAct like every conv-BN pair.
-            let s = try convNormAct(try mean(y, axes: [2, 3], keepDim: true), conv: se.fc1, bn: bn, activation: se.act.op)
-            y = try mul(y, try sigmoid(try se.fc2(s)))
+            let pooled = try mean(y, axes: [2, 3], keepDim: true)
+            let s = try se.bn.map { try convNormAct(pooled, conv: se.fc1, bn: $0, activation: se.act.op) } ?? se.act(try se.fc1(pooled))
+            let gate = try sigmoid(try se.fc2(s))
+            // act_dw comes after the SE gate, as in timm.
+            y = inference ? try channelScaled(y, by: gate, activation: .relu6) : try relu6(try mul(y, gate))
+        } else if !inference {
+            y = try relu6(y)
         }
-        y = try relu6(y)  // after the SE gate, as timm's act_dw
         guard spec.hasShortcut else { return try convPwl(y) }
         // The input joins the first inChannels output channels; zero-padding it to the output width makes that
         // an ordinary residual add (channels inChannels..<out pass through unchanged).

@@ -14,7 +14,8 @@ STATUSES = {v for k, v in vars(_decls).items() if k.startswith("VC_") and k in (
 # Functions without a status, or for which all-zero arguments are valid.
 NOT_STATUS = {"vc_last_error_message", "vc_version", "vc_get_num_threads"}
 ZERO_OK = {"vc_tensor_free", "vc_tensor_map_free", "vc_optimizer_free", "vc_scheduler_free",
-           "vc_face_detector_free", "vc_model_free"}
+           "vc_face_detector_free", "vc_model_free", "vc_dataset_free", "vc_transform_free", "vc_loader_free",
+           "vc_mixer_free"}
 # Scalar-only functions and the argument values that are valid for them.
 VALID_SCALARS = {"vc_set_grad_enabled": (0, 1)}
 FALLIBLE = sorted(n for n, (ret, _) in _decls.FUNCTIONS.items() if ret is ctypes.c_int32 and n not in NOT_STATUS)

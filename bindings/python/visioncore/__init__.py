@@ -10,9 +10,11 @@
 - `visioncore.create_model(name, num_classes=...)`, `list_models()`: timm-named classifiers (ResNet, ReXNet, PiT)
   that load timm's safetensors, with timm's eval transform (`model.transform(path)`).
 - `visioncore.load_file/save_file/read_metadata`: safetensors, as safetensors.numpy.
+- `visioncore.data`: FashionMNIST, ImageFolder, TensorDataset, a deterministic DataLoader, transforms, and the
+  mixing augmentations CutMix, TimmMixup (timm's Mixup), Mixup, Cutout, VideoMix returning soft targets.
 Errors raise `visioncore.VisionCoreError` with the library's message. Set VISIONCORE_LIB to use another library.
 """
-from . import classification, functional, image, models, nn, ops, optim
+from . import classification, data, functional, image, models, nn, ops, optim
 from ._lib import VisionCoreError, check, lib
 from ._tensor_ops import *  # noqa: F401,F403
 from ._tensor_ops import __all__ as _tensor_ops_all
@@ -22,7 +24,7 @@ from .io import load_file, read_metadata, save_file
 from .models import FaceDetector
 from .tensor import Tensor, as_tensor, no_grad, set_grad_enabled, tensor
 
-__all__ = ["Tensor", "VisionCoreError", "as_tensor", "tensor", "no_grad", "set_grad_enabled", "functional", "image", "models", "nn", "ops", "optim",
+__all__ = ["Tensor", "VisionCoreError", "as_tensor", "tensor", "no_grad", "set_grad_enabled", "data", "functional", "image", "models", "nn", "ops", "optim",
            "FaceDetector", "Model", "create_model", "list_models", "resolve_data_config", "imagenet_class_names",
            "set_num_threads",
            "get_num_threads", "load_file", "save_file", "read_metadata", "save_checkpoint", "load_checkpoint", "__version__"] + _tensor_ops_all

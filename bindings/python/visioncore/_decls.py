@@ -1,6 +1,12 @@
 """ctypes declarations generated from include/visioncore.h by tools/gen_decls.py - do not edit."""
 from ctypes import POINTER, c_bool, c_char, c_char_p, c_double, c_float, c_int, c_int32, c_int64, c_size_t, c_ssize_t, c_uint8, c_uint64, c_void_p  # noqa: F401
 
+VC_MIX_MODE_BATCH = 0
+VC_MIX_MODE_PAIR = 1
+VC_MIX_MODE_ELEM = 2
+VC_VIDEOMIX_SPATIAL = 0
+VC_VIDEOMIX_TEMPORAL = 1
+VC_VIDEOMIX_SPATIO_TEMPORAL = 2
 VC_LOSS_CROSS_ENTROPY = 0
 VC_LOSS_MSE = 1
 VC_LOSS_L1 = 2
@@ -88,6 +94,37 @@ FUNCTIONS = {
     'vc_max_pool2d': (c_int32, [c_void_p, POINTER(c_int64), POINTER(c_int64), POINTER(c_int64), POINTER(c_int64), c_int32, POINTER(c_void_p)]),
     'vc_avg_pool2d': (c_int32, [c_void_p, POINTER(c_int64), POINTER(c_int64), POINTER(c_int64), c_int32, c_int32, POINTER(c_void_p)]),
     'vc_adaptive_avg_pool2d': (c_int32, [c_void_p, c_int64, c_int64, POINTER(c_void_p)]),
+    'vc_dataset_fashion_mnist': (c_int32, [c_char_p, c_int32, POINTER(c_void_p)]),
+    'vc_dataset_image_folder': (c_int32, [c_char_p, c_int32, c_char_p, POINTER(c_void_p)]),
+    'vc_dataset_from_tensors': (c_int32, [c_void_p, c_void_p, POINTER(c_void_p)]),
+    'vc_dataset_free': (c_int32, [c_void_p]),
+    'vc_dataset_len': (c_int32, [c_void_p, POINTER(c_int64)]),
+    'vc_dataset_num_classes': (c_int32, [c_void_p, POINTER(c_int64)]),
+    'vc_dataset_class_name': (c_int32, [c_void_p, c_int64, POINTER(c_char_p)]),
+    'vc_dataset_get': (c_int32, [c_void_p, c_int64, POINTER(c_void_p), POINTER(c_int64)]),
+    'vc_transform_create': (c_int32, [POINTER(c_void_p)]),
+    'vc_transform_free': (c_int32, [c_void_p]),
+    'vc_transform_add_random_resized_crop': (c_int32, [c_void_p, c_int64, c_int64, c_double, c_double, c_double, c_double]),
+    'vc_transform_add_horizontal_flip': (c_int32, [c_void_p, c_double]),
+    'vc_transform_add_resize': (c_int32, [c_void_p, c_int64, c_int64]),
+    'vc_transform_add_center_crop': (c_int32, [c_void_p, c_int64, c_int64]),
+    'vc_transform_add_normalize': (c_int32, [c_void_p, POINTER(c_float), POINTER(c_float), c_int64]),
+    'vc_transform_add_color_jitter': (c_int32, [c_void_p, c_double, c_double, c_double, c_double]),
+    'vc_transform_apply': (c_int32, [c_void_p, c_void_p, c_uint64, POINTER(c_void_p)]),
+    'vc_loader_create': (c_int32, [c_void_p, c_void_p, c_int64, c_int32, c_int32, c_uint64, c_int32, POINTER(c_void_p)]),
+    'vc_loader_free': (c_int32, [c_void_p]),
+    'vc_loader_num_batches': (c_int32, [c_void_p, POINTER(c_int64)]),
+    'vc_loader_batch': (c_int32, [c_void_p, c_int64, c_int64, POINTER(c_void_p), POINTER(c_void_p)]),
+    'vc_loader_batch_relabel': (c_int32, [c_void_p, c_int64, c_int64, c_int64, c_int32, POINTER(c_void_p), POINTER(c_void_p), POINTER(c_void_p)]),
+    'vc_mixer_cutmix': (c_int32, [c_double, c_double, c_int64, c_double, c_uint64, POINTER(c_void_p)]),
+    'vc_mixer_mixup': (c_int32, [c_double, c_double, c_int64, c_double, c_uint64, POINTER(c_void_p)]),
+    'vc_mixer_timm': (c_int32, [c_double, c_double, c_double, c_double, c_double, c_double, c_int32, c_int32, c_double, c_int64, c_uint64, POINTER(c_void_p)]),
+    'vc_mixer_cutout': (c_int32, [c_int64, c_int64, c_int64, c_double, c_uint64, POINTER(c_void_p)]),
+    'vc_mixer_videomix': (c_int32, [c_int32, c_double, c_double, c_int64, c_double, c_uint64, POINTER(c_void_p)]),
+    'vc_mixer_free': (c_int32, [c_void_p]),
+    'vc_mixer_reseed': (c_int32, [c_void_p, c_uint64]),
+    'vc_mixer_set_enabled': (c_int32, [c_void_p, c_int32]),
+    'vc_mixer_apply': (c_int32, [c_void_p, c_void_p, c_void_p, POINTER(c_void_p), POINTER(c_void_p), POINTER(c_void_p), POINTER(c_void_p)]),
     'vc_binary': (c_int32, [c_int32, c_void_p, c_void_p, POINTER(c_void_p)]),
     'vc_compare': (c_int32, [c_int32, c_void_p, c_void_p, POINTER(c_void_p)]),
     'vc_unary': (c_int32, [c_int32, c_void_p, c_float, POINTER(c_void_p)]),
