@@ -55,7 +55,7 @@ newer "$ck" Sources/CKernels/activations.c Sources/CKernels/include/ckernels.h &
   clang "${cflags[@]}" -O3 -I Sources/CKernels/include -c Sources/CKernels/activations.c -o "$ck"
 
 # Swift modules (whole-module, one object each), in dependency order (Package.swift: VisionCAPI imports all).
-modules=(VisionCore VisionNN VisionOptim VisionTrain VisionModels VisionData VisionCAPI)
+modules=(VisionCore VisionNN VisionOptim VisionModels VisionData VisionTrain VisionCAPI)
 for d in Sources/Vision*; do   # a new Swift module must be added above, in dependency order
   [[ " ${modules[*]} " == *" $(basename "$d") "* ]] || { echo "fuzz: add $(basename "$d") to the module list in Fuzz/build.sh" >&2; exit 1; }
 done
