@@ -87,6 +87,24 @@ func dropPathRates<Block: Module>(_ model: Module, block: Block.Type) -> [Float]
     }
 }
 
+/// Case `name`'s drop-path rates per block equal timm's; eval mode ignores stochastic depth (logits equal timm's)
+/// and train mode drops whole samples' branches and still backpropagates.
+func checkDropPath<Block: Module>(_ model: ImageClassifier, block: Block.Type, case name: String) throws {
+    let want = try CNNFixture.tensor("\(name).drop_path").toArray(Float.self)
+    let got = dropPathRates(model, block: block)
+    #expect(got.count == want.count)
+    for (g, w) in zip(got, want) { #expect(abs(g - w) < 1e-6, "drop path rates \(got), timm \(want)") }
+    try model.loadStateDict(try CNNFixture.weights(name))
+    let x = try CNNFixture.tensor("\(name).input")
+    model.eval()
+    try expectClose(try model(x), "\(name).logits")
+    model.train()
+    let xg = try x.requiringGrad()
+    try sum(try model(xg)).backward()
+    let g = try #require(xg.grad).toArray(Float.self)
+    #expect(g.allSatisfy(\.isFinite) && g.contains { $0 != 0 })
+}
+
 @Suite struct ResNetTests {
     static let basic = ResNetConfig(block: .basic, layers: [2, 1, 1, 1], channels: [8, 16, 32, 64])
     static let bottleneck = ResNetConfig(block: .bottleneck, layers: [2, 1, 1, 1], channels: [8, 16, 16, 32])
@@ -129,20 +147,7 @@ func dropPathRates<Block: Module>(_ model: Module, block: Block.Type) -> [Float]
 
     @Test(arguments: ["resnet_basic", "resnet_bottleneck"]) func dropPathScheduleAndTrainMode(_ name: String) throws {
         let model = try Self.reduced(name, options: ClassifierOptions(numClasses: 10, dropPathRate: 0.2, seed: 3))
-        let want = try CNNFixture.tensor("\(name).drop_path").toArray(Float.self)
-        let got = dropPathRates(model, block: ResNetBlock.self)
-        #expect(got.count == want.count)
-        for (g, w) in zip(got, want) { #expect(abs(g - w) < 1e-6, "drop path rates \(got), timm \(want)") }
-        // Eval mode ignores stochastic depth; train mode drops whole samples' branches and still backpropagates.
-        try model.loadStateDict(try CNNFixture.weights(name))
-        let x = try CNNFixture.tensor("\(name).input")
-        model.eval()
-        try expectClose(try model(x), "\(name).logits")
-        model.train()
-        let xg = try x.requiringGrad()
-        try sum(try model(xg)).backward()
-        let g = try #require(xg.grad).toArray(Float.self)
-        #expect(g.allSatisfy(\.isFinite) && g.contains { $0 != 0 })
+        try checkDropPath(model, block: ResNetBlock.self, case: name)
     }
 
     @Test func numClassesZeroGivesPreLogits() throws {
