@@ -57,7 +57,7 @@ let package = Package(
         .executableTarget(name: "FashionBench", dependencies: ["VisionCore", "VisionData", "VisionModels", "VisionTrain"],
                           path: "Benchmarks/FashionBench", swiftSettings: tune),
         // Tests read their golden files from Tests/VisionCoreTests/Fixtures through #filePath.
-        .testTarget(name: "VisionCoreTests", dependencies: ["VisionCore"], exclude: ["Fixtures"]),
+        .testTarget(name: "VisionCoreTests", dependencies: ["VisionCore", "CKernels"], exclude: ["Fixtures"]),
         // Reads its fixtures (optim.safetensors) from Tests/VisionCoreTests/Fixtures.
         .testTarget(name: "VisionOptimTests", dependencies: ["VisionOptim", "VisionNN", "VisionCore"]),
         .testTarget(name: "VisionTrainTests", dependencies: ["VisionTrain", "VisionOptim", "VisionNN", "VisionCore", "VisionModels", "VisionData"]),

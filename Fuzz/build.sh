@@ -48,11 +48,16 @@ newer() { # true when $1 is missing or older than any of the rest
   for f in "$@"; do [ "$f" -nt "$t" ] && return 0; done
   return 1
 }
-stb=$out/obj/stb_impl.o ck=$out/obj/activations.o
+stb=$out/obj/stb_impl.o
 newer "$stb" Sources/CStb/stb_impl.c Sources/CStb/include/cstb.h && \
   clang "${cflags[@]}" -I Sources/CStb/include -c Sources/CStb/stb_impl.c -o "$stb"
-newer "$ck" Sources/CKernels/activations.c Sources/CKernels/include/ckernels.h && \
-  clang "${cflags[@]}" -O3 -I Sources/CKernels/include -c Sources/CKernels/activations.c -o "$ck"
+ck=()
+for c in Sources/CKernels/*.c; do
+  o=$out/obj/ck_$(basename "$c" .c).o
+  newer "$o" "$c" Sources/CKernels/include/ckernels.h && \
+    clang "${cflags[@]}" -O3 -I Sources/CKernels/include -c "$c" -o "$o"
+  ck+=("$o")
+done
 
 # Swift modules (whole-module, one object each), in dependency order (Package.swift: VisionCAPI imports all).
 modules=(VisionCore VisionNN VisionOptim VisionModels VisionData VisionTrain VisionCAPI)
@@ -85,7 +90,7 @@ for t in "${targets[@]}"; do
     echo "fuzz: linking $t"
     rm -f "$out/bin/$t"
     swiftc "${swiftflags[@]}" -module-name "${t}" "$src" Fuzz/Sources/Support/*.swift \
-      "${objs[@]}" "$stb" "$ck" -lopenblas -lz -lm -o "$out/bin/$t" 2>&1 \
+      "${objs[@]}" "$stb" "${ck[@]}" -lopenblas -lz -lm -o "$out/bin/$t" 2>&1 \
       | grep -v "Cannot export local symbol" || true
     test -x "$out/bin/$t"
   fi

@@ -1,9 +1,12 @@
 import Testing
 @testable import VisionCore
+import CKernels
 
 /// conv2dFused against the composition it replaces: conv2d, per-channel scale and shift, residual, activation.
 @Suite struct ConvEpilogueTests {
-    /// (input shape, weight shape, stride, padding, groups): 1x1 GEMM, im2col, depthwise (stride 1 and 2), grouped.
+    /// (input shape, weight shape, stride, padding, groups): 1x1 in place, padded-input GEMM, depthwise (stride 1
+    /// and 2), grouped; then channel counts that are no multiple of the register tile, several column tiles with
+    /// a partial last one, and a 7x7 map whose few columns are split into row blocks over the threads.
     static let geometries: [([Int], [Int], Int, Int, Int)] = [
         ([2, 5, 7, 9], [6, 5, 1, 1], 1, 0, 1),
         ([1, 3, 11, 10], [4, 3, 3, 3], 2, 1, 1),
@@ -11,16 +14,20 @@ import Testing
         ([1, 5, 12, 11], [5, 1, 3, 3], 2, 1, 5),
         ([2, 4, 6, 7], [8, 1, 3, 3], 2, 1, 4),
         ([1, 6, 5, 5], [4, 3, 1, 1], 1, 0, 2),
+        ([1, 37, 13, 11], [27, 37, 3, 3], 1, 1, 1),
+        ([2, 19, 17, 21], [13, 19, 1, 1], 1, 0, 1),
+        ([1, 40, 7, 7], [70, 40, 3, 3], 1, 1, 1),
+        ([1, 9, 23, 19], [11, 9, 3, 3], 2, 1, 1),
     ]
 
-    @Test(arguments: 0..<6) func matchesTheComposition(_ index: Int) throws {
+    @Test(arguments: 0..<10) func matchesTheComposition(_ index: Int) throws {
         let (xs, ws, s, p, groups) = Self.geometries[index]
         let x = try randomTensor(xs, seed: 1), w = try randomTensor(ws, seed: 2, scale: 0.5)
         let plain = try conv2d(x, weight: w, stride: (s, s), padding: (p, p), groups: groups)
         let c = ws[0]
         let scale = (0..<c).map { Float($0 % 3) * 0.7 - 0.4 }, shift = (0..<c).map { Float($0) * 0.1 - 0.2 }
         let residual = try randomTensor(plain.shape, seed: 3)
-        for activation in [nil, UnaryOp.relu, .relu6, .silu] {
+        for activation in [nil, UnaryOp.relu, .relu6, .silu, .leakyRelu, .hardSwish, .hardSigmoid, .geluErf, .abs] {
             for withResidual in [false, true] {
                 let epilogue = ConvEpilogue(scale: scale, shift: shift, residual: withResidual ? residual : nil, activation: activation)
                 let fused = try conv2dFused(x, weight: w, stride: (s, s), padding: (p, p), groups: groups, epilogue: epilogue)
@@ -28,7 +35,7 @@ import Testing
                 if withResidual { expected = try add(expected, residual) }
                 if let activation { expected = try unary(activation, expected) }
                 try expectClose(fused, expected, rtol: 1e-5, atol: 1e-5, "geometry \(index) \(String(describing: activation)) residual \(withResidual)")
-                // Shift alone (a conv bias) takes the GEMM's accumulate-onto-the-seed path.
+                // Shift alone: a conv bias.
                 let biasOnly = try conv2dFused(x, weight: w, stride: (s, s), padding: (p, p), groups: groups,
                                                epilogue: ConvEpilogue(shift: shift))
                 try expectClose(biasOnly, try conv2d(x, weight: w, bias: try Tensor(shift, shape: [c]), stride: (s, s),
@@ -72,5 +79,25 @@ import Testing
         }
         #expect(throws: VisionError.self) { try channelScaled(x, by: try Tensor.zeros([2, 4, 1, 1])) }
         #expect(throws: VisionError.self) { try channelScaled(x, by: try Tensor.zeros([2, 5, 2, 1])) }
+    }
+}
+
+/// Every ISA variant of the convolution GEMM (AVX-512, AVX2, SSE2 where the CPU has them) against the Double
+/// reference. Serialized: the variant is a process-wide setting (other tests stay correct under any of them).
+@Suite(.serialized) struct ConvGemmISATests {
+    @Test func everyKernelVariantMatchesTheReference() throws {
+        defer { _ = vck_conv_gemm_set_isa(0) }
+        let x = try randomTensor([2, 13, 15, 17], seed: 11), w = try randomTensor([19, 13, 3, 3], seed: 12)
+        let expected = try conv2dReference(x, weight: w, stride: (2, 1), padding: (1, 2))
+        let w1 = try randomTensor([21, 13, 1, 1], seed: 13)
+        let expected1 = try conv2dReference(x, weight: w1)
+        var tested = 0
+        for level: Int32 in [4, 3, 1] where vck_conv_gemm_set_isa(level) == 0 {
+            #expect(try maxRelativeError(try conv2d(x, weight: w, stride: (2, 1), padding: (1, 2)), expected) < 1e-5, "ISA \(level)")
+            #expect(try maxRelativeError(try conv2d(x, weight: w1), expected1) < 1e-5, "ISA \(level) 1x1")
+            tested += 1
+        }
+        #expect(tested >= 1)
+        #expect(vck_conv_gemm_set_isa(2) == -1)
     }
 }

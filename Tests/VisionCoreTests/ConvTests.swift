@@ -1,7 +1,7 @@
 import Testing
 @testable import VisionCore
 
-/// Fast convolution kernels (1x1 GEMM, im2col + GEMM, direct depthwise, GEMM + col2im) against their Double
+/// Fast convolution kernels (padded-input GEMM, 1x1 in place, direct depthwise, GEMM + col2im) against their Double
 /// reference versions, on odd sizes, and the errors of malformed arguments.
 @Suite struct ConvTests {
     static func random(_ shape: [Int], seed: UInt64) throws -> Tensor { try randomTensor(shape, seed: seed) }
@@ -20,7 +20,7 @@ import Testing
         Case(batch: 3, padding: (1, 1)),
         Case(batch: 3, cin: 5, cout: 3, k: (1, 1), bias: false),         // 1x1 GEMM path
         Case(cin: 4, cout: 6, k: (1, 1), groups: 2),                      // grouped 1x1
-        Case(cin: 3, cout: 4, k: (1, 1), stride: (2, 2)),                 // strided 1x1 goes through im2col
+        Case(cin: 3, cout: 4, k: (1, 1), stride: (2, 2)),                 // strided 1x1 reads a packed phase
         Case(batch: 3, stride: (2, 2), padding: (1, 2)),
         Case(k: (3, 5), stride: (2, 1), padding: (2, 1), dilation: (2, 1)),
         Case(cin: 4, cout: 6, padding: (1, 1), dilation: (2, 2), groups: 2),
@@ -31,7 +31,7 @@ import Testing
         Case(cin: 3, cout: 3, h: 12, w: 19, k: (3, 3), stride: (2, 3), padding: (2, 0), dilation: (2, 3), groups: 3),
         Case(cin: 4, cout: 4, h: 10, w: 21, stride: (1, 2), padding: (1, 1), dilation: (1, 2), groups: 4),
         Case(batch: 2, cin: 2, cout: 2, h: 2, w: 3, padding: (1, 1), groups: 2),
-        Case(cin: 3, cout: 6, padding: (1, 1), groups: 3, bias: false),   // channel multiplier: im2col path
+        Case(cin: 3, cout: 6, padding: (1, 1), groups: 3, bias: false),   // channel multiplier: grouped GEMM
         Case(cin: 1, cout: 1, h: 5, w: 40, k: (3, 3), padding: (1, 1)),
     ]
 

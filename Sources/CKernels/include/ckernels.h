@@ -20,4 +20,35 @@ int vck_activation_grad(int op, const float *g, const float *x, const float *y, 
 
 /// dst[i] = exp(src[i] - shift), returning the sum of the results (softmax's inner loop).
 float vck_exp_shift_sum(const float *src, float *dst, ptrdiff_t n, float shift);
+/// One convolution GEMM (see conv_gemm.c): C = epilogue(A x B) with A [m, k] row-major (`lda`), row kk of B at
+/// b + boff[kk], contiguous in the virtual column q in [0, nq). Virtual column q = oy * vw + ox is an output when
+/// ox < ow and is stored at c + row * ldc + oy * ow + ox, as act(acc * scale[row] + shift[row] + residual[same]).
+typedef struct {
+  const float *a;
+  ptrdiff_t lda, m, k;
+  const float *b;
+  const ptrdiff_t *boff;
+  ptrdiff_t nq, vw, ow;
+  float *c;
+  ptrdiff_t ldc;
+  const float *scale, *shift, *residual; /* each may be NULL */
+  int activation;                         /* an activation code above, or -1 for none */
+  float parameter;                        /* LeakyReLU's slope */
+} vck_conv_gemm;
+
+/// Computes rows [m0, m1) and virtual columns [q0, q1) of `job`; returns 0, or -1 when scratch memory ran out.
+int vck_conv_gemm_run(const vck_conv_gemm *job, ptrdiff_t m0, ptrdiff_t m1, ptrdiff_t q0, ptrdiff_t q1);
+
+/// The register tile of the kernels chosen for this CPU: work split on multiples of it wastes nothing.
+void vck_conv_gemm_tile(ptrdiff_t *mr, ptrdiff_t *nr);
+
+/// Selects the GEMM kernels of an ISA level (4: AVX-512, 3: AVX2+FMA, 1: SSE2, 0: the best this CPU has), so
+/// that tests can check every variant on one machine; returns -1 when the CPU lacks that level.
+int vck_conv_gemm_set_isa(int level);
+
+/// Copies `channels` contiguous h x w planes into the zero-padded, stride-phase-split layout read by a strided
+/// convolution's GEMM: per channel, sh * sw phase blocks (py, px) of `rows` x `rw`, element (r, col) holding the
+/// input at (r * sh + py - ph, col * sw + px - pw), zero outside the input. Then every tap is a constant offset.
+void vck_conv_pack_input(const float *src, ptrdiff_t channels, ptrdiff_t h, ptrdiff_t w, ptrdiff_t sh, ptrdiff_t sw,
+                         ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t rows, ptrdiff_t rw, float *dst);
 #endif

@@ -62,9 +62,9 @@ func withBatchDimension(_ x: Tensor, _ op: String, _ body: (Tensor) throws -> Te
 /// 2-D convolution (cross-correlation, as torch.nn.functional.conv2d) of an NCHW (or CHW) float32 input with an
 /// OIHW weight [Cout, Cin/groups, kh, kw], optional bias [Cout].
 ///
-/// Kernels: a 1x1, stride-1, unpadded convolution is a GEMM on the NCHW data; a depthwise convolution
-/// (groups == Cin == Cout) uses a direct SIMD kernel; everything else goes through im2col + sgemm per group, tiled
-/// over output pixels so that the column buffer stays in cache and the tiles spread over threads.
+/// Kernels: a depthwise convolution (groups == Cin == Cout) uses a direct SIMD kernel; everything else is one
+/// GEMM per image and group without im2col (`convGemm`: the taps read a zero-padded copy of the input at constant
+/// offsets; a 1x1, stride-1, unpadded convolution reads the NCHW input in place).
 /// Edge cases: an empty batch gives an empty output; NaN and Inf propagate as in a sum of products; a kernel larger
 /// than the padded input, bad channel/group counts, non-positive stride or dilation and negative padding throw.
 /// Differentiable in x, weight and bias (see `conv2dBackward`).
@@ -94,42 +94,22 @@ private func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: (
         try epilogue?.validate(outShape: g.outShape)
         let out = try Tensor.uninitialized(g.outShape)
         if out.count == 0 { return out }
-        // The im2col buffer is [Cin/g * kh * kw, tile] per thread; refuse what the allocator could not give.
-        let k = g.inPerGroup * g.kernelArea
-        guard k <= Limits.maxBytes / 4 / gemmTileColumns(rows: k, columns: g.outHeight * g.outWidth) else {
-            throw VisionError.outOfMemory("conv2d: the column buffer for weight \(weight.shape) is too large")
-        }
         let xc = try x.contiguous(), wc = try weight.contiguous(), bc = try bias?.contiguous()
         let rc = try epilogue?.residual?.contiguous()
         let shift = try epilogue?.shift ?? bc?.toArray(Float.self)
-        var scale = epilogue?.scale
         let w = g.window
-        let pointwise = w.kernel == (1, 1) && w.stride == (1, 1) && w.padding == (0, 0)
-        let depthwiseLayout = pointwise || !(g.groups == g.inChannels && g.outChannels == g.inChannels && w.stride.1 <= 8) ? nil
+        let depthwiseLayout = !(g.groups == g.inChannels && g.outChannels == g.inChannels && w.stride.1 <= 8) ? nil
             : PhasePlaneLayout(height: g.height, width: g.width, window: w, outH: g.outHeight, outW: g.outWidth)
-        // A GEMM path with a scale: when the weights are fewer than the outputs, scaling a copy of the weights is
-        // cheaper than a pass over the output, and the GEMM can then accumulate onto the shift (no zeroing pass).
-        var scaledWeights: [Float]? = nil
-        if let sc = scale, depthwiseLayout == nil, wc.count < out.count {
-            let per = wc.count / g.outChannels, pw = wc.pointer(Float.self)
-            scaledWeights = withExtendedLifetime(wc) { (0..<wc.count).map { pw[$0] * sc[$0 / per] } }
-            scale = nil
-        }
-        let px = xc.pointer(Float.self), po = out.pointer(Float.self)
-        withExtendedLifetime((xc, wc, rc)) {
-            shift.withOptionalBuffer { sh in
-                scale.withOptionalBuffer { sc in
-                    scaledWeights.withOptionalBuffer { sw in
-                        let pw = sw ?? UnsafePointer(wc.pointer(Float.self))
-                        let epi = EpiloguePointers(scale: sc, shift: sh, residual: rc.map { UnsafePointer($0.pointer(Float.self)) },
-                                                   activation: epilogue?.activation, parameter: epilogue?.activationParameter ?? 0)
-                        if pointwise {
-                            conv1x1(g, px, pw, epi, po)
-                        } else if let layout = depthwiseLayout {
-                            depthwiseConv(g, layout, px, pw, epi, po)
-                        } else {
-                            convIm2col(g, px, pw, epi, po)
-                        }
+        let px = xc.pointer(Float.self), po = out.pointer(Float.self), pw = UnsafePointer(wc.pointer(Float.self))
+        try withExtendedLifetime((xc, wc, rc)) {
+            try shift.withOptionalBuffer { sh in
+                try (epilogue?.scale).withOptionalBuffer { sc in
+                    let epi = EpiloguePointers(scale: sc, shift: sh, residual: rc.map { UnsafePointer($0.pointer(Float.self)) },
+                                               activation: epilogue?.activation, parameter: epilogue?.activationParameter ?? 0)
+                    if let layout = depthwiseLayout {
+                        depthwiseConv(g, layout, px, pw, epi, po)
+                    } else {
+                        try convGemm(g, px, pw, epi, po)
                     }
                 }
             }
@@ -140,9 +120,9 @@ private func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: (
 
 extension Optional where Wrapped == [Float] {
     /// Runs `body` with the array's base address, or nil.
-    func withOptionalBuffer<R>(_ body: (UnsafePointer<Float>?) -> R) -> R {
-        guard let a = self else { return body(nil) }
-        return a.withUnsafeBufferPointer { body($0.baseAddress) }
+    func withOptionalBuffer<R>(_ body: (UnsafePointer<Float>?) throws -> R) rethrows -> R {
+        guard let a = self else { return try body(nil) }
+        return try a.withUnsafeBufferPointer { try body($0.baseAddress) }
     }
 }
 
@@ -150,93 +130,6 @@ extension Optional where Wrapped == [Float] {
 func gemmTileColumns(rows k: Int, columns n: Int) -> Int {
     let t = max(64, (131_072 / max(k, 1)) / 16 * 16)
     return min(t, n)
-}
-
-/// Writes bias[r] into every element of rows [0, m) x columns [0, n) of a matrix with leading dimension ld.
-@inline(__always)
-func fillRows(_ c: UnsafeMutablePointer<Float>, _ m: Int, _ n: Int, _ ld: Int, _ bias: UnsafePointer<Float>) {
-    for r in 0..<m { (c + r &* ld).update(repeating: bias[r], count: n) }
-}
-
-/// A split of a GEMM's output rows for when there are fewer (image, pixel tile) items than threads (small maps
-/// at batch 1): every thread then gets rows to compute with single-threaded BLAS, instead of one call handing
-/// the work to OpenBLAS's own threads, which keep spinning afterwards and take CPU from the library's pool.
-struct RowBlocks {
-    let rows: Int, count: Int, size: Int
-
-    init(rows: Int, items: Int) {
-        let threads = Threading.threadCount
-        let wanted = items >= threads ? 1 : (threads + items - 1) / items
-        // Blocks of at least 16 rows (a multiple of the GEMM kernels' row step).
-        let size = max(16, ((rows + wanted - 1) / wanted + 15) / 16 * 16)
-        (self.rows, self.size, self.count) = (rows, min(size, rows), max(1, (rows + size - 1) / size))
-    }
-
-    /// First row and row count of block `i`.
-    func block(_ i: Int) -> (Int, Int) { (i * size, min(size, rows - i * size)) }
-}
-
-/// Before a tile's GEMM: writes the shift into the tile when the GEMM can accumulate onto it (no scale to apply
-/// afterwards; OpenBLAS would otherwise make its own pass to zero C) and returns the GEMM's beta.
-@inline(__always)
-func seedRows(_ c: UnsafeMutablePointer<Float>, _ m: Int, _ n: Int, _ ld: Int, _ epi: EpiloguePointers,
-              firstChannel: Int) -> Float {
-    guard epi.seedsWithShift, let shift = epi.shift else { return 0 }
-    fillRows(c, m, n, ld, shift + firstChannel)
-    return 1
-}
-
-/// After a tile's GEMM: the rest of the epilogue (scale and shift, residual, activation) on each row.
-@inline(__always)
-func finishRows(_ c: UnsafeMutablePointer<Float>, _ m: Int, _ n: Int, _ ld: Int, _ epi: EpiloguePointers,
-                firstChannel: Int, offset: Int) {
-    guard epi.needsRowPass else { return }
-    for r in 0..<m { epi.apply(c + r &* ld, n, channel: firstChannel + r, offset: offset + r &* ld) }
-}
-
-/// 1x1 stride-1 unpadded convolution: per image and group, out[Cout/g, HW] = W[Cout/g, Cin/g] x X[Cin/g, HW]
-/// straight on the NCHW data (no copy), split into column tiles so that batch-1 calls also use every thread.
-private func conv1x1(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                     _ epi: EpiloguePointers, _ out: UnsafeMutablePointer<Float>) {
-    let hw = g.height * g.width, k = g.inPerGroup, m = g.outPerGroup
-    let tile = gemmTileColumns(rows: k, columns: hw), tiles = (hw + tile - 1) / tile
-    let rows = RowBlocks(rows: m, items: g.batch * tiles)
-    let sx = SendablePointer(UnsafeMutablePointer(mutating: x)), so = SendablePointer(out)
-    let sw = SendablePointer(UnsafeMutablePointer(mutating: w))
-    forEachWorkItem(g.batch * tiles * rows.count, scratch: 0, singleThreadedBLAS: true) { item, _ in
-        let (r0, mr) = rows.block(item % rows.count), pixelItem = item / rows.count
-        let b = pixelItem / tiles, p0 = (pixelItem % tiles) * tile, n = min(hw - p0, tile)
-        for grp in 0..<g.groups {
-            let offset = (b * g.outChannels + grp * m + r0) * hw + p0
-            let beta = seedRows(so.p + offset, mr, n, hw, epi, firstChannel: grp * m + r0)
-            sgemm(false, false, mr, n, k, 1, sw.p + (grp * m + r0) * k, k, sx.p + (b * g.inChannels + grp * k) * hw + p0, hw,
-                  beta, so.p + offset, hw)
-            finishRows(so.p + offset, mr, n, hw, epi, firstChannel: grp * m + r0, offset: offset)
-        }
-    }
-}
-
-/// General convolution: for each (image, tile of output pixels) work item and each group, im2col the tile into a
-/// per-thread column buffer [Cin/g * kh * kw, tile] and multiply by the group's weight rows.
-private func convIm2col(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                        _ epi: EpiloguePointers, _ out: UnsafeMutablePointer<Float>) {
-    let howo = g.outHeight * g.outWidth, k = g.inPerGroup * g.kernelArea, m = g.outPerGroup
-    let tile = gemmTileColumns(rows: k, columns: howo), tiles = (howo + tile - 1) / tile
-    let rows = RowBlocks(rows: m, items: g.batch * tiles)
-    let sx = SendablePointer(UnsafeMutablePointer(mutating: x)), so = SendablePointer(out)
-    let sw = SendablePointer(UnsafeMutablePointer(mutating: w))
-    forEachWorkItem(g.batch * tiles * rows.count, scratch: k * tile, singleThreadedBLAS: true) { item, col in
-        let (r0, mr) = rows.block(item % rows.count), pixelItem = item / rows.count
-        let b = pixelItem / tiles, p0 = (pixelItem % tiles) * tile, n = min(howo - p0, tile)
-        for grp in 0..<g.groups {
-            let plane = sx.p + (b * g.inChannels + grp * g.inPerGroup) * g.height * g.width
-            im2colTile(g, plane, channels: g.inPerGroup, pixels: p0..<(p0 + n), col)
-            let offset = (b * g.outChannels + grp * m + r0) * howo + p0
-            let beta = seedRows(so.p + offset, mr, n, howo, epi, firstChannel: grp * m + r0)
-            sgemm(false, false, mr, n, k, 1, sw.p + (grp * m + r0) * k, k, col, n, beta, so.p + offset, howo)
-            finishRows(so.p + offset, mr, n, howo, epi, firstChannel: grp * m + r0, offset: offset)
-        }
-    }
 }
 
 /// Fills `col` [channels * kh * kw, pixels.count] (row (c, ky, kx), column = output pixel) from `channels`

@@ -1,5 +1,5 @@
-/// What a fused convolution applies to its output, channel row by channel row, right after the GEMM writes a
-/// tile (while it is still in cache): y = act(scale[c] * conv(x) + shift[c] + residual).
+/// What a fused convolution applies to its output, channel row by channel row, while each tile is still in
+/// registers or cache: y = act(scale[c] * conv(x) + shift[c] + residual).
 ///
 /// This is how inference folds BatchNorm into a convolution without rewriting the weights: eval-mode BatchNorm
 /// is a per-channel scale and shift (`batchNorm(...)`), computed per call in O(channels), so weights changed by
@@ -64,8 +64,6 @@ struct EpiloguePointers: @unchecked Sendable {
     let activation: UnaryOp?
     let parameter: Float
 
-    /// True when the GEMM may accumulate onto the shift (beta = 1): there is no scale to apply afterwards.
-    var seedsWithShift: Bool { scale == nil }
     /// True when rows need a pass after the GEMM.
     var needsRowPass: Bool { scale != nil || residual != nil || activation != nil }
 

@@ -1,0 +1,271 @@
+// The GEMM behind VisionCore's convolutions: register-tiled micro-kernels that read the weights in place
+// (row-major, no packing: they are re-read from cache for every column tile, and caching a packed copy would have
+// to track every write to a parameter) and the input rows through an offset table, so that a convolution needs no
+// im2col: row (ci, ky, kx) of the implicit column matrix is the padded input plane shifted by the tap's offset.
+// The epilogue (scale, shift, residual, activation) is applied to each tile while it is in registers or L1.
+#include "ckernels.h"
+#include <stdlib.h>
+#include <string.h>
+
+#define INLINE static inline __attribute__((always_inline))
+
+// One micro-kernel per ISA: an MR x (NV * VL) block of C accumulated over k in registers, written to `tile`
+// (row stride NR). `arow` holds the MR weight rows; row kk of B is at b + boff[kk].
+#define DEFINE_MICRO(NAME, ATTR, VT, VL, MR, NV)                                                          \
+  ATTR static void NAME(ptrdiff_t k, const float *const *arow, const float *b, const ptrdiff_t *boff,    \
+                        float *tile) {                                                                    \
+    const float *a[MR];                                                                                   \
+    for (int r = 0; r < MR; r++) a[r] = arow[r];                                                          \
+    VT acc[MR][NV];                                                                                       \
+    for (int r = 0; r < MR; r++)                                                                          \
+      for (int v = 0; v < NV; v++) acc[r][v] = (VT){0};                                                   \
+    for (ptrdiff_t kk = 0; kk < k; kk++) {                                                                \
+      const float *bp = b + boff[kk];                                                                     \
+      VT bv[NV];                                                                                          \
+      for (int v = 0; v < NV; v++) memcpy(&bv[v], bp + v * VL, sizeof(VT));                               \
+      for (int r = 0; r < MR; r++) {                                                                      \
+        VT av = (VT){0} + a[r][kk];                                                                       \
+        for (int v = 0; v < NV; v++) acc[r][v] += av * bv[v];                                             \
+      }                                                                                                   \
+    }                                                                                                     \
+    for (int r = 0; r < MR; r++)                                                                          \
+      for (int v = 0; v < NV; v++) memcpy(tile + r * (NV * VL) + v * VL, &acc[r][v], sizeof(VT));         \
+  }
+
+typedef float v16 __attribute__((vector_size(64), aligned(4)));
+typedef float v8 __attribute__((vector_size(32), aligned(4)));
+typedef float v4 __attribute__((vector_size(16), aligned(4)));
+
+#define ATTR_V4 __attribute__((target("avx512f,avx512vl,avx2,fma")))
+#define ATTR_V3 __attribute__((target("avx2,fma")))
+#define ATTR_V1
+
+// AVX-512: 8 x 48 (24 accumulators of 32 registers); AVX2: 6 x 16 (12 of 16); SSE2: 4 x 8. Narrower variants
+// (fewer vectors per row) finish the last columns without computing a whole wide tile for a few of them.
+enum { MR_MAX = 8, NR_MAX = 48, NV_MAX = 3 };
+DEFINE_MICRO(micro_v4_1, ATTR_V4, v16, 16, 8, 1)
+DEFINE_MICRO(micro_v4_2, ATTR_V4, v16, 16, 8, 2)
+DEFINE_MICRO(micro_v4_3, ATTR_V4, v16, 16, 8, 3)
+DEFINE_MICRO(micro_v3_1, ATTR_V3, v8, 8, 6, 1)
+DEFINE_MICRO(micro_v3_2, ATTR_V3, v8, 8, 6, 2)
+DEFINE_MICRO(micro_v1_1, ATTR_V1, v4, 4, 4, 1)
+DEFINE_MICRO(micro_v1_2, ATTR_V1, v4, 4, 4, 2)
+
+// The epilogue on `n` contiguous outputs of one channel row: y = act(x * s + t + res).
+#define DEFINE_FINISH(NAME, ATTR)                                                                         \
+  ATTR static void NAME(const float *x, float *y, ptrdiff_t n, float s, float t, const float *res, int act, \
+                        float p) {                                                                        \
+    if (res) {                                                                                            \
+      for (ptrdiff_t i = 0; i < n; i++) y[i] = x[i] * s + t + res[i];                                     \
+    } else {                                                                                              \
+      for (ptrdiff_t i = 0; i < n; i++) y[i] = x[i] * s + t;                                              \
+    }                                                                                                     \
+    switch (act) {                                                                                        \
+    case -1: break;                                                                                       \
+    case VCK_RELU:                                                                                        \
+      for (ptrdiff_t i = 0; i < n; i++) y[i] = y[i] < 0 ? 0 : y[i];                                       \
+      break;                                                                                              \
+    case VCK_RELU6:                                                                                       \
+      for (ptrdiff_t i = 0; i < n; i++) y[i] = y[i] < 0 ? 0 : (y[i] > 6 ? 6 : y[i]);                      \
+      break;                                                                                              \
+    case VCK_LEAKY_RELU:                                                                                  \
+      for (ptrdiff_t i = 0; i < n; i++) y[i] = y[i] < 0 ? y[i] * p : y[i];                                \
+      break;                                                                                              \
+    case VCK_HARD_SWISH:                                                                                  \
+      for (ptrdiff_t i = 0; i < n; i++) {                                                                 \
+        float v = y[i], c = v + 3;                                                                        \
+        c = c < 0 ? 0 : (c > 6 ? 6 : c);                                                                  \
+        y[i] = v != v ? v : v * c * (1.0f / 6);                                                           \
+      }                                                                                                   \
+      break;                                                                                              \
+    case VCK_HARD_SIGMOID:                                                                                \
+      for (ptrdiff_t i = 0; i < n; i++) {                                                                 \
+        float v = y[i], c = v + 3;                                                                        \
+        c = c < 0 ? 0 : (c > 6 ? 6 : c);                                                                  \
+        y[i] = v != v ? v : c * (1.0f / 6);                                                               \
+      }                                                                                                   \
+      break;                                                                                              \
+    default: vck_activation(act, y, y, n); break;                                                         \
+    }                                                                                                     \
+  }
+
+DEFINE_FINISH(finish_v4, ATTR_V4)
+DEFINE_FINISH(finish_v3, ATTR_V3)
+DEFINE_FINISH(finish_v1, ATTR_V1)
+
+typedef void (*micro_fn)(ptrdiff_t, const float *const *, const float *, const ptrdiff_t *, float *);
+typedef void (*finish_fn)(const float *, float *, ptrdiff_t, float, float, const float *, int, float);
+
+typedef struct {
+  micro_fn micro[NV_MAX + 1];  // by vectors per row
+  finish_fn finish;
+  int mr, vl, nv;              // rows, floats per vector, vectors per row of the widest kernel
+} isa_kernels;
+
+static const isa_kernels isa_v4 = {{NULL, micro_v4_1, micro_v4_2, micro_v4_3}, finish_v4, 8, 16, 3};
+static const isa_kernels isa_v3 = {{NULL, micro_v3_1, micro_v3_2, NULL}, finish_v3, 6, 8, 2};
+static const isa_kernels isa_v1 = {{NULL, micro_v1_1, micro_v1_2, NULL}, finish_v1, 4, 4, 2};
+static const isa_kernels *current_isa = NULL;
+
+static const isa_kernels *best_isa(void) {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) return &isa_v4;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &isa_v3;
+  return &isa_v1;
+}
+
+static isa_kernels kernels(void) {
+  // Racing first calls store the same pointer.
+  const isa_kernels *k = __atomic_load_n(&current_isa, __ATOMIC_ACQUIRE);
+  if (!k) {
+    k = best_isa();
+    __atomic_store_n(&current_isa, k, __ATOMIC_RELEASE);
+  }
+  return *k;
+}
+
+int vck_conv_gemm_set_isa(int level) {
+  const isa_kernels *best = best_isa(), *k = level == 4 ? &isa_v4 : level == 3 ? &isa_v3 : level == 1 ? &isa_v1 : NULL;
+  if (level == 0) k = best;
+  if (!k || (k == &isa_v4 && best != &isa_v4) || (k == &isa_v3 && best == &isa_v1)) return -1;
+  __atomic_store_n(&current_isa, k, __ATOMIC_RELEASE);
+  return 0;
+}
+
+void vck_conv_gemm_tile(ptrdiff_t *mr, ptrdiff_t *nr) {
+  isa_kernels ks = kernels();
+  *mr = ks.mr;
+  *nr = ks.vl * ks.nv;
+}
+
+// Applies the epilogue to tile columns [q, qe) of rows [i, i + rows) and stores the outputs among them
+// (virtual column q = oy * vw + ox is an output when ox < ow).
+static void store_tile(const vck_conv_gemm *job, finish_fn finish, const float *tile, ptrdiff_t nr, ptrdiff_t i,
+                       ptrdiff_t rows, ptrdiff_t q, ptrdiff_t qe) {
+  ptrdiff_t j = q;
+  while (j < qe) {
+    ptrdiff_t oy = j / job->vw, ox = j - oy * job->vw;
+    if (ox >= job->ow) {
+      j = (oy + 1) * job->vw;
+      continue;
+    }
+    ptrdiff_t end = oy * job->vw + job->ow;
+    if (end > qe) end = qe;
+    ptrdiff_t n = end - j, at = oy * job->ow + ox;
+    for (ptrdiff_t r = 0; r < rows; r++) {
+      ptrdiff_t ch = i + r;
+      float s = job->scale ? job->scale[ch] : 1.0f, t = job->shift ? job->shift[ch] : 0.0f;
+      const float *res = job->residual ? job->residual + ch * job->ldc + at : NULL;
+      finish(tile + r * nr + (j - q), job->c + ch * job->ldc + at, n, s, t, res, job->activation, job->parameter);
+    }
+    j = end;
+  }
+}
+
+// A column tile: where its B rows are read (a zero-padded copy for the columns past nq) and how wide it is.
+typedef struct {
+  const float *b;
+  const ptrdiff_t *boff;
+  ptrdiff_t q, qe, nv;
+} column_tile;
+
+// Prepares the tile starting at q; `edge` / `edge_off` (k * NR_MAX floats / k offsets) take the copy if needed.
+static column_tile make_tile(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t q, ptrdiff_t q1, float *edge,
+                             ptrdiff_t *edge_off) {
+  ptrdiff_t width = q1 - q < ks.vl * ks.nv ? q1 - q : ks.vl * ks.nv;
+  ptrdiff_t nv = (width + ks.vl - 1) / ks.vl, nr = nv * ks.vl;
+  column_tile t = {job->b + q, job->boff, q, q + width, nv};
+  if (q + nr > job->nq) {
+    ptrdiff_t avail = job->nq - q;
+    for (ptrdiff_t kk = 0; kk < job->k; kk++) {
+      memcpy(edge + kk * nr, job->b + job->boff[kk] + q, (size_t)avail * sizeof(float));
+      memset(edge + kk * nr + avail, 0, (size_t)(nr - avail) * sizeof(float));
+      edge_off[kk] = kk * nr;
+    }
+    t.b = edge;
+    t.boff = edge_off;
+  }
+  return t;
+}
+
+static void run_panel(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t i, ptrdiff_t me, const column_tile *t,
+                      float *tile) {
+  const float *arow[MR_MAX];
+  for (ptrdiff_t r = 0; r < ks.mr; r++) {
+    ptrdiff_t row = i + r < me ? i + r : me - 1;  // rows past the end repeat the last one (discarded)
+    arow[r] = job->a + row * job->lda;
+  }
+  ks.micro[t->nv](job->k, arow, t->b, t->boff, tile);
+  ptrdiff_t rows = me - i < ks.mr ? me - i : ks.mr;
+  store_tile(job, ks.finish, tile, t->nv * ks.vl, i, rows, t->q, t->qe);
+}
+
+int vck_conv_gemm_run(const vck_conv_gemm *job, ptrdiff_t m0, ptrdiff_t m1, ptrdiff_t q0, ptrdiff_t q1) {
+  isa_kernels ks = kernels();
+  const ptrdiff_t mr = ks.mr, nr = ks.vl * ks.nv, k = job->k > 0 ? job->k : 1;
+  if (m0 >= m1 || q0 >= q1) return 0;
+  float tile[MR_MAX * NR_MAX] __attribute__((aligned(64)));
+  // B fits in L2 (at most 256 KB): panels outside, column tiles inside, so each weight panel is read from memory
+  // once and stays in L1. Otherwise blocks of about 192 KB of weights stay in L2 while the column tiles go by.
+  int panels_outside = k * (q1 - q0) <= 65536;
+  ptrdiff_t mc = panels_outside ? mr : (49152 / k) / mr * mr;
+  if (mc < mr) mc = mr;
+  // Columns past the readable end of B (the last tile) are computed from a zero-padded copy of those columns.
+  int needs_edge = q1 + nr > job->nq;
+  float *edge = needs_edge ? malloc((size_t)k * NR_MAX * sizeof(float)) : NULL;
+  ptrdiff_t *edge_off = needs_edge ? malloc((size_t)k * sizeof(ptrdiff_t)) : NULL;
+  if (needs_edge && (!edge || !edge_off)) {
+    free(edge);
+    free(edge_off);
+    return -1;
+  }
+  // The column tiles are prepared once (only the last one may need the padded copy).
+  column_tile tiles[64];
+  ptrdiff_t ntiles = 0;
+  for (ptrdiff_t q = q0; q < q1; q += nr) {
+    if (ntiles == 64) break;
+    tiles[ntiles++] = make_tile(job, ks, q, q1, edge, edge_off);
+  }
+  for (ptrdiff_t mb = m0; mb < m1; mb += mc) {
+    ptrdiff_t me = mb + mc < m1 ? mb + mc : m1;
+    for (ptrdiff_t q = q0; q < q1; q += nr) {
+      ptrdiff_t ti = (q - q0) / nr;
+      column_tile t = ti < ntiles ? tiles[ti] : make_tile(job, ks, q, q1, edge, edge_off);
+      for (ptrdiff_t i = mb; i < me; i += mr) run_panel(job, ks, i, me, &t, tile);
+    }
+  }
+  free(edge);
+  free(edge_off);
+  return 0;
+}
+
+void vck_conv_pack_input(const float *src, ptrdiff_t channels, ptrdiff_t h, ptrdiff_t w, ptrdiff_t sh, ptrdiff_t sw,
+                         ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t rows, ptrdiff_t rw, float *dst) {
+  for (ptrdiff_t c = 0; c < channels; c++) {
+    const float *plane = src + c * h * w;
+    for (ptrdiff_t py = 0; py < sh; py++) {
+      for (ptrdiff_t px = 0; px < sw; px++) {
+        // Columns col of this phase read input column col * sw + px - pw; those in [0, w) are [c0, c1).
+        ptrdiff_t first = pw - px, c0 = first <= 0 ? 0 : (first + sw - 1) / sw;
+        ptrdiff_t lim = w + pw - px, c1 = lim <= 0 ? 0 : (lim + sw - 1) / sw;
+        if (c1 > rw) c1 = rw;
+        if (c0 > c1) c0 = c1;
+        for (ptrdiff_t r = 0; r < rows; r++, dst += rw) {
+          ptrdiff_t y = r * sh + py - ph;
+          if (y < 0 || y >= h || c0 == c1) {
+            memset(dst, 0, (size_t)rw * sizeof(float));
+            continue;
+          }
+          const float *line = plane + y * w + (c0 * sw + px - pw);
+          memset(dst, 0, (size_t)c0 * sizeof(float));
+          if (sw == 1) {
+            memcpy(dst + c0, line, (size_t)(c1 - c0) * sizeof(float));
+          } else {
+            for (ptrdiff_t col = c0; col < c1; col++) dst[col] = line[(col - c0) * sw];
+          }
+          memset(dst + c1, 0, (size_t)(rw - c1) * sizeof(float));
+        }
+      }
+    }
+  }
+}
