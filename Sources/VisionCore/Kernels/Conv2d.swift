@@ -374,11 +374,41 @@ func conv2dBackward(_ g: Tensor, _ x: Tensor, _ w: Tensor, hasBias: Bool, stride
     let (kh, kw) = geo.window.kernel
     let extra = (geo.height - ((geo.outHeight - 1) * stride.0 - 2 * padding.0 + dilation.0 * (kh - 1) + 1),
                  geo.width - ((geo.outWidth - 1) * stride.1 - 2 * padding.1 + dilation.1 * (kw - 1) + 1))
-    let gx = try convTranspose2d(g4, weight: w, stride: stride, padding: padding, outputPadding: extra,
+    let gx: Tensor
+    let (p0, p1) = (dilation.0 * (kh - 1) - padding.0, dilation.1 * (kw - 1) - padding.1)
+    if stride == (1, 1) && p0 >= 0 && p1 >= 0 && geo.inPerGroup * groups == geo.inChannels {
+        // Stride 1: the transposed convolution is a convolution of the output gradient with the flipped,
+        // in/out-swapped weights, which runs on the forward GEMM (no col2im).
+        gx = try conv2dForward(g4, weight: try flippedTransposedWeights(w.contiguous(), groups: groups), bias: nil,
+                               stride: (1, 1), padding: (p0, p1), dilation: dilation, groups: groups).reshape(x.shape)
+    } else {
+        gx = try convTranspose2d(g4, weight: w, stride: stride, padding: padding, outputPadding: extra,
                                  groups: groups, dilation: dilation).reshape(x.shape)
+    }
     let gw = try conv2dWeightGrad(geo, x4.contiguous(), g4.contiguous(), weightShape: w.shape)
     let gb = hasBias ? try sum(g4, axes: [0, 2, 3]) : nil
     return hasBias ? [gx, gw, gb] : [gx, gw]
+}
+
+/// W'[g * Cin/g + ci, co, ky, kx] = W[g * Cout/g + co, ci, kh-1-ky, kw-1-kx]: the weights of the convolution
+/// that maps a stride-1 conv's output gradient back to its input.
+private func flippedTransposedWeights(_ w: Tensor, groups: Int) throws -> Tensor {
+    let (cout, cinPer, kh, kw) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3])
+    let coutPer = cout / groups, area = kh * kw
+    let out = try Tensor.uninitialized([cinPer * groups, coutPer, kh, kw])
+    let src = w.pointer(Float.self), dst = out.pointer(Float.self)
+    withExtendedLifetime(w) {
+        for g in 0..<groups {
+            for co in 0..<coutPer {
+                for ci in 0..<cinPer {
+                    let from = src + ((g * coutPer + co) * cinPer + ci) * area
+                    let to = dst + ((g * cinPer + ci) * coutPer + co) * area
+                    for t in 0..<area { to[t] = from[area - 1 - t] }
+                }
+            }
+        }
+    }
+    return out
 }
 
 /// dL/dW[group] = Σ over images and pixel tiles of G[group] (Cout/g x tile) x im2col(X[group])^T (tile x K).
