@@ -51,11 +51,12 @@ DEFINE_MICRO(micro_v3_2, ATTR_V3, v8, 8, 6, 2)
 DEFINE_MICRO(micro_v1_1, ATTR_V1, v4, 4, 4, 1)
 DEFINE_MICRO(micro_v1_2, ATTR_V1, v4, 4, 4, 2)
 
-// The epilogue on `n` contiguous outputs of one channel row: y = act(x * s + t + res).
+// The epilogue on `n` contiguous outputs of one channel row: y = act(x * s + t + res), or act(x * s + t) + res
+// when `after`.
 #define DEFINE_FINISH(NAME, ATTR)                                                                         \
   ATTR static void NAME(const float *x, float *y, ptrdiff_t n, float s, float t, const float *res, int act, \
-                        float p) {                                                                        \
-    if (res) {                                                                                            \
+                        float p, int after) {                                                             \
+    if (res && !after) {                                                                                  \
       for (ptrdiff_t i = 0; i < n; i++) y[i] = x[i] * s + t + res[i];                                     \
     } else {                                                                                              \
       for (ptrdiff_t i = 0; i < n; i++) y[i] = x[i] * s + t;                                              \
@@ -87,6 +88,8 @@ DEFINE_MICRO(micro_v1_2, ATTR_V1, v4, 4, 4, 2)
       break;                                                                                              \
     default: vck_activation(act, y, y, n); break;                                                         \
     }                                                                                                     \
+    if (res && after)                                                                                     \
+      for (ptrdiff_t i = 0; i < n; i++) y[i] += res[i];                                                   \
   }
 
 DEFINE_FINISH(finish_v4, ATTR_V4)
@@ -94,7 +97,7 @@ DEFINE_FINISH(finish_v3, ATTR_V3)
 DEFINE_FINISH(finish_v1, ATTR_V1)
 
 typedef void (*micro_fn)(ptrdiff_t, const float *const *, const float *, const ptrdiff_t *, float *);
-typedef void (*finish_fn)(const float *, float *, ptrdiff_t, float, float, const float *, int, float);
+typedef void (*finish_fn)(const float *, float *, ptrdiff_t, float, float, const float *, int, float, int);
 
 typedef struct {
   micro_fn micro[NV_MAX + 1];  // by vectors per row
@@ -156,7 +159,8 @@ static void store_tile(const vck_conv_gemm *job, finish_fn finish, const float *
       ptrdiff_t ch = i + r;
       float s = job->scale ? job->scale[ch] : 1.0f, t = job->shift ? job->shift[ch] : 0.0f;
       const float *res = job->residual ? job->residual + ch * job->ldc + at : NULL;
-      finish(tile + r * nr + (j - q), job->c + ch * job->ldc + at, n, s, t, res, job->activation, job->parameter);
+      finish(tile + r * nr + (j - q), job->c + ch * job->ldc + at, n, s, t, res, job->activation, job->parameter,
+             job->residual_after);
     }
     j = end;
   }

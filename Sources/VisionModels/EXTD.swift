@@ -214,8 +214,8 @@ public struct EXTD: Sendable {
 /// Stacks the loc and conf convs of one scale into one conv (same input, kernel and padding).
 private func mergeHeads(_ loc: FoldedConv, _ conf: FoldedConv) throws -> FoldedConv {
     let w = try concat([loc.weight, conf.weight], axis: 0)
-    let bias = (loc.epilogueBias ?? [Float](repeating: 0, count: loc.weight.shape[0])) +
-        (conf.epilogueBias ?? [Float](repeating: 0, count: conf.weight.shape[0]))
+    let bias = (loc.shift ?? [Float](repeating: 0, count: loc.weight.shape[0])) +
+        (conf.shift ?? [Float](repeating: 0, count: conf.weight.shape[0]))
     return try FoldedConv(weight: w, bias: try Tensor(bias, shape: [bias.count]), stride: 1, padding: 1, groups: 1,
                           activation: .none)
 }

@@ -74,47 +74,47 @@ enum Activation: Sendable {
 /// s = gamma / sqrt(var + eps)), followed by an activation.
 struct FoldedConv: Sendable {
     var weight: Tensor
-    var bias: Tensor?
+    /// The folded bias, added in the conv's epilogue (or seeding the depthwise kernel's accumulators).
+    var shift: [Float]?
     var stride: Int
     var padding: Int
     var groups: Int
     var activation: Activation
-    /// The bias as floats, added in the epilogue for GEMM-based convs: the conv then runs with beta = 0 and
-    /// no bias pre-fill, and the one pass over its output adds the bias, applies the activation and the skip.
-    var epilogueBias: [Float]? = nil
-    /// 1x1 stride-1 convs run tile by tile with the epilogue fused (FusedConvs.swift).
-    var pointwise: PointwiseConv? = nil
-    /// Stride-1 3x3 depthwise convs read the unpadded planes and fuse the activation (FusedConvs.swift).
+    /// Stride-1 3x3 depthwise convs read the unpadded planes and fuse the activation (EXTDDepthwise.swift).
     var depthwise: Depthwise3x3? = nil
 
     init(weight: Tensor, bias: Tensor?, stride: Int, padding: Int, groups: Int, activation: Activation) throws {
         self.weight = weight; self.stride = stride; self.padding = padding; self.groups = groups
         self.activation = activation
-        // Depthwise convs add their bias for free (it seeds the accumulators); GEMM convs do it in the epilogue.
-        if groups == 1, let bias {
-            epilogueBias = try bias.toArray(Float.self)
-            self.bias = nil
-        } else {
-            self.bias = bias
-        }
-        if groups == 1, stride == 1, padding == 0, weight.shape[2] == 1, weight.shape[3] == 1 {
-            pointwise = try PointwiseConv(weight: weight, bias: epilogueBias, activation: activation)
-        }
+        shift = try bias?.toArray(Float.self)
         if groups > 1, groups == weight.shape[0], weight.shape[1] == 1, stride == 1, padding == 1,
            weight.shape[2] == 3, weight.shape[3] == 3 {
             depthwise = try Depthwise3x3(weight: weight, bias: bias, activation: activation)
         }
     }
 
-    /// conv(x), then bias, activation and `residual` (added after the activation) in one pass.
+    /// conv(x), then bias, activation and `residual` (added after the activation), fused into the conv's output
+    /// tiles (`conv2dFused`).
     func callAsFunction(_ x: Tensor, residual: Tensor? = nil) throws -> Tensor {
-        if let pointwise { return try pointwise(x, residual: residual) }
         if let depthwise, residual == nil { return try depthwise(x) }
-        var y = try conv2d(x, weight: weight, bias: bias, stride: (stride, stride), padding: (padding, padding),
-                           groups: groups)
-        try epilogue(&y, bias: epilogueBias, activation, residual: residual)
-        return y
+        let epilogue = ConvEpilogue(shift: shift, residual: residual, activation: activation.op,
+                                    activationParameter: activation.slope, residualAfterActivation: true)
+        return try conv2dFused(x, weight: weight, stride: (stride, stride), padding: (padding, padding), groups: groups,
+                               epilogue: epilogue)
     }
+}
+
+extension Activation {
+    /// The VisionCore activation (PReLU with one slope is LeakyReLU with that slope).
+    var op: UnaryOp? {
+        switch self {
+        case .none: nil
+        case .relu: .relu
+        case .prelu: .leakyRelu
+        }
+    }
+    /// PReLU's slope.
+    var slope: Float { if case .prelu(let a) = self { a } else { 0.01 } }
 }
 
 extension StateDictReader {
@@ -150,69 +150,6 @@ extension StateDictReader {
     mutating func prelu(_ key: String) throws -> Activation {
         let t = try take("\(key).weight", [1])
         return .prelu(try t.toArray(Float.self).first ?? 0)
-    }
-}
-
-// MARK: - in-place epilogues
-
-/// Runs `body` over chunks of `count` elements on VisionCore's threads (one chunk when the work is small): the
-/// epilogues are memory-bound passes that a second core speeds up on the large early feature maps.
-func forChunks(_ count: Int, _ body: @Sendable (Range<Int>) -> Void) {
-    let threads = Threading.threadCount
-    let chunks = count >= 1 << 16 ? min(threads, max(count >> 15, 1)) : 1
-    if chunks <= 1 { body(0..<count); return }
-    let per = (count + chunks - 1) / chunks
-    DispatchQueue.concurrentPerform(iterations: chunks) { i in body((i * per)..<min(count, (i + 1) * per)) }
-}
-
-/// y = act(y + bias[c]) + residual, in place over NCHW planes (the conv output is a fresh tensor, so no copy
-/// is made). Does nothing when there is nothing to do.
-func epilogue(_ y: inout Tensor, bias: [Float]?, _ activation: Activation, residual: Tensor?) throws {
-    if bias == nil, residual == nil, case .none = activation { return }
-    if let residual, residual.shape != y.shape {
-        throw VisionError.shapeMismatch("extd: residual shapes differ: \(y.shape) and \(residual.shape)")
-    }
-    guard y.rank == 4 else { throw VisionError.shapeMismatch("extd: expected an NCHW tensor, got \(y.shape)") }
-    let channels = y.shape[1], plane = y.shape[2] * y.shape[3]
-    if let bias, bias.count != channels {
-        throw VisionError.shapeMismatch("extd: bias of \(bias.count) values for \(channels) channels")
-    }
-    let res = try residual?.contiguous()
-    let slope: Float, clampLow: Bool
-    switch activation {
-    case .none: slope = 1; clampLow = false
-    case .relu: slope = 0; clampLow = true
-    case .prelu(let a): slope = a; clampLow = true
-    }
-    try y.withUnsafeMutableBufferPointer(as: Float.self) { buf in
-        guard let base = buf.baseAddress, buf.count > 0 else { return }
-        let p = MutablePointerBox(base)
-        let q = res.map { MutablePointerBox($0.pointer(Float.self)) }
-        let b = bias
-        withExtendedLifetime(res) {
-            forChunks(buf.count) { r in
-                var i = r.lowerBound
-                while i < r.upperBound {
-                    // One channel plane segment at a time: the bias is constant along it.
-                    let c = (i / plane) % channels, end = min(r.upperBound, (i / plane + 1) * plane)
-                    let bc = b?[c] ?? 0
-                    let o = p.value
-                    if let q {
-                        let s = q.value
-                        if clampLow {
-                            for j in i..<end { let v = o[j] + bc; o[j] = (v >= 0 ? v : v * slope) + s[j] }
-                        } else {
-                            for j in i..<end { o[j] = o[j] + bc + s[j] }
-                        }
-                    } else if clampLow {
-                        for j in i..<end { let v = o[j] + bc; o[j] = v >= 0 ? v : v * slope }
-                    } else {
-                        for j in i..<end { o[j] += bc }
-                    }
-                    i = end
-                }
-            }
-        }
     }
 }
 

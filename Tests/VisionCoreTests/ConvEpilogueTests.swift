@@ -35,6 +35,16 @@ import CKernels
                 if withResidual { expected = try add(expected, residual) }
                 if let activation { expected = try unary(activation, expected) }
                 try expectClose(fused, expected, rtol: 1e-5, atol: 1e-5, "geometry \(index) \(String(describing: activation)) residual \(withResidual)")
+                if withResidual {
+                    // A skip that joins after the activation (EXTD's upsampling path).
+                    var after = epilogue
+                    after.residualAfterActivation = true
+                    let got = try conv2dFused(x, weight: w, stride: (s, s), padding: (p, p), groups: groups, epilogue: after)
+                    var want = try add(try mul(plain, try Tensor(scale, shape: [1, c, 1, 1])), try Tensor(shift, shape: [1, c, 1, 1]))
+                    if let activation { want = try unary(activation, want) }
+                    try expectClose(got, try add(want, residual), rtol: 1e-5, atol: 1e-5,
+                                    "geometry \(index) \(String(describing: activation)) residual after")
+                }
                 // Shift alone: a conv bias.
                 let biasOnly = try conv2dFused(x, weight: w, stride: (s, s), padding: (p, p), groups: groups,
                                                epilogue: ConvEpilogue(shift: shift))

@@ -114,7 +114,7 @@ import VisionCore
         let (h, w) = size, k = 5, m = 6
         let x = try random([2, k, h, w], 4), wt = try random([m, k, 1, 1], 5), b = try random([m], 6)
         let skip = try random([2, m, h, w], 7)
-        let conv = try PointwiseConv(weight: wt, bias: try b.toArray(Float.self), activation: .prelu(0.1))
+        let conv = try FoldedConv(weight: wt, bias: b, stride: 1, padding: 0, groups: 1, activation: .prelu(0.1))
         let got = try conv(x, residual: skip).toArray(Float.self)
         let want = try expected(x, wt, b, groups: 1, padding: 0, slope: 0.1, residual: skip)
         #expect(worstMismatch(got, want, rtol: 1e-5, atol: 1e-5) == nil, "\(h)x\(w)")

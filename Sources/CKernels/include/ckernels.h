@@ -27,7 +27,8 @@ float vck_exp_shift_sum(const float *src, float *dst, ptrdiff_t n, float shift);
 int vck_activation_set_isa(int level);
 /// One convolution GEMM (see conv_gemm.c): C = epilogue(A x B) with A [m, k] row-major (`lda`), row kk of B at
 /// b + boff[kk], contiguous in the virtual column q in [0, nq). Virtual column q = oy * vw + ox is an output when
-/// ox < ow and is stored at c + row * ldc + oy * ow + ox, as act(acc * scale[row] + shift[row] + residual[same]).
+/// ox < ow and is stored at c + row * ldc + oy * ow + ox, as act(acc * scale[row] + shift[row] + residual[same])
+/// (or with the residual added after the activation).
 typedef struct {
   const float *a;
   ptrdiff_t lda, m, k;
@@ -39,6 +40,7 @@ typedef struct {
   const float *scale, *shift, *residual; /* each may be NULL */
   int activation;                         /* an activation code above, or -1 for none */
   float parameter;                        /* LeakyReLU's slope */
+  int residual_after;                     /* nonzero: act(acc * scale + shift) + residual instead */
 } vck_conv_gemm;
 
 /// Computes rows [m0, m1) and virtual columns [q0, q1) of `job`; returns 0, or -1 when scratch memory ran out.

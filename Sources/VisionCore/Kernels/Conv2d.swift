@@ -105,7 +105,8 @@ private func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: (
             try shift.withOptionalBuffer { sh in
                 try (epilogue?.scale).withOptionalBuffer { sc in
                     let epi = EpiloguePointers(scale: sc, shift: sh, residual: rc.map { UnsafePointer($0.pointer(Float.self)) },
-                                               activation: epilogue?.activation, parameter: epilogue?.activationParameter ?? 0)
+                                               activation: epilogue?.activation, parameter: epilogue?.activationParameter ?? 0,
+                                               residualAfter: epilogue?.residualAfterActivation ?? false)
                     if let layout = depthwiseLayout {
                         depthwiseConv(g, layout, px, pw, epi, po)
                     } else {
@@ -188,7 +189,8 @@ private func depthwiseConv(_ g: ConvGeometry, _ layout: PhasePlaneLayout, _ x: U
     // A scale folds into the few weights (C x kh x kw) instead of costing a pass over the output.
     guard let scale = epi.scale else { return depthwiseConv(g, layout, x, w, epi.shift, epi, out) }
     let scaled = (0..<(c * area)).map { w[$0] * scale[$0 / area] }
-    let post = EpiloguePointers(scale: nil, shift: nil, residual: epi.residual, activation: epi.activation, parameter: epi.parameter)
+    let post = EpiloguePointers(scale: nil, shift: nil, residual: epi.residual, activation: epi.activation,
+                                parameter: epi.parameter, residualAfter: epi.residualAfter)
     scaled.withUnsafeBufferPointer { depthwiseConv(g, layout, x, $0.baseAddress!, epi.shift, post, out) }
 }
 

@@ -1,5 +1,6 @@
 /// What a fused convolution applies to its output, channel row by channel row, while each tile is still in
-/// registers or cache: y = act(scale[c] * conv(x) + shift[c] + residual).
+/// registers or cache: y = act(scale[c] * conv(x) + shift[c] + residual), or act(scale[c] * conv(x) + shift[c]) +
+/// residual with `residualAfterActivation`.
 ///
 /// This is how inference folds BatchNorm into a convolution without rewriting the weights: eval-mode BatchNorm
 /// is a per-channel scale and shift (`batchNorm(...)`), computed per call in O(channels), so weights changed by
@@ -15,11 +16,14 @@ public struct ConvEpilogue: Sendable {
     public var activation: UnaryOp?
     /// LeakyReLU's slope.
     public var activationParameter: Float
+    /// Adds the residual after the activation (a skip that joins an activated branch) instead of before it.
+    public var residualAfterActivation: Bool
 
     public init(scale: [Float]? = nil, shift: [Float]? = nil, residual: Tensor? = nil, activation: UnaryOp? = nil,
-                activationParameter: Float = 0.01) {
+                activationParameter: Float = 0.01, residualAfterActivation: Bool = false) {
         (self.scale, self.shift, self.residual) = (scale, shift, residual)
         (self.activation, self.activationParameter) = (activation, activationParameter)
+        self.residualAfterActivation = residualAfterActivation
     }
 
     /// Eval-mode BatchNorm after a convolution (with optional conv bias): scale = weight / sqrt(var + eps),
@@ -63,6 +67,7 @@ struct EpiloguePointers: @unchecked Sendable {
     let residual: UnsafePointer<Float>?
     let activation: UnaryOp?
     let parameter: Float
+    let residualAfter: Bool
 
     /// True when rows need a pass after the GEMM.
     var needsRowPass: Bool { scale != nil || residual != nil || activation != nil }
@@ -74,8 +79,9 @@ struct EpiloguePointers: @unchecked Sendable {
             let s = scale[channel], t = shift?[channel] ?? 0
             scaleShift(o, n, s, t)
         }
-        if let residual { addInPlace(o, residual + offset, n) }
+        if let residual, !residualAfter { addInPlace(o, residual + offset, n) }
         if let activation { unaryKernel(activation, parameter, o, o, n) }
+        if let residual, residualAfter { addInPlace(o, residual + offset, n) }
     }
 }
 

@@ -91,6 +91,9 @@ func convGemm(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<F
     let chunks = nq >= m ? min(tiles, splits) : 1, rowBlocks = nq >= m ? 1 : min(panels, splits)
     let chunkSize = (tiles + chunks - 1) / chunks * nr, blockSize = (panels + rowBlocks - 1) / rowBlocks * mr
     let act: Int32 = epi.activation.map { $0.cEpilogueCode } ?? -1
+    // An activation the C epilogue lacks runs afterwards; a residual that follows it must wait for it too.
+    let deferred = epi.activation != nil && act < 0
+    let residual = deferred && epi.residualAfter ? nil : epi.residual
     let failed = Atomic<Bool>(false)
     let sb = SendablePointer(UnsafeMutablePointer(mutating: b)), sw = SendablePointer(UnsafeMutablePointer(mutating: w))
     let so = SendablePointer(out)
@@ -108,13 +111,18 @@ func convGemm(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<F
                     a: sw.p + channel0 * k, lda: k, m: m, k: k, b: sb.p + inChannel0 * plan.channelSize,
                     boff: so2.p, nq: nq, vw: plan.rowWidth, ow: g.outWidth, c: so.p + outBase, ldc: ohw,
                     scale: epi.scale.map { $0 + channel0 }, shift: epi.shift.map { $0 + channel0 },
-                    residual: epi.residual.map { $0 + outBase }, activation: act, parameter: epi.parameter)
+                    residual: residual.map { $0 + outBase }, activation: act, parameter: epi.parameter,
+                    residual_after: epi.residualAfter ? 1 : 0)
                 if vck_conv_gemm_run(&job, m0, min(m, m0 + blockSize), q0, min(nq, q0 + chunkSize)) != 0 { failed.store(true, ordering: .relaxed) }
             }
         }
     }
     if failed.load(ordering: .relaxed) { throw VisionError.outOfMemory("conv2d: no memory for the GEMM's scratch buffers") }
-    if let op = epi.activation, op.cEpilogueCode < 0 { unaryKernel(op, epi.parameter, out, out, g.batch * g.outChannels * ohw) }
+    if deferred, let op = epi.activation {
+        let total = g.batch * g.outChannels * ohw
+        unaryKernel(op, epi.parameter, out, out, total)
+        if epi.residualAfter, let r = epi.residual { for i in 0..<total { out[i] += r[i] } }
+    }
 }
 
 extension UnaryOp {

@@ -18,9 +18,23 @@ public func matmul(_ a: Tensor, _ b: Tensor) throws -> Tensor {
     let count = batch.reduce(1, *)
     let oa = BatchOffsets(batch: batch), ob = BatchOffsets(batch: batch)
     let ma = try blasOperand(ea), mb = try blasOperand(eb)
-    for i in 0..<count {
-        sgemm(ma.transposed, mb.transposed, m, n, k, 1, ma.tensor.pointer(Float.self) + oa.map(ma, i), ma.ld,
-              mb.tensor.pointer(Float.self) + ob.map(mb, i), mb.ld, 0, out.pointer(Float.self) + i * m * n, n)
+    let pa = SendablePointer(ma.tensor.pointer(Float.self)), pb = SendablePointer(mb.tensor.pointer(Float.self))
+    let po = SendablePointer(out.pointer(Float.self))
+    func product(_ i: Int) {
+        sgemm(ma.transposed, mb.transposed, m, n, k, 1, pa.p + oa.map(ma, i), ma.ld, pb.p + ob.map(mb, i), mb.ld, 0,
+              po.p + i * m * n, n)
+    }
+    // OpenBLAS's threads spin (sched_yield) for a long while after each threaded call, taking a core from the
+    // library's own pool: small products run on one thread, and batches of products spread over the pool.
+    let macs = m.multipliedReportingOverflow(by: n).partialValue.multipliedReportingOverflow(by: k).partialValue
+    withExtendedLifetime((ma, mb)) {
+        if count >= Threading.threadCount && macs < 1 << 24 {
+            forEachWorkItem(count, scratch: 0, singleThreadedBLAS: true) { i, _ in product(i) }
+        } else if macs.multipliedReportingOverflow(by: count).partialValue < 1 << 22 {
+            Threading.withSingleThreadedBLAS { for i in 0..<count { product(i) } }
+        } else {
+            for i in 0..<count { product(i) }
+        }
     }
     // Gradients flow through the matrix forms (a2, b2) and are summed back over broadcast batch dimensions.
     let (a2d, b2d) = (a2.detach(), b2.detach())
