@@ -315,6 +315,46 @@ F512 float exp_shift_sum_v4(const float *src, float *dst, ptrdiff_t n, float shi
 
 static const act_kernels act_v4 = {silu_v4, gelu_erf_v4, gelu_tanh_v4, sigmoid_v4, tanh_v4, exp_v4, exp_shift_sum_v4};
 
+// Gradients of the transcendental activations (same expressions as silu_grad etc. below), g * f'(x).
+T512 __m512 silu_grad512(__m512 x) {
+  __m512 sg = sigmoid512(x);
+  return _mm512_mul_ps(sg, _mm512_fmadd_ps(x, _mm512_sub_ps(S16(1.0f), sg), S16(1.0f)));
+}
+
+T512 __m512 gelu_erf_grad512(__m512 x) {
+  __m512 cdf = _mm512_mul_ps(S16(0.5f), _mm512_add_ps(S16(1.0f), erf512(_mm512_mul_ps(x, S16(SQRT1_2)))));
+  __m512 pdf = exp512(_mm512_mul_ps(_mm512_mul_ps(S16(-0.5f), x), x));
+  return _mm512_fmadd_ps(_mm512_mul_ps(x, S16(0.39894228040143268f)), pdf, cdf);
+}
+
+T512 __m512 gelu_tanh_grad512(__m512 x) {
+  __m512 c = _mm512_mul_ps(_mm512_mul_ps(S16(GELU_C), x), x);
+  __m512 t = tanh512(_mm512_mul_ps(S16(GELU_K), _mm512_fmadd_ps(c, x, x)));
+  __m512 a = _mm512_mul_ps(S16(0.5f), _mm512_add_ps(S16(1.0f), t));
+  __m512 b = _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(S16(0.5f), x), _mm512_fnmadd_ps(t, t, S16(1.0f))), S16(GELU_K));
+  return _mm512_fmadd_ps(b, _mm512_fmadd_ps(_mm512_mul_ps(S16(3.0f * GELU_C), x), x, S16(1.0f)), a);
+}
+
+#define GRAD512(NAME, F)                                                                  \
+  F512 void NAME(const float *gs, const float *xs, float *d, ptrdiff_t n) {               \
+    ptrdiff_t i = 0;                                                                      \
+    for (; i + 32 <= n; i += 32) {                                                        \
+      __m512 a = _mm512_loadu_ps(xs + i), b = _mm512_loadu_ps(xs + i + 16);               \
+      __m512 ga = _mm512_loadu_ps(gs + i), gb = _mm512_loadu_ps(gs + i + 16);             \
+      _mm512_storeu_ps(d + i, _mm512_mul_ps(ga, F(a)));                                   \
+      _mm512_storeu_ps(d + i + 16, _mm512_mul_ps(gb, F(b)));                              \
+    }                                                                                     \
+    for (; i < n; i += 16) {                                                              \
+      __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);   \
+      __m512 v = F(_mm512_maskz_loadu_ps(m, xs + i));                                     \
+      _mm512_mask_storeu_ps(d + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, gs + i), v)); \
+    }                                                                                     \
+  }
+
+GRAD512(silu_grad_v4, silu_grad512)
+GRAD512(gelu_erf_grad_v4, gelu_erf_grad512)
+GRAD512(gelu_tanh_grad_v4, gelu_tanh_grad512)
+
 // MARK: AVX2 + FMA
 
 #define T256 __attribute__((target("avx2,fma"), always_inline)) static inline
@@ -564,6 +604,15 @@ GRAD_LOOP(neg_grad_loop, -g)
 GRAD_LOOP(abs_grad_loop, x > 0.0f ? g : (x < 0.0f ? -g : 0.0f))
 
 int vck_activation_grad(int op, const float *g, const float *x, const float *y, float *dx, ptrdiff_t n, float parameter) {
+#ifdef VCK_X86
+  // The transcendental gradients have explicit AVX-512 loops; the others (and other CPUs) use the clones below.
+  if ((op == VCK_SILU || op == VCK_GELU_ERF || op == VCK_GELU_TANH) && act() == &act_v4) {
+    if (op == VCK_SILU) silu_grad_v4(g, x, dx, n);
+    else if (op == VCK_GELU_ERF) gelu_erf_grad_v4(g, x, dx, n);
+    else gelu_tanh_grad_v4(g, x, dx, n);
+    return 0;
+  }
+#endif
   switch (op) {
     case VCK_RELU: relu_grad_loop(g, x, y, dx, n, parameter); return 0;
     case VCK_RELU6: relu6_grad_loop(g, x, y, dx, n, parameter); return 0;

@@ -102,6 +102,51 @@ import CKernels
         }
     }
 
+    /// The silu and gelu gradients (AVX-512 loops at level 4, target_clones loops otherwise) against Double; the
+    /// approximations are within 1e-5 of the derivative there (the same before the AVX-512 loops).
+    @Test func everyVariantOfTheTranscendentalGradients() throws {
+        defer { _ = vck_activation_set_isa(0) }
+        func derivative(_ op: UnaryOp, _ x: Double) -> Double {
+            switch op {
+            case .silu: let s = 1 / (1 + Foundation.exp(-x)); return s * (1 + x * (1 - s))
+            case .geluErf: return 0.5 * (1 + erf(x / 2.0.squareRoot())) + x * Foundation.exp(-0.5 * x * x) / (2 * Double.pi).squareRoot()
+            default:
+                let k = (2 / Double.pi).squareRoot(), t = Foundation.tanh(k * (x + 0.044715 * x * x * x))
+                return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * 0.044715 * x * x)
+            }
+        }
+        for level in Self.levels() {
+            #expect(vck_activation_set_isa(level) == 0)
+            for op in [UnaryOp.silu, .geluErf, .geluTanh] {
+                for n in [1, 15, 16, 17, 33, 1000] {
+                    let xs = try randomTensor([n], seed: UInt64(2000 + n), scale: 5).toArray(Float.self)
+                    let gs = try randomTensor([n], seed: UInt64(3000 + n)).toArray(Float.self)
+                    var out = [Float](repeating: .nan, count: n), inPlace = gs
+                    xs.withUnsafeBufferPointer { x in gs.withUnsafeBufferPointer { g in out.withUnsafeMutableBufferPointer { d in
+                        _ = vck_activation_grad(op.rawValue, g.baseAddress!, x.baseAddress!, nil, d.baseAddress!, n, 0)
+                    } } }
+                    xs.withUnsafeBufferPointer { x in inPlace.withUnsafeMutableBufferPointer { d in
+                        _ = vck_activation_grad(op.rawValue, d.baseAddress!, x.baseAddress!, nil, d.baseAddress!, n, 0)
+                    } }
+                    var worst = 0.0
+                    for i in 0..<n {
+                        let r = Double(gs[i]) * derivative(op, Double(xs[i]))
+                        worst = max(worst, abs(Double(out[i]) - r) / max(1, abs(r)))
+                    }
+                    #expect(worst < 2e-5, "ISA \(level) \(op)' n=\(n): \(worst)")
+                    #expect(out.map(\.bitPattern) == inPlace.map(\.bitPattern), "ISA \(level) \(op)' n=\(n) in place")
+                }
+                let (nan, _) = (try { () -> ([Float], Int) in
+                    var d: [Float] = [0, 0]
+                    let x: [Float] = [.nan, 1], g: [Float] = [1, .nan]
+                    _ = vck_activation_grad(op.rawValue, g, x, nil, &d, 2, 0)
+                    return (d, 0)
+                })()
+                #expect(nan[0].isNaN && nan[1].isNaN, "ISA \(level) \(op)' NaN: \(nan)")
+            }
+        }
+    }
+
     @Test func unknownLevelsAreRefused() {
         #expect(vck_activation_set_isa(2) == -1)
         #expect(vck_activation_set_isa(5) == -1)
