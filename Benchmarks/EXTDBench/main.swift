@@ -1,5 +1,6 @@
 // EXTD network and whole-detection time on a 640x480 photo, per variant, VisionCore's threads set to 2 (or argv[1]).
-// With PyTorch installed, tools/bench_extd_torch.py can be run beside it for the official model's time.
+// With PyTorch installed, tools/bench_extd_torch.py runs in the same benchmark for the official model's network
+// time in PyTorch and in ONNX Runtime (the exported network), and the ratios against both are printed.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -46,6 +47,7 @@ do {
     let photo = try resizeImage(try loadImage(path: photoPath), height: 480, width: 640)
     print("EXTD on a 640x480 photo, \(threads) threads, \(runs) runs (ms: fastest / median wall, CPU per run)")
     print("variant   network                     whole detection (scale 1)   faces")
+    var ours: [(name: String, network: Timing, whole: Timing)] = []
     for v in EXTDVariant.allCases {
         let det = try FaceDetector(variant: v)
         let x = try FaceDetector.preprocess(photo, height: 480, width: 640)
@@ -54,22 +56,42 @@ do {
         let whole = try measure(runs: runs) { faces = try det.detect(photo, scoreThreshold: 0.5, scale: 1).shape[0] }
         func show(_ t: Timing) -> String { "\(format1(t.min)) / \(format1(t.median)), cpu \(format1(t.cpu))".padding(28) }
         print("\(v.name)   \(show(net))\(show(whole))\(faces)")
+        ours.append((v.name, net, whole))
     }
-    // The official PyTorch model on the same input in the same run, when torch and the official code are there
-    // (its forward also rebuilds the priors in a Python loop, as the official code does on every call).
-    if system("python3 -c 'import torch' >/dev/null 2>&1") == 0 {
-        print("official PyTorch code (tools/bench_extd_torch.py), same input, \(threads) threads:")
-        fflush(nil)
-        _ = system("python3 \(root)/tools/bench_extd_torch.py \(threads) \(runs) 2>/dev/null | grep '^extd_'")
-    } else {
-        print("(PyTorch not importable: the official model's time is not measured)")
+    // The official PyTorch model and ONNX Runtime on the same input in the same run, when torch and the official
+    // code are there (the official forward also rebuilds the priors in a Python loop on every call).
+    guard system("python3 -c 'import torch' >/dev/null 2>&1") == 0 else {
+        print("(PyTorch not importable: the official model and ONNX Runtime are not measured)")
+        exit(0)
+    }
+    print("official PyTorch network and ONNX Runtime (exported network), tools/bench_extd_torch.py, \(threads) threads")
+    fflush(nil)
+    var reference: [String: (torch: Double, ort: Double)] = [:]
+    if let pipe = popen("python3 \(root)/tools/bench_extd_torch.py \(threads) \(runs) 2>/dev/null", "r") {
+        var line = [CChar](repeating: 0, count: 512)
+        while fgets(&line, Int32(line.count), pipe) != nil {
+            let fields = String(cString: line).split(separator: " ").map(String.init)
+            // extd_V torch MIN MEDIAN CPU ort MIN MEDIAN CPU
+            guard fields.count >= 9, fields[0].hasPrefix("extd_"), let t = Double(fields[2]), let o = Double(fields[6]) else { continue }
+            reference[fields[0]] = (t, o)
+        }
+        pclose(pipe)
+    }
+    print("variant   fastest ms: VC network  VC whole  torch net  ORT net   VC net/ORT  VC whole/ORT  VC whole/torch")
+    for r in ours {
+        guard let ref = reference[r.name] else { print("\(r.name)   (no reference numbers)"); continue }
+        func ratio(_ a: Double, _ b: Double) -> String { b.isNaN ? "n/a" : format2(a / b) + "x" }
+        print("\(r.name)   " + "".padding(12) + format1(r.network.min).padding(12) + format1(r.whole.min).padding(10)
+              + format1(ref.torch).padding(11) + format1(ref.ort).padding(10) + ratio(r.network.min, ref.ort).padding(12)
+              + ratio(r.whole.min, ref.ort).padding(14) + ratio(r.whole.min, ref.torch))
     }
 } catch {
     print("EXTDBench: \(error)")
     exit(1)
 }
 
-func format1(_ v: Double) -> String { String(Double(Int(v * 10 + 0.5)) / 10) }
+func format1(_ v: Double) -> String { v.isNaN ? "nan" : String(Double(Int(v * 10 + 0.5)) / 10) }
+func format2(_ v: Double) -> String { String(Double(Int(v * 100 + 0.5)) / 100) }
 extension String {
     func padding(_ n: Int) -> String { count >= n ? self : self + String(repeating: " ", count: n - count) }
 }

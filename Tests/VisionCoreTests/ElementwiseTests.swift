@@ -10,7 +10,9 @@ import Testing
 
     @Test(arguments: BinaryOp.allCases)
     func binaryMatchesReference(op: BinaryOp) throws {
-        let shapes: [([Int], [Int])] = [([37], [37]), ([3, 1, 17], [5, 1]), ([1], [2, 19]), ([4, 33], [33]), ([2, 3, 5], [])]
+        // The last two: rows long enough to be cut into segments over the threads (flat, and a broadcast row).
+        let shapes: [([Int], [Int])] = [([37], [37]), ([3, 1, 17], [5, 1]), ([1], [2, 19]), ([4, 33], [33]), ([2, 3, 5], []),
+                                        ([300_001], [300_001]), ([1, 200_003], [200_003])]
         for (i, (sa, sb)) in shapes.enumerated() {
             var a = try Self.random(sa, seed: UInt64(i)), b = try Self.random(sb, seed: UInt64(100 + i))
             if op == .pow { a = try unary(.abs, a) ; b = try binary(.mul, b, try Tensor.full([], value: 0.3)) }

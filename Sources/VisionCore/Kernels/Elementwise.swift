@@ -144,9 +144,17 @@ private func binaryFloat(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, _ out: Tensor
     let po = SendablePointer(out.pointer(Float.self))
     let n = plan.inner, rows = plan.count / max(n, 1)
     let sa = plan.stridesA.last!, sb = plan.stridesB.last!
-    parallelFor(rows, minChunk: max(1, (1 << 16) / max(n, 1))) { range in
-        plan.forEachRow(range) { oa, ob, oo in
-            binaryRow(op, pa.p + oa, sa, pb.p + ob, sb, po.p + oo, n)
+    // Long rows (a flat tensor is one row) are cut into segments of at least 64K elements, so that they too
+    // use every thread.
+    let segments = rows >= Threading.threadCount ? 1 : max(1, min(n >> 16, Threading.threadCount * 2))
+    let segment = (n + segments - 1) / segments
+    parallelFor(rows * segments, minChunk: max(1, (1 << 16) / max(segment, 1))) { range in
+        for item in range {
+            let row = item / segments, c0 = (item % segments) * segment, len = min(segment, n - c0)
+            guard len > 0 else { continue }
+            plan.forEachRow(row..<(row + 1)) { oa, ob, oo in
+                binaryRow(op, pa.p + oa + c0 * sa, sa, pb.p + ob + c0 * sb, sb, po.p + oo + c0, len)
+            }
         }
     }
 }
