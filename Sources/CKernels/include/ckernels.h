@@ -20,6 +20,11 @@ int vck_activation_grad(int op, const float *g, const float *x, const float *y, 
 
 /// dst[i] = exp(src[i] - shift), returning the sum of the results (softmax's inner loop).
 float vck_exp_shift_sum(const float *src, float *dst, ptrdiff_t n, float shift);
+
+/// Selects the variant of the kernels above for an ISA level (4: AVX-512, 3: AVX2+FMA, 1: portable C, 0: the best
+/// this CPU has), so that tests can check every variant on one machine; returns -1 when the CPU lacks that level.
+/// The silu and gelu gradients of vck_activation_grad follow it too (AVX-512, or target_clones loops otherwise).
+int vck_activation_set_isa(int level);
 /// One convolution GEMM (see conv_gemm.c): C = epilogue(A x B) with A [m, k] row-major (`lda`), row kk of B at
 /// b + boff[kk], contiguous in the virtual column q in [0, nq). Virtual column q = oy * vw + ox is an output when
 /// ox < ow and is stored at c + row * ldc + oy * ow + ox, as act(acc * scale[row] + shift[row] + residual[same])
