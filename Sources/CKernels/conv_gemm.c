@@ -9,11 +9,48 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
-// One micro-kernel per ISA: an MR x (NV * VL) block of C accumulated over k in registers, written to `tile`
-// (row stride NR). `arow` holds the MR weight rows; row kk of B is at b + boff[kk].
-#define DEFINE_MICRO(NAME, ATTR, VT, VL, MR, NV)                                                          \
+// Where a micro-kernel stores a tile whose columns are contiguous outputs: straight to C with the epilogue
+// applied in registers (rows past `rows` are not stored). Pointers are already offset to the tile's first row.
+typedef struct {
+  float *c;
+  ptrdiff_t ldc, rows;
+  const float *scale, *shift, *residual;
+  int activation, after;
+  float parameter;
+} direct_store;
+
+// act(y) in registers for the piecewise-linear activations (NaN propagates as in the scalar definitions); the
+// others are applied to the stored row afterwards. SEL picks a where the mask m is set, else b.
+#define SEL(VT, VI, m, a, b) ((VT)((((VI)(a)) & (m)) | (((VI)(b)) & ~(m))))
+#define ACTIVATE(VT, VI, y, act, p)                                                                       \
+  do {                                                                                                    \
+    const VT zero_ = (VT){0}, six_ = zero_ + 6.0f;                                                        \
+    if ((act) == VCK_RELU) {                                                                              \
+      y = SEL(VT, VI, y < zero_, zero_, y);                                                               \
+    } else if ((act) == VCK_RELU6) {                                                                      \
+      y = SEL(VT, VI, y < zero_, zero_, y);                                                               \
+      y = SEL(VT, VI, y > six_, six_, y);                                                                 \
+    } else if ((act) == VCK_LEAKY_RELU) {                                                                 \
+      y = SEL(VT, VI, y < zero_, y * (p), y);                                                             \
+    } else if ((act) == VCK_HARD_SWISH || (act) == VCK_HARD_SIGMOID) {                                    \
+      VT c_ = y + 3.0f;                                                                                   \
+      c_ = SEL(VT, VI, c_ < zero_, zero_, c_);                                                            \
+      c_ = SEL(VT, VI, c_ > six_, six_, c_);                                                              \
+      y = (act) == VCK_HARD_SWISH ? y * c_ * (1.0f / 6) : c_ * (1.0f / 6);                                \
+    }                                                                                                     \
+  } while (0)
+
+INLINE int inline_activation(int act) {
+  return act < 0 || act == VCK_RELU || act == VCK_RELU6 || act == VCK_LEAKY_RELU || act == VCK_HARD_SWISH ||
+         act == VCK_HARD_SIGMOID;
+}
+
+// One micro-kernel per ISA: an MR x (NV * VL) block of C accumulated over k in registers, then written to
+// `tile` (row stride NR) or, with `ds`, stored through the epilogue. `arow` holds the MR weight rows; row kk of
+// B is at b + boff[kk].
+#define DEFINE_MICRO(NAME, ATTR, VT, VI, VL, MR, NV)                                                      \
   ATTR static void NAME(ptrdiff_t k, const float *const *arow, const float *b, const ptrdiff_t *boff,    \
-                        float *tile) {                                                                    \
+                        float *tile, const direct_store *ds) {                                            \
     const float *a[MR];                                                                                   \
     for (int r = 0; r < MR; r++) a[r] = arow[r];                                                          \
     VT acc[MR][NV];                                                                                       \
@@ -28,13 +65,41 @@
         for (int v = 0; v < NV; v++) acc[r][v] += av * bv[v];                                             \
       }                                                                                                   \
     }                                                                                                     \
-    for (int r = 0; r < MR; r++)                                                                          \
-      for (int v = 0; v < NV; v++) memcpy(tile + r * (NV * VL) + v * VL, &acc[r][v], sizeof(VT));         \
+    if (!ds) {                                                                                            \
+      for (int r = 0; r < MR; r++)                                                                        \
+        for (int v = 0; v < NV; v++) memcpy(tile + r * (NV * VL) + v * VL, &acc[r][v], sizeof(VT));       \
+      return;                                                                                             \
+    }                                                                                                     \
+    const int act = ds->activation, in_regs = inline_activation(act);                                     \
+    for (int r = 0; r < MR; r++) {                                                                        \
+      if (r >= ds->rows) break;                                                                           \
+      const VT s = (VT){0} + (ds->scale ? ds->scale[r] : 1.0f), t = (VT){0} + (ds->shift ? ds->shift[r] : 0.0f); \
+      float *o = ds->c + r * ds->ldc;                                                                     \
+      const float *res = ds->residual ? ds->residual + r * ds->ldc : NULL;                                \
+      for (int v = 0; v < NV; v++) {                                                                      \
+        VT y = acc[r][v] * s + t, rv = (VT){0};                                                           \
+        if (res) memcpy(&rv, res + v * VL, sizeof(VT));                                                   \
+        if (res && !ds->after) y = acc[r][v] * s + t + rv;                                                \
+        if (in_regs) {                                                                                    \
+          ACTIVATE(VT, VI, y, act, ds->parameter);                                                        \
+          if (res && ds->after) y += rv;                                                                  \
+        }                                                                                                 \
+        memcpy(o + v * VL, &y, sizeof(VT));                                                               \
+      }                                                                                                   \
+      if (!in_regs) {                                                                                     \
+        vck_activation(act, o, o, NV * VL);                                                               \
+        if (res && ds->after)                                                                             \
+          for (int i = 0; i < NV * VL; i++) o[i] += res[i];                                               \
+      }                                                                                                   \
+    }                                                                                                     \
   }
 
 typedef float v16 __attribute__((vector_size(64), aligned(4)));
 typedef float v8 __attribute__((vector_size(32), aligned(4)));
 typedef float v4 __attribute__((vector_size(16), aligned(4)));
+typedef int i16v __attribute__((vector_size(64), aligned(4)));
+typedef int i8v __attribute__((vector_size(32), aligned(4)));
+typedef int i4v __attribute__((vector_size(16), aligned(4)));
 
 #define ATTR_V4 __attribute__((target("avx512f,avx512vl,avx2,fma")))
 #define ATTR_V3 __attribute__((target("avx2,fma")))
@@ -43,13 +108,13 @@ typedef float v4 __attribute__((vector_size(16), aligned(4)));
 // AVX-512: 8 x 48 (24 accumulators of 32 registers); AVX2: 6 x 16 (12 of 16); SSE2: 4 x 8. Narrower variants
 // (fewer vectors per row) finish the last columns without computing a whole wide tile for a few of them.
 enum { MR_MAX = 8, NR_MAX = 48, NV_MAX = 3 };
-DEFINE_MICRO(micro_v4_1, ATTR_V4, v16, 16, 8, 1)
-DEFINE_MICRO(micro_v4_2, ATTR_V4, v16, 16, 8, 2)
-DEFINE_MICRO(micro_v4_3, ATTR_V4, v16, 16, 8, 3)
-DEFINE_MICRO(micro_v3_1, ATTR_V3, v8, 8, 6, 1)
-DEFINE_MICRO(micro_v3_2, ATTR_V3, v8, 8, 6, 2)
-DEFINE_MICRO(micro_v1_1, ATTR_V1, v4, 4, 4, 1)
-DEFINE_MICRO(micro_v1_2, ATTR_V1, v4, 4, 4, 2)
+DEFINE_MICRO(micro_v4_1, ATTR_V4, v16, i16v, 16, 8, 1)
+DEFINE_MICRO(micro_v4_2, ATTR_V4, v16, i16v, 16, 8, 2)
+DEFINE_MICRO(micro_v4_3, ATTR_V4, v16, i16v, 16, 8, 3)
+DEFINE_MICRO(micro_v3_1, ATTR_V3, v8, i8v, 8, 6, 1)
+DEFINE_MICRO(micro_v3_2, ATTR_V3, v8, i8v, 8, 6, 2)
+DEFINE_MICRO(micro_v1_1, ATTR_V1, v4, i4v, 4, 4, 1)
+DEFINE_MICRO(micro_v1_2, ATTR_V1, v4, i4v, 4, 4, 2)
 
 // The epilogue on `n` contiguous outputs of one channel row: y = act(x * s + t + res), or act(x * s + t) + res
 // when `after`.
@@ -96,7 +161,8 @@ DEFINE_FINISH(finish_v4, ATTR_V4)
 DEFINE_FINISH(finish_v3, ATTR_V3)
 DEFINE_FINISH(finish_v1, ATTR_V1)
 
-typedef void (*micro_fn)(ptrdiff_t, const float *const *, const float *, const ptrdiff_t *, float *);
+typedef void (*micro_fn)(ptrdiff_t, const float *const *, const float *, const ptrdiff_t *, float *,
+                         const direct_store *);
 typedef void (*finish_fn)(const float *, float *, ptrdiff_t, float, float, const float *, int, float, int);
 
 typedef struct {
@@ -199,9 +265,18 @@ static void run_panel(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t i, ptr
     ptrdiff_t row = i + r < me ? i + r : me - 1;  // rows past the end repeat the last one (discarded)
     arow[r] = job->a + row * job->lda;
   }
-  ks.micro[t->nv](job->k, arow, t->b, t->boff, tile);
-  ptrdiff_t rows = me - i < ks.mr ? me - i : ks.mr;
-  store_tile(job, ks.finish, tile, t->nv * ks.vl, i, rows, t->q, t->qe);
+  ptrdiff_t rows = me - i < ks.mr ? me - i : ks.mr, nr = t->nv * ks.vl;
+  if (job->vw == job->ow && t->qe - t->q == nr) {
+    // A full tile of contiguous outputs: stored from registers through the epilogue.
+    direct_store ds = {job->c + i * job->ldc + t->q, job->ldc, rows, job->scale ? job->scale + i : NULL,
+                       job->shift ? job->shift + i : NULL,
+                       job->residual ? job->residual + i * job->ldc + t->q : NULL, job->activation,
+                       job->residual_after, job->parameter};
+    ks.micro[t->nv](job->k, arow, t->b, t->boff, tile, &ds);
+    return;
+  }
+  ks.micro[t->nv](job->k, arow, t->b, t->boff, tile, NULL);
+  store_tile(job, ks.finish, tile, nr, i, rows, t->q, t->qe);
 }
 
 int vck_conv_gemm_run(const vck_conv_gemm *job, ptrdiff_t m0, ptrdiff_t m1, ptrdiff_t q0, ptrdiff_t q1) {
