@@ -40,11 +40,9 @@ private func softmaxCommon(_ x: Tensor, axis: Int, log: Bool) throws -> Tensor {
     withExtendedLifetime(src) {
         parallelFor(outer, minChunk: max(1, (1 << 14) / max(n * inner, 1))) { range in
             if inner == 1 {
-                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: sumBlock)
-                defer { scratch.deallocate() }
-                for o in range { softmaxRow(s.p + o * n, d.p + o * n, n, scratch, log: log) }
+                for o in range { softmaxRow(s.p + o * n, d.p + o * n, n, log: log) }
             } else {
-                let tmp = UnsafeMutablePointer<Float>.allocate(capacity: 3 * inner)
+                let tmp = UnsafeMutablePointer<Float>.allocate(capacity: 2 * inner)
                 defer { tmp.deallocate() }
                 for o in range { softmaxColumns(s.p + o * n * inner, d.p + o * n * inner, n, inner, tmp, log: log) }
             }
@@ -53,37 +51,25 @@ private func softmaxCommon(_ x: Tensor, axis: Int, log: Bool) throws -> Tensor {
     return out
 }
 
-/// dst = exp(src - shift) over n floats: the subtraction in Swift SIMD into `scratch`, exp by CKernels'
-/// vectorized loop (about 3x the throughput of the Swift SIMD exp here, measured). `scratch` must not alias
-/// `dst`: the C loop falls back to scalar code for overlapping buffers.
-@inline(__always) private func expShifted(_ src: UnsafePointer<Float>, _ shift: F16, _ dst: UnsafeMutablePointer<Float>, _ n: Int,
-                                          _ scratch: UnsafeMutablePointer<Float>) {
+/// dst = exp(src - shift) over n floats with a per-element shift: the subtraction in Swift SIMD, then CKernels'
+/// vectorized exp in place.
+@inline(__always) private func expShifted(_ src: UnsafePointer<Float>, _ shift: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int) {
     var i = 0
-    while i + 16 <= n { storeF16(loadF16(src + i) - shift, scratch + i); i += 16 }
-    if i < n { storePartial(loadPartial(src + i, n - i, fill: 0) - shift, scratch + i, n - i) }
-    _ = vck_activation(UnaryOp.exp.rawValue, scratch, dst, n)
+    while i + 16 <= n { storeF16(loadF16(src + i) - loadF16(shift + i), dst + i); i += 16 }
+    while i < n { dst[i] = src[i] - shift[i]; i += 1 }
+    _ = vck_activation(UnaryOp.exp.rawValue, dst, dst, n)
 }
 
-/// Same as `expShifted` with a per-element shift vector.
-@inline(__always) private func expShifted(_ src: UnsafePointer<Float>, _ shift: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int,
-                                          _ scratch: UnsafeMutablePointer<Float>) {
-    var i = 0
-    while i + 16 <= n { storeF16(loadF16(src + i) - loadF16(shift + i), scratch + i); i += 16 }
-    while i < n { scratch[i] = src[i] - shift[i]; i += 1 }
-    _ = vck_activation(UnaryOp.exp.rawValue, scratch, dst, n)
-}
-
-/// One contiguous row: max m, then e = exp(x - m) into `dst` in L1-sized spans with their sum, then a scale;
-/// for log-softmax the exponentials only feed the sum and the output is x - (m + log Σ).
+/// One contiguous row: max m, then e = exp(x - m) into `dst` with its sum (one C pass per L1-sized span, the
+/// spans' sums added in Double), then a scale; for log-softmax the exponentials only feed the sum and the output
+/// is x - (m + log Σ).
 @inline(__always) private func softmaxRow(_ src: UnsafeMutablePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int,
-                                          _ scratch: UnsafeMutablePointer<Float>, log: Bool) {
+                                          log: Bool) {
     let m = rowExtreme(src, n, max: true)
-    let vm = F16(repeating: m)
     var total = 0.0, i = 0
     while i < n {
         let len = min(sumBlock, n - i)
-        expShifted(src + i, vm, dst + i, len, scratch)
-        total += rowSum(dst + i, len) { $0 }
+        total += Double(vck_exp_shift_sum(src + i, dst + i, len, m))
         i += len
     }
     let v = F16(repeating: log ? m + Float(Glibc.log(total)) : Float(1 / total))
@@ -97,8 +83,7 @@ private func softmaxCommon(_ x: Tensor, axis: Int, log: Bool) throws -> Tensor {
     }
 }
 
-/// Softmax down the columns of an [n, inner] matrix, SIMD over `inner`. `tmp` holds 3 * inner floats (max, sum,
-/// scratch).
+/// Softmax down the columns of an [n, inner] matrix, SIMD over `inner`. `tmp` holds 2 * inner floats (max, sum).
 @inline(__always) private func softmaxColumns(_ src: UnsafeMutablePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int,
                                               _ inner: Int, _ tmp: UnsafeMutablePointer<Float>, log: Bool) {
     let mx = tmp, sm = tmp + inner
@@ -112,7 +97,7 @@ private func softmaxCommon(_ x: Tensor, axis: Int, log: Bool) throws -> Tensor {
     sm.update(repeating: 0, count: inner)
     for r in 0..<n {
         let o = dst + r * inner
-        expShifted(src + r * inner, mx, o, inner, tmp + 2 * inner)
+        expShifted(src + r * inner, mx, o, inner)
         var j = 0
         while j + 16 <= inner { storeF16(loadF16(sm + j) + loadF16(o + j), sm + j); j += 16 }
         while j < inner { sm[j] += o[j]; j += 1 }
