@@ -4,10 +4,9 @@
 // im2col: row (ci, ky, kx) of the implicit column matrix is the padded input plane shifted by the tap's offset.
 // The epilogue (scale, shift, residual, activation) is applied to each tile while it is in registers or L1.
 #include "ckernels.h"
+#include "activation_math.h"
 #include <stdlib.h>
 #include <string.h>
-
-#define INLINE static inline __attribute__((always_inline))
 
 // Where a micro-kernel stores a tile whose columns are contiguous outputs: straight to C with the epilogue
 // applied in registers (rows past `rows` are not stored). Pointers are already offset to the tile's first row.
@@ -48,7 +47,7 @@ INLINE int inline_activation(int act) {
 // One micro-kernel per ISA: an MR x (NV * VL) block of C accumulated over k in registers, then written to
 // `tile` (row stride NR) or, with `ds`, stored through the epilogue. `arow` holds the MR weight rows; row kk of
 // B is at b + boff[kk].
-#define DEFINE_MICRO(NAME, ATTR, VT, VI, VL, MR, NV)                                                      \
+#define DEFINE_MICRO(NAME, ATTR, VT, VI, VL, MR, NV, VACT)                                                \
   ATTR static void NAME(ptrdiff_t k, const float *const *arow, const float *b, const ptrdiff_t *boff,    \
                         float *tile, const direct_store *ds) {                                            \
     const float *a[MR];                                                                                   \
@@ -70,23 +69,26 @@ INLINE int inline_activation(int act) {
         for (int v = 0; v < NV; v++) memcpy(tile + r * (NV * VL) + v * VL, &acc[r][v], sizeof(VT));       \
       return;                                                                                             \
     }                                                                                                     \
-    const int act = ds->activation, in_regs = inline_activation(act);                                     \
+    const int act = ds->activation;                                                                       \
     for (int r = 0; r < MR; r++) {                                                                        \
       if (r >= ds->rows) break;                                                                           \
       const VT s = (VT){0} + (ds->scale ? ds->scale[r] : 1.0f), t = (VT){0} + (ds->shift ? ds->shift[r] : 0.0f); \
       float *o = ds->c + r * ds->ldc;                                                                     \
       const float *res = ds->residual ? ds->residual + r * ds->ldc : NULL;                                \
+      int done = 1;                                                                                       \
       for (int v = 0; v < NV; v++) {                                                                      \
         VT y = acc[r][v] * s + t, rv = (VT){0};                                                           \
         if (res) memcpy(&rv, res + v * VL, sizeof(VT));                                                   \
         if (res && !ds->after) y = acc[r][v] * s + t + rv;                                                \
-        if (in_regs) {                                                                                    \
+        if (inline_activation(act)) {                                                                     \
           ACTIVATE(VT, VI, y, act, ds->parameter);                                                        \
-          if (res && ds->after) y += rv;                                                                  \
+        } else {                                                                                          \
+          done = VACT(&y, act);                                                                           \
         }                                                                                                 \
+        if (done && res && ds->after) y += rv;                                                            \
         memcpy(o + v * VL, &y, sizeof(VT));                                                               \
       }                                                                                                   \
-      if (!in_regs) {                                                                                     \
+      if (!done) {                                                                                        \
         vck_activation(act, o, o, NV * VL);                                                               \
         if (res && ds->after)                                                                             \
           for (int i = 0; i < NV * VL; i++) o[i] += res[i];                                               \
@@ -101,20 +103,58 @@ typedef int i16v __attribute__((vector_size(64), aligned(4)));
 typedef int i8v __attribute__((vector_size(32), aligned(4)));
 typedef int i4v __attribute__((vector_size(16), aligned(4)));
 
-#define ATTR_V4 __attribute__((target("avx512f,avx512vl,avx2,fma")))
+#define ATTR_V4 __attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma")))
 #define ATTR_V3 __attribute__((target("avx2,fma")))
 #define ATTR_V1
+
+// The transcendental activations on one register (the element-wise loops' vector code); 0 when the ISA has none
+// here, and the stored row then goes through vck_activation.
+#ifdef VCK_X86
+__attribute__((target("avx512f,avx512vl,avx512dq"), always_inline)) static inline int vact_v16(v16 *y, int act) {
+  __m512 x = (__m512)*y;
+  switch (act) {
+  case VCK_SILU: x = silu512(x); break;
+  case VCK_GELU_ERF: x = gelu_erf512(x); break;
+  case VCK_GELU_TANH: x = gelu_tanh512(x); break;
+  case VCK_SIGMOID: x = sigmoid512(x); break;
+  case VCK_TANH: x = tanh512(x); break;
+  case VCK_EXP: x = exp512(x); break;
+  default: return 0;
+  }
+  *y = (v16)x;
+  return 1;
+}
+
+__attribute__((target("avx2,fma"), always_inline)) static inline int vact_v8(v8 *y, int act) {
+  __m256 x = (__m256)*y;
+  switch (act) {
+  case VCK_SILU: x = silu256(x); break;
+  case VCK_GELU_ERF: x = gelu_erf256(x); break;
+  case VCK_GELU_TANH: x = gelu_tanh256(x); break;
+  case VCK_SIGMOID: x = sigmoid256(x); break;
+  case VCK_TANH: x = tanh256(x); break;
+  case VCK_EXP: x = exp256(x); break;
+  default: return 0;
+  }
+  *y = (v8)x;
+  return 1;
+}
+#else
+INLINE int vact_v16(v16 *y, int act) { (void)y; (void)act; return 0; }
+INLINE int vact_v8(v8 *y, int act) { (void)y; (void)act; return 0; }
+#endif
+INLINE int vact_v4(v4 *y, int act) { (void)y; (void)act; return 0; }
 
 // AVX-512: 8 x 48 (24 accumulators of 32 registers); AVX2: 6 x 16 (12 of 16); SSE2: 4 x 8. Narrower variants
 // (fewer vectors per row) finish the last columns without computing a whole wide tile for a few of them.
 enum { MR_MAX = 8, NR_MAX = 48, NV_MAX = 3 };
-DEFINE_MICRO(micro_v4_1, ATTR_V4, v16, i16v, 16, 8, 1)
-DEFINE_MICRO(micro_v4_2, ATTR_V4, v16, i16v, 16, 8, 2)
-DEFINE_MICRO(micro_v4_3, ATTR_V4, v16, i16v, 16, 8, 3)
-DEFINE_MICRO(micro_v3_1, ATTR_V3, v8, i8v, 8, 6, 1)
-DEFINE_MICRO(micro_v3_2, ATTR_V3, v8, i8v, 8, 6, 2)
-DEFINE_MICRO(micro_v1_1, ATTR_V1, v4, i4v, 4, 4, 1)
-DEFINE_MICRO(micro_v1_2, ATTR_V1, v4, i4v, 4, 4, 2)
+DEFINE_MICRO(micro_v4_1, ATTR_V4, v16, i16v, 16, 8, 1, vact_v16)
+DEFINE_MICRO(micro_v4_2, ATTR_V4, v16, i16v, 16, 8, 2, vact_v16)
+DEFINE_MICRO(micro_v4_3, ATTR_V4, v16, i16v, 16, 8, 3, vact_v16)
+DEFINE_MICRO(micro_v3_1, ATTR_V3, v8, i8v, 8, 6, 1, vact_v8)
+DEFINE_MICRO(micro_v3_2, ATTR_V3, v8, i8v, 8, 6, 2, vact_v8)
+DEFINE_MICRO(micro_v1_1, ATTR_V1, v4, i4v, 4, 4, 1, vact_v4)
+DEFINE_MICRO(micro_v1_2, ATTR_V1, v4, i4v, 4, 4, 2, vact_v4)
 
 // The epilogue on `n` contiguous outputs of one channel row: y = act(x * s + t + res), or act(x * s + t) + res
 // when `after`.
@@ -178,7 +218,8 @@ static const isa_kernels *current_isa = NULL;
 
 static const isa_kernels *best_isa(void) {
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) return &isa_v4;
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+    return &isa_v4;
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &isa_v3;
   return &isa_v1;
 }
