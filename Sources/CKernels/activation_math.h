@@ -17,6 +17,7 @@
 // Constants shared by every variant.
 #define EXP_LO -87.33654f
 #define EXP_HI 88.37626f
+#define EXP_OVERFLOW 88.72284f  /* above it, exp overflows float: the exp activation returns +inf */
 #define LOG2E 1.44269504088896341f
 #define LN2_HI 0.693359375f
 #define LN2_LO 2.12194440e-4f
@@ -122,6 +123,15 @@ INLINE float erf_approx(float x0) {
   return x0 != x0 ? x0 : r;
 }
 
+// exp as an activation: +inf above the float range (the internal exp_approx saturates instead, which keeps
+// sigmoid's reciprocal finite).
+// Between EXP_HI and the overflow point, exp(x) = 2 exp(x - ln 2) keeps the polynomial's 2^n in range.
+INLINE float exp_full(float x) {
+  float high = x > EXP_HI ? 2.0f : 1.0f;
+  float y = high * exp_approx(x > EXP_HI ? x - 0.69314718056f : x);
+  return x > EXP_OVERFLOW ? INFINITY : y;
+}
+
 INLINE float sigmoid_approx(float x) { return 1.0f / (1.0f + exp_approx(-x)); }
 
 INLINE float silu_s(float x) { return x == -INFINITY ? NAN : x * sigmoid_approx(x); } /* -inf * 0 = NaN, as PyTorch */
@@ -204,6 +214,13 @@ T512 __m512 erf512(__m512 x0) {
   q = _mm512_fmadd_ps(x2, q, S16(ERF_B2));
   q = _mm512_fmadd_ps(x2, q, S16(ERF_B0));
   return div512(p, q);
+}
+
+T512 __m512 exp_full512(__m512 x) {
+  __mmask16 high = _mm512_cmp_ps_mask(x, S16(EXP_HI), _CMP_GT_OQ);
+  __m512 y = exp512(_mm512_mask_sub_ps(x, high, x, S16(0.69314718056f)));
+  y = _mm512_mask_add_ps(y, high, y, y);
+  return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, S16(EXP_OVERFLOW), _CMP_GT_OQ), S16(INFINITY));
 }
 
 T512 __m512 sigmoid512(__m512 x) {
@@ -306,6 +323,13 @@ T256 __m256 erf256(__m256 x0) {
   q = _mm256_fmadd_ps(x2, q, S8(ERF_B2));
   q = _mm256_fmadd_ps(x2, q, S8(ERF_B0));
   return _mm256_blendv_ps(div256(p, q), x0, isnan256(x0));
+}
+
+T256 __m256 exp_full256(__m256 x) {
+  __m256 high = _mm256_cmp_ps(x, S8(EXP_HI), _CMP_GT_OQ);
+  __m256 y = exp256(_mm256_sub_ps(x, _mm256_and_ps(high, S8(0.69314718056f))));
+  y = _mm256_add_ps(y, _mm256_and_ps(high, y));
+  return _mm256_blendv_ps(y, S8(INFINITY), _mm256_cmp_ps(x, S8(EXP_OVERFLOW), _CMP_GT_OQ));
 }
 
 T256 __m256 sigmoid256(__m256 x) {

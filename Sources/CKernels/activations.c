@@ -31,7 +31,7 @@ PORTABLE_MAP(gelu_erf_c, gelu_erf_s(x))
 PORTABLE_MAP(gelu_tanh_c, gelu_tanh_s(x))
 PORTABLE_MAP(sigmoid_c, sigmoid_approx(x))
 PORTABLE_MAP(tanh_c, tanh_approx(x))
-PORTABLE_MAP(exp_c, exp_approx(x))
+PORTABLE_MAP(exp_c, exp_full(x))
 
 static float exp_shift_sum_c(const float *src, float *dst, ptrdiff_t n, float shift) {
   float lanes[16] = {0}, sum = 0.0f;
@@ -80,7 +80,7 @@ MAP512(gelu_erf_v4, gelu_erf512)
 MAP512(gelu_tanh_v4, gelu_tanh512)
 MAP512(sigmoid_v4, sigmoid512)
 MAP512(tanh_v4, tanh512)
-MAP512(exp_v4, exp512)
+MAP512(exp_v4, exp_full512)
 
 F512 float exp_shift_sum_v4(const float *src, float *dst, ptrdiff_t n, float shift) {
   __m512 sh = S16(shift), acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
@@ -170,7 +170,7 @@ MAP256(gelu_erf_v3, gelu_erf256)
 MAP256(gelu_tanh_v3, gelu_tanh256)
 MAP256(sigmoid_v3, sigmoid256)
 MAP256(tanh_v3, tanh256)
-MAP256(exp_v3, exp256)
+MAP256(exp_v3, exp_full256)
 
 F256 float exp_shift_sum_v3(const float *src, float *dst, ptrdiff_t n, float shift) {
   __m256 sh = S8(shift), acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();

@@ -118,7 +118,7 @@ __attribute__((target("avx512f,avx512vl,avx512dq"), always_inline)) static inlin
   case VCK_GELU_TANH: x = gelu_tanh512(x); break;
   case VCK_SIGMOID: x = sigmoid512(x); break;
   case VCK_TANH: x = tanh512(x); break;
-  case VCK_EXP: x = exp512(x); break;
+  case VCK_EXP: x = exp_full512(x); break;
   default: return 0;
   }
   *y = (v16)x;
@@ -133,7 +133,7 @@ __attribute__((target("avx2,fma"), always_inline)) static inline int vact_v8(v8 
   case VCK_GELU_TANH: x = gelu_tanh256(x); break;
   case VCK_SIGMOID: x = sigmoid256(x); break;
   case VCK_TANH: x = tanh256(x); break;
-  case VCK_EXP: x = exp256(x); break;
+  case VCK_EXP: x = exp_full256(x); break;
   default: return 0;
   }
   *y = (v8)x;

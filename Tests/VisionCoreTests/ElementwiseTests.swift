@@ -62,6 +62,12 @@ import Testing
         }
         let a = try Self.random([6, 4], seed: 3, scale: 1).transpose(0, 1), b = try Self.random([5, 6], seed: 4, scale: 1).transpose(0, 1)
         #expect(try maxRelativeError(try matmul(a, b), try matmulReference(a, b)) < 1e-5)
+        // One row (the sgemv path), with each operand plain or transposed.
+        let row = try Self.random([1, 6], seed: 5, scale: 1), rowT = try Self.random([6, 1], seed: 6, scale: 1).transpose(0, 1)
+        let m = try Self.random([6, 9], seed: 7, scale: 1), mT = try Self.random([9, 6], seed: 8, scale: 1).transpose(0, 1)
+        for (x, y) in [(row, m), (row, mT), (rowT, m), (rowT, mT)] {
+            #expect(try maxRelativeError(try matmul(x, y), try matmulReference(x, y)) < 1e-5)
+        }
         #expect(throws: VisionError.self) { try matmul(try Tensor.zeros([2, 3]), try Tensor.zeros([2, 3])) }
     }
 }
