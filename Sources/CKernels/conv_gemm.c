@@ -249,24 +249,29 @@ void vck_conv_gemm_tile(ptrdiff_t *mr, ptrdiff_t *nr) {
 }
 
 // Applies the epilogue to tile columns [q, qe) of rows [i, i + rows) and stores the outputs among them
-// (virtual column q = oy * vw + ox is an output when ox < ow).
+// (virtual column q = oy * vw + ox of its image is an output when ox < ow and oy < oh).
 static void store_tile(const vck_conv_gemm *job, finish_fn finish, const float *tile, ptrdiff_t nr, ptrdiff_t i,
                        ptrdiff_t rows, ptrdiff_t q, ptrdiff_t qe) {
+  const ptrdiff_t period = job->period > 0 ? job->period : job->nq;
   ptrdiff_t j = q;
   while (j < qe) {
-    ptrdiff_t oy = j / job->vw, ox = j - oy * job->vw;
-    if (ox >= job->ow) {
-      j = (oy + 1) * job->vw;
+    ptrdiff_t image = j / period, r = j - image * period, oy = r / job->vw, ox = r - oy * job->vw;
+    if (job->period > 0 && oy >= job->oh) {
+      j = (image + 1) * period;
       continue;
     }
-    ptrdiff_t end = oy * job->vw + job->ow;
+    if (ox >= job->ow) {
+      j += job->vw - ox;
+      continue;
+    }
+    ptrdiff_t end = j + (job->ow - ox);
     if (end > qe) end = qe;
-    ptrdiff_t n = end - j, at = oy * job->ow + ox;
-    for (ptrdiff_t r = 0; r < rows; r++) {
-      ptrdiff_t ch = i + r;
+    ptrdiff_t n = end - j, at = image * job->image_stride + oy * job->ow + ox;
+    for (ptrdiff_t rr = 0; rr < rows; rr++) {
+      ptrdiff_t ch = i + rr;
       float s = job->scale ? job->scale[ch] : 1.0f, t = job->shift ? job->shift[ch] : 0.0f;
       const float *res = job->residual ? job->residual + ch * job->ldc + at : NULL;
-      finish(tile + r * nr + (j - q), job->c + ch * job->ldc + at, n, s, t, res, job->activation, job->parameter,
+      finish(tile + rr * nr + (j - q), job->c + ch * job->ldc + at, n, s, t, res, job->activation, job->parameter,
              job->residual_after);
     }
     j = end;
@@ -307,7 +312,7 @@ static void run_panel(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t i, ptr
     arow[r] = job->a + row * job->lda;
   }
   ptrdiff_t rows = me - i < ks.mr ? me - i : ks.mr, nr = t->nv * ks.vl;
-  if (job->vw == job->ow && t->qe - t->q == nr) {
+  if (job->vw == job->ow && job->period == 0 && t->qe - t->q == nr) {
     // A full tile of contiguous outputs: stored from registers through the epilogue.
     direct_store ds = {job->c + i * job->ldc + t->q, job->ldc, rows, job->scale ? job->scale + i : NULL,
                        job->shift ? job->shift + i : NULL,

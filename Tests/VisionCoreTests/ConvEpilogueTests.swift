@@ -6,7 +6,8 @@ import CKernels
 @Suite struct ConvEpilogueTests {
     /// (input shape, weight shape, stride, padding, groups): 1x1 in place, padded-input GEMM, depthwise (stride 1
     /// and 2), grouped; then channel counts that are no multiple of the register tile, several column tiles with
-    /// a partial last one, and a 7x7 map whose few columns are split into row blocks over the threads.
+    /// a partial last one, a 7x7 map whose few columns are split into row blocks over the threads, and small maps
+    /// whose images share one GEMM (strided and grouped, 1x1).
     static let geometries: [([Int], [Int], Int, Int, Int)] = [
         ([2, 5, 7, 9], [6, 5, 1, 1], 1, 0, 1),
         ([1, 3, 11, 10], [4, 3, 3, 3], 2, 1, 1),
@@ -18,9 +19,11 @@ import CKernels
         ([2, 19, 17, 21], [13, 19, 1, 1], 1, 0, 1),
         ([1, 40, 7, 7], [70, 40, 3, 3], 1, 1, 1),
         ([1, 9, 23, 19], [11, 9, 3, 3], 2, 1, 1),
+        ([3, 8, 5, 6], [12, 4, 3, 3], 2, 1, 2),
+        ([4, 6, 3, 3], [10, 6, 1, 1], 1, 0, 1),
     ]
 
-    @Test(arguments: 0..<10) func matchesTheComposition(_ index: Int) throws {
+    @Test(arguments: 0..<12) func matchesTheComposition(_ index: Int) throws {
         let (xs, ws, s, p, groups) = Self.geometries[index]
         let x = try randomTensor(xs, seed: 1), w = try randomTensor(ws, seed: 2, scale: 0.5)
         let plain = try conv2d(x, weight: w, stride: (s, s), padding: (p, p), groups: groups)

@@ -26,8 +26,8 @@ float vck_exp_shift_sum(const float *src, float *dst, ptrdiff_t n, float shift);
 /// The silu and gelu gradients of vck_activation_grad follow it too (AVX-512, or target_clones loops otherwise).
 int vck_activation_set_isa(int level);
 /// One convolution GEMM (see conv_gemm.c): C = epilogue(A x B) with A [m, k] row-major (`lda`), row kk of B at
-/// b + boff[kk], contiguous in the virtual column q in [0, nq). Virtual column q = oy * vw + ox is an output when
-/// ox < ow and is stored at c + row * ldc + oy * ow + ox, as act(acc * scale[row] + shift[row] + residual[same])
+/// b + boff[kk], contiguous in the virtual column q in [0, nq). Virtual column q = oy * vw + ox (of an image, see
+/// `period`) is an output when ox < ow (and oy < oh) and is stored at c + row * ldc + oy * ow + ox, as act(acc * scale[row] + shift[row] + residual[same])
 /// (or with the residual added after the activation).
 typedef struct {
   const float *a;
@@ -41,6 +41,10 @@ typedef struct {
   int activation;                         /* an activation code above, or -1 for none */
   float parameter;                        /* LeakyReLU's slope */
   int residual_after;                     /* nonzero: act(acc * scale + shift) + residual instead */
+  /* Several images in one column space (small maps): image i owns virtual columns [i * period, (i + 1) * period),
+     with oh output rows, and its outputs start image_stride floats after the previous image's (also in residual).
+     period 0: one image. */
+  ptrdiff_t period, oh, image_stride;
 } vck_conv_gemm;
 
 /// Computes rows [m0, m1) and virtual columns [q0, q1) of `job`; returns 0, or -1 when scratch memory ran out.

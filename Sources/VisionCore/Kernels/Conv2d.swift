@@ -72,8 +72,11 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: (In
                    padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1), groups: Int = 1) throws -> Tensor {
     let y = try conv2dForward(x, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups)
     let (xd, wd) = (x.detach(), weight.detach())
+    // A network's input needs no gradient: its transposed convolution (as costly as the forward) is skipped.
+    let inputGrad = x.requiresGrad
     return recordGrad("conv2d", y, inputs: [x, weight] + (bias.map { [$0] } ?? [])) { g in
-        try conv2dBackward(g, xd, wd, hasBias: bias != nil, stride: stride, padding: padding, dilation: dilation, groups: groups)
+        try conv2dBackward(g, xd, wd, hasBias: bias != nil, stride: stride, padding: padding, dilation: dilation,
+                           groups: groups, inputGrad: inputGrad)
     }
 }
 
@@ -137,8 +140,8 @@ func gemmTileColumns(rows k: Int, columns n: Int) -> Int {
 /// contiguous H x W planes. Zero padding is written explicitly; the valid column range of each kernel tap is
 /// computed once per output row, so the inner copy has no bounds tests (a memcpy when the stride is 1).
 func im2colTile(_ g: ConvGeometry, _ x: UnsafePointer<Float>, channels: Int, pixels: Range<Int>,
-                _ col: UnsafeMutablePointer<Float>) {
-    let w = g.window, h = g.height, wd = g.width, wo = g.outWidth, n = pixels.count
+                _ col: UnsafeMutablePointer<Float>, rowStride: Int? = nil) {
+    let w = g.window, h = g.height, wd = g.width, wo = g.outWidth, n = pixels.count, ld = rowStride ?? n
     let (sh, sw) = w.stride, (ph, pw) = w.padding, (dh, dw) = w.dilation
     var row = col
     for c in 0..<channels {
@@ -174,7 +177,7 @@ func im2colTile(_ g: ConvGeometry, _ x: UnsafePointer<Float>, channels: Int, pix
                     }
                     p &+= ox1 - ox0
                 }
-                row += n
+                row += ld
             }
         }
     }
@@ -367,16 +370,18 @@ public func conv2dReference(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, st
 /// padding that restores the input size), the weight's by im2col of the input against the output gradient
 /// (accumulated over images and pixel tiles), the bias's by summing the output gradient per channel.
 func conv2dBackward(_ g: Tensor, _ x: Tensor, _ w: Tensor, hasBias: Bool, stride: (Int, Int), padding: (Int, Int),
-                    dilation: (Int, Int), groups: Int) throws -> [Tensor?] {
+                    dilation: (Int, Int), groups: Int, inputGrad: Bool = true) throws -> [Tensor?] {
     let x4 = x.rank == 3 ? try x.unsqueeze(axis: 0) : x, g4 = g.rank == 3 ? try g.unsqueeze(axis: 0) : g
     let geo = try ConvGeometry("conv2d", x: x4, weight: w, bias: nil, stride: stride, padding: padding,
                                dilation: dilation, groups: groups)
     let (kh, kw) = geo.window.kernel
     let extra = (geo.height - ((geo.outHeight - 1) * stride.0 - 2 * padding.0 + dilation.0 * (kh - 1) + 1),
                  geo.width - ((geo.outWidth - 1) * stride.1 - 2 * padding.1 + dilation.1 * (kw - 1) + 1))
-    let gx: Tensor
+    let gx: Tensor?
     let (p0, p1) = (dilation.0 * (kh - 1) - padding.0, dilation.1 * (kw - 1) - padding.1)
-    if stride == (1, 1) && p0 >= 0 && p1 >= 0 && geo.inPerGroup * groups == geo.inChannels {
+    if !inputGrad {
+        gx = nil
+    } else if stride == (1, 1) && p0 >= 0 && p1 >= 0 && geo.inPerGroup * groups == geo.inChannels {
         // Stride 1: the transposed convolution is a convolution of the output gradient with the flipped,
         // in/out-swapped weights, which runs on the forward GEMM (no col2im).
         gx = try conv2dForward(g4, weight: try flippedTransposedWeights(w.contiguous(), groups: groups), bias: nil,

@@ -1,42 +1,60 @@
 import CKernels
 import Synchronization
 
-/// How a (non-depthwise) convolution becomes one GEMM per image and group without im2col (CKernels'
-/// `vck_conv_gemm`): row (ci, ky, kx) of the implicit column matrix is the input plane of ci, zero-padded and
-/// split by stride phase (`vck_conv_pack_input`), read from the tap's constant offset. Output (oy, ox) is virtual
-/// column q = oy * rowWidth + ox; the columns with ox >= outWidth are computed over the padding and dropped.
-/// A 1x1, stride-1, unpadded convolution reads the NCHW input in place (rowWidth = width, nothing dropped).
+/// How a (non-depthwise) convolution becomes GEMMs without im2col (CKernels' `vck_conv_gemm`): row (ci, ky, kx)
+/// of the implicit column matrix is the input plane of ci, zero-padded and split by stride phase
+/// (`vck_conv_pack_input`), read from the tap's constant offset. Output (oy, ox) is virtual column
+/// q = oy * rowWidth + ox; the columns with ox >= outWidth are computed over the padding and dropped.
+/// Large maps: one GEMM per image and group; a 1x1, stride-1, unpadded convolution reads the NCHW input in place.
+/// Small maps (a few register tiles per image, e.g. 7x7 and below): all images of a batch share one GEMM, the
+/// packed planes of a channel laid out image after image (`batched`), so the tiles are full and few; where the
+/// padding would be most of those planes (4x4 maps and below), the batch's explicit im2col columns instead
+/// (`columnMatrix`: row (ci, ky, kx), column image * Ho * Wo + output pixel, nothing dropped).
 struct ConvGemmPlan {
     let g: ConvGeometry
     /// True when the input is read in place (no packed copy).
     let inPlace: Bool
+    /// True when the images share one column space (packed as [Cin][batch][channelSize]).
+    let batched: Bool
+    /// True when that column space is the explicit im2col matrix [groups][K][batch * Ho * Wo].
+    let columnMatrix: Bool
     /// Rows and row width of one stride phase of a packed channel.
     let phaseRows: Int, rowWidth: Int
-    /// Floats per packed channel (all sh * sw phases).
+    /// Floats per packed channel plane of one image (all sh * sw phases).
     let channelSize: Int
     /// Offset of each GEMM row (ci, ky, kx) from the group's first packed channel.
     let offsets: [Int]
-    /// Virtual columns that the GEMM computes per image and group.
-    var columns: Int { (g.outHeight - 1) * rowWidth + g.outWidth }
+    /// Virtual columns of one image.
+    var imageColumns: Int { columnMatrix ? g.outHeight * g.outWidth : (g.outHeight - 1) * rowWidth + g.outWidth }
+    /// Virtual columns between consecutive images of a batched GEMM.
+    var period: Int { columnMatrix ? g.outHeight * g.outWidth : channelSize }
+    /// Virtual row width (output row stride in the column space).
+    var virtualWidth: Int { columnMatrix ? g.outWidth : rowWidth }
+    /// Floats of packed input per group (what one GEMM reads).
+    var groupInput: Int { columnMatrix ? offsets.count * g.batch * period : g.inPerGroup * g.batch * channelSize }
+    /// Virtual columns of one GEMM.
+    var columns: Int { batched ? (g.batch - 1) * period + imageColumns : imageColumns }
+    /// GEMMs: one per group, times the images unless batched.
+    var gemms: Int { batched ? g.groups : g.batch * g.groups }
 
     init(_ g: ConvGeometry) throws {
         self.g = g
         let w = g.window
         let (kh, kw) = w.kernel, (sh, sw) = w.stride, (dh, dw) = w.dilation
-        inPlace = w.kernel == (1, 1) && w.stride == (1, 1) && w.padding == (0, 0)
-        if inPlace {
-            (phaseRows, rowWidth, channelSize) = (g.height, g.width, g.height * g.width)
-        } else {
-            // Validated windows keep these terms below 2^40; the product is checked against the allocation limit.
-            phaseRows = g.outHeight + (kh - 1) * dh / sh
-            rowWidth = g.outWidth + (kw - 1) * dw / sw
-            let (size, o1) = (sh * sw * phaseRows).multipliedReportingOverflow(by: rowWidth)
-            let (all, o2) = size.multipliedReportingOverflow(by: g.inChannels * max(g.batch, 1))
-            guard !o1, !o2, all <= Limits.maxBytes / 4 else {
-                throw VisionError.outOfMemory("conv2d: the padded input for \(g.inChannels) x \(g.height) x \(g.width) with this window is too large")
-            }
-            channelSize = size
+        // Validated windows keep these terms below 2^40; the product is checked against the allocation limit.
+        phaseRows = g.outHeight + (kh - 1) * dh / sh
+        rowWidth = g.outWidth + (kw - 1) * dw / sw
+        let (size, o1) = (sh * sw * phaseRows).multipliedReportingOverflow(by: rowWidth)
+        let (all, o2) = size.multipliedReportingOverflow(by: g.inChannels * max(g.batch, 1))
+        guard !o1, !o2, all <= Limits.maxBytes / 4 else {
+            throw VisionError.outOfMemory("conv2d: the padded input for \(g.inChannels) x \(g.height) x \(g.width) with this window is too large")
         }
+        channelSize = size
+        let ohw = g.outHeight * g.outWidth
+        batched = g.batch > 1 && (g.outHeight - 1) * rowWidth + g.outWidth < 4 * convGemmTile.columns
+        columnMatrix = batched && 2 * ohw < size
+        inPlace = !batched && w.kernel == (1, 1) && w.stride == (1, 1) && w.padding == (0, 0)
+        let channelStride = batched ? g.batch * size : size
         var offsets = [Int]()
         offsets.reserveCapacity(g.inPerGroup * kh * kw)
         for ci in 0..<g.inPerGroup {
@@ -44,7 +62,8 @@ struct ConvGemmPlan {
                 for kx in 0..<kw {
                     let y = ky * dh, x = kx * dw
                     let phase = (y % sh) * sw + x % sw
-                    offsets.append(ci * channelSize + phase * phaseRows * rowWidth + (y / sh) * rowWidth + x / sw)
+                    offsets.append(columnMatrix ? offsets.count * g.batch * ohw
+                                   : ci * channelStride + phase * phaseRows * rowWidth + (y / sh) * rowWidth + x / sw)
                 }
             }
         }
@@ -61,21 +80,33 @@ let convGemmTile: (rows: Int, columns: Int) = {
 
 /// Convolution (any groups, stride, padding, dilation) of contiguous NCHW `x` with OIHW `w`, epilogue fused:
 /// packs the input (in parallel over channels) unless it is read in place, then runs the GEMMs split over
-/// (image, group, column chunk, row block) work items.
+/// (GEMM, column chunk, row block) work items.
 func convGemm(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ epi: EpiloguePointers,
               _ out: UnsafeMutablePointer<Float>) throws {
     let plan = try ConvGemmPlan(g)
-    let packed: Tensor? = plan.inPlace ? nil : try Tensor.uninitialized([g.batch * g.inChannels * plan.channelSize])
+    let packed: Tensor? = plan.inPlace ? nil : try Tensor.uninitialized([g.groups * plan.groupInput])
     let b: UnsafePointer<Float>
-    if let packed {
+    if plan.columnMatrix, let packed {
         let dst = SendablePointer(packed.pointer(Float.self)), src = SendablePointer(UnsafeMutablePointer(mutating: x))
-        let hw = g.height * g.width, win = g.window
-        // Channels per item: about 64K floats of copying, so that small maps do not pay a fork per channel.
-        let per = max(1, 65_536 / max(plan.channelSize, 1)), total = g.batch * g.inChannels
+        let hw = g.height * g.width, ohw = g.outHeight * g.outWidth, ld = g.batch * ohw
+        forEachWorkItem(g.batch * g.groups, scratch: 0) { item, _ in
+            let (image, grp) = (item / g.groups, item % g.groups)
+            im2colTile(g, src.p + (image * g.inChannels + grp * g.inPerGroup) * hw, channels: g.inPerGroup,
+                       pixels: 0..<ohw, dst.p + grp * plan.groupInput + image * ohw, rowStride: ld)
+        }
+        b = UnsafePointer(packed.pointer(Float.self))
+    } else if let packed {
+        let dst = SendablePointer(packed.pointer(Float.self)), src = SendablePointer(UnsafeMutablePointer(mutating: x))
+        let hw = g.height * g.width, win = g.window, batch = g.batch, cin = g.inChannels
+        // Planes per item: about 64K floats of copying, so that small maps do not pay a fork per plane.
+        let per = max(1, 65_536 / max(plan.channelSize, 1)), total = batch * cin
         forEachWorkItem((total + per - 1) / per, scratch: 0) { item, _ in
-            let c0 = item * per, n = min(per, total - c0)
-            vck_conv_pack_input(src.p + c0 * hw, n, g.height, g.width, win.stride.0, win.stride.1, win.padding.0,
-                                win.padding.1, plan.phaseRows, plan.rowWidth, dst.p + c0 * plan.channelSize)
+            for plane in (item * per)..<min(total, (item + 1) * per) {
+                // Plane (image, channel) of the NCHW input; batched layouts put it at [channel][image].
+                let slot = plan.batched ? (plane % cin) * batch + plane / cin : plane
+                vck_conv_pack_input(src.p + plane * hw, 1, g.height, g.width, win.stride.0, win.stride.1, win.padding.0,
+                                    win.padding.1, plan.phaseRows, plan.rowWidth, dst.p + slot * plan.channelSize)
+            }
         }
         b = UnsafePointer(packed.pointer(Float.self))
     } else {
@@ -83,11 +114,11 @@ func convGemm(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<F
     }
     let m = g.outPerGroup, k = plan.offsets.count, nq = plan.columns, ohw = g.outHeight * g.outWidth
     let (mr, nr) = convGemmTile
-    // Splits per image: about three work items per thread (threads claim them dynamically). A column chunk
+    // Splits per GEMM: about three work items per thread (threads claim them dynamically). A column chunk
     // re-reads all the weights and a row block all the input columns, so the larger operand is the one split.
-    let threads = Threading.threadCount, images = g.batch * g.groups
+    let threads = Threading.threadCount, gemms = plan.gemms
     let tiles = (nq + nr - 1) / nr, panels = (m + mr - 1) / mr
-    let splits = images >= 2 * threads ? 1 : (3 * threads + images - 1) / images
+    let splits = gemms >= 2 * threads ? 1 : (3 * threads + gemms - 1) / gemms
     let chunks = nq >= m ? min(tiles, splits) : 1, rowBlocks = nq >= m ? 1 : min(panels, splits)
     let chunkSize = (tiles + chunks - 1) / chunks * nr, blockSize = (panels + rowBlocks - 1) / rowBlocks * mr
     let act: Int32 = epi.activation.map { $0.cEpilogueCode } ?? -1
@@ -100,20 +131,24 @@ func convGemm(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<F
     withExtendedLifetime(packed) {
         plan.offsets.withUnsafeBufferPointer { offsets in
             let so2 = SendablePointer(UnsafeMutablePointer(mutating: offsets.baseAddress!))
-            forEachWorkItem(images * chunks * rowBlocks, scratch: 0) { item, _ in
-                let block = item % rowBlocks, chunk = (item / rowBlocks) % chunks, image = item / (rowBlocks * chunks)
-                let (n, grp) = (image / g.groups, image % g.groups)
+            forEachWorkItem(gemms * chunks * rowBlocks, scratch: 0) { item, _ in
+                let block = item % rowBlocks, chunk = (item / rowBlocks) % chunks, gemm = item / (rowBlocks * chunks)
+                let (n, grp) = plan.batched ? (0, gemm) : (gemm / g.groups, gemm % g.groups)
                 let m0 = block * blockSize, q0 = chunk * chunkSize
                 guard m0 < m, q0 < nq else { return }
-                let channel0 = grp * m, inChannel0 = n * g.inChannels + grp * g.inPerGroup
+                let channel0 = grp * m
+                let inBase = plan.batched ? grp * plan.groupInput : (n * g.inChannels + grp * g.inPerGroup) * plan.channelSize
                 let outBase = (n * g.outChannels + channel0) * ohw
                 var job = vck_conv_gemm(
-                    a: sw.p + channel0 * k, lda: k, m: m, k: k, b: sb.p + inChannel0 * plan.channelSize,
-                    boff: so2.p, nq: nq, vw: plan.rowWidth, ow: g.outWidth, c: so.p + outBase, ldc: ohw,
+                    a: sw.p + channel0 * k, lda: k, m: m, k: k, b: sb.p + inBase,
+                    boff: so2.p, nq: nq, vw: plan.virtualWidth, ow: g.outWidth, c: so.p + outBase, ldc: ohw,
                     scale: epi.scale.map { $0 + channel0 }, shift: epi.shift.map { $0 + channel0 },
                     residual: residual.map { $0 + outBase }, activation: act, parameter: epi.parameter,
-                    residual_after: epi.residualAfter ? 1 : 0)
-                if vck_conv_gemm_run(&job, m0, min(m, m0 + blockSize), q0, min(nq, q0 + chunkSize)) != 0 { failed.store(true, ordering: .relaxed) }
+                    residual_after: epi.residualAfter ? 1 : 0, period: plan.batched ? plan.period : 0,
+                    oh: g.outHeight, image_stride: g.outChannels * ohw)
+                if vck_conv_gemm_run(&job, m0, min(m, m0 + blockSize), q0, min(nq, q0 + chunkSize)) != 0 {
+                    failed.store(true, ordering: .relaxed)
+                }
             }
         }
     }
