@@ -425,6 +425,28 @@ func conv2dWeightGrad(_ geo: ConvGeometry, _ x: Tensor, _ g: Tensor, weightShape
     let gw = try Tensor.zeros(weightShape)
     let howo = geo.outHeight * geo.outWidth, k = geo.inPerGroup * geo.kernelArea, m = geo.outPerGroup
     if howo == 0 || geo.batch == 0 { return gw }
+    if geo.batch > 1 && howo < 64 {
+        // Small maps: one GEMM over the whole batch, dW[group] = G[group] (Cout/g x batch*Ho*Wo) x columns^T,
+        // instead of a small GEMM and an im2col per image.
+        let ld = geo.batch * howo
+        let cols = try Tensor.uninitialized([geo.groups * k * ld]), gt = try Tensor.uninitialized([geo.outChannels * ld])
+        try batchColumns(geo, x.pointer(Float.self), into: cols.pointer(Float.self))
+        let pg = g.pointer(Float.self), pt = gt.pointer(Float.self)
+        withExtendedLifetime(g) {
+            for image in 0..<geo.batch {
+                for c in 0..<geo.outChannels {
+                    (pt + c * ld + image * howo).update(from: pg + (image * geo.outChannels + c) * howo, count: howo)
+                }
+            }
+        }
+        withExtendedLifetime((cols, gt)) {
+            for grp in 0..<geo.groups {
+                sgemm(false, true, m, k, ld, 1, pt + grp * m * ld, ld, cols.pointer(Float.self) + grp * k * ld, ld, 0,
+                      gw.pointer(Float.self) + grp * m * k, k)
+            }
+        }
+        return gw
+    }
     let pointwise = geo.window.kernel == (1, 1) && geo.window.stride == (1, 1) && geo.window.padding == (0, 0)
     let tile = gemmTileColumns(rows: k, columns: howo), tiles = (howo + tile - 1) / tile
     let items = geo.batch * tiles, runs = min(Threading.threadCount, items), perRun = (items + runs - 1) / runs

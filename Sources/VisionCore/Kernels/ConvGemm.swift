@@ -87,13 +87,7 @@ func convGemm(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<F
     let packed: Tensor? = plan.inPlace ? nil : try Tensor.uninitialized([g.groups * plan.groupInput])
     let b: UnsafePointer<Float>
     if plan.columnMatrix, let packed {
-        let dst = SendablePointer(packed.pointer(Float.self)), src = SendablePointer(UnsafeMutablePointer(mutating: x))
-        let hw = g.height * g.width, ohw = g.outHeight * g.outWidth, ld = g.batch * ohw
-        forEachWorkItem(g.batch * g.groups, scratch: 0) { item, _ in
-            let (image, grp) = (item / g.groups, item % g.groups)
-            im2colTile(g, src.p + (image * g.inChannels + grp * g.inPerGroup) * hw, channels: g.inPerGroup,
-                       pixels: 0..<ohw, dst.p + grp * plan.groupInput + image * ohw, rowStride: ld)
-        }
+        try batchColumns(g, x, into: packed.pointer(Float.self))
         b = UnsafePointer(packed.pointer(Float.self))
     } else if let packed {
         let dst = SendablePointer(packed.pointer(Float.self)), src = SendablePointer(UnsafeMutablePointer(mutating: x))
@@ -157,6 +151,43 @@ func convGemm(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<F
         let total = g.batch * g.outChannels * ohw
         unaryKernel(op, epi.parameter, out, out, total)
         if epi.residualAfter, let r = epi.residual { for i in 0..<total { out[i] += r[i] } }
+    }
+}
+
+/// The batch's im2col matrix, [groups][Cin/g * kh * kw][batch * Ho * Wo] (column image * Ho * Wo + output pixel),
+/// written to `col`: the input is first copied into the padded, stride-phase-split planes (memcpy rows), then
+/// every row is a gather through one table of pixel offsets. On small maps this is many times faster than
+/// im2colTile, whose per-row bookkeeping outweighs rows of a few pixels.
+func batchColumns(_ g: ConvGeometry, _ x: UnsafePointer<Float>, into col: UnsafeMutablePointer<Float>) throws {
+    let w = g.window
+    let (kh, kw) = w.kernel, (sh, sw) = w.stride, (dh, dw) = w.dilation
+    let phaseRows = g.outHeight + (kh - 1) * dh / sh, rowWidth = g.outWidth + (kw - 1) * dw / sw
+    let plane = sh * sw * phaseRows * rowWidth, hw = g.height * g.width, ohw = g.outHeight * g.outWidth
+    let planes = try Tensor.uninitialized([g.batch * g.inChannels * plane])
+    let pp = SendablePointer(planes.pointer(Float.self)), src = SendablePointer(UnsafeMutablePointer(mutating: x))
+    let per = max(1, 65_536 / max(plane, 1)), total = g.batch * g.inChannels
+    forEachWorkItem((total + per - 1) / per, scratch: 0) { item, _ in
+        let c0 = item * per, n = min(per, total - c0)
+        vck_conv_pack_input(src.p + c0 * hw, n, g.height, g.width, sh, sw, w.padding.0, w.padding.1, phaseRows,
+                            rowWidth, pp.p + c0 * plane)
+    }
+    let pixels = (0..<ohw).map { ($0 / g.outWidth) * rowWidth + $0 % g.outWidth }
+    let k = g.inPerGroup * kh * kw, ld = g.batch * ohw, dst = SendablePointer(col)
+    withExtendedLifetime(planes) {
+        pixels.withUnsafeBufferPointer { pix in
+            let table = SendablePointer(UnsafeMutablePointer(mutating: pix.baseAddress!))
+            forEachWorkItem(g.groups * k, scratch: 0, minItemsPerThread: max(1, 4096 / max(ld, 1))) { row, _ in
+                let (grp, kk) = (row / k, row % k)
+                let ci = kk / (kh * kw), tap = kk % (kh * kw), y = (tap / kw) * dh, xo = (tap % kw) * dw
+                let offset = ((y % sh) * sw + xo % sw) * phaseRows * rowWidth + (y / sh) * rowWidth + xo / sw
+                let out = dst.p + row * ld
+                for image in 0..<g.batch {
+                    let base = pp.p + ((image * g.inChannels) + grp * g.inPerGroup + ci) * plane + offset
+                    let o = out + image * ohw
+                    for p in 0..<ohw { o[p] = base[table.p[p]] }
+                }
+            }
+        }
     }
 }
 
