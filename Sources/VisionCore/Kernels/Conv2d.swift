@@ -140,8 +140,8 @@ func gemmTileColumns(rows k: Int, columns n: Int) -> Int {
 /// contiguous H x W planes. Zero padding is written explicitly; the valid column range of each kernel tap is
 /// computed once per output row, so the inner copy has no bounds tests (a memcpy when the stride is 1).
 func im2colTile(_ g: ConvGeometry, _ x: UnsafePointer<Float>, channels: Int, pixels: Range<Int>,
-                _ col: UnsafeMutablePointer<Float>, rowStride: Int? = nil) {
-    let w = g.window, h = g.height, wd = g.width, wo = g.outWidth, n = pixels.count, ld = rowStride ?? n
+                _ col: UnsafeMutablePointer<Float>) {
+    let w = g.window, h = g.height, wd = g.width, wo = g.outWidth, n = pixels.count
     let (sh, sw) = w.stride, (ph, pw) = w.padding, (dh, dw) = w.dilation
     var row = col
     for c in 0..<channels {
@@ -177,7 +177,7 @@ func im2colTile(_ g: ConvGeometry, _ x: UnsafePointer<Float>, channels: Int, pix
                     }
                     p &+= ox1 - ox0
                 }
-                row += ld
+                row += n
             }
         }
     }
@@ -430,7 +430,7 @@ func conv2dWeightGrad(_ geo: ConvGeometry, _ x: Tensor, _ g: Tensor, weightShape
         // instead of a small GEMM and an im2col per image.
         let ld = geo.batch * howo
         let cols = try Tensor.uninitialized([geo.groups * k * ld]), gt = try Tensor.uninitialized([geo.outChannels * ld])
-        try batchColumns(geo, x.pointer(Float.self), into: cols.pointer(Float.self))
+        try batchColumns(try ConvGemmPlan(geo), x.pointer(Float.self), into: cols.pointer(Float.self))
         let pg = g.pointer(Float.self), pt = gt.pointer(Float.self)
         withExtendedLifetime(g) {
             for image in 0..<geo.batch {

@@ -96,7 +96,8 @@ struct EpiloguePointers: @unchecked Sendable {
     while j < n { o[j] = o[j] * s + t; j += 1 }
 }
 
-@inline(__always) private func addInPlace(_ o: UnsafeMutablePointer<Float>, _ r: UnsafePointer<Float>, _ n: Int) {
+/// o[i] += r[i] over n floats.
+@inline(__always) func addInPlace(_ o: UnsafeMutablePointer<Float>, _ r: UnsafePointer<Float>, _ n: Int) {
     var j = 0
     while j + 8 <= n {
         let p = UnsafeMutableRawPointer(o + j)

@@ -58,16 +58,20 @@ struct ConvGemmPlan {
         var offsets = [Int]()
         offsets.reserveCapacity(g.inPerGroup * kh * kw)
         for ci in 0..<g.inPerGroup {
-            for ky in 0..<kh {
-                for kx in 0..<kw {
-                    let y = ky * dh, x = kx * dw
-                    let phase = (y % sh) * sw + x % sw
-                    offsets.append(columnMatrix ? offsets.count * g.batch * ohw
-                                   : ci * channelStride + phase * phaseRows * rowWidth + (y / sh) * rowWidth + x / sw)
-                }
+            for tap in 0..<(kh * kw) {
+                offsets.append(columnMatrix ? offsets.count * g.batch * ohw
+                               : ci * channelStride + ConvGemmPlan.tapOffset(g, tap, phaseRows: phaseRows, rowWidth: rowWidth))
             }
         }
         self.offsets = offsets
+    }
+
+    /// Where kernel tap `tap` (ky * kw + kx) reads, relative to a packed channel plane: in its stride phase, the
+    /// row and column shift of the tap.
+    static func tapOffset(_ g: ConvGeometry, _ tap: Int, phaseRows: Int, rowWidth: Int) -> Int {
+        let w = g.window, kw = w.kernel.1, (sh, sw) = w.stride
+        let y = (tap / kw) * w.dilation.0, x = (tap % kw) * w.dilation.1
+        return ((y % sh) * sw + x % sw) * phaseRows * rowWidth + (y / sh) * rowWidth + x / sw
     }
 }
 
@@ -87,7 +91,7 @@ func convGemm(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<F
     let packed: Tensor? = plan.inPlace ? nil : try Tensor.uninitialized([g.groups * plan.groupInput])
     let b: UnsafePointer<Float>
     if plan.columnMatrix, let packed {
-        try batchColumns(g, x, into: packed.pointer(Float.self))
+        try batchColumns(plan, x, into: packed.pointer(Float.self))
         b = UnsafePointer(packed.pointer(Float.self))
     } else if let packed {
         let dst = SendablePointer(packed.pointer(Float.self)), src = SendablePointer(UnsafeMutablePointer(mutating: x))
@@ -150,7 +154,7 @@ func convGemm(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<F
     if deferred, let op = epi.activation {
         let total = g.batch * g.outChannels * ohw
         unaryKernel(op, epi.parameter, out, out, total)
-        if epi.residualAfter, let r = epi.residual { for i in 0..<total { out[i] += r[i] } }
+        if epi.residualAfter, let r = epi.residual { addInPlace(out, r, total) }
     }
 }
 
@@ -158,11 +162,11 @@ func convGemm(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<F
 /// written to `col`: the input is first copied into the padded, stride-phase-split planes (memcpy rows), then
 /// every row is a gather through one table of pixel offsets. On small maps this is many times faster than
 /// im2colTile, whose per-row bookkeeping outweighs rows of a few pixels.
-func batchColumns(_ g: ConvGeometry, _ x: UnsafePointer<Float>, into col: UnsafeMutablePointer<Float>) throws {
-    let w = g.window
-    let (kh, kw) = w.kernel, (sh, sw) = w.stride, (dh, dw) = w.dilation
-    let phaseRows = g.outHeight + (kh - 1) * dh / sh, rowWidth = g.outWidth + (kw - 1) * dw / sw
-    let plane = sh * sw * phaseRows * rowWidth, hw = g.height * g.width, ohw = g.outHeight * g.outWidth
+func batchColumns(_ plan: ConvGemmPlan, _ x: UnsafePointer<Float>, into col: UnsafeMutablePointer<Float>) throws {
+    let g = plan.g, w = g.window
+    let (kh, kw) = w.kernel, (sh, sw) = w.stride
+    let phaseRows = plan.phaseRows, rowWidth = plan.rowWidth
+    let plane = plan.channelSize, hw = g.height * g.width, ohw = g.outHeight * g.outWidth
     let planes = try Tensor.uninitialized([g.batch * g.inChannels * plane])
     let pp = SendablePointer(planes.pointer(Float.self)), src = SendablePointer(UnsafeMutablePointer(mutating: x))
     let per = max(1, 65_536 / max(plane, 1)), total = g.batch * g.inChannels
@@ -178,8 +182,8 @@ func batchColumns(_ g: ConvGeometry, _ x: UnsafePointer<Float>, into col: Unsafe
             let table = SendablePointer(UnsafeMutablePointer(mutating: pix.baseAddress!))
             forEachWorkItem(g.groups * k, scratch: 0, minItemsPerThread: max(1, 4096 / max(ld, 1))) { row, _ in
                 let (grp, kk) = (row / k, row % k)
-                let ci = kk / (kh * kw), tap = kk % (kh * kw), y = (tap / kw) * dh, xo = (tap % kw) * dw
-                let offset = ((y % sh) * sw + xo % sw) * phaseRows * rowWidth + (y / sh) * rowWidth + xo / sw
+                let ci = kk / (kh * kw)
+                let offset = ConvGemmPlan.tapOffset(g, kk % (kh * kw), phaseRows: phaseRows, rowWidth: rowWidth)
                 let out = dst.p + row * ld
                 for image in 0..<g.batch {
                     let base = pp.p + ((image * g.inChannels) + grp * g.inPerGroup + ci) * plane + offset
