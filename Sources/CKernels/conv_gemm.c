@@ -18,6 +18,7 @@ typedef struct {
   float parameter;
 } direct_store;
 
+
 // act(y) in registers for the piecewise-linear activations (NaN propagates as in the scalar definitions); the
 // others are applied to the stored row afterwards. SEL picks a where the mask m is set, else b.
 #define SEL(VT, VI, m, a, b) ((VT)((((VI)(a)) & (m)) | (((VI)(b)) & ~(m))))
@@ -60,7 +61,7 @@ INLINE int inline_activation(int act) {
       VT bv[NV];                                                                                          \
       for (int v = 0; v < NV; v++) memcpy(&bv[v], bp + v * VL, sizeof(VT));                               \
       for (int r = 0; r < MR; r++) {                                                                      \
-        VT av = (VT){0} + a[r][kk];                                                                       \
+        VT av = a[r][kk] - (VT){0}; /* a splat (x - 0 is x, unlike 0 + x for x = -0) */                  \
         for (int v = 0; v < NV; v++) acc[r][v] += av * bv[v];                                             \
       }                                                                                                   \
     }                                                                                                     \
@@ -148,6 +149,7 @@ INLINE int vact_v4(v4 *y, int act) { (void)y; (void)act; return 0; }
 // AVX-512: 8 x 48 (24 accumulators of 32 registers); AVX2: 6 x 16 (12 of 16); SSE2: 4 x 8. Narrower variants
 // (fewer vectors per row) finish the last columns without computing a whole wide tile for a few of them.
 enum { MR_MAX = 8, NR_MAX = 48, NV_MAX = 3 };
+
 DEFINE_MICRO(micro_v4_1, ATTR_V4, v16, i16v, 16, 8, 1, vact_v16)
 DEFINE_MICRO(micro_v4_2, ATTR_V4, v16, i16v, 16, 8, 2, vact_v16)
 DEFINE_MICRO(micro_v4_3, ATTR_V4, v16, i16v, 16, 8, 3, vact_v16)
@@ -309,7 +311,7 @@ static void run_panel(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t i, ptr
   const float *arow[MR_MAX];
   for (ptrdiff_t r = 0; r < ks.mr; r++) {
     ptrdiff_t row = i + r < me ? i + r : me - 1;  // rows past the end repeat the last one (discarded)
-    arow[r] = job->a + row * job->lda;
+    arow[r] = job->a + (job->aoff ? job->aoff[row] : row * job->lda);
   }
   ptrdiff_t rows = me - i < ks.mr ? me - i : ks.mr, nr = t->nv * ks.vl;
   if (job->vw == job->ow && job->period == 0 && t->qe - t->q == nr) {
@@ -336,7 +338,8 @@ int vck_conv_gemm_run(const vck_conv_gemm *job, ptrdiff_t m0, ptrdiff_t m1, ptrd
   ptrdiff_t mc = panels_outside ? mr : (49152 / k) / mr * mr;
   if (mc < mr) mc = mr;
   // Columns past the readable end of B (the last tile) are computed from a zero-padded copy of those columns.
-  int needs_edge = q1 + nr > job->nq;
+  ptrdiff_t last = q0 + (q1 - q0 - 1) / nr * nr, last_nv = (q1 - last + ks.vl - 1) / ks.vl;
+  int needs_edge = last + last_nv * ks.vl > job->nq;
   float *edge = needs_edge ? malloc((size_t)k * NR_MAX * sizeof(float)) : NULL;
   ptrdiff_t *edge_off = needs_edge ? malloc((size_t)k * sizeof(ptrdiff_t)) : NULL;
   if (needs_edge && (!edge || !edge_off)) {
@@ -390,6 +393,61 @@ void vck_conv_pack_input(const float *src, ptrdiff_t channels, ptrdiff_t h, ptrd
           }
           memset(dst + c1, 0, (size_t)(rw - c1) * sizeof(float));
         }
+      }
+    }
+  }
+}
+
+int vck_conv_weight_grad_run(const float *a, const ptrdiff_t *aoff, ptrdiff_t m0, ptrdiff_t m1, ptrdiff_t k,
+                             const float *b, ptrdiff_t nr, ptrdiff_t tile_stride, const ptrdiff_t *boff, ptrdiff_t n,
+                             float *c, ptrdiff_t ldc, int accumulate) {
+  // The kernels whose tile B was laid out for, even if a test switched the ISA since.
+  isa_kernels ks = kernels();
+  const isa_kernels *all[] = {&isa_v4, &isa_v3, &isa_v1};
+  for (int v = 0; v < 3 && nr != ks.vl * ks.nv; v++) ks = *all[v];
+  if (nr != ks.vl * ks.nv) return -1;
+  const ptrdiff_t mr = ks.mr;
+  float tile[MR_MAX * NR_MAX] __attribute__((aligned(64)));
+  const float *arow[MR_MAX];
+  // A panel (mr rows of k floats) stays in L1 while it meets every column tile of B, which stays in L2.
+  for (ptrdiff_t i = m0; i < m1; i += mr) {
+    ptrdiff_t rows = m1 - i < mr ? m1 - i : mr;
+    for (ptrdiff_t r = 0; r < mr; r++) arow[r] = a + aoff[r < rows ? i + r : m1 - 1];
+    for (ptrdiff_t t = 0, q = 0; q < n; t++, q += nr) {
+      ptrdiff_t width = n - q < nr ? n - q : nr, nv = (width + ks.vl - 1) / ks.vl;
+      const float *bt = b + t * tile_stride;
+      float *ct = c + i * ldc + q;
+      if (width == nv * ks.vl) {
+        direct_store ds = {ct, ldc, rows, NULL, NULL, accumulate ? ct : NULL, -1, 0, 0.0f};
+        ks.micro[nv](k, arow, bt, boff, tile, &ds);
+      } else {
+        ks.micro[nv](k, arow, bt, boff, tile, NULL);
+        for (ptrdiff_t r = 0; r < rows; r++)
+          ks.finish(tile + r * nv * ks.vl, ct + r * ldc, width, 1.0f, 0.0f, accumulate ? ct + r * ldc : NULL, -1, 0.0f, 0);
+      }
+    }
+  }
+  return 0;
+}
+
+void vck_conv_grad_rows(const float *g, ptrdiff_t channels, ptrdiff_t oh, ptrdiff_t ow, ptrdiff_t vw, ptrdiff_t rows,
+                        float *dst, ptrdiff_t ld) {
+  enum { B = 16 };
+  const ptrdiff_t hw = oh * ow;
+  for (ptrdiff_t q = 0; q < rows; q++) {
+    ptrdiff_t oy = q / vw, ox = q - oy * vw;
+    if (oy >= oh || ox >= ow) memset(dst + q * ld, 0, (size_t)channels * sizeof(float));
+  }
+  // Blocks of B output pixels x B channels, so that both the reads and the writes stay within a few lines.
+  for (ptrdiff_t oy = 0; oy < oh; oy++) {
+    for (ptrdiff_t x0 = 0; x0 < ow; x0 += B) {
+      ptrdiff_t nx = ow - x0 < B ? ow - x0 : B;
+      const float *src = g + oy * ow + x0;
+      float *out = dst + (oy * vw + x0) * ld;
+      for (ptrdiff_t c0 = 0; c0 < channels; c0 += B) {
+        ptrdiff_t nc = channels - c0 < B ? channels - c0 : B;
+        for (ptrdiff_t c = c0; c < c0 + nc; c++)
+          for (ptrdiff_t x = 0; x < nx; x++) out[x * ld + c] = src[c * hw + x];
       }
     }
   }

@@ -114,3 +114,70 @@ import CKernels
         #expect(vck_conv_gemm_set_isa(2) == -1)
     }
 }
+
+/// The weight gradient on the conv GEMM (large maps, rows of at least 256 taps) for every ISA variant, against a
+/// Double sum over images and output pixels: stride, padding, dilation, groups, output channels that leave a
+/// partial column tile, and maps long enough for several reduction chunks. In the serialized ISA suite.
+extension ConvGemmISATests {
+    /// dW[co][ci][ky][kx] = Σ_n,oy,ox G[n][co][oy][ox] · X[n][g·Cin/g + ci][oy·s + ky·d - p][ox·s + kx·d - p].
+    static func weightGradReference(_ x: Tensor, _ g: Tensor, weightShape: [Int], stride: (Int, Int), padding: (Int, Int),
+                          dilation: (Int, Int), groups: Int) throws -> Tensor {
+        let xs = x.shape, gs = g.shape, xv = try x.toArray(Float.self), gv = try g.toArray(Float.self)
+        let (cout, cinPer, kh, kw) = (weightShape[0], weightShape[1], weightShape[2], weightShape[3])
+        let coutPer = cout / groups
+        var out = [Float](repeating: 0, count: weightShape.reduce(1, *))
+        for co in 0..<cout {
+            for ci in 0..<cinPer {
+                let c = (co / coutPer) * cinPer + ci
+                for ky in 0..<kh {
+                    for kx in 0..<kw {
+                        var sum = 0.0
+                        for n in 0..<xs[0] {
+                            for oy in 0..<gs[2] {
+                                let iy = oy * stride.0 + ky * dilation.0 - padding.0
+                                if iy < 0 || iy >= xs[2] { continue }
+                                for ox in 0..<gs[3] {
+                                    let ix = ox * stride.1 + kx * dilation.1 - padding.1
+                                    if ix < 0 || ix >= xs[3] { continue }
+                                    sum += Double(gv[((n * cout + co) * gs[2] + oy) * gs[3] + ox])
+                                        * Double(xv[((n * xs[1] + c) * xs[2] + iy) * xs[3] + ix])
+                                }
+                            }
+                        }
+                        out[((co * cinPer + ci) * kh + ky) * kw + kx] = Float(sum)
+                    }
+                }
+            }
+        }
+        return try Tensor(out, shape: weightShape)
+    }
+
+    @Test func weightGradientOfEveryKernelVariantMatchesTheReference() throws {
+        defer { _ = vck_conv_gemm_set_isa(0) }
+        // (input, weight, stride, padding, dilation, groups)
+        let cases: [([Int], [Int], (Int, Int), (Int, Int), (Int, Int), Int)] = [
+            ([2, 32, 24, 20], [20, 32, 3, 3], (1, 1), (1, 1), (1, 1), 1),
+            ([1, 30, 26, 23], [50, 30, 3, 3], (2, 2), (1, 1), (1, 1), 1),
+            ([2, 64, 18, 21], [34, 32, 3, 3], (1, 2), (2, 1), (2, 1), 2),
+            ([2, 300, 17, 19], [17, 300, 1, 1], (1, 1), (0, 0), (1, 1), 1),
+        ]
+        var tested = 0
+        for level: Int32 in [4, 3, 1] where vck_conv_gemm_set_isa(level) == 0 {
+            for (index, (xs, ws, stride, padding, dilation, groups)) in cases.enumerated() {
+                let x = try randomTensor(xs, seed: UInt64(40 + index)), w = try randomTensor(ws, seed: UInt64(50 + index))
+                let geo = try ConvGeometry("conv2d", x: x, weight: w, bias: nil, stride: stride, padding: padding,
+                                           dilation: dilation, groups: groups)
+                #expect(try !ConvGemmPlan(geo).batched, "case \(index) must take the GEMM path")
+                let g = try randomTensor(geo.outShape, seed: UInt64(60 + index))
+                let expected = try Self.weightGradReference(x, g, weightShape: ws, stride: stride, padding: padding,
+                                                  dilation: dilation, groups: groups)
+                let got = try conv2dWeightGrad(geo, x, g, weightShape: ws)
+                #expect(try maxRelativeError(got, expected) < 1e-4, "ISA \(level) case \(index)")
+                // A fixed order of summation: the same bits every time.
+                #expect(try conv2dWeightGrad(geo, x, g, weightShape: ws).toArray(Float.self) == got.toArray(Float.self))
+            }
+            tested += 1
+        }
+        #expect(tested >= 1)
+    }
+}

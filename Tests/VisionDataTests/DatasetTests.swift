@@ -46,7 +46,7 @@ import VisionCore
     }
 
     @Test func gzipRoundTripsAndRejectsCorruptData() throws {
-        let data = (0..<100_000).map { UInt8(($0 * 7 + $0 / 13) % 251) }
+        let data: [UInt8] = (0..<100_000).map { (i: Int) -> UInt8 in UInt8((i * 7 + i / 13) % 251) }
         let gz = try Gzip.compress(data)
         #expect(Gzip.isGzip(gz) && gz.count < data.count)
         #expect(try Gzip.decompress(gz) == data)

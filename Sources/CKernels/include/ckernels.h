@@ -32,6 +32,7 @@ int vck_activation_set_isa(int level);
 typedef struct {
   const float *a;
   ptrdiff_t lda, m, k;
+  const ptrdiff_t *aoff; /* NULL, or row r of A at a + aoff[r] instead of a + r * lda */
   const float *b;
   const ptrdiff_t *boff;
   ptrdiff_t nq, vw, ow;
@@ -56,6 +57,21 @@ void vck_conv_gemm_tile(ptrdiff_t *mr, ptrdiff_t *nr);
 /// Selects the GEMM kernels of an ISA level (4: AVX-512, 3: AVX2+FMA, 1: SSE2, 0: the best this CPU has), so
 /// that tests can check every variant on one machine; returns -1 when the CPU lacks that level.
 int vck_conv_gemm_set_isa(int level);
+
+/// The weight-gradient GEMM of a convolution, rows [m0, m1) of C [m, n] (+)= A x B: row r of A (a tap) at
+/// a + aoff[r], k contiguous floats (the packed input, shifted); B [k, n] stored by column tiles of the register
+/// tile's width `nr` (`vck_conv_gemm_tile`), tile t at b + t * tile_stride with row kk at boff[kk] (nr floats,
+/// zero past n), run by the kernels of that tile width (those in use unless a test switched ISAs since B was laid
+/// out). `accumulate`: add to C instead of storing. Returns 0, or -1 when no kernel has that tile width.
+int vck_conv_weight_grad_run(const float *a, const ptrdiff_t *aoff, ptrdiff_t m0, ptrdiff_t m1, ptrdiff_t k,
+                             const float *b, ptrdiff_t nr, ptrdiff_t tile_stride, const ptrdiff_t *boff, ptrdiff_t n,
+                             float *c, ptrdiff_t ldc, int accumulate);
+
+/// The output gradient of one image as the B operand of the weight-gradient GEMM: row q = oy * vw + ox of `dst`
+/// (row stride `ld`) holds the `channels` values g[c][oy][ox] of a [channels, oh, ow] plane stack; rows
+/// [0, rows) that are not outputs (ox >= ow or oy >= oh) are zero, so the padding columns add nothing.
+void vck_conv_grad_rows(const float *g, ptrdiff_t channels, ptrdiff_t oh, ptrdiff_t ow, ptrdiff_t vw, ptrdiff_t rows,
+                        float *dst, ptrdiff_t ld);
 
 /// Copies `channels` contiguous h x w planes into the zero-padded, stride-phase-split layout read by a strided
 /// convolution's GEMM: per channel, sh * sw phase blocks (py, px) of `rows` x `rw`, element (r, col) holding the

@@ -8,8 +8,9 @@ import Synchronization
 /// Large maps: one GEMM per image and group; a 1x1, stride-1, unpadded convolution reads the NCHW input in place.
 /// Small maps (a few register tiles per image, e.g. 7x7 and below): all images of a batch share one GEMM, the
 /// packed planes of a channel laid out image after image (`batched`), so the tiles are full and few; where the
-/// padding would be most of those planes (4x4 maps and below), the batch's explicit im2col columns instead
-/// (`columnMatrix`: row (ci, ky, kx), column image * Ho * Wo + output pixel, nothing dropped).
+/// padding would be most of those planes (4x4 maps and below) or 64 output channels and more would pay for it,
+/// the batch's explicit im2col columns instead (`columnMatrix`: row (ci, ky, kx), column image * Ho * Wo + output
+/// pixel, nothing dropped).
 struct ConvGemmPlan {
     let g: ConvGeometry
     /// True when the input is read in place (no packed copy).
@@ -52,7 +53,9 @@ struct ConvGemmPlan {
         channelSize = size
         let ohw = g.outHeight * g.outWidth
         batched = g.batch > 1 && (g.outHeight - 1) * rowWidth + g.outWidth < 4 * convGemmTile.columns
-        columnMatrix = batched && 2 * ohw < size
+        // The explicit columns cost a gather per element; a padding column of the packed planes costs a
+        // multiply-add per output channel and tap, so the gather wins for many output channels or much padding.
+        columnMatrix = batched && (2 * ohw < size || g.outPerGroup >= 64)
         inPlace = !batched && w.kernel == (1, 1) && w.stride == (1, 1) && w.padding == (0, 0)
         let channelStride = batched ? g.batch * size : size
         var offsets = [Int]()
@@ -75,6 +78,39 @@ struct ConvGemmPlan {
     }
 }
 
+extension ConvGemmPlan {
+    /// Where the GEMM of (image, group) reads its input in the packed layout (a batched plan's one GEMM per
+    /// group starts at image 0; image n's columns follow at n * period).
+    func inputBase(image n: Int, group grp: Int) -> Int {
+        batched ? grp * groupInput : (n * g.inChannels + grp * g.inPerGroup) * channelSize
+    }
+}
+
+/// The input in the layout the plan's GEMMs read (`vck_conv_pack_input`, packed in parallel over planes, or the
+/// batch's explicit columns); nil when the plan reads `x` in place.
+func packedInput(_ plan: ConvGemmPlan, _ x: UnsafePointer<Float>) throws -> Tensor? {
+    if plan.inPlace { return nil }
+    let g = plan.g
+    let packed = try Tensor.uninitialized([g.groups * plan.groupInput])
+    if plan.columnMatrix {
+        try batchColumns(plan, x, into: packed.pointer(Float.self))
+        return packed
+    }
+    let dst = SendablePointer(packed.pointer(Float.self)), src = SendablePointer(UnsafeMutablePointer(mutating: x))
+    let hw = g.height * g.width, win = g.window, batch = g.batch, cin = g.inChannels
+    // Planes per item: about 64K floats of copying, so that small maps do not pay a fork per plane.
+    let per = max(1, 65_536 / max(plan.channelSize, 1)), total = batch * cin
+    forEachWorkItem((total + per - 1) / per, scratch: 0) { item, _ in
+        for plane in (item * per)..<min(total, (item + 1) * per) {
+            // Plane (image, channel) of the NCHW input; batched layouts put it at [channel][image].
+            let slot = plan.batched ? (plane % cin) * batch + plane / cin : plane
+            vck_conv_pack_input(src.p + plane * hw, 1, g.height, g.width, win.stride.0, win.stride.1, win.padding.0,
+                                win.padding.1, plan.phaseRows, plan.rowWidth, dst.p + slot * plan.channelSize)
+        }
+    }
+    return packed
+}
+
 /// The register tile of the CPU's GEMM kernels (rows, columns).
 let convGemmTile: (rows: Int, columns: Int) = {
     var mr = 0, nr = 0
@@ -88,28 +124,8 @@ let convGemmTile: (rows: Int, columns: Int) = {
 func convGemm(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ epi: EpiloguePointers,
               _ out: UnsafeMutablePointer<Float>) throws {
     let plan = try ConvGemmPlan(g)
-    let packed: Tensor? = plan.inPlace ? nil : try Tensor.uninitialized([g.groups * plan.groupInput])
-    let b: UnsafePointer<Float>
-    if plan.columnMatrix, let packed {
-        try batchColumns(plan, x, into: packed.pointer(Float.self))
-        b = UnsafePointer(packed.pointer(Float.self))
-    } else if let packed {
-        let dst = SendablePointer(packed.pointer(Float.self)), src = SendablePointer(UnsafeMutablePointer(mutating: x))
-        let hw = g.height * g.width, win = g.window, batch = g.batch, cin = g.inChannels
-        // Planes per item: about 64K floats of copying, so that small maps do not pay a fork per plane.
-        let per = max(1, 65_536 / max(plan.channelSize, 1)), total = batch * cin
-        forEachWorkItem((total + per - 1) / per, scratch: 0) { item, _ in
-            for plane in (item * per)..<min(total, (item + 1) * per) {
-                // Plane (image, channel) of the NCHW input; batched layouts put it at [channel][image].
-                let slot = plan.batched ? (plane % cin) * batch + plane / cin : plane
-                vck_conv_pack_input(src.p + plane * hw, 1, g.height, g.width, win.stride.0, win.stride.1, win.padding.0,
-                                    win.padding.1, plan.phaseRows, plan.rowWidth, dst.p + slot * plan.channelSize)
-            }
-        }
-        b = UnsafePointer(packed.pointer(Float.self))
-    } else {
-        b = x
-    }
+    let packed = try packedInput(plan, x)
+    let b = packed.map { UnsafePointer($0.pointer(Float.self)) } ?? x
     let m = g.outPerGroup, k = plan.offsets.count, nq = plan.columns, ohw = g.outHeight * g.outWidth
     let (mr, nr) = convGemmTile
     // Splits per GEMM: about three work items per thread (threads claim them dynamically). A column chunk
@@ -135,10 +151,10 @@ func convGemm(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<F
                 let m0 = block * blockSize, q0 = chunk * chunkSize
                 guard m0 < m, q0 < nq else { return }
                 let channel0 = grp * m
-                let inBase = plan.batched ? grp * plan.groupInput : (n * g.inChannels + grp * g.inPerGroup) * plan.channelSize
+                let inBase = plan.inputBase(image: n, group: grp)
                 let outBase = (n * g.outChannels + channel0) * ohw
                 var job = vck_conv_gemm(
-                    a: sw.p + channel0 * k, lda: k, m: m, k: k, b: sb.p + inBase,
+                    a: sw.p + channel0 * k, lda: k, m: m, k: k, aoff: nil, b: sb.p + inBase,
                     boff: so2.p, nq: nq, vw: plan.virtualWidth, ow: g.outWidth, c: so.p + outBase, ldc: ohw,
                     scale: epi.scale.map { $0 + channel0 }, shift: epi.shift.map { $0 + channel0 },
                     residual: residual.map { $0 + outBase }, activation: act, parameter: epi.parameter,

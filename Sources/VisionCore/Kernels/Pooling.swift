@@ -369,34 +369,21 @@ func poolBackward(_ g: Tensor, _ x: Tensor, _ op: String, kernelSize: (Int, Int)
     let gx = try Tensor.zeros(x4.shape)
     let (h, w, ho, wo) = (geo.height, geo.width, geo.outHeight, geo.outWidth)
     let (kh, kw) = geo.window.kernel, (sh, sw) = geo.window.stride, (ph, pw) = geo.window.padding
-    let (dh, dw) = geo.window.dilation
     let px = SendablePointer(xc.pointer(Float.self)), pg = SendablePointer(gc.pointer(Float.self))
     let po = SendablePointer(gx.pointer(Float.self))
     withExtendedLifetime((xc, gc)) {
         parallelFor(geo.planes) { planes in
             for plane in planes {
                 let src = px.p + plane &* h &* w, grad = pg.p + plane &* ho &* wo, dst = po.p + plane &* h &* w
-                for oy in 0..<ho {
-                    for ox in 0..<wo {
-                        let gv = grad[oy &* wo &+ ox]
-                        let y0 = oy &* sh &- ph, x0 = ox &* sw &- pw
-                        switch kind {
-                        case .max:
-                            var best = -Float.infinity, at = -1
-                            for ky in 0..<kh {
-                                let iy = y0 &+ ky &* dh
-                                if iy < 0 || iy >= h { continue }
-                                for kx in 0..<kw {
-                                    let ix = x0 &+ kx &* dw
-                                    if ix < 0 || ix >= w { continue }
-                                    let v = src[iy &* w &+ ix]
-                                    if at < 0 || v > best || (v.isNaN && !best.isNaN) { best = v; at = iy &* w &+ ix }
-                                }
-                            }
-                            if at >= 0 { dst[at] += gv }
-                        case .average(let includePad):
+                switch kind {
+                case .max:
+                    maxPoolPlaneBackward(src, grad, dst, h: h, w: w, ho: ho, wo: wo, geo.window)
+                case .average(let includePad):
+                    for oy in 0..<ho {
+                        for ox in 0..<wo {
+                            let y0 = oy &* sh &- ph, x0 = ox &* sw &- pw
                             let divisor = Float(avgWindowCount(oy, h, kh, sh, ph, includePad) * avgWindowCount(ox, w, kw, sw, pw, includePad))
-                            let share = gv / divisor
+                            let share = grad[oy &* wo &+ ox] / divisor
                             for iy in max(y0, 0)..<max(min(y0 &+ kh, h), max(y0, 0)) {
                                 for ix in max(x0, 0)..<max(min(x0 &+ kw, w), max(x0, 0)) { dst[iy &* w &+ ix] += share }
                             }
@@ -407,6 +394,51 @@ func poolBackward(_ g: Tensor, _ x: Tensor, _ op: String, kernelSize: (Int, Int)
         }
     }
     return try gx.reshape(x.shape)
+}
+
+/// Max pooling's gradient on one plane: each output's gradient goes to the first maximum of its window (NaN
+/// wins, as in the forward). The window's in-bounds tap ranges are found once per output row and column, so the
+/// scan has no bounds tests.
+private func maxPoolPlaneBackward(_ src: UnsafePointer<Float>, _ grad: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
+                                  h: Int, w: Int, ho: Int, wo: Int, _ window: Window2d) {
+    let (kh, kw) = window.kernel, (sh, sw) = window.stride, (ph, pw) = window.padding, (dh, dw) = window.dilation
+    // First and past-the-last in-bounds tap of an output column, by column.
+    var columnTaps = [(Int, Int)](repeating: (0, 0), count: wo)
+    for ox in 0..<wo {
+        let x0 = ox &* sw &- pw
+        var lo = 0, hi = kw
+        while lo < kw && x0 &+ lo &* dw < 0 { lo += 1 }
+        while hi > lo && x0 &+ (hi &- 1) &* dw >= w { hi -= 1 }
+        columnTaps[ox] = (lo, hi)
+    }
+    columnTaps.withUnsafeBufferPointer { taps in
+        for oy in 0..<ho {
+            let y0 = oy &* sh &- ph
+            var kyLo = 0, kyHi = kh
+            while kyLo < kh && y0 &+ kyLo &* dh < 0 { kyLo += 1 }
+            while kyHi > kyLo && y0 &+ (kyHi &- 1) &* dh >= h { kyHi -= 1 }
+            if kyLo >= kyHi { continue }
+            for ox in 0..<wo {
+                let (kxLo, kxHi) = taps[ox]
+                if kxLo >= kxHi { continue }
+                let x0 = ox &* sw &- pw
+                var at = (y0 &+ kyLo &* dh) &* w &+ x0 &+ kxLo &* dw, best = src[at]
+                if !best.isNaN {
+                    scan: for ky in kyLo..<kyHi {
+                        let row = (y0 &+ ky &* dh) &* w &+ x0
+                        for kx in kxLo..<kxHi {
+                            // Selects, not branches: on real data the comparison is unpredictable.
+                            let i = row &+ kx &* dw, v = src[i], greater = v > best
+                            best = greater ? v : best
+                            at = greater ? i : at
+                            if v.isNaN { at = i; break scan }
+                        }
+                    }
+                }
+                dst[at] += grad[oy &* wo &+ ox]
+            }
+        }
+    }
 }
 
 /// Gradient of adaptive average pooling: each output cell spreads its gradient over its (possibly overlapping)

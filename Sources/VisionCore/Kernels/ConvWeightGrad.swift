@@ -1,0 +1,173 @@
+import CKernels
+import Synchronization
+
+/// dL/dW of conv2d for an input x and an output gradient G (both contiguous NCHW).
+/// Large maps with groups of at least 16 output channels and rows of at least 256 taps run on VisionCore's conv
+/// GEMM (`weightGradGemm`); the rest on OpenBLAS (`weightGradBLAS`): narrow groups (depthwise and the like, a
+/// few GEMM rows wide), the batch's small maps (one GEMM with few reduction columns and many taps), and short
+/// tap rows such as a 3-channel stem's.
+func conv2dWeightGrad(_ geo: ConvGeometry, _ x: Tensor, _ g: Tensor, weightShape: [Int]) throws -> Tensor {
+    if geo.outHeight * geo.outWidth == 0 || geo.batch == 0 { return try Tensor.zeros(weightShape) }
+    let plan = try ConvGemmPlan(geo)
+    if geo.outPerGroup >= 16 && !plan.batched && plan.offsets.count >= 256 {
+        let gw = try Tensor.uninitialized(weightShape)
+        try withExtendedLifetime((x, g)) {
+            try weightGradGemm(plan, x.pointer(Float.self), g.pointer(Float.self), into: gw.pointer(Float.self))
+        }
+        return gw
+    }
+    return try weightGradBLAS(geo, x, g, weightShape: weightShape)
+}
+
+/// Reduction columns per GEMM pass: a chunk of G^T (chunk x Cout/groups floats) stays in L2 and a row panel of
+/// A (register-tile rows x chunk) in L1.
+private let reductionChunk = 256
+
+/// dL/dW on the conv GEMM, computed transposed: dW^T[group][tap][co] = Σ_q A[tap][q] · G^T[q][co]. Row
+/// tap = (ci, ky, kx) of A is the forward's packed input read at the tap's offset (the same plan), and G^T is the
+/// output gradient laid out on the same virtual columns, with zero rows where the forward computes a padding
+/// column, stored by column tiles of the register tile's width so that the kernel streams it. The sum runs image
+/// after image in chunks of `reductionChunk` columns, each chunk added to the tiles: a fixed order, so the result
+/// is the same from run to run. Threads own disjoint blocks of taps. `plan` is one GEMM per image (not batched).
+private func weightGradGemm(_ plan: ConvGemmPlan, _ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>,
+                            into gw: UnsafeMutablePointer<Float>) throws {
+    let geo = plan.g
+    let packed = try packedInput(plan, x)
+    let a = SendablePointer(UnsafeMutablePointer(mutating: packed.map { UnsafePointer($0.pointer(Float.self)) } ?? x))
+    let cout = geo.outChannels, m = geo.outPerGroup, k = plan.offsets.count, ohw = geo.outHeight * geo.outWidth
+    // The tile of the kernels in use (B is laid out for it; the C side runs the kernels of that tile).
+    var mr = 0, nr = 0
+    vck_conv_gemm_tile(&mr, &nr)
+    let tiles = (m + nr - 1) / nr
+    // G^T rows per image (its virtual columns).
+    let span = plan.imageColumns, tileStride = geo.batch * span * nr
+    let gt = try Tensor.uninitialized([geo.groups * tiles * tileStride])
+    let dwt = try Tensor.uninitialized([geo.groups * k * m])
+    let pg = SendablePointer(UnsafeMutablePointer(mutating: g)), pt = SendablePointer(gt.pointer(Float.self))
+    forEachWorkItem(geo.batch * geo.groups * tiles, scratch: 0) { item, _ in
+        let n = item / (geo.groups * tiles), block = item % (geo.groups * tiles), grp = block / tiles, t = block % tiles
+        let c0 = grp * m + t * nr, width = min(nr, m - t * nr)
+        let dst = pt.p + block * tileStride + n * span * nr
+        if width < nr { dst.update(repeating: 0, count: span * nr) }
+        vck_conv_grad_rows(pg.p + (n * cout + c0) * ohw, width, geo.outHeight, geo.outWidth, plan.virtualWidth, span,
+                           dst, nr)
+    }
+    let panels = (k + mr - 1) / mr, threads = Threading.threadCount
+    let blocks = geo.groups >= 2 * threads ? 1 : min(panels, (3 * threads + geo.groups - 1) / geo.groups)
+    let blockSize = (panels + blocks - 1) / blocks * mr
+    let rowStride = (0..<reductionChunk).map { $0 * nr }
+    let pd = SendablePointer(dwt.pointer(Float.self)), failed = Atomic<Bool>(false)
+    withExtendedLifetime((packed, gt, dwt)) {
+        plan.offsets.withUnsafeBufferPointer { offsets in
+            rowStride.withUnsafeBufferPointer { strides in
+                let po = SendablePointer(UnsafeMutablePointer(mutating: offsets.baseAddress!))
+                let ps = SendablePointer(UnsafeMutablePointer(mutating: strides.baseAddress!))
+                forEachWorkItem(geo.groups * blocks, scratch: 0) { item, _ in
+                    let grp = item / blocks, m0 = (item % blocks) * blockSize
+                    guard m0 < k else { return }
+                    let aGroup = plan.inputBase(image: 0, group: grp)
+                    for n in 0..<geo.batch {
+                        let aImage = aGroup + plan.inputBase(image: n, group: 0)
+                        for q0 in stride(from: 0, to: span, by: reductionChunk) {
+                            // The first chunk stores the tiles; the others add to them.
+                            let status = vck_conv_weight_grad_run(
+                                a.p + aImage + q0, po.p, m0, min(k, m0 + blockSize), min(reductionChunk, span - q0),
+                                pt.p + grp * tiles * tileStride + (n * span + q0) * nr, nr, tileStride, ps.p, m,
+                                pd.p + grp * k * m, m, n == 0 && q0 == 0 ? 0 : 1)
+                            if status != 0 { failed.store(true, ordering: .relaxed) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if failed.load(ordering: .relaxed) {
+        throw VisionError.invalidArgument("conv2d backward: no GEMM kernel has the register tile \(nr)")
+    }
+    // dW[grp * m + co][tap] = dW^T[grp][tap][co], in blocks of 16 output channels.
+    let pw = SendablePointer(gw), coBlocks = (m + 15) / 16
+    withExtendedLifetime(dwt) {
+        forEachWorkItem(geo.groups * coBlocks, scratch: 0) { item, _ in
+            let grp = item / coBlocks, co0 = (item % coBlocks) * 16, co1 = min(m, co0 + 16)
+            let src = pd.p + grp * k * m, dst = pw.p + grp * m * k
+            for tap in 0..<k {
+                for co in co0..<co1 { dst[co * k + tap] = src[tap * m + co] }
+            }
+        }
+    }
+}
+
+/// dL/dW on OpenBLAS: dL/dW[group] = Σ over images and pixel tiles of G[group] (Cout/g x tile) x im2col(X[group])^T (tile x K).
+/// The (image, tile) items are split into one contiguous run per thread, each accumulating into its own copy of
+/// dL/dW (single-threaded BLAS), and the copies are added in run order: small per-tile GEMMs do not thread well
+/// inside BLAS, and a fixed split keeps the sum bit-identical from run to run. A 1x1 stride-1 unpadded conv
+/// reads the input rows in place instead of through im2col.
+private func weightGradBLAS(_ geo: ConvGeometry, _ x: Tensor, _ g: Tensor, weightShape: [Int]) throws -> Tensor {
+    let gw = try Tensor.zeros(weightShape)
+    let howo = geo.outHeight * geo.outWidth, k = geo.inPerGroup * geo.kernelArea, m = geo.outPerGroup
+    if geo.batch > 1 && howo < 64 {
+        // Small maps: one GEMM over the whole batch, dW[group] = G[group] (Cout/g x batch*Ho*Wo) x columns^T,
+        // instead of a small GEMM and an im2col per image.
+        let ld = geo.batch * howo
+        let cols = try Tensor.uninitialized([geo.groups * k * ld]), gt = try Tensor.uninitialized([geo.outChannels * ld])
+        try batchColumns(try ConvGemmPlan(geo), x.pointer(Float.self), into: cols.pointer(Float.self))
+        let pg = g.pointer(Float.self), pt = gt.pointer(Float.self)
+        withExtendedLifetime(g) {
+            for image in 0..<geo.batch {
+                for c in 0..<geo.outChannels {
+                    (pt + c * ld + image * howo).update(from: pg + (image * geo.outChannels + c) * howo, count: howo)
+                }
+            }
+        }
+        withExtendedLifetime((cols, gt)) {
+            for grp in 0..<geo.groups {
+                sgemm(false, true, m, k, ld, 1, pt + grp * m * ld, ld, cols.pointer(Float.self) + grp * k * ld, ld, 0,
+                      gw.pointer(Float.self) + grp * m * k, k)
+            }
+        }
+        return gw
+    }
+    let pointwise = geo.window.kernel == (1, 1) && geo.window.stride == (1, 1) && geo.window.padding == (0, 0)
+    let tile = gemmTileColumns(rows: k, columns: howo), tiles = (howo + tile - 1) / tile
+    let items = geo.batch * tiles, runs = min(Threading.threadCount, items), perRun = (items + runs - 1) / runs
+    let weightCount = gw.count, colCount = pointwise ? 0 : k * tile
+    // Run 0 accumulates straight into the result; the others into their own zeroed copies.
+    let extra = try Tensor.zeros([max(runs - 1, 0) * weightCount + 1])
+    let px = SendablePointer(x.pointer(Float.self)), pg = SendablePointer(g.pointer(Float.self))
+    let pw = SendablePointer(gw.pointer(Float.self)), pe = SendablePointer(extra.pointer(Float.self))
+    withExtendedLifetime((x, g, gw, extra)) {
+        let work = {
+            parallelFor(runs) { range in
+                let col = UnsafeMutablePointer<Float>.allocate(capacity: max(colCount, 1))
+                defer { col.deallocate() }
+                for run in range {
+                    let acc = run == 0 ? pw.p : pe.p + (run - 1) * weightCount
+                    for item in (run * perRun)..<min(items, (run + 1) * perRun) {
+                        let b = item / tiles, p0 = (item % tiles) * tile, n = min(tile, howo - p0)
+                        for grp in 0..<geo.groups {
+                            let plane = px.p + (b * geo.inChannels + grp * geo.inPerGroup) * geo.height * geo.width
+                            let gRows = pg.p + (b * geo.outChannels + grp * m) * howo + p0
+                            if pointwise {
+                                sgemm(false, true, m, k, n, 1, gRows, howo, plane + p0, howo, 1, acc + grp * m * k, k)
+                            } else {
+                                im2colTile(geo, plane, channels: geo.inPerGroup, pixels: p0..<(p0 + n), col)
+                                sgemm(false, true, m, k, n, 1, gRows, howo, col, n, 1, acc + grp * m * k, k)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // One run leaves BLAS its own threads; several runs each use one.
+        if runs > 1 { Threading.withSingleThreadedBLAS(work) } else { work() }
+        for run in 1..<max(runs, 1) { addInto(pw.p, pe.p + (run - 1) * weightCount, weightCount) }
+    }
+    return gw
+}
+
+/// dst[i] += src[i] over n floats.
+private func addInto(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ n: Int) {
+    var i = 0
+    while i + 16 <= n { storeF16(loadF16(dst + i) + loadF16(src + i), dst + i); i += 16 }
+    while i < n { dst[i] += src[i]; i += 1 }
+}
