@@ -78,4 +78,26 @@ void vck_conv_grad_rows(const float *g, ptrdiff_t channels, ptrdiff_t oh, ptrdif
 /// input at (r * sh + py - ph, col * sw + px - pw), zero outside the input. Then every tap is a constant offset.
 void vck_conv_pack_input(const float *src, ptrdiff_t channels, ptrdiff_t h, ptrdiff_t w, ptrdiff_t sh, ptrdiff_t sw,
                          ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t rows, ptrdiff_t rw, float *dst);
+/// Rows [r0, r1) of the batch's im2col matrix [channels * kh * kw][batch * oh * ow] (row (c, ky, kx), column
+/// image * oh * ow + oy * ow + ox, zero where the tap falls in the padding), read straight from NCHW planes: x is
+/// the first channel of image 0, images `image_stride` floats apart. For small maps, where a padded copy and a
+/// gather would cost more than the copy itself.
+void vck_im2col_batch(const float *x, ptrdiff_t batch, ptrdiff_t image_stride, ptrdiff_t h, ptrdiff_t w,
+                      ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t ph, ptrdiff_t pw,
+                      ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t oh, ptrdiff_t ow, ptrdiff_t r0, ptrdiff_t r1, float *dst);
+
+/// Batch normalization over small spans (x is [n, c, span]), for the channels [c0, c1): per channel,
+/// s1 = Σ (x - center) and, if s2 is not NULL, s2 = Σ (x - center)^2 over images and span, in double (center NULL:
+/// 0). `scratch`: 3 * (c1 - c0) * span doubles. Outputs are indexed from c0.
+void vck_bn_sums(const float *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t span, ptrdiff_t c0, ptrdiff_t c1,
+                 const float *center, double *s1, double *s2, double *scratch);
+/// y = x * scale[ch] + shift[ch] for the channels [c0, c1) of [n, c, span]; scratch: 2 * (c1 - c0) * span floats.
+void vck_bn_affine(const float *x, float *y, ptrdiff_t n, ptrdiff_t c, ptrdiff_t span, ptrdiff_t c0, ptrdiff_t c1,
+                   const float *scale, const float *shift, float *scratch);
+/// sg = Σ g and sgx = Σ g (x - mean[ch]) per channel of [c0, c1), in double; scratch: 3 * (c1 - c0) * span doubles.
+void vck_bn_grad_sums(const float *g, const float *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t span, ptrdiff_t c0,
+                      ptrdiff_t c1, const float *mean, double *sg, double *sgx, double *scratch);
+/// o = g * a[ch] + (x * p[ch] + q[ch]) for the channels [c0, c1); scratch: 3 * (c1 - c0) * span floats.
+void vck_bn_grad_apply(const float *g, const float *x, float *o, ptrdiff_t n, ptrdiff_t c, ptrdiff_t span,
+                       ptrdiff_t c0, ptrdiff_t c1, const float *a, const float *p, const float *q, float *scratch);
 #endif

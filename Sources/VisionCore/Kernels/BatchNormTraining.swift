@@ -1,3 +1,5 @@
+import CKernels
+
 /// Training-mode batch normalization as one op: the batch statistics, the normalization and the affine transform
 /// in two passes over x, and a backward in two passes over (x, dL/dy) — instead of the ten or so separate
 /// element-wise ops (and their backward rules) of the composed formula.
@@ -34,6 +36,10 @@ public func batchNormTraining(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: 
                 let pm = SendablePointer(mb.baseAddress!), pv = SendablePointer(vb.baseAddress!), pr = SendablePointer(rb.baseAddress!)
                 withExtendedLifetime(xc) {
                     parallelFor(c, minChunk: max(1, 65_536 / max(count, 1))) { channels in
+                        if span < smallSpan {
+                            smallSpanStatistics(px.p, py.p, spans, c, span, channels, w, b, eps, pm.p, pv.p, pr.p)
+                            return
+                        }
                         for ch in channels {
                             var total = 0.0
                             for n in 0..<spans { total += rowSum(px.p + (n * c + ch) * span, span) { $0 } }
@@ -80,6 +86,10 @@ private func batchNormTrainingBackward(_ g: Tensor, _ x: Tensor, mean: [Float], 
             let pw = SendablePointer(wb.baseAddress!), pb = SendablePointer(bb.baseAddress!)
             withExtendedLifetime((x, g)) {
                 parallelFor(c, minChunk: max(1, 65_536 / max(Int(count), 1))) { channels in
+                    if span < smallSpan {
+                        smallSpanBackward(pg.p, px.p, po.p, spans, c, span, channels, mean, rstd, weight, pw.p, pb.p)
+                        return
+                    }
                     for ch in channels {
                         let m = mean[ch], r = Double(rstd[ch])
                         var sg = 0.0, sgx = 0.0
@@ -132,4 +142,58 @@ private func batchNormTrainingBackward(_ g: Tensor, _ x: Tensor, mean: [Float], 
     if i < n {
         storePartial(vmadd(loadPartial(g + i, n - i, fill: 0), va, vmadd(loadPartial(x + i, n - i, fill: 0), vp, vq)), o + i, n - i)
     }
+}
+
+/// Below this many values per image and channel (maps under 8x8), the passes run over each image's contiguous
+/// block of channels (CKernels' vck_bn_*) instead of channel by channel over spans of a few values.
+private let smallSpan = 64
+
+/// The forward of batchNormTraining for the channels `channels` of x [n, c, span]: the same statistics (mean,
+/// then the centred sums, in double), y, and mean / biased variance / rstd per channel.
+private func smallSpanStatistics(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, _ c: Int,
+                                 _ span: Int, _ channels: Range<Int>, _ w: [Float], _ b: [Float], _ eps: Double,
+                                 _ meanOut: UnsafeMutablePointer<Float>, _ varOut: UnsafeMutablePointer<Float>,
+                                 _ rstdOut: UnsafeMutablePointer<Float>) {
+    let (c0, c1, count) = (channels.lowerBound, channels.upperBound, Double(n * span))
+    let width = channels.count, scratch = UnsafeMutablePointer<Double>.allocate(capacity: 3 * width * span + 3 * width)
+    defer { scratch.deallocate() }
+    let s1 = scratch + 3 * width * span, s2 = s1 + width
+    let floats = UnsafeMutableRawPointer(s2 + width).bindMemory(to: Float.self, capacity: 2 * width)
+    let center = floats - c0, scale = floats + width - c0   // indexed by channel
+    vck_bn_sums(x, n, c, span, c0, c1, nil, s1, nil, scratch)
+    for ch in channels { center[ch] = Float(s1[ch - c0] / count) }
+    vck_bn_sums(x, n, c, span, c0, c1, center, s1, s2, scratch)
+    for ch in channels {
+        let d = s1[ch - c0], q = s2[ch - c0]
+        let mean = Double(center[ch]) + d / count
+        let variance = max(0, (q - d * d / count) / count)
+        let rstd = 1 / (variance + eps).squareRoot()
+        scale[ch] = Float(Double(w[ch]) * rstd)
+        center[ch] = Float(Double(b[ch]) - mean * Double(w[ch]) * rstd)   // now the shift
+        (meanOut[ch], varOut[ch], rstdOut[ch]) = (Float(mean), Float(variance), Float(rstd))
+    }
+    vck_bn_affine(x, y, n, c, span, c0, c1, scale, center, UnsafeMutableRawPointer(scratch).bindMemory(to: Float.self, capacity: 2 * width * span))
+}
+
+/// The backward of batchNormTraining for the channels `channels` (see batchNormTrainingBackward for the formulas).
+private func smallSpanBackward(_ g: UnsafeMutablePointer<Float>, _ x: UnsafeMutablePointer<Float>, _ o: UnsafeMutablePointer<Float>,
+                               _ n: Int, _ c: Int, _ span: Int, _ channels: Range<Int>, _ mean: [Float], _ rstd: [Float],
+                               _ weight: [Float], _ gw: UnsafeMutablePointer<Float>, _ gb: UnsafeMutablePointer<Float>) {
+    let (c0, c1, count) = (channels.lowerBound, channels.upperBound, Double(n * span))
+    let width = channels.count, scratch = UnsafeMutablePointer<Double>.allocate(capacity: 3 * width * span + 2 * width)
+    defer { scratch.deallocate() }
+    let sg = scratch + 3 * width * span, sgx = sg + width
+    let coefficients = UnsafeMutablePointer<Float>.allocate(capacity: 3 * width)
+    defer { coefficients.deallocate() }
+    let (a, p, q) = (coefficients - c0, coefficients + width - c0, coefficients + 2 * width - c0)
+    mean.withUnsafeBufferPointer { m in
+        vck_bn_grad_sums(g, x, n, c, span, c0, c1, m.baseAddress!, sg, sgx, scratch)
+    }
+    for ch in channels {
+        let r = Double(rstd[ch]), sgxhat = sgx[ch - c0] * r, ach = Double(weight[ch]) * r
+        let pch = -ach * r * sgxhat / count
+        (a[ch], p[ch], q[ch]) = (Float(ach), Float(pch), Float(-ach * sg[ch - c0] / count - pch * Double(mean[ch])))
+        (gw[ch], gb[ch]) = (Float(sgxhat), Float(sg[ch - c0]))
+    }
+    vck_bn_grad_apply(g, x, o, n, c, span, c0, c1, a, p, q, UnsafeMutableRawPointer(scratch).bindMemory(to: Float.self, capacity: 3 * width * span))
 }

@@ -93,7 +93,7 @@ func packedInput(_ plan: ConvGemmPlan, _ x: UnsafePointer<Float>) throws -> Tens
     let g = plan.g
     let packed = try Tensor.uninitialized([g.groups * plan.groupInput])
     if plan.columnMatrix {
-        try batchColumns(plan, x, into: packed.pointer(Float.self))
+        batchColumns(plan, x, into: packed.pointer(Float.self))
         return packed
     }
     let dst = SendablePointer(packed.pointer(Float.self)), src = SendablePointer(UnsafeMutablePointer(mutating: x))
@@ -175,39 +175,18 @@ func convGemm(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<F
 }
 
 /// The batch's im2col matrix, [groups][Cin/g * kh * kw][batch * Ho * Wo] (column image * Ho * Wo + output pixel),
-/// written to `col`: the input is first copied into the padded, stride-phase-split planes (memcpy rows), then
-/// every row is a gather through one table of pixel offsets. On small maps this is many times faster than
-/// im2colTile, whose per-row bookkeeping outweighs rows of a few pixels.
-func batchColumns(_ plan: ConvGemmPlan, _ x: UnsafePointer<Float>, into col: UnsafeMutablePointer<Float>) throws {
-    let g = plan.g, w = g.window
-    let (kh, kw) = w.kernel, (sh, sw) = w.stride
-    let phaseRows = plan.phaseRows, rowWidth = plan.rowWidth
-    let plane = plan.channelSize, hw = g.height * g.width, ohw = g.outHeight * g.outWidth
-    let planes = try Tensor.uninitialized([g.batch * g.inChannels * plane])
-    let pp = SendablePointer(planes.pointer(Float.self)), src = SendablePointer(UnsafeMutablePointer(mutating: x))
-    let per = max(1, 65_536 / max(plane, 1)), total = g.batch * g.inChannels
-    forEachWorkItem((total + per - 1) / per, scratch: 0) { item, _ in
-        let c0 = item * per, n = min(per, total - c0)
-        vck_conv_pack_input(src.p + c0 * hw, n, g.height, g.width, sh, sw, w.padding.0, w.padding.1, phaseRows,
-                            rowWidth, pp.p + c0 * plane)
-    }
-    let pixels = (0..<ohw).map { ($0 / g.outWidth) * rowWidth + $0 % g.outWidth }
-    let k = g.inPerGroup * kh * kw, ld = g.batch * ohw, dst = SendablePointer(col)
-    withExtendedLifetime(planes) {
-        pixels.withUnsafeBufferPointer { pix in
-            let table = SendablePointer(UnsafeMutablePointer(mutating: pix.baseAddress!))
-            forEachWorkItem(g.groups * k, scratch: 0, minItemsPerThread: max(1, 4096 / max(ld, 1))) { row, _ in
-                let (grp, kk) = (row / k, row % k)
-                let ci = kk / (kh * kw)
-                let offset = ConvGemmPlan.tapOffset(g, kk % (kh * kw), phaseRows: phaseRows, rowWidth: rowWidth)
-                let out = dst.p + row * ld
-                for image in 0..<g.batch {
-                    let base = pp.p + ((image * g.inChannels) + grp * g.inPerGroup + ci) * plane + offset
-                    let o = out + image * ohw
-                    for p in 0..<ohw { o[p] = base[table.p[p]] }
-                }
-            }
-        }
+/// written to `col` straight from the NCHW input (`vck_im2col_batch`), rows spread over threads.
+func batchColumns(_ plan: ConvGemmPlan, _ x: UnsafePointer<Float>, into col: UnsafeMutablePointer<Float>) {
+    let g = plan.g, w = g.window, k = plan.offsets.count, ld = g.batch * g.outHeight * g.outWidth
+    let src = SendablePointer(UnsafeMutablePointer(mutating: x)), dst = SendablePointer(col)
+    // Rows per item: about 16K floats of output, so that a small layer is not split into forks that cost more.
+    let per = max(1, 16_384 / max(ld, 1)), chunks = (k + per - 1) / per
+    forEachWorkItem(g.groups * chunks, scratch: 0) { item, _ in
+        let grp = item / chunks, r0 = (item % chunks) * per
+        vck_im2col_batch(src.p + grp * g.inPerGroup * g.height * g.width, g.batch, g.inChannels * g.height * g.width,
+                         g.height, g.width, w.kernel.0, w.kernel.1, w.stride.0, w.stride.1, w.padding.0, w.padding.1,
+                         w.dilation.0, w.dilation.1, g.outHeight, g.outWidth, r0, min(k, r0 + per),
+                         dst.p + grp * k * ld)
     }
 }
 
