@@ -147,9 +147,6 @@ public struct EXTD: Sendable {
         }
         // Every conv here splits its own work over VisionCore's threads. OpenBLAS stays at one thread for the
         // whole pass: its idle workers spin after each threaded call and take the cores the next layer needs.
-        let previous = openblas_get_num_threads()
-        openblas_set_num_threads(1)
-        defer { openblas_set_num_threads(previous) }
         // s1 = base[0...K](x); s(k+1) = base[2...K](s(k)): the same weights at every scale.
         var y = try stem(x)
         for b in blocks { y = try b(y) }

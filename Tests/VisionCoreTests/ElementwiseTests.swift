@@ -70,4 +70,20 @@ import Testing
         }
         #expect(throws: VisionError.self) { try matmul(try Tensor.zeros([2, 3]), try Tensor.zeros([2, 3])) }
     }
+
+    /// Products large enough to be cut into row blocks (m >= n) or column blocks over the threads, with each
+    /// operand plain or transposed, and a broadcast batch of two (sums of 150+ products: float rounding ~1e-5).
+    @Test func largeProductsSplitOverThreadsMatchTheReference() throws {
+        for (m, k, n) in [(203, 150, 61), (57, 170, 211)] {
+            let a = try Self.random([m, k], seed: 9, scale: 1), aT = try Self.random([k, m], seed: 10, scale: 1).transpose(0, 1)
+            let b = try Self.random([k, n], seed: 11, scale: 1), bT = try Self.random([n, k], seed: 12, scale: 1).transpose(0, 1)
+            for (x, y) in [(a, b), (aT, b), (a, bT), (aT, bT)] {
+                let error = try maxRelativeError(try matmul(x, y), try matmulReference(x, y))
+                #expect(error < 5e-5, "\(m)x\(k)x\(n): \(error)")
+            }
+            let batch = try Self.random([2, m, k], seed: 13, scale: 1)
+            let error = try maxRelativeError(try matmul(batch, b), try matmulReference(batch, b))
+            #expect(error < 5e-5, "batch \(m)x\(k)x\(n): \(error)")
+        }
+    }
 }

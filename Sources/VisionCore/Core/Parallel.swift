@@ -5,8 +5,10 @@ import Glibc
 import Dispatch
 
 /// The library's threading: one shared pool (Dispatch's, whose fork/join costs about 0.1 µs, reference/
-/// toolchain.md section 7) for VisionCore's own kernels, and OpenBLAS's threads for GEMM. Kernels that split work
-/// themselves call BLAS from inside `parallelFor` only with BLAS set to one thread, so the two never stack up.
+/// toolchain.md section 7) for all of VisionCore's work, OpenBLAS calls included: OpenBLAS runs on one thread
+/// (`blasSingleThreaded`), and callers split large products themselves. OpenBLAS's own threads would spin
+/// (sched_yield) for a long while after every threaded call, or after a change of its thread count, taking the
+/// cores from this pool (measured: 15% of a Fashion-MNIST training run).
 public enum Threading {
     nonisolated(unsafe) private static var configured = 0
 
@@ -15,12 +17,17 @@ public enum Threading {
         get { configured > 0 ? configured : defaultThreadCount }
     }
 
-    /// Sets the thread count for VisionCore's kernels and OpenBLAS (n >= 1; values above 256 are refused).
+    /// Sets the thread count for VisionCore's kernels (n >= 1; values above 256 are refused).
     public static func setThreadCount(_ n: Int) throws {
         guard n >= 1, n <= 256 else { throw VisionError.invalidArgument("thread count must be in 1...256, got \(n)") }
         configured = n
-        openblas_set_num_threads(Int32(n))
     }
+
+    /// OpenBLAS set to one thread, once, before the library's first BLAS call.
+    static let blasSingleThreaded: Bool = {
+        openblas_set_num_threads(1)
+        return true
+    }()
 
     static let defaultThreadCount: Int = {
         #if canImport(Glibc)
@@ -29,14 +36,6 @@ public enum Threading {
         return 1
         #endif
     }()
-
-    /// Runs BLAS single-threaded for the duration of `body` (used when the caller already splits work).
-    static func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
-        let previous = openblas_get_num_threads()
-        openblas_set_num_threads(1)
-        defer { openblas_set_num_threads(previous) }
-        return try body()
-    }
 }
 
 /// A pointer wrapper that may cross into `concurrentPerform` (raw pointers are not `Sendable` in Swift 6).

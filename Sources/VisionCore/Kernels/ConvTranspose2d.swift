@@ -114,7 +114,7 @@ private func convTranspose2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, 
         let sx = SendablePointer(xc.pointer(Float.self)), sw = SendablePointer(wc.pointer(Float.self))
         let so = SendablePointer(out.pointer(Float.self)), sb = bc.map { SendablePointer($0.pointer(Float.self)) }
         withExtendedLifetime((xc, wc, bc)) {
-            forEachWorkItem(g.batch * g.groups * blocks, scratch: rows * tile, singleThreadedBLAS: true) { item, col in
+            forEachWorkItem(g.batch * g.groups * blocks, scratch: rows * tile) { item, col in
                 let blk = item % blocks, grp = (item / blocks) % g.groups, b = item / (blocks * g.groups)
                 let c0 = blk * blockChannels, cn = min(og - c0, blockChannels)
                 let firstChannel = grp * og + c0

@@ -119,10 +119,16 @@ private func weightGradBLAS(_ geo: ConvGeometry, _ x: Tensor, _ g: Tensor, weigh
                 }
             }
         }
+        // Each thread computes a block of dW's columns (OpenBLAS runs single-threaded; see Threading).
+        let parts = min(Threading.threadCount, max(1, k / 64)), width = (k + parts - 1) / parts
+        let pc = SendablePointer(cols.pointer(Float.self)), pw = SendablePointer(gw.pointer(Float.self))
+        let pgt = SendablePointer(pt)
         withExtendedLifetime((cols, gt)) {
-            for grp in 0..<geo.groups {
-                sgemm(false, true, m, k, ld, 1, pt + grp * m * ld, ld, cols.pointer(Float.self) + grp * k * ld, ld, 0,
-                      gw.pointer(Float.self) + grp * m * k, k)
+            forEachWorkItem(geo.groups * parts, scratch: 0) { item, _ in
+                let grp = item / parts, k0 = (item % parts) * width, kn = min(width, k - k0)
+                guard kn > 0 else { return }
+                sgemm(false, true, m, kn, ld, 1, pgt.p + grp * m * ld, ld, pc.p + (grp * k + k0) * ld, ld, 0,
+                      pw.p + grp * m * k + k0, k)
             }
         }
         return gw
@@ -158,8 +164,7 @@ private func weightGradBLAS(_ geo: ConvGeometry, _ x: Tensor, _ g: Tensor, weigh
                 }
             }
         }
-        // One run leaves BLAS its own threads; several runs each use one.
-        if runs > 1 { Threading.withSingleThreadedBLAS(work) } else { work() }
+        work()
         for run in 1..<max(runs, 1) { addInto(pw.p, pe.p + (run - 1) * weightCount, weightCount) }
     }
     return gw

@@ -24,16 +24,28 @@ public func matmul(_ a: Tensor, _ b: Tensor) throws -> Tensor {
         sgemm(ma.transposed, mb.transposed, m, n, k, 1, pa.p + oa.map(ma, i), ma.ld, pb.p + ob.map(mb, i), mb.ld, 0,
               po.p + i * m * n, n)
     }
-    // OpenBLAS's threads spin (sched_yield) for a long while after each threaded call, taking a core from the
-    // library's own pool: small products run on one thread, and batches of products spread over the pool.
+    // OpenBLAS runs on one thread (see Threading): a batch of products spreads over the pool, a large product is
+    // cut into blocks of rows or columns (the larger of m and n), and a small one stays on the calling thread.
     let macs = m.multipliedReportingOverflow(by: n).partialValue.multipliedReportingOverflow(by: k).partialValue
+    let threads = Threading.threadCount
     withExtendedLifetime((ma, mb)) {
-        if count >= Threading.threadCount && macs < 1 << 24 {
-            forEachWorkItem(count, scratch: 0, singleThreadedBLAS: true) { i, _ in product(i) }
-        } else if macs.multipliedReportingOverflow(by: count).partialValue < 1 << 22 {
-            Threading.withSingleThreadedBLAS { for i in 0..<count { product(i) } }
-        } else {
-            for i in 0..<count { product(i) }
+        if count >= threads && macs < 1 << 24 || macs < 1 << 20 {
+            forEachWorkItem(count, scratch: 0, minItemsPerThread: macs < 1 << 16 ? 8 : 1) { i, _ in product(i) }
+            return
+        }
+        let rowsSplit = m >= n, extent = rowsSplit ? m : n
+        let parts = min(extent, 2 * threads), size = (extent + parts - 1) / parts
+        forEachWorkItem(count * parts, scratch: 0) { item, _ in
+            let i = item / parts, start = (item % parts) * size, len = min(size, extent - start)
+            guard len > 0 else { return }
+            let a = pa.p + oa.map(ma, i), b = pb.p + ob.map(mb, i), c = po.p + i * m * n
+            if rowsSplit {
+                sgemm(ma.transposed, mb.transposed, len, n, k, 1, a + (ma.transposed ? start : start * ma.ld), ma.ld,
+                      b, mb.ld, 0, c + start * n, n)
+            } else {
+                sgemm(ma.transposed, mb.transposed, m, len, k, 1, a, ma.ld, b + (mb.transposed ? start * mb.ld : start),
+                      mb.ld, 0, c + start, n)
+            }
         }
     }
     // Gradients flow through the matrix forms (a2, b2) and are summed back over broadcast batch dimensions.
@@ -73,6 +85,7 @@ func sgemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha
            _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int, _ beta: Float,
            _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
     if m == 0 || n == 0 { return }
+    _ = Threading.blasSingleThreaded
     if k == 0 {
         for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
         return

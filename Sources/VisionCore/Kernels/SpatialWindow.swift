@@ -200,11 +200,8 @@ private final class WorkCounter: @unchecked Sendable {
 /// Runs `body(item, scratch)` for every item in 0..<n on up to `Threading.threadCount` threads (fewer when there
 /// are under `minItemsPerThread` items per thread). Threads claim items one at a time from a shared counter, so
 /// a thread that the OS delays (other work on the machine) does not hold the others up, and each thread owns one
-/// scratch buffer of `scratch` floats for all its items. With `singleThreadedBLAS`, BLAS calls inside the items
-/// run on one thread whenever the items themselves are spread over threads, so the two pools never stack up; a
-/// single thread leaves BLAS free to use its own threads.
-func forEachWorkItem(_ n: Int, scratch: Int, minItemsPerThread: Int = 1, singleThreadedBLAS: Bool = false,
-                     _ body: (Int, UnsafeMutablePointer<Float>) -> Void) {
+/// scratch buffer of `scratch` floats for all its items.
+func forEachWorkItem(_ n: Int, scratch: Int, minItemsPerThread: Int = 1, _ body: (Int, UnsafeMutablePointer<Float>) -> Void) {
     if n <= 0 { return }
     let threads = min(Threading.threadCount, max(1, n / max(minItemsPerThread, 1)))
     if threads <= 1 {
@@ -214,21 +211,18 @@ func forEachWorkItem(_ n: Int, scratch: Int, minItemsPerThread: Int = 1, singleT
         return
     }
     let counter = WorkCounter()
-    func run() {
-        withoutActuallyEscaping(body) { body in
-            let box = UncheckedBox(body)
-            DispatchQueue.concurrentPerform(iterations: threads) { _ in
-                let buf = UnsafeMutablePointer<Float>.allocate(capacity: max(scratch, 1))
-                defer { buf.deallocate() }
-                while true {
-                    let i = counter.next.add(1, ordering: .relaxed).oldValue
-                    if i >= n { break }
-                    box.value(i, buf)
-                }
+    withoutActuallyEscaping(body) { body in
+        let box = UncheckedBox(body)
+        DispatchQueue.concurrentPerform(iterations: threads) { _ in
+            let buf = UnsafeMutablePointer<Float>.allocate(capacity: max(scratch, 1))
+            defer { buf.deallocate() }
+            while true {
+                let i = counter.next.add(1, ordering: .relaxed).oldValue
+                if i >= n { break }
+                box.value(i, buf)
             }
         }
     }
-    if singleThreadedBLAS { Threading.withSingleThreadedBLAS { run() } } else { run() }
 }
 
 @inline(__always) func load8(_ p: UnsafePointer<Float>) -> F8 {

@@ -290,9 +290,6 @@ extension PiT {
         var (c, h, w) = (widths[0], g, g)
         var n = t + h * w
         var tokens = try Tensor.uninitialized([b * n, c])
-        let previous = openblas_get_num_threads()
-        openblas_set_num_threads(1)
-        defer { openblas_set_num_threads(previous) }
         try embedPatches(x, into: tokens.pointer(Float.self))
         for (i, stage) in stages.enumerated() {
             if let pool = stage.pool {
