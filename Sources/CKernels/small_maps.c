@@ -4,6 +4,7 @@
 // with per-element expanded parameters, so that the inner loops are long and vectorize.
 #include "ckernels.h"
 #include "activation_math.h"
+#include <stdlib.h>
 
 #ifdef VCK_X86
 #define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -11,41 +12,40 @@
 #define CLONES
 #endif
 
-static ptrdiff_t ceil_div_clamped(ptrdiff_t a, ptrdiff_t b, ptrdiff_t hi) {
-  ptrdiff_t q = a <= 0 ? 0 : (a + b - 1) / b;
-  return q > hi ? hi : q;
-}
-
-CLONES void vck_im2col_batch(const float *x, ptrdiff_t batch, ptrdiff_t image_stride, ptrdiff_t h, ptrdiff_t w,
-                             ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t ph, ptrdiff_t pw,
-                             ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t oh, ptrdiff_t ow, ptrdiff_t r0, ptrdiff_t r1,
-                             float *dst) {
+CLONES int vck_im2col_batch(const float *x, ptrdiff_t batch, ptrdiff_t image_stride, ptrdiff_t h, ptrdiff_t w,
+                            ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t ph, ptrdiff_t pw,
+                            ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t oh, ptrdiff_t ow, ptrdiff_t r0, ptrdiff_t r1,
+                            float *dst) {
   const ptrdiff_t area = kh * kw, ohw = oh * ow, ld = batch * ohw;
-  for (ptrdiff_t r = r0; r < r1; r++) {
-    const ptrdiff_t c = r / area, t = r - c * area, ky = t / kw, kx = t - ky * kw;
-    // Output columns whose input column ox * sw + kx * dw - pw lies in [0, w).
-    const ptrdiff_t shift = kx * dw - pw;
-    const ptrdiff_t ox0 = ceil_div_clamped(-shift, sw, ow), ox1 = ceil_div_clamped(w - shift, sw, ow);
-    for (ptrdiff_t n = 0; n < batch; n++) {
-      const float *plane = x + n * image_stride + c * h * w;
-      float *out = dst + r * ld + n * ohw;
-      for (ptrdiff_t oy = 0; oy < oh; oy++, out += ow) {
-        const ptrdiff_t iy = oy * sh + ky * dh - ph;
-        if (iy < 0 || iy >= h) {
-          for (ptrdiff_t ox = 0; ox < ow; ox++) out[ox] = 0;
-          continue;
-        }
-        const float *row = plane + iy * w + shift;
-        for (ptrdiff_t ox = 0; ox < ox0; ox++) out[ox] = 0;
-        if (sw == 1) {
-          for (ptrdiff_t ox = ox0; ox < ox1; ox++) out[ox] = row[ox];
-        } else {
-          for (ptrdiff_t ox = ox0; ox < ox1; ox++) out[ox] = row[ox * sw];
-        }
-        for (ptrdiff_t ox = ox1 > ox0 ? ox1 : ox0; ox < ow; ox++) out[ox] = 0;
+  // Per tap, where each output pixel reads in its input plane (-1: padding). With it, a row of one image is a
+  // gather of oh * ow values whatever the map's shape, instead of oh short runs with their bounds.
+  int *table = malloc((size_t)(area * ohw) * sizeof(int));
+  if (!table) return -1;
+  for (ptrdiff_t t = 0; t < area; t++) {
+    const ptrdiff_t ky = t / kw, kx = t - ky * kw;
+    for (ptrdiff_t oy = 0; oy < oh; oy++) {
+      const ptrdiff_t iy = oy * sh + ky * dh - ph;
+      for (ptrdiff_t ox = 0; ox < ow; ox++) {
+        const ptrdiff_t ix = ox * sw + kx * dw - pw;
+        table[t * ohw + oy * ow + ox] = iy < 0 || iy >= h || ix < 0 || ix >= w ? -1 : (int)(iy * w + ix);
       }
     }
   }
+  for (ptrdiff_t r = r0; r < r1; r++) {
+    const ptrdiff_t c = r / area;
+    const int *at = table + (r - c * area) * ohw;
+    for (ptrdiff_t n = 0; n < batch; n++) {
+      const float *plane = x + n * image_stride + c * h * w;
+      float *out = dst + r * ld + n * ohw;
+      for (ptrdiff_t p = 0; p < ohw; p++) {
+        const int i = at[p];
+        const float v = plane[i < 0 ? 0 : i];  // plane[0] stands in for the padding, then is replaced by 0
+        out[p] = i < 0 ? 0.0f : v;
+      }
+    }
+  }
+  free(table);
+  return 0;
 }
 
 // Each image's channels [c0, c1) are the contiguous block x + (img * c + c0) * span of len = (c1 - c0) * span

@@ -181,3 +181,33 @@ extension ConvGemmISATests {
         #expect(tested >= 1)
     }
 }
+
+/// Small maps whose images share one GEMM through the batch's explicit im2col columns (4x4 maps and below, or 64
+/// output channels and more): forward against conv2dReference, and the weight gradient (OpenBLAS on the same
+/// columns) against the Double sum, with stride, padding larger than the map, dilation and groups.
+@Suite struct SmallMapColumnTests {
+    @Test func forwardAndWeightGradientMatchTheReference() throws {
+        // (input, weight, stride, padding, dilation, groups)
+        let cases: [([Int], [Int], (Int, Int), (Int, Int), (Int, Int), Int)] = [
+            ([6, 20, 7, 7], [64, 20, 3, 3], (1, 1), (1, 1), (1, 1), 1),
+            ([5, 12, 4, 5], [16, 6, 3, 3], (2, 1), (2, 1), (1, 2), 2),
+            ([9, 8, 1, 1], [70, 8, 3, 3], (1, 1), (1, 1), (1, 1), 1),
+            ([3, 16, 6, 6], [66, 16, 1, 1], (2, 2), (0, 0), (1, 1), 1),
+        ]
+        for (index, (xs, ws, stride, padding, dilation, groups)) in cases.enumerated() {
+            let x = try randomTensor(xs, seed: UInt64(70 + index)), w = try randomTensor(ws, seed: UInt64(80 + index))
+            let geo = try ConvGeometry("conv2d", x: x, weight: w, bias: nil, stride: stride, padding: padding,
+                                       dilation: dilation, groups: groups)
+            #expect(try ConvGemmPlan(geo).columnMatrix, "case \(index) must use the explicit columns")
+            let y = try conv2d(x, weight: w, stride: stride, padding: padding, dilation: dilation, groups: groups)
+            let expected = try conv2dReference(x, weight: w, stride: stride, padding: padding, dilation: dilation, groups: groups)
+            let forwardError = try maxRelativeError(y, expected)
+            #expect(forwardError < 5e-5, "forward case \(index): \(forwardError)")
+            let g = try randomTensor(geo.outShape, seed: UInt64(90 + index))
+            let gw = try conv2dWeightGrad(geo, x, g, weightShape: ws)
+            let gwExpected = try ConvGemmISATests.weightGradReference(x, g, weightShape: ws, stride: stride, padding: padding,
+                                                                       dilation: dilation, groups: groups)
+            #expect(try maxRelativeError(gw, gwExpected) < 1e-4, "weight gradient case \(index)")
+        }
+    }
+}

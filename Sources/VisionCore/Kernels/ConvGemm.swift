@@ -93,7 +93,7 @@ func packedInput(_ plan: ConvGemmPlan, _ x: UnsafePointer<Float>) throws -> Tens
     let g = plan.g
     let packed = try Tensor.uninitialized([g.groups * plan.groupInput])
     if plan.columnMatrix {
-        batchColumns(plan, x, into: packed.pointer(Float.self))
+        try batchColumns(plan, x, into: packed.pointer(Float.self))
         return packed
     }
     let dst = SendablePointer(packed.pointer(Float.self)), src = SendablePointer(UnsafeMutablePointer(mutating: x))
@@ -175,19 +175,26 @@ func convGemm(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<F
 }
 
 /// The batch's im2col matrix, [groups][Cin/g * kh * kw][batch * Ho * Wo] (column image * Ho * Wo + output pixel),
-/// written to `col` straight from the NCHW input (`vck_im2col_batch`), rows spread over threads.
-func batchColumns(_ plan: ConvGemmPlan, _ x: UnsafePointer<Float>, into col: UnsafeMutablePointer<Float>) {
+/// written to `col` straight from the NCHW input (`vck_im2col_batch`: a gather through a table of pixel offsets
+/// per tap), rows spread over threads.
+func batchColumns(_ plan: ConvGemmPlan, _ x: UnsafePointer<Float>, into col: UnsafeMutablePointer<Float>) throws {
     let g = plan.g, w = g.window, k = plan.offsets.count, ld = g.batch * g.outHeight * g.outWidth
+    guard g.height * g.width <= Int(Int32.max) else {
+        throw VisionError.invalidArgument("conv2d: an input plane of \(g.height) x \(g.width) is too large for the small-map im2col")
+    }
     let src = SendablePointer(UnsafeMutablePointer(mutating: x)), dst = SendablePointer(col)
     // Rows per item: about 16K floats of output, so that a small layer is not split into forks that cost more.
     let per = max(1, 16_384 / max(ld, 1)), chunks = (k + per - 1) / per
+    let failed = Atomic<Bool>(false)
     forEachWorkItem(g.groups * chunks, scratch: 0) { item, _ in
         let grp = item / chunks, r0 = (item % chunks) * per
-        vck_im2col_batch(src.p + grp * g.inPerGroup * g.height * g.width, g.batch, g.inChannels * g.height * g.width,
+        let status = vck_im2col_batch(src.p + grp * g.inPerGroup * g.height * g.width, g.batch, g.inChannels * g.height * g.width,
                          g.height, g.width, w.kernel.0, w.kernel.1, w.stride.0, w.stride.1, w.padding.0, w.padding.1,
                          w.dilation.0, w.dilation.1, g.outHeight, g.outWidth, r0, min(k, r0 + per),
                          dst.p + grp * k * ld)
+        if status != 0 { failed.store(true, ordering: .relaxed) }
     }
+    if failed.load(ordering: .relaxed) { throw VisionError.outOfMemory("conv2d: no memory for the im2col table") }
 }
 
 extension UnaryOp {

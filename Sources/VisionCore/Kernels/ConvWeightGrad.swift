@@ -110,7 +110,7 @@ private func weightGradBLAS(_ geo: ConvGeometry, _ x: Tensor, _ g: Tensor, weigh
         // instead of a small GEMM and an im2col per image.
         let ld = geo.batch * howo
         let cols = try Tensor.uninitialized([geo.groups * k * ld]), gt = try Tensor.uninitialized([geo.outChannels * ld])
-        batchColumns(try ConvGemmPlan(geo), x.pointer(Float.self), into: cols.pointer(Float.self))
+        try batchColumns(try ConvGemmPlan(geo), x.pointer(Float.self), into: cols.pointer(Float.self))
         let pg = g.pointer(Float.self), pt = gt.pointer(Float.self)
         withExtendedLifetime(g) {
             for image in 0..<geo.batch {

@@ -228,7 +228,27 @@ func reduceForward(_ op: ReduceOp, _ x: Tensor, axes: [Int], keepDim: Bool) thro
     let src = SendablePointer(layout.source.pointer(Float.self)), dst = SendablePointer(out.pointer(Float.self))
     let (outer, r, inner) = (layout.outer, layout.reduce, layout.inner)
     withExtendedLifetime(layout.source) {
-        if inner == 1 {
+        if inner == 1 && r >= 1 && r <= 8 {
+            // A few values per row (a global pool of 1x1 or 2x2 maps): a plain loop, without rowSum's setup per row.
+            parallelFor(outer, minChunk: max(1, (1 << 15) / max(r, 1))) { rows in
+                for o in rows {
+                    let p = src.p + o &* r
+                    var s = 0.0, hi = p[0], lo = p[0]
+                    for j in 0..<r {
+                        let v = p[j]
+                        s += Double(v)
+                        if v > hi || v.isNaN { hi = hi.isNaN ? hi : v }
+                        if v < lo || v.isNaN { lo = lo.isNaN ? lo : v }
+                    }
+                    switch op {
+                    case .reduceSum: dst.p[o] = Float(s)
+                    case .reduceMean: dst.p[o] = Float(s / Double(r))
+                    case .reduceMax: dst.p[o] = hi
+                    case .reduceMin: dst.p[o] = lo
+                    }
+                }
+            }
+        } else if inner == 1 {
             parallelFor(outer, minChunk: max(1, (1 << 15) / max(r, 1))) { rows in
                 for o in rows {
                     let p = UnsafePointer(src.p + o * r)
