@@ -255,6 +255,27 @@ void vck_conv_gemm_tile(ptrdiff_t *mr, ptrdiff_t *nr) {
 static void store_tile(const vck_conv_gemm *job, finish_fn finish, const float *tile, ptrdiff_t nr, ptrdiff_t i,
                        ptrdiff_t rows, ptrdiff_t q, ptrdiff_t qe) {
   const ptrdiff_t period = job->period > 0 ? job->period : job->nq;
+  if (job->period > 0 && job->vw == job->ow && job->oh * job->ow == job->period) {
+    // Explicit columns (every column an output, images of a few pixels): one epilogue call per row into a
+    // buffer, then a scatter through the columns' output offsets, instead of one call per image segment.
+    const ptrdiff_t n = qe - q;
+    ptrdiff_t off[NR_MAX];
+    float res[NR_MAX], out[NR_MAX];
+    for (ptrdiff_t j = 0; j < n; j++) {
+      ptrdiff_t image = (q + j) / period;
+      off[j] = image * job->image_stride + (q + j - image * period);
+    }
+    for (ptrdiff_t rr = 0; rr < rows; rr++) {
+      ptrdiff_t ch = i + rr;
+      float s = job->scale ? job->scale[ch] : 1.0f, t = job->shift ? job->shift[ch] : 0.0f, *y = job->c + ch * job->ldc;
+      if (job->residual)
+        for (ptrdiff_t j = 0; j < n; j++) res[j] = job->residual[ch * job->ldc + off[j]];
+      finish(tile + rr * nr, out, n, s, t, job->residual ? res : NULL, job->activation, job->parameter,
+             job->residual_after);
+      for (ptrdiff_t j = 0; j < n; j++) y[off[j]] = out[j];
+    }
+    return;
+  }
   ptrdiff_t j = q;
   while (j < qe) {
     ptrdiff_t image = j / period, r = j - image * period, oy = r / job->vw, ox = r - oy * job->vw;
