@@ -3,7 +3,7 @@
 
 Same model (timm ResNet, BasicBlock x [1, 1, 1, 1], planes 32-64-128-256, in_chans 1 = VisionCore's
 resnet_fmnist), batch 128 with drop_last, random horizontal flip + normalize (0.2860, 0.3530), official
-clovaai CutMix (alpha 1, prob 0.5), AdamP (the `adamp` package, weight decay 1e-4) with a per-iteration cosine
+clovaai CutMix (alpha 1, prob 0.25), AdamP (the `adamp` package, weight decay 1e-4) with a per-iteration cosine
 schedule, cross-entropy on the mixed soft targets. Prints one `torch_epoch_s <seconds>` line per epoch (training
 time; with --max-steps the epoch's time is extrapolated from the steps run) and `torch_test_acc <fraction>`.
 """
@@ -75,7 +75,7 @@ for epoch in range(a.epochs):
         x, y = xtr[ids].clone(), ytr[ids]
         flip = torch.rand(len(ids)) < 0.5
         x[flip] = x[flip].flip(3)
-        if np.random.rand(1) < 0.5:
+        if np.random.rand(1) < 0.25:
             lam = np.random.beta(1.0, 1.0)
             perm = torch.randperm(x.size(0))
             x1, y1, x2, y2 = rand_bbox(x.size(), lam)
