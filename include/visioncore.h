@@ -1120,7 +1120,7 @@ const char *vc_last_error_message(void);
 const char *vc_version(void);
 
 /**
- * Sets the number of threads used by VisionCore's kernels and by OpenBLAS (1...256).
+ * Sets the number of threads used by VisionCore's kernels (1...256); OpenBLAS always runs on one of them.
  */
 int32_t vc_set_num_threads(int32_t n);
 

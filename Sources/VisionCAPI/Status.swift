@@ -70,7 +70,7 @@ nonisolated(unsafe) private let emptyMessage: UnsafeMutablePointer<CChar> = strd
 
 nonisolated(unsafe) private let versionString: UnsafeMutablePointer<CChar> = strdup("0.1.0")!
 
-/// Sets the number of threads used by VisionCore's kernels and by OpenBLAS (1...256).
+/// Sets the number of threads used by VisionCore's kernels (1...256); OpenBLAS always runs on one of them.
 @c public func vc_set_num_threads(_ n: Int32) -> Int32 {
     capi { try Threading.setThreadCount(Int(n)) }
 }

@@ -33,7 +33,7 @@ __version__ = lib.vc_version().decode()
 
 
 def set_num_threads(n: int) -> None:
-    """Sets the threads used by VisionCore's kernels and OpenBLAS (1...256)."""
+    """Sets the threads used by VisionCore's kernels (1...256); OpenBLAS always runs on one of them."""
     check(lib.vc_set_num_threads(int(n)))
 
 
