@@ -218,8 +218,10 @@ public func fuzzCAPI(_ data: UnsafeRawPointer, _ count: Int) -> CInt {
                     case 1: _ = vc_transform_add_resize(tf, inp.index(), inp.index())
                     case 2: _ = vc_transform_add_random_resized_crop(tf, inp.index(), inp.index(), 0.08, [1, 0.01, .infinity][inp.int(0...2)], 0.75, 1.33)
                     default:
-                        let v: [Float] = [0.5, 0.5, 0.5, 0.5]
-                        _ = v.withUnsafeBufferPointer { vc_transform_add_normalize(tf, $0.baseAddress, $0.baseAddress, inp.index()) }
+                        // The buffers hold 4 values: larger counts would read past them (the caller's contract), so
+                        // only counts the API rejects before reading (0, above 4096) go beyond.
+                        let v: [Float] = [0.5, 0.5, 0.5, 0.5], n: Int64 = [0, 1, 3, 4, 5000][inp.int(0...4)]
+                        _ = v.withUnsafeBufferPointer { vc_transform_add_normalize(tf, $0.baseAddress, $0.baseAddress, n) }
                     }
                 }
             }
