@@ -63,16 +63,23 @@ static void reduce_spans(const double *acc, ptrdiff_t channels, ptrdiff_t span, 
   }
 }
 
-CLONES void vck_bn_sums(const float *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t span, ptrdiff_t c0, ptrdiff_t c1,
-                        const float *center, double *s1, double *s2, double *scratch) {
+CLONES void vck_bn_sums(const float *g, const float *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t span, ptrdiff_t c0,
+                        ptrdiff_t c1, const float *center, double *s1, double *s2, double *scratch) {
   const ptrdiff_t len = (c1 - c0) * span;
   double *a1 = scratch, *a2 = scratch + len;
   float *mid = (float *)(scratch + 2 * len);
   expand(center, c0, c1, span, 0.0f, mid);
   for (ptrdiff_t i = 0; i < len; i++) a1[i] = a2[i] = 0;
   for (ptrdiff_t img = 0; img < n; img++) {
-    const float *xp = x + (img * c + c0) * span;
-    if (s2) {
+    const ptrdiff_t at = (img * c + c0) * span;
+    const float *xp = x + at;
+    if (g) {
+      const float *gp = g + at;
+      for (ptrdiff_t i = 0; i < len; i++) {
+        a1[i] += (double)gp[i];
+        a2[i] += (double)(gp[i] * (xp[i] - mid[i]));
+      }
+    } else if (s2) {
       for (ptrdiff_t i = 0; i < len; i++) {
         const double v = (double)(xp[i] - mid[i]);
         a1[i] += v;
@@ -97,24 +104,6 @@ CLONES void vck_bn_affine(const float *x, float *y, ptrdiff_t n, ptrdiff_t c, pt
     float *yp = y + (img * c + c0) * span;
     for (ptrdiff_t i = 0; i < len; i++) yp[i] = xp[i] * a[i] + b[i];
   }
-}
-
-CLONES void vck_bn_grad_sums(const float *g, const float *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t span, ptrdiff_t c0,
-                             ptrdiff_t c1, const float *mean, double *sg, double *sgx, double *scratch) {
-  const ptrdiff_t len = (c1 - c0) * span;
-  double *a1 = scratch, *a2 = scratch + len;
-  float *mid = (float *)(scratch + 2 * len);
-  expand(mean, c0, c1, span, 0.0f, mid);
-  for (ptrdiff_t i = 0; i < len; i++) a1[i] = a2[i] = 0;
-  for (ptrdiff_t img = 0; img < n; img++) {
-    const float *gp = g + (img * c + c0) * span, *xp = x + (img * c + c0) * span;
-    for (ptrdiff_t i = 0; i < len; i++) {
-      a1[i] += (double)gp[i];
-      a2[i] += (double)(gp[i] * (xp[i] - mid[i]));
-    }
-  }
-  reduce_spans(a1, c1 - c0, span, sg);
-  reduce_spans(a2, c1 - c0, span, sgx);
 }
 
 CLONES void vck_bn_grad_apply(const float *g, const float *x, float *o, ptrdiff_t n, ptrdiff_t c, ptrdiff_t span,

@@ -87,17 +87,15 @@ int vck_im2col_batch(const float *x, ptrdiff_t batch, ptrdiff_t image_stride, pt
                       ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t ph, ptrdiff_t pw,
                       ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t oh, ptrdiff_t ow, ptrdiff_t r0, ptrdiff_t r1, float *dst);
 
-/// Batch normalization over small spans (x is [n, c, span]), for the channels [c0, c1): per channel,
-/// s1 = Σ (x - center) and, if s2 is not NULL, s2 = Σ (x - center)^2 over images and span, in double (center NULL:
-/// 0). `scratch`: 3 * (c1 - c0) * span doubles. Outputs are indexed from c0.
-void vck_bn_sums(const float *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t span, ptrdiff_t c0, ptrdiff_t c1,
+/// Batch normalization over small spans (x and g are [n, c, span]), for the channels [c0, c1), in double, with
+/// center NULL meaning 0: without g, s1 = Σ (x - center) and, if s2 is not NULL, s2 = Σ (x - center)^2 (the
+/// statistics); with g, s1 = Σ g and s2 = Σ g (x - center) (the backward's sums). `scratch`: 3 * (c1 - c0) * span
+/// doubles. Outputs are indexed from c0.
+void vck_bn_sums(const float *g, const float *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t span, ptrdiff_t c0, ptrdiff_t c1,
                  const float *center, double *s1, double *s2, double *scratch);
 /// y = x * scale[ch] + shift[ch] for the channels [c0, c1) of [n, c, span]; scratch: 2 * (c1 - c0) * span floats.
 void vck_bn_affine(const float *x, float *y, ptrdiff_t n, ptrdiff_t c, ptrdiff_t span, ptrdiff_t c0, ptrdiff_t c1,
                    const float *scale, const float *shift, float *scratch);
-/// sg = Σ g and sgx = Σ g (x - mean[ch]) per channel of [c0, c1), in double; scratch: 3 * (c1 - c0) * span doubles.
-void vck_bn_grad_sums(const float *g, const float *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t span, ptrdiff_t c0,
-                      ptrdiff_t c1, const float *mean, double *sg, double *sgx, double *scratch);
 /// o = g * a[ch] + (x * p[ch] + q[ch]) for the channels [c0, c1); scratch: 3 * (c1 - c0) * span floats.
 void vck_bn_grad_apply(const float *g, const float *x, float *o, ptrdiff_t n, ptrdiff_t c, ptrdiff_t span,
                        ptrdiff_t c0, ptrdiff_t c1, const float *a, const float *p, const float *q, float *scratch);

@@ -160,9 +160,9 @@ private func smallSpanStatistics(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMu
     let s1 = scratch + 3 * width * span, s2 = s1 + width
     let floats = UnsafeMutableRawPointer(s2 + width).bindMemory(to: Float.self, capacity: 2 * width)
     let center = floats - c0, scale = floats + width - c0   // indexed by channel
-    vck_bn_sums(x, n, c, span, c0, c1, nil, s1, nil, scratch)
+    vck_bn_sums(nil, x, n, c, span, c0, c1, nil, s1, nil, scratch)
     for ch in channels { center[ch] = Float(s1[ch - c0] / count) }
-    vck_bn_sums(x, n, c, span, c0, c1, center, s1, s2, scratch)
+    vck_bn_sums(nil, x, n, c, span, c0, c1, center, s1, s2, scratch)
     for ch in channels {
         let d = s1[ch - c0], q = s2[ch - c0]
         let mean = Double(center[ch]) + d / count
@@ -187,7 +187,7 @@ private func smallSpanBackward(_ g: UnsafeMutablePointer<Float>, _ x: UnsafeMuta
     defer { coefficients.deallocate() }
     let (a, p, q) = (coefficients - c0, coefficients + width - c0, coefficients + 2 * width - c0)
     mean.withUnsafeBufferPointer { m in
-        vck_bn_grad_sums(g, x, n, c, span, c0, c1, m.baseAddress!, sg, sgx, scratch)
+        vck_bn_sums(g, x, n, c, span, c0, c1, m.baseAddress!, sg, sgx, scratch)
     }
     for ch in channels {
         let r = Double(rstd[ch]), sgxhat = sgx[ch - c0] * r, ach = Double(weight[ch]) * r
