@@ -7,10 +7,7 @@
 #include <math.h>
 #include <stddef.h>
 
-#if defined(__x86_64__) || defined(__i386__)
-#define VCK_X86 1
-#include <immintrin.h>
-#endif
+#include "cpu.h"
 
 #define INLINE static inline __attribute__((always_inline))
 

@@ -9,9 +9,6 @@
 #include "ckernels.h"
 #include "activation_math.h"
 
-#define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-
-
 typedef void (*map_fn)(const float *, float *, ptrdiff_t);
 typedef float (*exp_sum_fn)(const float *, float *, ptrdiff_t, float);
 typedef struct {

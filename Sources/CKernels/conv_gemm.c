@@ -5,6 +5,7 @@
 // The epilogue (scale, shift, residual, activation) is applied to each tile while it is in registers or L1.
 #include "ckernels.h"
 #include "activation_math.h"
+#include "cpu.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -250,6 +251,11 @@ void vck_conv_gemm_tile(ptrdiff_t *mr, ptrdiff_t *nr) {
   *nr = ks.vl * ks.nv;
 }
 
+void vck_conv_finish_row(const float *x, float *y, ptrdiff_t n, float s, float t, const float *res, int act, float p,
+                         int after) {
+  kernels().finish(x, y, n, s, t, res, act, p, after);
+}
+
 // Applies the epilogue to tile columns [q, qe) of rows [i, i + rows) and stores the outputs among them
 // (virtual column q = oy * vw + ox of its image is an output when ox < ow and oy < oh).
 static void store_tile(const vck_conv_gemm *job, finish_fn finish, const float *tile, ptrdiff_t nr, ptrdiff_t i,
@@ -453,23 +459,10 @@ int vck_conv_weight_grad_run(const float *a, const ptrdiff_t *aoff, ptrdiff_t m0
 
 void vck_conv_grad_rows(const float *g, ptrdiff_t channels, ptrdiff_t oh, ptrdiff_t ow, ptrdiff_t vw, ptrdiff_t rows,
                         float *dst, ptrdiff_t ld) {
-  enum { B = 16 };
   const ptrdiff_t hw = oh * ow;
   for (ptrdiff_t q = 0; q < rows; q++) {
     ptrdiff_t oy = q / vw, ox = q - oy * vw;
     if (oy >= oh || ox >= ow) memset(dst + q * ld, 0, (size_t)channels * sizeof(float));
   }
-  // Blocks of B output pixels x B channels, so that both the reads and the writes stay within a few lines.
-  for (ptrdiff_t oy = 0; oy < oh; oy++) {
-    for (ptrdiff_t x0 = 0; x0 < ow; x0 += B) {
-      ptrdiff_t nx = ow - x0 < B ? ow - x0 : B;
-      const float *src = g + oy * ow + x0;
-      float *out = dst + (oy * vw + x0) * ld;
-      for (ptrdiff_t c0 = 0; c0 < channels; c0 += B) {
-        ptrdiff_t nc = channels - c0 < B ? channels - c0 : B;
-        for (ptrdiff_t c = c0; c < c0 + nc; c++)
-          for (ptrdiff_t x = 0; x < nx; x++) out[x * ld + c] = src[c * hw + x];
-      }
-    }
-  }
+  for (ptrdiff_t oy = 0; oy < oh; oy++) vck_transpose(g + oy * ow, channels, ow, hw, dst + oy * vw * ld, ld);
 }

@@ -4,13 +4,8 @@
 // with per-element expanded parameters, so that the inner loops are long and vectorize.
 #include "ckernels.h"
 #include "activation_math.h"
+#include "cpu.h"
 #include <stdlib.h>
-
-#ifdef VCK_X86
-#define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define CLONES
-#endif
 
 CLONES int vck_im2col_batch(const float *x, ptrdiff_t batch, ptrdiff_t image_stride, ptrdiff_t h, ptrdiff_t w,
                             ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t ph, ptrdiff_t pw,

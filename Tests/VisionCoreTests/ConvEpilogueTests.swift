@@ -160,6 +160,9 @@ extension ConvGemmISATests {
             ([1, 30, 26, 23], [50, 30, 3, 3], (2, 2), (1, 1), (1, 1), 1),
             ([2, 64, 18, 21], [34, 32, 3, 3], (1, 2), (2, 1), (2, 1), 2),
             ([2, 300, 17, 19], [17, 300, 1, 1], (1, 1), (0, 0), (1, 1), 1),
+            // Whole 64-wide tiles, a 48-wide tail, and 261 taps (not a multiple of the tile's 6 or 8 rows).
+            ([1, 29, 11, 10], [64, 29, 3, 3], (1, 1), (1, 1), (1, 1), 1),
+            ([1, 32, 12, 13], [112, 32, 3, 3], (1, 1), (1, 1), (1, 1), 1),
         ]
         var tested = 0
         for level: Int32 in [4, 3, 1] where vck_conv_gemm_set_isa(level) == 0 {

@@ -99,4 +99,43 @@ void vck_bn_affine(const float *x, float *y, ptrdiff_t n, ptrdiff_t c, ptrdiff_t
 /// o = g * a[ch] + (x * p[ch] + q[ch]) for the channels [c0, c1); scratch: 3 * (c1 - c0) * span floats.
 void vck_bn_grad_apply(const float *g, const float *x, float *o, ptrdiff_t n, ptrdiff_t c, ptrdiff_t span,
                        ptrdiff_t c0, ptrdiff_t c1, const float *a, const float *p, const float *q, float *scratch);
+
+/// dst[j * ds + i] = src[i * ss + j] for i < rows, j < cols (out of place).
+void vck_transpose(const float *src, ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t ss, float *dst, ptrdiff_t ds);
+/// Selects vck_transpose's code (4: AVX-512 tiles, 1: scalar, 0: the best this CPU has), so that tests can check
+/// both on one machine; returns -1 when the CPU lacks that level.
+int vck_transpose_set_isa(int level);
+
+/// The conv GEMM's epilogue on n contiguous outputs of one channel: y = act(x * s + t + res), or
+/// act(x * s + t) + res when `after` (res may be NULL; act -1: none).
+void vck_conv_finish_row(const float *x, float *y, ptrdiff_t n, float s, float t, const float *res, int act, float p,
+                         int after);
+
+/// A 3x3, stride-1, dilation-1, ungrouped convolution of NCHW `x` by Winograd's F(2x2, 3x3) (winograd.c), with the
+/// conv GEMM's epilogue (scale, shift, residual, activation as in vck_conv_gemm). Output oh = h + 2 ph - 2,
+/// ow = w + 2 pw - 2. Tiles are 2x2 output blocks; tile row r is output rows 2 (r % ty) and 2 (r % ty) + 1 of
+/// image r / ty, with ty = ceil(oh / 2).
+typedef struct {
+  const float *x;
+  ptrdiff_t cin, h, w, ph, pw;
+  const float *u; /* the transformed weights, [16][cout][cin] (vck_winograd_weights) */
+  ptrdiff_t cout, oh, ow;
+  float *y;
+  const float *scale, *shift, *residual;
+  int activation;
+  float parameter;
+  int residual_after;
+} vck_winograd;
+
+/// Transformed weights u[16][outs][ins] for outputs [o0, o1) of the conv by w [cout][cin][3][3] (outs = cout), or,
+/// with `transposed`, of the conv that maps its output gradient to its input gradient (outs = cin, filters
+/// w[i][o] rotated by 180 degrees).
+/// `buf`: 9 * ins floats of scratch.
+void vck_winograd_weights(const float *w, ptrdiff_t cout, ptrdiff_t cin, int transposed, ptrdiff_t o0, ptrdiff_t o1,
+                          float *u, float *buf);
+/// Floats of scratch that vck_winograd_run needs for a chunk of `tiles` tiles.
+ptrdiff_t vck_winograd_scratch(const vck_winograd *job, ptrdiff_t tiles);
+/// Computes the outputs of tiles [t0, t1) (tile t: row t / tx, column t % tx, tx = ceil(ow / 2)); returns 0, or -1
+/// when memory ran out.
+int vck_winograd_run(const vck_winograd *job, ptrdiff_t t0, ptrdiff_t t1, float *scratch);
 #endif

@@ -72,6 +72,21 @@ struct EpiloguePointers: @unchecked Sendable {
     /// True when rows need a pass after the GEMM.
     var needsRowPass: Bool { scale != nil || residual != nil || activation != nil }
 
+    /// The C kernels' epilogue code of the activation: -1 for none, and for one the C epilogue lacks, which
+    /// `finishDeferred` then applies to the whole output.
+    var cActivation: Int32 { activation.map { $0.cEpilogueCode } ?? -1 }
+    /// True when the activation runs after the kernels (`finishDeferred`).
+    var defersActivation: Bool { activation != nil && cActivation < 0 }
+    /// The residual for the C kernels: none when it joins after a deferred activation.
+    var cResidual: UnsafePointer<Float>? { defersActivation && residualAfter ? nil : residual }
+
+    /// The deferred activation (and the residual that follows it) over the `total` outputs at `out`.
+    func finishDeferred(_ out: UnsafeMutablePointer<Float>, _ total: Int) {
+        guard defersActivation, let op = activation else { return }
+        unaryKernel(op, parameter, out, out, total)
+        if residualAfter, let r = residual { addInPlace(out, r, total) }
+    }
+
     /// Finishes `n` outputs of channel `channel` at `o`, which is element `offset` of the output tensor.
     @inline(__always)
     func apply(_ o: UnsafeMutablePointer<Float>, _ n: Int, channel: Int, offset: Int) {

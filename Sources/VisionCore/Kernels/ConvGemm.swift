@@ -135,10 +135,7 @@ func convGemm(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<F
     let splits = gemms >= 2 * threads ? 1 : (3 * threads + gemms - 1) / gemms
     let chunks = nq >= m ? min(tiles, splits) : 1, rowBlocks = nq >= m ? 1 : min(panels, splits)
     let chunkSize = (tiles + chunks - 1) / chunks * nr, blockSize = (panels + rowBlocks - 1) / rowBlocks * mr
-    let act: Int32 = epi.activation.map { $0.cEpilogueCode } ?? -1
-    // An activation the C epilogue lacks runs afterwards; a residual that follows it must wait for it too.
-    let deferred = epi.activation != nil && act < 0
-    let residual = deferred && epi.residualAfter ? nil : epi.residual
+    let act = epi.cActivation, residual = epi.cResidual
     let failed = Atomic<Bool>(false)
     let sb = SendablePointer(UnsafeMutablePointer(mutating: b)), sw = SendablePointer(UnsafeMutablePointer(mutating: w))
     let so = SendablePointer(out)
@@ -167,11 +164,7 @@ func convGemm(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<F
         }
     }
     if failed.load(ordering: .relaxed) { throw VisionError.outOfMemory("conv2d: no memory for the GEMM's scratch buffers") }
-    if deferred, let op = epi.activation {
-        let total = g.batch * g.outChannels * ohw
-        unaryKernel(op, epi.parameter, out, out, total)
-        if epi.residualAfter, let r = epi.residual { addInPlace(out, r, total) }
-    }
+    epi.finishDeferred(out, g.batch * g.outChannels * ohw)
 }
 
 /// The batch's im2col matrix, [groups][Cin/g * kh * kw][batch * Ho * Wo] (column image * Ho * Wo + output pixel),

@@ -88,11 +88,8 @@ private func weightGradGemm(_ plan: ConvGemmPlan, _ x: UnsafePointer<Float>, _ g
     let pw = SendablePointer(gw), coBlocks = (m + 15) / 16
     withExtendedLifetime(dwt) {
         forEachWorkItem(geo.groups * coBlocks, scratch: 0) { item, _ in
-            let grp = item / coBlocks, co0 = (item % coBlocks) * 16, co1 = min(m, co0 + 16)
-            let src = pd.p + grp * k * m, dst = pw.p + grp * m * k
-            for tap in 0..<k {
-                for co in co0..<co1 { dst[co * k + tap] = src[tap * m + co] }
-            }
+            let grp = item / coBlocks, co0 = (item % coBlocks) * 16
+            vck_transpose(pd.p + grp * k * m + co0, k, min(16, m - co0), m, pw.p + grp * m * k + co0 * k, k)
         }
     }
 }

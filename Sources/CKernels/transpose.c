@@ -1,0 +1,84 @@
+// Out-of-place transposes of float blocks, in 16 x 16 tiles held in registers on AVX-512 (a scalar transpose
+// writes one float per store, and a fresh destination costs a read-for-ownership per line it spreads over).
+#include "ckernels.h"
+#include "cpu.h"
+
+#ifdef VCK_X86
+// dst[j * ds + i] = src[i * ss + j] for i < rows, j < cols (both at most 16), through masked loads and stores.
+__attribute__((target("avx512f"))) static void tile16(const float *src, ptrdiff_t ss, ptrdiff_t rows, ptrdiff_t cols,
+                                                      float *dst, ptrdiff_t ds) {
+  const __mmask16 cm = (__mmask16)((1u << cols) - 1), rm = (__mmask16)((1u << rows) - 1);
+  __m512 r[16], t[16];
+  for (int i = 0; i < 16; i++) r[i] = i < rows ? _mm512_maskz_loadu_ps(cm, src + i * ss) : _mm512_setzero_ps();
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
+    __m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
+    r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+  // r[4q + s] now holds, in each 128-bit lane l, rows 4q..4q+3 of column 4l + s.
+  for (int q = 0; q < 2; q++)
+    for (int s = 0; s < 4; s++) {
+      t[8 * q + s] = _mm512_shuffle_f32x4(r[8 * q + s], r[8 * q + 4 + s], 0x88);
+      t[8 * q + 4 + s] = _mm512_shuffle_f32x4(r[8 * q + s], r[8 * q + 4 + s], 0xdd);
+    }
+  for (int s = 0; s < 8; s++) {
+    r[s] = _mm512_shuffle_f32x4(t[s], t[8 + s], 0x88);
+    r[8 + s] = _mm512_shuffle_f32x4(t[s], t[8 + s], 0xdd);
+  }
+  // r[j] is column j.
+  for (int j = 0; j < cols; j++) _mm512_mask_storeu_ps(dst + j * ds, rm, r[j]);
+}
+
+// -1 until the first call; then 1 when the AVX-512 tiles run (vck_transpose_set_isa lets tests pick).
+static int use_avx512 = -1;
+
+static int has_avx512(void) {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") ? 1 : 0;
+}
+#endif
+
+void vck_transpose(const float *src, ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t ss, float *dst, ptrdiff_t ds) {
+#ifdef VCK_X86
+  int v = __atomic_load_n(&use_avx512, __ATOMIC_RELAXED);
+  if (v < 0) {
+    v = has_avx512();
+    __atomic_store_n(&use_avx512, v, __ATOMIC_RELAXED);
+  }
+  if (v) {
+    for (ptrdiff_t i = 0; i < rows; i += 16)
+      for (ptrdiff_t j = 0; j < cols; j += 16)
+        tile16(src + i * ss + j, ss, rows - i < 16 ? rows - i : 16, cols - j < 16 ? cols - j : 16, dst + j * ds + i, ds);
+    return;
+  }
+#endif
+  // Blocks of 16 x 16, so that both sides stay within a few lines.
+  for (ptrdiff_t i0 = 0; i0 < rows; i0 += 16)
+    for (ptrdiff_t j0 = 0; j0 < cols; j0 += 16) {
+      ptrdiff_t i1 = rows - i0 < 16 ? rows : i0 + 16, j1 = cols - j0 < 16 ? cols : j0 + 16;
+      for (ptrdiff_t i = i0; i < i1; i++)
+        for (ptrdiff_t j = j0; j < j1; j++) dst[j * ds + i] = src[i * ss + j];
+    }
+}
+
+int vck_transpose_set_isa(int level) {
+#ifdef VCK_X86
+  int best = has_avx512() ? 4 : 1;
+#else
+  int best = 1;
+#endif
+  if (level == 0) level = best;
+  if (level != 1 && level != 4) return -1;
+  if (level > best) return -1;
+#ifdef VCK_X86
+  __atomic_store_n(&use_avx512, level == 4, __ATOMIC_RELAXED);
+#endif
+  return 0;
+}

@@ -1,0 +1,50 @@
+import Testing
+@testable import VisionCore
+
+/// 3x3 stride-1 convolutions by Winograd's F(2x2, 3x3) against the Double reference: odd and even output sizes,
+/// padding 0 to 2, chunks of tiles that end inside a tile row, several images; then the fused epilogue against
+/// the composition it replaces.
+@Suite struct WinogradTests {
+    /// (input, weight, padding)
+    static let geometries: [([Int], [Int], (Int, Int))] = [
+        ([1, 16, 8, 8], [16, 16, 3, 3], (1, 1)),
+        ([2, 16, 9, 11], [20, 16, 3, 3], (1, 1)),
+        ([1, 20, 8, 7], [24, 20, 3, 3], (0, 0)),
+        ([3, 17, 5, 7], [33, 17, 3, 3], (2, 1)),
+        ([2, 16, 30, 29], [16, 16, 3, 3], (1, 1)),
+        ([1, 64, 14, 14], [70, 64, 3, 3], (1, 1)),
+        ([4, 24, 3, 4], [16, 24, 3, 3], (1, 0)),
+    ]
+
+    @Test(arguments: 0..<7) func matchesTheReference(_ index: Int) throws {
+        let (xs, ws, padding) = Self.geometries[index]
+        let x = try randomTensor(xs, seed: UInt64(70 + index)), w = try randomTensor(ws, seed: UInt64(80 + index), scale: 0.3)
+        let geo = try ConvGeometry("conv2d", x: x, weight: w, bias: nil, stride: (1, 1), padding: padding,
+                                   dilation: (1, 1), groups: 1)
+        #expect(winogradApplies(geo), "geometry \(index) must take the Winograd path")
+        let bias = try randomTensor([ws[0]], seed: 9)
+        let got = try conv2d(x, weight: w, bias: bias, padding: padding)
+        let expected = try conv2dReference(x, weight: w, bias: bias, padding: padding)
+        try expectClose(got, expected, rtol: 1e-5, atol: 2e-5, "geometry \(index)")
+    }
+
+    @Test func fusedEpilogueMatchesTheComposition() throws {
+        let x = try randomTensor([2, 16, 10, 9], seed: 1), w = try randomTensor([24, 16, 3, 3], seed: 2, scale: 0.3)
+        let plain = try conv2d(x, weight: w, padding: (1, 1))
+        let c = 24
+        let scale = (0..<c).map { Float($0 % 3) * 0.7 - 0.4 }, shift = (0..<c).map { Float($0) * 0.1 - 0.2 }
+        let residual = try randomTensor(plain.shape, seed: 3)
+        let affine = try add(try mul(plain, try Tensor(scale, shape: [1, c, 1, 1])), try Tensor(shift, shape: [1, c, 1, 1]))
+        for activation in [nil, UnaryOp.relu, .leakyRelu, .hardSwish, .silu, .abs] {
+            for after in [false, true] {
+                var epilogue = ConvEpilogue(scale: scale, shift: shift, residual: residual, activation: activation)
+                epilogue.residualAfterActivation = after
+                let fused = try conv2dFused(x, weight: w, padding: (1, 1), epilogue: epilogue)
+                var expected = after ? affine : try add(affine, residual)
+                if let activation { expected = try unary(activation, expected) }
+                if after { expected = try add(expected, residual) }
+                try expectClose(fused, expected, rtol: 1e-5, atol: 1e-5, "\(String(describing: activation)) after \(after)")
+            }
+        }
+    }
+}
