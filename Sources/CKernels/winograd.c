@@ -133,10 +133,11 @@ CLONES static void output_row(const vck_winograd *job, const float *m, ptrdiff_t
     tile += tb - ta;                                                                                      \
   }
 
-int vck_winograd_run(const vck_winograd *job, ptrdiff_t t0, ptrdiff_t t1, float *scratch) {
+int vck_winograd_run(const vck_winograd *job, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t co0, ptrdiff_t co1,
+                     float *scratch) {
   const ptrdiff_t tx = (job->ow + 1) / 2, ty = (job->oh + 1) / 2, nt = t1 - t0;
   const ptrdiff_t cin = job->cin, cout = job->cout;
-  if (nt <= 0) return 0;
+  if (nt <= 0 || co0 >= co1) return 0;
   float *v = scratch, *m = v + 16 * cin * nt, *buf = m + 16 * cout * nt, *zeros = buf + 4 * (2 * tx + 2);
   memset(zeros, 0, (size_t)job->w * sizeof(float));
   ptrdiff_t *boff = malloc((size_t)cin * sizeof(ptrdiff_t));
@@ -149,7 +150,7 @@ int vck_winograd_run(const vck_winograd *job, ptrdiff_t t0, ptrdiff_t t1, float 
       input_row(job->x + (n * cin + ci) * job->h * job->w, job->h, job->w, oy - job->ph, job->pw, ta, tb, zeros,
                 buf, v + ci * nt + at, cin * nt);
   })
-  // M[xi] = U[xi] V[xi]: 16 GEMMs [cout x cin] x [cin x nt].
+  // M[xi] = U[xi] V[xi]: 16 GEMMs [cout x cin] x [cin x nt] (rows [co0, co1)).
   int status = 0;
   for (int xi = 0; xi < 16 && status == 0; xi++) {
     vck_conv_gemm g = {0};
@@ -164,7 +165,7 @@ int vck_winograd_run(const vck_winograd *job, ptrdiff_t t0, ptrdiff_t t1, float 
     g.ldc = nt;
     g.activation = -1;
     g.oh = 1;
-    status = vck_conv_gemm_run(&g, 0, cout, 0, nt);
+    status = vck_conv_gemm_run(&g, co0, co1, 0, nt);
   }
   free(boff);
   if (status != 0) return status;
@@ -172,7 +173,7 @@ int vck_winograd_run(const vck_winograd *job, ptrdiff_t t0, ptrdiff_t t1, float 
   FOR_TILE_PIECES(t0, t1, tx, {
     const ptrdiff_t n = row / ty, oy = (row - n * ty) * 2, rows = job->oh - oy < 2 ? job->oh - oy : 2;
     const ptrdiff_t ox = 2 * ta, count = (2 * tb < job->ow ? 2 * tb : job->ow) - ox;
-    for (ptrdiff_t co = 0; co < cout; co++) {
+    for (ptrdiff_t co = co0; co < co1; co++) {
       const ptrdiff_t off = (n * cout + co) * job->oh * job->ow + oy * job->ow + ox;
       output_row(job, m + co * nt + at, cout * nt, tb - ta, count, job->scale ? job->scale[co] : 1.0f,
                  job->shift ? job->shift[co] : 0.0f, buf, job->y + off, job->residual ? job->residual + off : NULL,

@@ -2,18 +2,19 @@ import Testing
 @testable import VisionCore
 
 /// 3x3 stride-1 convolutions by Winograd's F(2x2, 3x3) against the Double reference: odd and even output sizes,
-/// padding 0 to 2, chunks of tiles that end inside a tile row, several images; then the fused epilogue against
-/// the composition it replaces.
+/// padding 0 to 2, chunks of tiles that end inside a tile row, few tiles whose output channels are split over
+/// work items, several images; then the fused epilogue against the composition it replaces, and which
+/// convolutions take the path.
 @Suite struct WinogradTests {
     /// (input, weight, padding)
     static let geometries: [([Int], [Int], (Int, Int))] = [
-        ([1, 16, 8, 8], [16, 16, 3, 3], (1, 1)),
+        ([4, 16, 8, 8], [16, 16, 3, 3], (1, 1)),
         ([2, 16, 9, 11], [20, 16, 3, 3], (1, 1)),
-        ([1, 20, 8, 7], [24, 20, 3, 3], (0, 0)),
-        ([3, 17, 5, 7], [33, 17, 3, 3], (2, 1)),
+        ([7, 20, 10, 12], [24, 20, 3, 3], (0, 0)),
+        ([5, 17, 7, 9], [33, 17, 3, 3], (2, 1)),
         ([2, 16, 30, 29], [16, 16, 3, 3], (1, 1)),
         ([1, 64, 14, 14], [70, 64, 3, 3], (1, 1)),
-        ([4, 24, 3, 4], [16, 24, 3, 3], (1, 0)),
+        ([20, 64, 5, 6], [16, 64, 3, 3], (1, 0)),
     ]
 
     @Test(arguments: 0..<7) func matchesTheReference(_ index: Int) throws {
@@ -29,7 +30,9 @@ import Testing
     }
 
     @Test func fusedEpilogueMatchesTheComposition() throws {
-        let x = try randomTensor([2, 16, 10, 9], seed: 1), w = try randomTensor([24, 16, 3, 3], seed: 2, scale: 0.3)
+        let x = try randomTensor([3, 16, 10, 10], seed: 1), w = try randomTensor([24, 16, 3, 3], seed: 2, scale: 0.3)
+        #expect(winogradApplies(try ConvGeometry("conv2d", x: x, weight: w, bias: nil, stride: (1, 1), padding: (1, 1),
+                                                 dilation: (1, 1), groups: 1)))
         let plain = try conv2d(x, weight: w, padding: (1, 1))
         let c = 24
         let scale = (0..<c).map { Float($0 % 3) * 0.7 - 0.4 }, shift = (0..<c).map { Float($0) * 0.1 - 0.2 }
@@ -46,5 +49,24 @@ import Testing
                 try expectClose(fused, expected, rtol: 1e-5, atol: 1e-5, "\(String(describing: activation)) after \(after)")
             }
         }
+    }
+
+    @Test func choosesWinogradOnlyWhereItPays() throws {
+        func applies(_ xs: [Int], _ ws: [Int], stride: Int = 1, dilation: Int = 1, groups: Int = 1) throws -> Bool {
+            let x = try Tensor.zeros(xs), w = try Tensor.zeros(ws)
+            return winogradApplies(try ConvGeometry("conv2d", x: x, weight: w, bias: nil, stride: (stride, stride),
+                                                    padding: (1, 1), dilation: (dilation, dilation), groups: groups))
+        }
+        #expect(try applies([1, 64, 56, 56], [64, 64, 3, 3]))
+        #expect(try applies([8, 512, 7, 7], [512, 512, 3, 3]))
+        #expect(try !applies([1, 512, 7, 7], [512, 512, 3, 3]))     // 49 outputs per channel
+        #expect(try !applies([1, 64, 56, 56], [64, 64, 3, 3], stride: 2))
+        #expect(try !applies([1, 64, 56, 56], [64, 64, 3, 3], dilation: 2))
+        #expect(try !applies([1, 64, 56, 56], [64, 32, 3, 3], groups: 2))
+        #expect(try !applies([1, 64, 56, 56], [64, 64, 1, 1]))
+        #expect(try !applies([1, 8, 56, 56], [64, 8, 3, 3]))         // a stem-like 8 input channels
+        #expect(try applies([128, 64, 4, 4], [64, 64, 3, 3]))
+        #expect(try !applies([128, 32, 7, 7], [32, 32, 3, 3]))       // narrow map, few input channels
+        #expect(try !applies([128, 128, 2, 2], [128, 128, 3, 3]))
     }
 }

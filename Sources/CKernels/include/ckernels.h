@@ -135,7 +135,8 @@ void vck_winograd_weights(const float *w, ptrdiff_t cout, ptrdiff_t cin, int tra
                           float *u, float *buf);
 /// Floats of scratch that vck_winograd_run needs for a chunk of `tiles` tiles.
 ptrdiff_t vck_winograd_scratch(const vck_winograd *job, ptrdiff_t tiles);
-/// Computes the outputs of tiles [t0, t1) (tile t: row t / tx, column t % tx, tx = ceil(ow / 2)); returns 0, or -1
-/// when memory ran out.
-int vck_winograd_run(const vck_winograd *job, ptrdiff_t t0, ptrdiff_t t1, float *scratch);
+/// Computes output channels [co0, co1) of tiles [t0, t1) (tile t: row t / tx, column t % tx, tx = ceil(ow / 2));
+/// returns 0, or -1 when memory ran out.
+int vck_winograd_run(const vck_winograd *job, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t co0, ptrdiff_t co1,
+                     float *scratch);
 #endif
