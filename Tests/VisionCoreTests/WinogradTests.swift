@@ -69,4 +69,42 @@ import Testing
         #expect(try !applies([128, 32, 7, 7], [32, 32, 3, 3]))       // narrow map, few input channels
         #expect(try !applies([128, 128, 2, 2], [128, 128, 3, 3]))
     }
+
+    /// The input gradient of a stride-1 3x3 conv, which runs by Winograd with the weights read transposed and
+    /// rotated, against the Double sum gx[n][ci][y][x] = Σ g[n][co][y + p - ky][x + p - kx] w[co][ci][ky][kx].
+    @Test(arguments: [(1, 1), (0, 0), (2, 1)])
+    func inputGradientMatchesTheReference(_ padding: (Int, Int)) throws {
+        let (n, cin, cout, h, wd) = (2, 20, 24, 12, 11)
+        let x = try randomTensor([n, cin, h, wd], seed: 5).requiringGrad()
+        let w = try randomTensor([cout, cin, 3, 3], seed: 6, scale: 0.3)
+        let y = try conv2d(x, weight: w, padding: padding)
+        let g = try randomTensor(y.shape, seed: 7)
+        try sum(try mul(y, g)).backward()
+        let (oh, ow) = (y.shape[2], y.shape[3])
+        let gs = try g.toArray(Float.self), ws = try w.toArray(Float.self)
+        var expected = [Float](repeating: 0, count: n * cin * h * wd)
+        for b in 0..<n {
+            for ci in 0..<cin {
+                for iy in 0..<h {
+                    for ix in 0..<wd {
+                        var s = 0.0
+                        for co in 0..<cout {
+                            for ky in 0..<3 {
+                                let oy = iy + padding.0 - ky
+                                if oy < 0 || oy >= oh { continue }
+                                for kx in 0..<3 {
+                                    let ox = ix + padding.1 - kx
+                                    if ox < 0 || ox >= ow { continue }
+                                    s += Double(gs[((b * cout + co) * oh + oy) * ow + ox]) * Double(ws[((co * cin + ci) * 3 + ky) * 3 + kx])
+                                }
+                            }
+                        }
+                        expected[((b * cin + ci) * h + iy) * wd + ix] = Float(s)
+                    }
+                }
+            }
+        }
+        let grad = try #require(x.grad)
+        try expectClose(grad, try Tensor(expected, shape: x.shape), rtol: 1e-5, atol: 2e-5, "padding \(padding)")
+    }
 }

@@ -383,6 +383,16 @@ func conv2dBackward(_ g: Tensor, _ x: Tensor, _ w: Tensor, hasBias: Bool, stride
     let (p0, p1) = (dilation.0 * (kh - 1) - padding.0, dilation.1 * (kw - 1) - padding.1)
     if !inputGrad {
         gx = nil
+    } else if stride == (1, 1),
+              let gradGeo = try inputGradientWinograd(g4, w, padding: (p0, p1), dilation: dilation, groups: groups),
+              gradGeo.outHeight == geo.height, gradGeo.outWidth == geo.width {
+        // Stride-1 3x3: the same transposed convolution by Winograd, reading w transposed in place.
+        let out = try Tensor.uninitialized(x4.shape), gc = try g4.contiguous(), wc = try w.contiguous()
+        try withExtendedLifetime((gc, wc)) {
+            try winogradConv(gradGeo, gc.pointer(Float.self), wc.pointer(Float.self), transposedWeights: true,
+                             EpiloguePointers.none, out.pointer(Float.self))
+        }
+        gx = try out.reshape(x.shape)
     } else if stride == (1, 1) && p0 >= 0 && p1 >= 0 && geo.inPerGroup * groups == geo.inChannels {
         // Stride 1: the transposed convolution is a convolution of the output gradient with the flipped,
         // in/out-swapped weights, which runs on the forward GEMM (no col2im).
@@ -395,6 +405,19 @@ func conv2dBackward(_ g: Tensor, _ x: Tensor, _ w: Tensor, hasBias: Bool, stride
     let gw = try conv2dWeightGrad(geo, x4.contiguous(), g4.contiguous(), weightShape: w.shape)
     let gb = hasBias ? try sum(g4, axes: [0, 2, 3]) : nil
     return hasBias ? [gx, gw, gb] : [gx, gw]
+}
+
+/// The geometry of the conv that maps a stride-1 conv's output gradient `g` back to its input, when Winograd runs
+/// it: 3x3 weights `w` [Cout, Cin, 3, 3], ungrouped, and a padding (p0, p1) that is not negative.
+private func inputGradientWinograd(_ g: Tensor, _ w: Tensor, padding: (Int, Int), dilation: (Int, Int),
+                                   groups: Int) throws -> ConvGeometry? {
+    guard groups == 1, w.shape.count == 4, w.shape[2] == 3, w.shape[3] == 3, padding.0 >= 0, padding.1 >= 0,
+          dilation == (1, 1) else { return nil }
+    // The gradient conv's weight shape [Cin, Cout, 3, 3] (only its shape is read).
+    let shape = try w.reshape([w.shape[1], w.shape[0], 3, 3])
+    let geo = try ConvGeometry("conv2d", x: g, weight: shape, bias: nil, stride: (1, 1), padding: padding,
+                               dilation: (1, 1), groups: 1)
+    return winogradApplies(geo) ? geo : nil
 }
 
 /// W'[g * Cin/g + ci, co, ky, kx] = W[g * Cout/g + co, ci, kh-1-ky, kw-1-kx]: the weights of the convolution

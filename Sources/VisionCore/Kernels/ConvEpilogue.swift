@@ -69,6 +69,10 @@ struct EpiloguePointers: @unchecked Sendable {
     let parameter: Float
     let residualAfter: Bool
 
+    /// No epilogue: the plain convolution.
+    static let none = EpiloguePointers(scale: nil, shift: nil, residual: nil, activation: nil, parameter: 0,
+                                       residualAfter: false)
+
     /// True when rows need a pass after the GEMM.
     var needsRowPass: Bool { scale != nil || residual != nil || activation != nil }
 

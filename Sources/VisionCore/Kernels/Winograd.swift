@@ -25,9 +25,11 @@ func winogradApplies(_ g: ConvGeometry) -> Bool {
 
 /// Conv2d of contiguous NCHW `x` with OIHW 3x3 weights `w`, the epilogue fused, by Winograd's F(2x2, 3x3): the
 /// weights are transformed once (in parallel over output channels), then chunks of 2x2 output tiles, their
-/// transformed inputs and GEMM results sized to stay near L2, run on the threads.
-func winogradConv(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ epi: EpiloguePointers,
-                  _ out: UnsafeMutablePointer<Float>) throws {
+/// transformed inputs and GEMM results sized to stay near L2, run on the threads. `transposedWeights`: `w` is
+/// [Cout of g's input][Cin of g's output][3][3], the weights of the conv whose input gradient this conv computes
+/// (read transposed and rotated by 180 degrees, with no flipped copy).
+func winogradConv(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                  transposedWeights: Bool = false, _ epi: EpiloguePointers, _ out: UnsafeMutablePointer<Float>) throws {
     let cin = g.inChannels, cout = g.outChannels
     let u = try Tensor.uninitialized([16 * cout * cin])
     let pu = SendablePointer(u.pointer(Float.self)), pw = SendablePointer(UnsafeMutablePointer(mutating: w))
@@ -36,7 +38,11 @@ func winogradConv(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePoint
     forEachWorkItem(blocks, scratch: 9 * cin) { item, buf in
         let o0 = item * per
         guard o0 < cout else { return }
-        vck_winograd_weights(pw.p, cout, cin, 0, o0, min(cout, o0 + per), pu.p, buf)
+        if transposedWeights {
+            vck_winograd_weights(pw.p, cin, cout, 1, o0, min(cout, o0 + per), pu.p, buf)
+        } else {
+            vck_winograd_weights(pw.p, cout, cin, 0, o0, min(cout, o0 + per), pu.p, buf)
+        }
     }
     let job = vck_winograd(x: x, cin: cin, h: g.height, w: g.width, ph: g.window.padding.0, pw: g.window.padding.1,
                            u: UnsafePointer(pu.p), cout: cout, oh: g.outHeight, ow: g.outWidth, y: out,
