@@ -101,13 +101,17 @@ public final class AdamP: Optimizer<AdamP.Options> {
         try m.updateInPlace { mb in
             try v.updateInPlace { vb in
                 perturb.withUnsafeMutableBufferPointer { u in
-                    let g = grad.baseAddress!, mp = mb.baseAddress!, vp = vb.baseAddress!, up = u.baseAddress!
-                    // Explicit SIMD16 (the same operations per lane as the scalar tail): the auto-vectorizer
-                    // leaves loops with sqrt and division over several pointers scalar.
-                    var start = 0
+                    let g = grad.baseAddress!, mps = SharedPointer(mb.baseAddress!), vps = SharedPointer(vb.baseAddress!)
+                    let ups = SharedPointer(u.baseAddress!)
+                    // Memory-bound: chunks over the library's threads. Explicit SIMD16 (the same operations per
+                    // lane as the scalar tail): the auto-vectorizer leaves loops with sqrt and division over
+                    // several pointers scalar.
+                    Threading.forEachChunk(n) { r in
+                    let mp = mps.p, vp = vps.p, up = ups.p
+                    var start = r.lowerBound
                     let vb1 = V(repeating: b1), vw1 = V(repeating: w1), vb2 = V(repeating: b2)
                     let vw2 = V(repeating: w2), vbc = V(repeating: bc2Sqrt), veps = V(repeating: eps)
-                    while start + 16 <= n {
+                    while start + 16 <= r.upperBound {
                         let gi = V.load(g + start)
                         let mi = vfmadd(gi, vw1, V.load(mp + start) * vb1)
                         let vi = V.load(vp + start) * vb2 + vw2 * gi * gi
@@ -117,7 +121,7 @@ public final class AdamP: Optimizer<AdamP.Options> {
                         ((o.nesterov ? vb1 * mi + vw1 * gi : mi) / denom).store(up + start)
                         start += 16
                     }
-                    for i in start..<n {
+                    for i in start..<r.upperBound {
                         // exp_avg.mul_(β1).add_(g, alpha=1−β1): the product is rounded, then fused.
                         let mi = fmadd(g[i], w1, mp[i] * b1)
                         let vi = vp[i] * b2 + w2 * g[i] * g[i]
@@ -125,6 +129,7 @@ public final class AdamP: Optimizer<AdamP.Options> {
                         vp[i] = vi
                         let denom = vi.squareRoot() / bc2Sqrt + eps
                         up[i] = (o.nesterov ? b1 * mi + w1 * g[i] : mi) / denom
+                    }
                     }
                 }
             }
@@ -138,14 +143,21 @@ public final class AdamP: Optimizer<AdamP.Options> {
                                              delta: o.delta, wdRatio: o.wdRatio, eps: o.eps)
                 }
             }
-            if o.weightDecay > 0 {
-                let shrink = Float(1 - o.lr * o.weightDecay * ratio)
-                for i in 0..<n { p[i] *= shrink }
-            }
+            // p·shrink (rounded), then p + u·(−step) fused; multiplying by 1 leaves every value unchanged.
+            let shrink = o.weightDecay > 0 ? Float(1 - o.lr * o.weightDecay * ratio) : 1
             let negStep = Float(-stepSize)
             perturb.withUnsafeBufferPointer { u in
-                let pp = p.baseAddress!, up = u.baseAddress!
-                for i in 0..<n { pp[i] = fmadd(up[i], negStep, pp[i]) }
+                let pps = SharedPointer(p.baseAddress!), ups = SharedPointer(UnsafeMutablePointer(mutating: u.baseAddress!))
+                Threading.forEachChunk(n) { r in
+                    let pp = pps.p, up = ups.p
+                    var i = r.lowerBound
+                    let vs = V(repeating: shrink), vstep = V(repeating: negStep)
+                    while i + 16 <= r.upperBound {
+                        vfmadd(V.load(up + i), vstep, V.load(pp + i) * vs).store(pp + i)
+                        i += 16
+                    }
+                    for i in i..<r.upperBound { pp[i] = fmadd(up[i], negStep, pp[i] * shrink) }
+                }
             }
         }
     }
@@ -163,17 +175,13 @@ func scaleInvariantProjection(weight p: UnsafeBufferPointer<Float>, grad g: Unsa
                               update u: UnsafeMutableBufferPointer<Float>, rows: Int,
                               delta: Double, wdRatio: Double, eps: Double) -> Double {
     let n = p.count
-    guard n > 0, rows > 0, n % rows == 0 else { return 1 }
+    guard n > 0, rows > 0, n % rows == 0, let pb = p.baseAddress, let gb = g.baseAddress, let ub = u.baseAddress else {
+        return 1
+    }
     for (count, length) in [(rows, n / rows), (1, n)] {
         var maxCos: Float = 0
         for r in 0..<count {
-            var dot = 0.0, gg = 0.0, pp = 0.0
-            for i in r * length..<(r + 1) * length {
-                let gi = Double(g[i]), pi = Double(p[i])
-                dot += gi * pi
-                gg += gi * gi
-                pp += pi * pi
-            }
+            let (dot, gg, pp) = dotsAndNorms(gb + r * length, pb + r * length, length)
             let c = Float(abs(dot / (max(gg.squareRoot(), eps) * max(pp.squareRoot(), eps))))
             // NaN gradients make the test fail (as `max() < threshold` is false for NaN in PyTorch).
             if c.isNaN { maxCos = .nan; break }
@@ -182,16 +190,53 @@ func scaleInvariantProjection(weight p: UnsafeBufferPointer<Float>, grad g: Unsa
         // PyTorch compares the float32 cosine with the threshold rounded to float32.
         guard maxCos < Float(delta / Double(length).squareRoot()) else { continue }
         for r in 0..<count {
-            let range = r * length..<(r + 1) * length
-            var pp = 0.0
-            for i in range { pp += Double(p[i]) * Double(p[i]) }
-            let norm = Float(pp.squareRoot()) + Float(eps)
-            var dot = 0.0
-            for i in range { dot += Double((p[i] / norm) * u[i]) }
-            let radial = Float(dot)
-            for i in range { u[i] -= (p[i] / norm) * radial }
+            let pr = pb + r * length, ur = ub + r * length
+            let norm = Float(dotsAndNorms(pr, pr, length).0.squareRoot()) + Float(eps)
+            let radial = Float(unitDot(pr, norm, ur, length))
+            for i in 0..<length { ur[i] -= (pr[i] / norm) * radial }
         }
         return wdRatio
     }
     return 1
+}
+
+/// (Σ a·b, Σ a², Σ b²) over n floats, accumulated in double in 8 lanes (a dependent chain of double adds per
+/// element would cost a float add's latency several times over).
+private func dotsAndNorms(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> (Double, Double, Double) {
+    var dot = SIMD8<Double>(), aa = SIMD8<Double>(), bb = SIMD8<Double>()
+    var i = 0
+    while i + 8 <= n {
+        let x = SIMD8<Double>(UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self))
+        let y = SIMD8<Double>(UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self))
+        dot += x * y
+        aa += x * x
+        bb += y * y
+        i += 8
+    }
+    var (d, s, t) = (dot.sum(), aa.sum(), bb.sum())
+    while i < n {
+        let x = Double(a[i]), y = Double(b[i])
+        d += x * y
+        s += x * x
+        t += y * y
+        i += 1
+    }
+    return (d, s, t)
+}
+
+/// Σ (p[i] / norm) · u[i] over n floats, each product rounded to float as in the scalar definition, summed in
+/// double in 8 lanes.
+private func unitDot(_ p: UnsafePointer<Float>, _ norm: Float, _ u: UnsafePointer<Float>, _ n: Int) -> Double {
+    var acc = SIMD8<Double>()
+    let vn = SIMD8<Float>(repeating: norm)
+    var i = 0
+    while i + 8 <= n {
+        let x = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self)
+        let y = UnsafeRawPointer(u + i).loadUnaligned(as: SIMD8<Float>.self)
+        acc += SIMD8<Double>((x / vn) * y)
+        i += 8
+    }
+    var total = acc.sum()
+    while i < n { total += Double((p[i] / norm) * u[i]); i += 1 }
+    return total
 }

@@ -49,6 +49,39 @@ struct ConvGeometry {
     }
 }
 
+/// The kernel rows and columns (cy, cx) at each end that no output ever reads inside the input, e.g. the border
+/// of a 3x3 kernel on a 1x1 map padded by 1, whose outputs see the input only through the centre tap; nil when
+/// there are none, or when the shapes are invalid (the convolution itself then reports them). Only as many
+/// as both ends lose and the padding covers count, so that the cropped convolution with padding reduced by
+/// c * dilation has the same outputs.
+func unreachableTapBorder(_ x: Tensor, _ weight: Tensor, stride: (Int, Int), padding: (Int, Int),
+                          dilation: (Int, Int)) -> (Int, Int)? {
+    guard x.rank == 3 || x.rank == 4, weight.rank == 4 else { return nil }
+    func border(input: Int, kernel: Int, stride: Int, padding: Int, dilation: Int) -> Int {
+        // Bounds far beyond any real window keep the arithmetic below from overflowing on absurd arguments.
+        guard stride >= 1, dilation >= 1, padding >= 0, kernel >= 1, kernel <= 1 << 12, dilation <= 1 << 20,
+              stride <= 1 << 20, padding <= 1 << 30, input <= 1 << 40,
+              let output = try? Window2d.convOutput("conv2d", input: input, kernel: kernel, stride: stride,
+                                                    padding: padding, dilation: dilation, shapes: ""),
+              output >= 1 else { return 0 }
+        // Whether some output reads tap t inside [0, input): the first output at or past input 0 is inside.
+        func reachable(_ t: Int) -> Bool {
+            let first = max(0, (padding - t * dilation + stride - 1) / stride)
+            return first < output && first * stride - padding + t * dilation < input
+        }
+        var c = 0
+        while 2 * (c + 1) <= kernel - 1 && padding >= (c + 1) * dilation
+                && !reachable(c) && !reachable(kernel - 1 - c) {
+            c += 1
+        }
+        return c
+    }
+    let (h, w) = (x.shape[x.rank - 2], x.shape[x.rank - 1])
+    let cy = border(input: h, kernel: weight.shape[2], stride: stride.0, padding: padding.0, dilation: dilation.0)
+    let cx = border(input: w, kernel: weight.shape[3], stride: stride.1, padding: padding.1, dilation: dilation.1)
+    return cy > 0 || cx > 0 ? (cy, cx) : nil
+}
+
 /// Accepts an unbatched [C, H, W] input as PyTorch does: runs `body` on [1, C, H, W] and drops the batch again.
 func withBatchDimension(_ x: Tensor, _ op: String, _ body: (Tensor) throws -> Tensor) throws -> Tensor {
     switch x.rank {
@@ -70,6 +103,14 @@ func withBatchDimension(_ x: Tensor, _ op: String, _ body: (Tensor) throws -> Te
 /// Differentiable in x, weight and bias (see `conv2dBackward`).
 public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: (Int, Int) = (1, 1),
                    padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1), groups: Int = 1) throws -> Tensor {
+    if let (cy, cx) = unreachableTapBorder(x, weight, stride: stride, padding: padding, dilation: dilation) {
+        // The same convolution without the taps that only ever read padding (their weight gradient is zero).
+        let inner = try weight.slice(axis: 2, start: cy, end: weight.shape[2] - cy)
+            .slice(axis: 3, start: cx, end: weight.shape[3] - cx)
+        return try conv2d(x, weight: inner, bias: bias, stride: stride,
+                          padding: (padding.0 - cy * dilation.0, padding.1 - cx * dilation.1), dilation: dilation,
+                          groups: groups)
+    }
     let y = try conv2dForward(x, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups)
     let (xd, wd) = (x.detach(), weight.detach())
     // A network's input needs no gradient: its transposed convolution (as costly as the forward) is skipped.
@@ -85,8 +126,15 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: (In
 /// (inference only; training composes conv2d, batchNorm and the activation).
 public func conv2dFused(_ x: Tensor, weight: Tensor, stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),
                         dilation: (Int, Int) = (1, 1), groups: Int = 1, epilogue: ConvEpilogue) throws -> Tensor {
-    try conv2dForward(x.detach(), weight: weight.detach(), bias: nil, stride: stride, padding: padding,
-                      dilation: dilation, groups: groups, epilogue: epilogue)
+    if let (cy, cx) = unreachableTapBorder(x, weight, stride: stride, padding: padding, dilation: dilation) {
+        let inner = try weight.detach().slice(axis: 2, start: cy, end: weight.shape[2] - cy)
+            .slice(axis: 3, start: cx, end: weight.shape[3] - cx)
+        return try conv2dFused(x, weight: inner, stride: stride,
+                               padding: (padding.0 - cy * dilation.0, padding.1 - cx * dilation.1), dilation: dilation,
+                               groups: groups, epilogue: epilogue)
+    }
+    return try conv2dForward(x.detach(), weight: weight.detach(), bias: nil, stride: stride, padding: padding,
+                             dilation: dilation, groups: groups, epilogue: epilogue)
 }
 
 private func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: (Int, Int), padding: (Int, Int),

@@ -2,14 +2,14 @@ import CKernels
 import Synchronization
 
 /// dL/dW of conv2d for an input x and an output gradient G (both contiguous NCHW).
-/// Large maps with groups of at least 16 output channels and rows of at least 256 taps run on VisionCore's conv
-/// GEMM (`weightGradGemm`); the rest on OpenBLAS (`weightGradBLAS`): narrow groups (depthwise and the like, a
-/// few GEMM rows wide), the batch's small maps (one GEMM with few reduction columns and many taps), and short
-/// tap rows such as a 3-channel stem's.
+/// Groups of at least 16 output channels with rows of at least 256 taps run on VisionCore's conv GEMM
+/// (`weightGradGemm`, large maps image by image, a batch of small maps over its shared column space); the rest on
+/// OpenBLAS (`weightGradBLAS`): narrow groups (depthwise and the like, a few GEMM rows wide) and short tap rows
+/// such as a 3-channel stem's or a 1x1 conv's.
 func conv2dWeightGrad(_ geo: ConvGeometry, _ x: Tensor, _ g: Tensor, weightShape: [Int]) throws -> Tensor {
     if geo.outHeight * geo.outWidth == 0 || geo.batch == 0 { return try Tensor.zeros(weightShape) }
     let plan = try ConvGemmPlan(geo)
-    if geo.outPerGroup >= 16 && !plan.batched && plan.offsets.count >= 256 {
+    if geo.outPerGroup >= 16 && plan.offsets.count >= 256 {
         let gw = try Tensor.uninitialized(weightShape)
         try withExtendedLifetime((x, g)) {
             try weightGradGemm(plan, x.pointer(Float.self), g.pointer(Float.self), into: gw.pointer(Float.self))
@@ -27,8 +27,9 @@ private let reductionChunk = 256
 /// tap = (ci, ky, kx) of A is the forward's packed input read at the tap's offset (the same plan), and G^T is the
 /// output gradient laid out on the same virtual columns, with zero rows where the forward computes a padding
 /// column, stored by column tiles of the register tile's width so that the kernel streams it. The sum runs image
-/// after image in chunks of `reductionChunk` columns, each chunk added to the tiles: a fixed order, so the result
-/// is the same from run to run. Threads own disjoint blocks of taps. `plan` is one GEMM per image (not batched).
+/// after image (a batched plan: once over the batch's shared columns, explicit im2col columns included) in chunks
+/// of `reductionChunk` columns, each chunk added to the tiles: a fixed order, so the result is the same from run
+/// to run. Threads own disjoint blocks of taps.
 private func weightGradGemm(_ plan: ConvGemmPlan, _ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>,
                             into gw: UnsafeMutablePointer<Float>) throws {
     let geo = plan.g
@@ -39,17 +40,21 @@ private func weightGradGemm(_ plan: ConvGemmPlan, _ x: UnsafePointer<Float>, _ g
     var mr = 0, nr = 0
     vck_conv_gemm_tile(&mr, &nr)
     let tiles = (m + nr - 1) / nr
-    // G^T rows per image (its virtual columns).
-    let span = plan.imageColumns, tileStride = geo.batch * span * nr
+    // G^T rows: per image its virtual columns (`span`, at `imageStride` rows from the previous image's), one
+    // reduction run per image, or, batched, one run over the batch's shared column space.
+    let span = plan.batched ? plan.columns : plan.imageColumns, runs = plan.batched ? 1 : geo.batch
+    let imageStride = plan.batched ? plan.period : span, tileStride = runs * span * nr
     let gt = try Tensor.uninitialized([geo.groups * tiles * tileStride])
     let dwt = try Tensor.uninitialized([geo.groups * k * m])
     let pg = SendablePointer(UnsafeMutablePointer(mutating: g)), pt = SendablePointer(gt.pointer(Float.self))
     forEachWorkItem(geo.batch * geo.groups * tiles, scratch: 0) { item, _ in
         let n = item / (geo.groups * tiles), block = item % (geo.groups * tiles), grp = block / tiles, t = block % tiles
         let c0 = grp * m + t * nr, width = min(nr, m - t * nr)
-        let dst = pt.p + block * tileStride + n * span * nr
-        if width < nr { dst.update(repeating: 0, count: span * nr) }
-        vck_conv_grad_rows(pg.p + (n * cout + c0) * ohw, width, geo.outHeight, geo.outWidth, plan.virtualWidth, span,
+        let dst = pt.p + block * tileStride + n * imageStride * nr
+        // The image's rows: up to the next image's (batched) or the run's end.
+        let rows = min(imageStride, runs * span - n * imageStride)
+        if width < nr { dst.update(repeating: 0, count: rows * nr) }
+        vck_conv_grad_rows(pg.p + (n * cout + c0) * ohw, width, geo.outHeight, geo.outWidth, plan.virtualWidth, rows,
                            dst, nr)
     }
     let panels = (k + mr - 1) / mr, threads = Threading.threadCount
@@ -66,8 +71,8 @@ private func weightGradGemm(_ plan: ConvGemmPlan, _ x: UnsafePointer<Float>, _ g
                     let grp = item / blocks, m0 = (item % blocks) * blockSize
                     guard m0 < k else { return }
                     let aGroup = plan.inputBase(image: 0, group: grp)
-                    for n in 0..<geo.batch {
-                        let aImage = aGroup + plan.inputBase(image: n, group: 0)
+                    for n in 0..<runs {
+                        let aImage = aGroup + (plan.batched ? 0 : plan.inputBase(image: n, group: 0))
                         for q0 in stride(from: 0, to: span, by: reductionChunk) {
                             // The first chunk stores the tiles; the others add to them.
                             let status = vck_conv_weight_grad_run(
