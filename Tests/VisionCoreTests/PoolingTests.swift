@@ -39,6 +39,54 @@ import Testing
         #expect(try maxRelativeError(fast, ref) == 0)
     }
 
+    /// Max pooling's gradient against the index definition (each output's gradient to the first maximum of its
+    /// in-bounds window, the first NaN if any), on values with ties (rounded to halves), -inf and NaN.
+    @Test(arguments: cases + dilatedCases)
+    func maxPoolGradientGoesToTheFirstMaximum(c: Case) throws {
+        var values = try Self.random(c.shape, seed: 3).toArray(Float.self).map { ($0 * 2).rounded() / 2 }
+        for i in stride(from: 5, to: values.count, by: 23) { values[i] = -.infinity }
+        for i in stride(from: 11, to: values.count, by: 97) { values[i] = .nan }
+        let x = try Tensor(values, shape: c.shape).requiringGrad()
+        let y = try maxPool2d(x, kernelSize: c.k, stride: c.stride, padding: c.padding, dilation: c.dilation, ceilMode: c.ceil)
+        let r = try Self.random(y.shape, seed: 4)
+        try sum(try mul(y, r)).backward()
+        // The reference: planes of h x w, windows scanned row by row.
+        let (h, w) = (c.shape[c.shape.count - 2], c.shape[c.shape.count - 1])
+        let (oh, ow) = (y.shape[y.rank - 2], y.shape[y.rank - 1]), planes = values.count / (h * w)
+        let s = c.stride ?? c.k, rs = try r.toArray(Float.self)
+        var expected = [Float](repeating: 0, count: values.count)
+        for p in 0..<planes {
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    var at = -1
+                    scan: for ky in 0..<c.k.0 {
+                        let iy = oy * s.0 - c.padding.0 + ky * c.dilation.0
+                        guard iy >= 0, iy < h else { continue }
+                        for kx in 0..<c.k.1 {
+                            let ix = ox * s.1 - c.padding.1 + kx * c.dilation.1
+                            guard ix >= 0, ix < w else { continue }
+                            let i = p * h * w + iy * w + ix
+                            if at < 0 || values[i] > values[at] { at = i }
+                            if values[i].isNaN { at = i; break scan }
+                        }
+                    }
+                    if at >= 0 { expected[at] += rs[(p * oh + oy) * ow + ox] }
+                }
+            }
+        }
+        let got = try #require(x.grad).toArray(Float.self)
+        #expect(got == expected, "\(c.testDescription)")
+    }
+
+    /// Windows with nothing above -inf: the gradient goes to the window's first in-bounds element.
+    @Test func maxPoolGradientOfAllMinusInfinityWindows() throws {
+        let x = try Tensor.full([1, 1, 3, 4], value: -.infinity).requiringGrad()
+        let y = try maxPool2d(x, kernelSize: (3, 3), stride: (2, 2), padding: (1, 1))
+        try sum(y).backward()
+        // Outputs (0, 0), (0, 1), (1, 0), (1, 1) start at input (0, 0), (0, 1), (1, 0), (1, 1).
+        #expect(try #require(x.grad).toArray(Float.self) == [1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0])
+    }
+
     @Test(arguments: cases, [true, false])
     func avgPoolMatchesReference(c: Case, includePad: Bool) throws {
         let x = try Self.random(c.shape, seed: 2)
