@@ -425,14 +425,22 @@ void vck_conv_pack_input(const float *src, ptrdiff_t channels, ptrdiff_t h, ptrd
   }
 }
 
+ptrdiff_t vck_conv_weight_grad_width(ptrdiff_t n) {
+  isa_kernels ks = kernels();
+  ptrdiff_t nv = (n + ks.vl - 1) / ks.vl;
+  return ks.vl * (nv < 1 ? 1 : nv > ks.nv ? ks.nv : nv);
+}
+
 int vck_conv_weight_grad_run(const float *a, const ptrdiff_t *aoff, ptrdiff_t m0, ptrdiff_t m1, ptrdiff_t k,
                              const float *b, ptrdiff_t nr, ptrdiff_t tile_stride, const ptrdiff_t *boff, ptrdiff_t n,
                              float *c, ptrdiff_t ldc, int accumulate) {
-  // The kernels whose tile B was laid out for, even if a test switched the ISA since.
+  // Kernels that cover the tile width B was laid out for: those in use, or, if a test switched the ISA since,
+  // another set whose vectors divide it.
   isa_kernels ks = kernels();
   const isa_kernels *all[] = {&isa_v4, &isa_v3, &isa_v1};
-  for (int v = 0; v < 3 && nr != ks.vl * ks.nv; v++) ks = *all[v];
-  if (nr != ks.vl * ks.nv) return -1;
+  for (int v = 0; v < 3 && !(nr % ks.vl == 0 && nr / ks.vl <= ks.nv); v++) ks = *all[v];
+  if (!(nr > 0 && nr % ks.vl == 0 && nr / ks.vl <= ks.nv)) return -1;
+  ks.nv = (int)(nr / ks.vl);
   const ptrdiff_t mr = ks.mr;
   float tile[MR_MAX * NR_MAX] __attribute__((aligned(64)));
   const float *arow[MR_MAX];

@@ -163,6 +163,9 @@ extension ConvGemmISATests {
             // Whole 64-wide tiles, a 48-wide tail, and 261 taps (not a multiple of the tile's 6 or 8 rows).
             ([1, 29, 11, 10], [64, 29, 3, 3], (1, 1), (1, 1), (1, 1), 1),
             ([1, 32, 12, 13], [112, 32, 3, 3], (1, 1), (1, 1), (1, 1), 1),
+            // 16 and 32 output channels: tiles of one and two vectors, no zero columns.
+            ([1, 29, 9, 10], [16, 29, 3, 3], (1, 1), (1, 1), (1, 1), 1),
+            ([1, 29, 9, 10], [32, 29, 3, 3], (1, 1), (1, 1), (1, 1), 1),
         ]
         var tested = 0
         for level: Int32 in [4, 3, 1] where vck_conv_gemm_set_isa(level) == 0 {

@@ -58,11 +58,15 @@ void vck_conv_gemm_tile(ptrdiff_t *mr, ptrdiff_t *nr);
 /// that tests can check every variant on one machine; returns -1 when the CPU lacks that level.
 int vck_conv_gemm_set_isa(int level);
 
+/// The column tile width for a weight-gradient GEMM of n columns: the kernels' full width, or, for fewer columns,
+/// the narrowest whole number of vectors that holds them (no zero columns computed).
+ptrdiff_t vck_conv_weight_grad_width(ptrdiff_t n);
+
 /// The weight-gradient GEMM of a convolution, rows [m0, m1) of C [m, n] (+)= A x B: row r of A (a tap) at
 /// a + aoff[r], k contiguous floats (the packed input, shifted); B [k, n] stored by column tiles of the register
-/// tile's width `nr` (`vck_conv_gemm_tile`), tile t at b + t * tile_stride with row kk at boff[kk] (nr floats,
-/// zero past n), run by the kernels of that tile width (those in use unless a test switched ISAs since B was laid
-/// out). `accumulate`: add to C instead of storing. Returns 0, or -1 when no kernel has that tile width.
+/// tile's width `nr` (`vck_conv_weight_grad_width`), tile t at b + t * tile_stride with row kk at boff[kk] (nr
+/// floats, zero past n), run by kernels that cover that width (those in use unless a test switched ISAs since B
+/// was laid out). `accumulate`: add to C instead of storing. Returns 0, or -1 when no kernel covers that width.
 int vck_conv_weight_grad_run(const float *a, const ptrdiff_t *aoff, ptrdiff_t m0, ptrdiff_t m1, ptrdiff_t k,
                              const float *b, ptrdiff_t nr, ptrdiff_t tile_stride, const ptrdiff_t *boff, ptrdiff_t n,
                              float *c, ptrdiff_t ldc, int accumulate);

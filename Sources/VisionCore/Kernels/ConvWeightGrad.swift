@@ -36,9 +36,11 @@ private func weightGradGemm(_ plan: ConvGemmPlan, _ x: UnsafePointer<Float>, _ g
     let packed = try packedInput(plan, x)
     let a = SendablePointer(UnsafeMutablePointer(mutating: packed.map { UnsafePointer($0.pointer(Float.self)) } ?? x))
     let cout = geo.outChannels, m = geo.outPerGroup, k = plan.offsets.count, ohw = geo.outHeight * geo.outWidth
-    // The tile of the kernels in use (B is laid out for it; the C side runs the kernels of that tile).
-    var mr = 0, nr = 0
-    vck_conv_gemm_tile(&mr, &nr)
+    // The register tile's rows, and the column tile width B is laid out for: the full width, or the narrowest
+    // that holds m (32 output channels compute no zero columns); the C side runs kernels that cover it.
+    var mr = 0, fullWidth = 0
+    vck_conv_gemm_tile(&mr, &fullWidth)
+    let nr = vck_conv_weight_grad_width(m)
     let tiles = (m + nr - 1) / nr
     // G^T rows: per image its virtual columns (`span`, at `imageStride` rows from the previous image's), one
     // reduction run per image, or, batched, one run over the batch's shared column space.
