@@ -97,7 +97,8 @@ public final class AdamP: Optimizer<AdamP.Options> {
         let bc2Sqrt = Float((1 - pow(o.betas.1, t)).squareRoot())
         let b1 = Float(o.betas.0), w1 = Float(1 - o.betas.0), b2 = Float(o.betas.1), w2 = Float(1 - o.betas.1)
         let eps = Float(o.eps)
-        var perturb = [Float](repeating: 0, count: n)
+        // Every element is written by the moments pass below.
+        var perturb = [Float](unsafeUninitializedCapacity: n) { _, count in count = n }
         try m.updateInPlace { mb in
             try v.updateInPlace { vb in
                 perturb.withUnsafeMutableBufferPointer { u in
@@ -178,26 +179,56 @@ func scaleInvariantProjection(weight p: UnsafeBufferPointer<Float>, grad g: Unsa
     guard n > 0, rows > 0, n % rows == 0, let pb = p.baseAddress, let gb = g.baseAddress, let ub = u.baseAddress else {
         return 1
     }
+    let ps = SharedPointer(UnsafeMutablePointer(mutating: pb)), gs = SharedPointer(UnsafeMutablePointer(mutating: gb))
+    let us = SharedPointer(ub)
     for (count, length) in [(rows, n / rows), (1, n)] {
+        // Rows are independent: a row's result does not depend on how rows are spread over threads.
+        let rowsPerChunk = max(1, 65_536 / length)
+        var cosines = [Float](repeating: 0, count: count)
+        cosines.withUnsafeMutableBufferPointer { cb in
+            let cs = SharedPointer(cb.baseAddress!)
+            Threading.forEachChunk(count, minChunk: rowsPerChunk) { range in
+                for r in range {
+                    let (dot, gg, pp) = blockedDotsAndNorms(gs.p + r * length, ps.p + r * length, length)
+                    cs.p[r] = Float(abs(dot / (max(gg.squareRoot(), eps) * max(pp.squareRoot(), eps))))
+                }
+            }
+        }
         var maxCos: Float = 0
-        for r in 0..<count {
-            let (dot, gg, pp) = dotsAndNorms(gb + r * length, pb + r * length, length)
-            let c = Float(abs(dot / (max(gg.squareRoot(), eps) * max(pp.squareRoot(), eps))))
+        for c in cosines {
             // NaN gradients make the test fail (as `max() < threshold` is false for NaN in PyTorch).
             if c.isNaN { maxCos = .nan; break }
             maxCos = max(maxCos, c)
         }
         // PyTorch compares the float32 cosine with the threshold rounded to float32.
         guard maxCos < Float(delta / Double(length).squareRoot()) else { continue }
-        for r in 0..<count {
-            let pr = pb + r * length, ur = ub + r * length
-            let norm = Float(dotsAndNorms(pr, pr, length).0.squareRoot()) + Float(eps)
-            let radial = Float(unitDot(pr, norm, ur, length))
-            for i in 0..<length { ur[i] -= (pr[i] / norm) * radial }
+        Threading.forEachChunk(count, minChunk: rowsPerChunk) { range in
+            for r in range {
+                let pr = ps.p + r * length, ur = us.p + r * length
+                let norm = Float(dotsAndNorms(pr, pr, length).0.squareRoot()) + Float(eps)
+                let radial = Float(unitDot(pr, norm, ur, length))
+                for i in 0..<length { ur[i] -= (pr[i] / norm) * radial }
+            }
         }
         return wdRatio
     }
     return 1
+}
+
+/// `dotsAndNorms` over fixed blocks of 64K floats summed in block order, the blocks spread over the threads: the
+/// same result for any thread count.
+private func blockedDotsAndNorms(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> (Double, Double, Double) {
+    let block = 1 << 16, blocks = (n + block - 1) / block
+    if blocks <= 1 { return dotsAndNorms(a, b, n) }
+    var partial = [(Double, Double, Double)](repeating: (0, 0, 0), count: blocks)
+    let sa = SharedPointer(UnsafeMutablePointer(mutating: a)), sb = SharedPointer(UnsafeMutablePointer(mutating: b))
+    partial.withUnsafeMutableBufferPointer { pb in
+        let out = SharedPointer(pb.baseAddress!)
+        Threading.forEachChunk(blocks, minChunk: 1) { range in
+            for k in range { out.p[k] = dotsAndNorms(sa.p + k * block, sb.p + k * block, min(block, n - k * block)) }
+        }
+    }
+    return partial.reduce((0, 0, 0)) { ($0.0 + $1.0, $0.1 + $1.1, $0.2 + $1.2) }
 }
 
 /// (Σ a·b, Σ a², Σ b²) over n floats, accumulated in double in 8 lanes (a dependent chain of double adds per
