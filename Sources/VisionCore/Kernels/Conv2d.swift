@@ -162,6 +162,8 @@ private func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: (
                         depthwiseConv(g, layout, px, pw, epi, po)
                     } else if winogradApplies(g) {
                         try winogradConv(g, px, pw, epi, po)
+                    } else if pointwiseSmallMapsApplies(g) {
+                        pointwiseSmallMapsConv(g, px, pw, epi, po)
                     } else {
                         try convGemm(g, px, pw, epi, po)
                     }

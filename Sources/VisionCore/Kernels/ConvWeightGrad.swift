@@ -109,9 +109,10 @@ private func weightGradGemm(_ plan: ConvGemmPlan, _ x: UnsafePointer<Float>, _ g
 private func weightGradBLAS(_ geo: ConvGeometry, _ x: Tensor, _ g: Tensor, weightShape: [Int]) throws -> Tensor {
     let gw = try Tensor.zeros(weightShape)
     let howo = geo.outHeight * geo.outWidth, k = geo.inPerGroup * geo.kernelArea, m = geo.outPerGroup
-    if geo.batch > 1 && howo < 64 {
+    let pointwise = geo.window.kernel == (1, 1) && geo.window.stride == (1, 1) && geo.window.padding == (0, 0)
+    if geo.batch > 1 && howo < 64 && !pointwise {
         // Small maps: one GEMM over the whole batch, dW[group] = G[group] (Cout/g x batch*Ho*Wo) x columns^T,
-        // instead of a small GEMM and an im2col per image.
+        // instead of a small GEMM and an im2col per image (1x1 stride-1 convs need no im2col: below, per image).
         let ld = geo.batch * howo
         let cols = try Tensor.uninitialized([geo.groups * k * ld]), gt = try Tensor.uninitialized([geo.outChannels * ld])
         try batchColumns(try ConvGemmPlan(geo), x.pointer(Float.self), into: cols.pointer(Float.self))
@@ -137,7 +138,6 @@ private func weightGradBLAS(_ geo: ConvGeometry, _ x: Tensor, _ g: Tensor, weigh
         }
         return gw
     }
-    let pointwise = geo.window.kernel == (1, 1) && geo.window.stride == (1, 1) && geo.window.padding == (0, 0)
     let tile = gemmTileColumns(rows: k, columns: howo), tiles = (howo + tile - 1) / tile
     let items = geo.batch * tiles, runs = min(Threading.threadCount, items), perRun = (items + runs - 1) / runs
     let weightCount = gw.count, colCount = pointwise ? 0 : k * tile

@@ -1,0 +1,33 @@
+import CKernels
+
+/// Whether a conv is 1x1, stride 1, unpadded and ungrouped on small maps (under 64 pixels): such a conv is a
+/// product per image, Y_n = W · X_n, which the batched conv GEMM would run only after packing the input into its
+/// shared column space and before scattering the outputs back, copies that cost more than the products on maps
+/// of a few dozen pixels. The rule ignores the batch size, so that an image gets the same bits alone or in a batch.
+func pointwiseSmallMapsApplies(_ g: ConvGeometry) -> Bool {
+    let w = g.window
+    return w.kernel == (1, 1) && w.stride == (1, 1) && w.padding == (0, 0) && g.groups == 1
+        && g.outHeight * g.outWidth < 64
+}
+
+/// `pointwiseSmallMapsApplies` convolutions: one OpenBLAS product per image on the NCHW input in place (images
+/// spread over the threads), then the epilogue row by row (the conv GEMM's own, `vck_conv_finish_row`).
+func pointwiseSmallMapsConv(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                            _ epi: EpiloguePointers, _ out: UnsafeMutablePointer<Float>) {
+    let hw = g.outHeight * g.outWidth, cin = g.inChannels, cout = g.outChannels
+    let act = epi.cActivation, residual = epi.cResidual
+    let rowPass = epi.scale != nil || epi.shift != nil || residual != nil || act >= 0
+    let sx = SendablePointer(UnsafeMutablePointer(mutating: x)), sw = SendablePointer(UnsafeMutablePointer(mutating: w))
+    let so = SendablePointer(out)
+    forEachWorkItem(g.batch, scratch: 0) { n, _ in
+        let y = so.p + n * cout * hw
+        sgemm(false, false, cout, hw, cin, 1, sw.p, cin, sx.p + n * cin * hw, hw, 0, y, hw)
+        guard rowPass else { return }
+        for co in 0..<cout {
+            let row = y + co * hw
+            vck_conv_finish_row(row, row, hw, epi.scale?[co] ?? 1, epi.shift?[co] ?? 0,
+                                residual.map { $0 + (n * cout + co) * hw }, act, epi.parameter, epi.residualAfter ? 1 : 0)
+        }
+    }
+    epi.finishDeferred(out, g.batch * cout * hw)
+}
