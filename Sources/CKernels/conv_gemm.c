@@ -431,6 +431,9 @@ ptrdiff_t vck_conv_weight_grad_width(ptrdiff_t n) {
   return ks.vl * (nv < 1 ? 1 : nv > ks.nv ? ks.nv : nv);
 }
 
+// Whether a kernel set computes tiles `nr` columns wide: a whole number of its vectors, no more than its widest.
+static int covers(isa_kernels ks, ptrdiff_t nr) { return nr > 0 && nr % ks.vl == 0 && nr / ks.vl <= ks.nv; }
+
 int vck_conv_weight_grad_run(const float *a, const ptrdiff_t *aoff, ptrdiff_t m0, ptrdiff_t m1, ptrdiff_t k,
                              const float *b, ptrdiff_t nr, ptrdiff_t tile_stride, const ptrdiff_t *boff, ptrdiff_t n,
                              float *c, ptrdiff_t ldc, int accumulate) {
@@ -438,8 +441,8 @@ int vck_conv_weight_grad_run(const float *a, const ptrdiff_t *aoff, ptrdiff_t m0
   // another set whose vectors divide it.
   isa_kernels ks = kernels();
   const isa_kernels *all[] = {&isa_v4, &isa_v3, &isa_v1};
-  for (int v = 0; v < 3 && !(nr % ks.vl == 0 && nr / ks.vl <= ks.nv); v++) ks = *all[v];
-  if (!(nr > 0 && nr % ks.vl == 0 && nr / ks.vl <= ks.nv)) return -1;
+  for (int v = 0; v < 3 && !covers(ks, nr); v++) ks = *all[v];
+  if (!covers(ks, nr)) return -1;
   ks.nv = (int)(nr / ks.vl);
   const ptrdiff_t mr = ks.mr;
   float tile[MR_MAX * NR_MAX] __attribute__((aligned(64)));

@@ -108,29 +108,29 @@ public final class AdamP: Optimizer<AdamP.Options> {
                     // lane as the scalar tail): the auto-vectorizer leaves loops with sqrt and division over
                     // several pointers scalar.
                     Threading.forEachChunk(n) { r in
-                    let mp = mps.p, vp = vps.p, up = ups.p
-                    var start = r.lowerBound
-                    let vb1 = V(repeating: b1), vw1 = V(repeating: w1), vb2 = V(repeating: b2)
-                    let vw2 = V(repeating: w2), vbc = V(repeating: bc2Sqrt), veps = V(repeating: eps)
-                    while start + 16 <= r.upperBound {
-                        let gi = V.load(g + start)
-                        let mi = vfmadd(gi, vw1, V.load(mp + start) * vb1)
-                        let vi = V.load(vp + start) * vb2 + vw2 * gi * gi
-                        mi.store(mp + start)
-                        vi.store(vp + start)
-                        let denom = vi.squareRoot() / vbc + veps
-                        ((o.nesterov ? vb1 * mi + vw1 * gi : mi) / denom).store(up + start)
-                        start += 16
-                    }
-                    for i in start..<r.upperBound {
-                        // exp_avg.mul_(β1).add_(g, alpha=1−β1): the product is rounded, then fused.
-                        let mi = fmadd(g[i], w1, mp[i] * b1)
-                        let vi = vp[i] * b2 + w2 * g[i] * g[i]
-                        mp[i] = mi
-                        vp[i] = vi
-                        let denom = vi.squareRoot() / bc2Sqrt + eps
-                        up[i] = (o.nesterov ? b1 * mi + w1 * g[i] : mi) / denom
-                    }
+                        let mp = mps.p, vp = vps.p, up = ups.p
+                        var start = r.lowerBound
+                        let vb1 = V(repeating: b1), vw1 = V(repeating: w1), vb2 = V(repeating: b2)
+                        let vw2 = V(repeating: w2), vbc = V(repeating: bc2Sqrt), veps = V(repeating: eps)
+                        while start + 16 <= r.upperBound {
+                            let gi = V.load(g + start)
+                            let mi = vfmadd(gi, vw1, V.load(mp + start) * vb1)
+                            let vi = V.load(vp + start) * vb2 + vw2 * gi * gi
+                            mi.store(mp + start)
+                            vi.store(vp + start)
+                            let denom = vi.squareRoot() / vbc + veps
+                            ((o.nesterov ? vb1 * mi + vw1 * gi : mi) / denom).store(up + start)
+                            start += 16
+                        }
+                        for i in start..<r.upperBound {
+                            // exp_avg.mul_(β1).add_(g, alpha=1−β1): the product is rounded, then fused.
+                            let mi = fmadd(g[i], w1, mp[i] * b1)
+                            let vi = vp[i] * b2 + w2 * g[i] * g[i]
+                            mp[i] = mi
+                            vp[i] = vi
+                            let denom = vi.squareRoot() / bc2Sqrt + eps
+                            up[i] = (o.nesterov ? b1 * mi + w1 * g[i] : mi) / denom
+                        }
                     }
                 }
             }
@@ -184,13 +184,17 @@ func scaleInvariantProjection(weight p: UnsafeBufferPointer<Float>, grad g: Unsa
     for (count, length) in [(rows, n / rows), (1, n)] {
         // Rows are independent: a row's result does not depend on how rows are spread over threads.
         let rowsPerChunk = max(1, 65_536 / length)
-        var cosines = [Float](repeating: 0, count: count)
+        // Per row: |cos(grad, weight)| and Σ weight², which the projection reuses for the weight's norm.
+        var cosines = [Float](repeating: 0, count: count), squares = [Double](repeating: 0, count: count)
         cosines.withUnsafeMutableBufferPointer { cb in
-            let cs = SharedPointer(cb.baseAddress!)
-            Threading.forEachChunk(count, minChunk: rowsPerChunk) { range in
-                for r in range {
-                    let (dot, gg, pp) = blockedDotsAndNorms(gs.p + r * length, ps.p + r * length, length)
-                    cs.p[r] = Float(abs(dot / (max(gg.squareRoot(), eps) * max(pp.squareRoot(), eps))))
+            squares.withUnsafeMutableBufferPointer { sb in
+                let cs = SharedPointer(cb.baseAddress!), ss = SharedPointer(sb.baseAddress!)
+                Threading.forEachChunk(count, minChunk: rowsPerChunk) { range in
+                    for r in range {
+                        let (dot, gg, pp) = blockedDotsAndNorms(gs.p + r * length, ps.p + r * length, length)
+                        cs.p[r] = Float(abs(dot / (max(gg.squareRoot(), eps) * max(pp.squareRoot(), eps))))
+                        ss.p[r] = pp
+                    }
                 }
             }
         }
@@ -202,12 +206,15 @@ func scaleInvariantProjection(weight p: UnsafeBufferPointer<Float>, grad g: Unsa
         }
         // PyTorch compares the float32 cosine with the threshold rounded to float32.
         guard maxCos < Float(delta / Double(length).squareRoot()) else { continue }
-        Threading.forEachChunk(count, minChunk: rowsPerChunk) { range in
-            for r in range {
-                let pr = ps.p + r * length, ur = us.p + r * length
-                let norm = Float(dotsAndNorms(pr, pr, length).0.squareRoot()) + Float(eps)
-                let radial = Float(unitDot(pr, norm, ur, length))
-                for i in 0..<length { ur[i] -= (pr[i] / norm) * radial }
+        squares.withUnsafeBufferPointer { sb in
+            let ss = SharedPointer(UnsafeMutablePointer(mutating: sb.baseAddress!))
+            Threading.forEachChunk(count, minChunk: rowsPerChunk) { range in
+                for r in range {
+                    let pr = ps.p + r * length, ur = us.p + r * length
+                    let norm = Float(ss.p[r].squareRoot()) + Float(eps)
+                    let radial = Float(unitDot(pr, norm, ur, length))
+                    for i in 0..<length { ur[i] -= (pr[i] / norm) * radial }
+                }
             }
         }
         return wdRatio

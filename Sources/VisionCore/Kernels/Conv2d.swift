@@ -82,6 +82,19 @@ func unreachableTapBorder(_ x: Tensor, _ weight: Tensor, stride: (Int, Int), pad
     return cy > 0 || cx > 0 ? (cy, cx) : nil
 }
 
+/// The same convolution without the kernel taps that only ever read padding (`unreachableTapBorder`): the weight
+/// cropped by a slice view (differentiable) and the padding that keeps every output where it was; nil when no tap
+/// can go.
+func withoutUnreachableTaps(_ x: Tensor, _ weight: Tensor, stride: (Int, Int), padding: (Int, Int),
+                            dilation: (Int, Int)) throws -> (weight: Tensor, padding: (Int, Int))? {
+    guard let (cy, cx) = unreachableTapBorder(x, weight, stride: stride, padding: padding, dilation: dilation) else {
+        return nil
+    }
+    let inner = try weight.slice(axis: 2, start: cy, end: weight.shape[2] - cy)
+        .slice(axis: 3, start: cx, end: weight.shape[3] - cx)
+    return (inner, (padding.0 - cy * dilation.0, padding.1 - cx * dilation.1))
+}
+
 /// Accepts an unbatched [C, H, W] input as PyTorch does: runs `body` on [1, C, H, W] and drops the batch again.
 func withBatchDimension(_ x: Tensor, _ op: String, _ body: (Tensor) throws -> Tensor) throws -> Tensor {
     switch x.rank {
@@ -103,12 +116,9 @@ func withBatchDimension(_ x: Tensor, _ op: String, _ body: (Tensor) throws -> Te
 /// Differentiable in x, weight and bias (see `conv2dBackward`).
 public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: (Int, Int) = (1, 1),
                    padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1), groups: Int = 1) throws -> Tensor {
-    if let (cy, cx) = unreachableTapBorder(x, weight, stride: stride, padding: padding, dilation: dilation) {
-        // The same convolution without the taps that only ever read padding (their weight gradient is zero).
-        let inner = try weight.slice(axis: 2, start: cy, end: weight.shape[2] - cy)
-            .slice(axis: 3, start: cx, end: weight.shape[3] - cx)
-        return try conv2d(x, weight: inner, bias: bias, stride: stride,
-                          padding: (padding.0 - cy * dilation.0, padding.1 - cx * dilation.1), dilation: dilation,
+    if let (inner, innerPadding) = try withoutUnreachableTaps(x, weight, stride: stride, padding: padding, dilation: dilation) {
+        // Differentiable slice: the cropped taps' weight gradient is zero.
+        return try conv2d(x, weight: inner, bias: bias, stride: stride, padding: innerPadding, dilation: dilation,
                           groups: groups)
     }
     let y = try conv2dForward(x, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups)
@@ -126,11 +136,9 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: (In
 /// (inference only; training composes conv2d, batchNorm and the activation).
 public func conv2dFused(_ x: Tensor, weight: Tensor, stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),
                         dilation: (Int, Int) = (1, 1), groups: Int = 1, epilogue: ConvEpilogue) throws -> Tensor {
-    if let (cy, cx) = unreachableTapBorder(x, weight, stride: stride, padding: padding, dilation: dilation) {
-        let inner = try weight.detach().slice(axis: 2, start: cy, end: weight.shape[2] - cy)
-            .slice(axis: 3, start: cx, end: weight.shape[3] - cx)
-        return try conv2dFused(x, weight: inner, stride: stride,
-                               padding: (padding.0 - cy * dilation.0, padding.1 - cx * dilation.1), dilation: dilation,
+    if let (inner, innerPadding) = try withoutUnreachableTaps(x, weight.detach(), stride: stride, padding: padding,
+                                                              dilation: dilation) {
+        return try conv2dFused(x, weight: inner, stride: stride, padding: innerPadding, dilation: dilation,
                                groups: groups, epilogue: epilogue)
     }
     return try conv2dForward(x.detach(), weight: weight.detach(), bias: nil, stride: stride, padding: padding,

@@ -38,11 +38,9 @@ func winogradConv(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePoint
     forEachWorkItem(blocks, scratch: 9 * cin) { item, buf in
         let o0 = item * per
         guard o0 < cout else { return }
-        if transposedWeights {
-            vck_winograd_weights(pw.p, cin, cout, 1, o0, min(cout, o0 + per), pu.p, buf)
-        } else {
-            vck_winograd_weights(pw.p, cout, cin, 0, o0, min(cout, o0 + per), pu.p, buf)
-        }
+        // w's own [Cout][Cin] shape: this conv's channels swapped when it is read transposed.
+        let (wOut, wIn) = transposedWeights ? (cin, cout) : (cout, cin)
+        vck_winograd_weights(pw.p, wOut, wIn, transposedWeights ? 1 : 0, o0, min(cout, o0 + per), pu.p, buf)
     }
     let job = vck_winograd(x: x, cin: cin, h: g.height, w: g.width, ph: g.window.padding.0, pw: g.window.padding.1,
                            u: UnsafePointer(pu.p), cout: cout, oh: g.outHeight, ow: g.outWidth, y: out,
@@ -60,16 +58,17 @@ func winogradConv(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePoint
     chunks = (tiles + chunk - 1) / chunk
     let parts = chunks >= 2 * threads ? 1 : min((3 * threads + chunks - 1) / chunks, max(1, cout / 16))
     let rowsPerPart = ((cout + parts - 1) / parts + 7) / 8 * 8
-    var scratchJob = job
-    let scratch = vck_winograd_scratch(&scratchJob, chunk)
+    let scratch = withUnsafePointer(to: job) { vck_winograd_scratch($0, chunk) }
     let failed = Atomic<Bool>(false)
     let box = UncheckedBox(job)
     withExtendedLifetime(u) {
         forEachWorkItem(chunks * parts, scratch: scratch) { item, buf in
-            var job = box.value
             let t0 = (item / parts) * chunk, co0 = (item % parts) * rowsPerPart
             guard co0 < cout else { return }
-            if vck_winograd_run(&job, t0, min(tiles, t0 + chunk), co0, min(cout, co0 + rowsPerPart), buf) != 0 {
+            let status = withUnsafePointer(to: box.value) {
+                vck_winograd_run($0, t0, min(tiles, t0 + chunk), co0, min(cout, co0 + rowsPerPart), buf)
+            }
+            if status != 0 {
                 failed.store(true, ordering: .relaxed)
             }
         }
