@@ -190,7 +190,8 @@ extension ConvGemmISATests {
 
 /// Small maps whose images share one GEMM through the batch's explicit im2col columns (4x4 maps and below, or 64
 /// output channels and more): forward against conv2dReference, and the weight gradient (OpenBLAS on the same
-/// columns) against the Double sum, with stride, padding larger than the map, dilation and groups.
+/// columns) against the Double sum, with stride, padding larger than the map, dilation and groups, and the
+/// shifted copies of stride 1.
 @Suite struct SmallMapColumnTests {
     @Test func forwardAndWeightGradientMatchTheReference() throws {
         // (input, weight, stride, padding, dilation, groups)
@@ -199,6 +200,10 @@ extension ConvGemmISATests {
             ([5, 12, 4, 5], [16, 6, 3, 3], (2, 1), (2, 1), (1, 2), 2),
             ([9, 8, 1, 1], [70, 8, 3, 3], (1, 1), (1, 1), (1, 1), 1),
             ([3, 16, 6, 6], [66, 16, 1, 1], (2, 2), (0, 0), (1, 1), 1),
+            // Stride 1 with as many output as input columns: each tap is a shifted copy of the plane.
+            ([4, 10, 5, 6], [64, 10, 3, 3], (1, 1), (2, 2), (2, 2), 1),
+            ([3, 8, 4, 4], [64, 8, 1, 3], (1, 1), (0, 1), (1, 1), 1),
+            ([2, 6, 3, 5], [64, 6, 5, 3], (1, 1), (2, 1), (1, 1), 1),
         ]
         for (index, (xs, ws, stride, padding, dilation, groups)) in cases.enumerated() {
             let x = try randomTensor(xs, seed: UInt64(70 + index)), w = try randomTensor(ws, seed: UInt64(80 + index))

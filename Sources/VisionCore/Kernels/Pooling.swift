@@ -44,22 +44,42 @@ struct PoolGeometry {
 /// Differentiable: the gradient goes to the first maximum of each window (NaN counting as the maximum).
 public func maxPool2d(_ x: Tensor, kernelSize: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0),
                       dilation: (Int, Int) = (1, 1), ceilMode: Bool = false) throws -> Tensor {
-    let y = try maxPool2dForward(x, kernelSize: kernelSize, stride: stride, padding: padding, dilation: dilation, ceilMode: ceilMode)
-    let xd = x.detach()
-    return recordGrad("maxPool2d", y, inputs: [x]) { g in
-        [try poolBackward(g, xd, "max_pool2d", kernelSize: kernelSize, stride: stride, padding: padding,
-                          dilation: dilation, ceilMode: ceilMode, kind: .max)]
+    guard Autograd.isRecording, x.gradState != nil else {
+        return try maxPool2dForward(x, kernelSize: kernelSize, stride: stride, padding: padding, dilation: dilation,
+                                    ceilMode: ceilMode, indices: nil)
     }
+    // Recorded: the forward notes where each maximum is, so that the backward is a scatter, not a second scan.
+    let argmax = ArgmaxIndices()
+    let y = try maxPool2dForward(x, kernelSize: kernelSize, stride: stride, padding: padding, dilation: dilation,
+                                 ceilMode: ceilMode, indices: argmax)
+    let shape = x.shape
+    return recordGrad("maxPool2d", y, inputs: [x]) { g in [try maxPoolBackward(g, argmax.values, inputShape: shape)] }
+}
+
+/// Per output of a max pooling, the index in its input plane of the element its gradient goes to (-1: none).
+private final class ArgmaxIndices: @unchecked Sendable {
+    var values: [Int32] = []
 }
 
 private func maxPool2dForward(_ x: Tensor, kernelSize: (Int, Int), stride: (Int, Int)?, padding: (Int, Int),
-                              dilation: (Int, Int), ceilMode: Bool) throws -> Tensor {
+                              dilation: (Int, Int), ceilMode: Bool, indices: ArgmaxIndices?) throws -> Tensor {
     try withBatchDimension(x, "max_pool2d") { x in
         let g = try PoolGeometry("max_pool2d", x: x, kernelSize: kernelSize, stride: stride, padding: padding,
                                  dilation: dilation, ceilMode: ceilMode)
         let layout = try g.layout("max_pool2d")
-        return try windowKernel(x, g, layout, fill: -.infinity) { buf, out in
-            maxPoolPlane(buf, layout, g, out)
+        guard let indices else {
+            return try windowKernel(x, g, layout, fill: -.infinity) { _, buf, out in maxPoolPlane(buf, layout, g, out) }
+        }
+        guard g.height * g.width <= Int(Int32.max) else {
+            throw VisionError.invalidArgument("max_pool2d: an input plane of \(g.height) x \(g.width) is too large to differentiate")
+        }
+        let ohw = g.outHeight * g.outWidth
+        indices.values = [Int32](repeating: -1, count: g.planes * ohw)
+        return try indices.values.withUnsafeMutableBufferPointer { ib in
+            let index = SendablePointer(ib.baseAddress!)
+            return try windowKernel(x, g, layout, fill: -.infinity) { plane, buf, out in
+                maxPoolPlaneIndexed(buf, layout, g, out, index.p + plane * ohw)
+            }
         }
     }
 }
@@ -74,8 +94,8 @@ public func avgPool2d(_ x: Tensor, kernelSize: (Int, Int), stride: (Int, Int)? =
                                  countIncludePad: countIncludePad)
     let xd = x.detach()
     return recordGrad("avgPool2d", y, inputs: [x]) { g in
-        [try poolBackward(g, xd, "avg_pool2d", kernelSize: kernelSize, stride: stride, padding: padding,
-                          dilation: (1, 1), ceilMode: ceilMode, kind: .average(includePad: countIncludePad))]
+        [try avgPoolBackward(g, xd, kernelSize: kernelSize, stride: stride, padding: padding, ceilMode: ceilMode,
+                             includePad: countIncludePad)]
     }
 }
 
@@ -96,7 +116,7 @@ private func avgPool2dForward(_ x: Tensor, kernelSize: (Int, Int), stride: (Int,
         return try rows.withUnsafeBufferPointer { rowCount in
             try cols.withUnsafeBufferPointer { colCount in
                 let r = UncheckedBox(rowCount), c = UncheckedBox(colCount)
-                return try windowKernel(x, g, layout, fill: 0) { buf, out in
+                return try windowKernel(x, g, layout, fill: 0) { _, buf, out in
                     avgPoolPlane(buf, layout, g, r.value, c.value, out)
                 }
             }
@@ -110,10 +130,10 @@ func avgWindowCount(_ o: Int, _ n: Int, _ k: Int, _ s: Int, _ p: Int, _ includeP
     return includePad ? end - start : min(end, n) - max(start, 0)
 }
 
-/// Runs `plane(scratch, out)` for every (image, channel) plane after copying it into a padded scratch plane
+/// Runs `plane(index, scratch, out)` for every (image, channel) plane after copying it into a padded scratch plane
 /// filled with `fill`; planes are spread over threads, each with one scratch buffer.
 private func windowKernel(_ x: Tensor, _ g: PoolGeometry, _ layout: PhasePlaneLayout, fill: Float,
-                          _ plane: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) throws -> Tensor {
+                          _ plane: (Int, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) throws -> Tensor {
     let out = try Tensor.uninitialized(g.outShape)
     if out.count == 0 { return out }
     let xc = try x.contiguous()
@@ -122,7 +142,7 @@ private func windowKernel(_ x: Tensor, _ g: PoolGeometry, _ layout: PhasePlaneLa
     withExtendedLifetime(xc) {
         forEachWorkItem(g.planes, scratch: layout.count, minItemsPerThread: max(1, 32_768 / max(hw, 1))) { p, buf in
             layout.fill(buf, from: sx.p + p * hw, fill: fill)
-            plane(buf, so.p + p * ohw)
+            plane(p, buf, so.p + p * ohw)
         }
     }
     return out
@@ -154,6 +174,63 @@ private func maxPoolPlane(_ buf: UnsafePointer<Float>, _ l: PhasePlaneLayout, _ 
             }
         }
     }
+}
+
+/// maxPoolPlane that also notes, per output, the input-plane index of its window's first maximum (the first NaN
+/// when there is one), which is where PyTorch sends the gradient. A lane takes a tap when it is larger, or NaN
+/// over a number; windows whose input is all -inf keep no tap and take their first in-bounds element.
+private func maxPoolPlaneIndexed(_ buf: UnsafePointer<Float>, _ l: PhasePlaneLayout, _ g: PoolGeometry,
+                                 _ out: UnsafeMutablePointer<Float>, _ index: UnsafeMutablePointer<Int32>) {
+    typealias I8 = SIMD8<Int32>
+    let (kh, kw) = g.window.kernel, (sh, sw) = g.window.stride, (dh, dw) = g.window.dilation
+    let (ph, pw) = g.window.padding, rs = l.rowStride, wo = g.outWidth, w = g.width
+    withUnsafeTemporaryAllocation(of: Int.self, capacity: kw) { taps in
+        for kx in 0..<kw { taps[kx] = l.tapOffset(kx &* dw) }
+        for oy in 0..<g.outHeight {
+            let base = buf + oy &* sh &* rs, o = out + oy &* wo
+            let y0 = oy &* sh &- ph
+            var ox = 0
+            while ox < wo {
+                var a0 = F8(repeating: -.infinity), a1 = a0
+                var t0 = I8(repeating: -1), t1 = t0
+                var tap: Int32 = 0
+                for ky in 0..<kh {
+                    let r = base + (ky &* dh &* rs &+ ox)
+                    for kx in 0..<kw {
+                        let p = r + taps[kx], v0 = load8(p), v1 = load8(p + 8)
+                        let m0 = (v0 .> a0) .| ((v0 .!= v0) .& (a0 .== a0))
+                        let m1 = (v1 .> a1) .| ((v1 .!= v1) .& (a1 .== a1))
+                        a0.replace(with: v0, where: m0); t0.replace(with: I8(repeating: tap), where: m0)
+                        a1.replace(with: v1, where: m1); t1.replace(with: I8(repeating: tap), where: m1)
+                        tap &+= 1
+                    }
+                }
+                store16(a0, a1, o + ox, wo &- ox)
+                var lanes = (t0, t1)
+                withUnsafeBytes(of: &lanes) { raw in
+                    for j in 0..<min(16, wo &- ox) {
+                        let t = Int(raw.load(fromByteOffset: j &* 4, as: Int32.self)), x0 = (ox &+ j) &* sw &- pw
+                        let at: Int?
+                        if t >= 0 {
+                            at = (y0 &+ (t / kw) &* dh) &* w &+ x0 &+ (t % kw) &* dw
+                        } else if let iy = firstInBounds(y0, kh, dh, g.height), let ix = firstInBounds(x0, kw, dw, w) {
+                            at = iy &* w &+ ix
+                        } else {
+                            at = nil
+                        }
+                        index[oy &* wo &+ ox &+ j] = at.map { Int32($0) } ?? -1
+                    }
+                }
+                ox &+= 16
+            }
+        }
+    }
+}
+
+/// The first of the taps start, start + d, ..., start + (k - 1) d that lies in [0, n), if any.
+private func firstInBounds(_ start: Int, _ k: Int, _ d: Int, _ n: Int) -> Int? {
+    for i in 0..<k where start &+ i &* d >= 0 && start &+ i &* d < n { return start &+ i &* d }
+    return nil
 }
 
 /// Sum of each window divided by its element count (row count x column count).
@@ -357,36 +434,54 @@ private func referencePool(_ x: Tensor, _ g: PoolGeometry,
 
 // MARK: backward
 
-enum PoolKind { case max, average(includePad: Bool) }
+/// Gradient of max pooling with respect to its input: each output's gradient added at the input-plane index its
+/// forward noted (-1: nowhere), plane by plane (planes spread over threads).
+private func maxPoolBackward(_ g: Tensor, _ indices: [Int32], inputShape: [Int]) throws -> Tensor {
+    let gc = try g.contiguous()
+    let gx = try Tensor.zeros(inputShape)
+    let hw = inputShape[inputShape.count - 2] * inputShape[inputShape.count - 1]
+    let planes = hw == 0 ? 0 : gx.count / hw, ohw = planes == 0 ? 0 : indices.count / planes
+    guard gc.count == indices.count else {
+        throw VisionError.shapeMismatch("max_pool2d backward: gradient \(g.shape) does not match the forward's output")
+    }
+    let pg = SendablePointer(gc.pointer(Float.self)), po = SendablePointer(gx.pointer(Float.self))
+    withExtendedLifetime(gc) {
+        indices.withUnsafeBufferPointer { ib in
+            let pi = SendablePointer(UnsafeMutablePointer(mutating: ib.baseAddress!))
+            parallelFor(planes, minChunk: max(1, 16_384 / max(ohw, 1))) { range in
+                for plane in range {
+                    let dst = po.p + plane &* hw, grad = pg.p + plane &* ohw, at = pi.p + plane &* ohw
+                    for o in 0..<ohw where at[o] >= 0 { dst[Int(at[o])] += grad[o] }
+                }
+            }
+        }
+    }
+    return gx
+}
 
-/// Gradient of max or average pooling with respect to its input, plane by plane (planes spread over threads).
-func poolBackward(_ g: Tensor, _ x: Tensor, _ op: String, kernelSize: (Int, Int), stride: (Int, Int)?, padding: (Int, Int),
-                  dilation: (Int, Int), ceilMode: Bool, kind: PoolKind) throws -> Tensor {
+/// Gradient of average pooling with respect to its input, plane by plane (planes spread over threads): each
+/// window spreads its gradient evenly over its input elements, with the forward's divisor.
+func avgPoolBackward(_ g: Tensor, _ x: Tensor, kernelSize: (Int, Int), stride: (Int, Int)?, padding: (Int, Int),
+                     ceilMode: Bool, includePad: Bool) throws -> Tensor {
     let x4 = x.rank == 3 ? try x.unsqueeze(axis: 0) : x
-    let geo = try PoolGeometry(op, x: x4, kernelSize: kernelSize, stride: stride, padding: padding,
-                               dilation: dilation, ceilMode: ceilMode)
-    let xc = try x4.contiguous(), gc = try g.contiguous()
+    let geo = try PoolGeometry("avg_pool2d", x: x4, kernelSize: kernelSize, stride: stride, padding: padding,
+                               dilation: (1, 1), ceilMode: ceilMode)
+    let gc = try g.contiguous()
     let gx = try Tensor.zeros(x4.shape)
     let (h, w, ho, wo) = (geo.height, geo.width, geo.outHeight, geo.outWidth)
     let (kh, kw) = geo.window.kernel, (sh, sw) = geo.window.stride, (ph, pw) = geo.window.padding
-    let px = SendablePointer(xc.pointer(Float.self)), pg = SendablePointer(gc.pointer(Float.self))
-    let po = SendablePointer(gx.pointer(Float.self))
-    withExtendedLifetime((xc, gc)) {
+    let pg = SendablePointer(gc.pointer(Float.self)), po = SendablePointer(gx.pointer(Float.self))
+    withExtendedLifetime(gc) {
         parallelFor(geo.planes) { planes in
             for plane in planes {
-                let src = px.p + plane &* h &* w, grad = pg.p + plane &* ho &* wo, dst = po.p + plane &* h &* w
-                switch kind {
-                case .max:
-                    maxPoolPlaneBackward(src, grad, dst, h: h, w: w, ho: ho, wo: wo, geo.window)
-                case .average(let includePad):
-                    for oy in 0..<ho {
-                        for ox in 0..<wo {
-                            let y0 = oy &* sh &- ph, x0 = ox &* sw &- pw
-                            let divisor = Float(avgWindowCount(oy, h, kh, sh, ph, includePad) * avgWindowCount(ox, w, kw, sw, pw, includePad))
-                            let share = grad[oy &* wo &+ ox] / divisor
-                            for iy in max(y0, 0)..<max(min(y0 &+ kh, h), max(y0, 0)) {
-                                for ix in max(x0, 0)..<max(min(x0 &+ kw, w), max(x0, 0)) { dst[iy &* w &+ ix] += share }
-                            }
+                let grad = pg.p + plane &* ho &* wo, dst = po.p + plane &* h &* w
+                for oy in 0..<ho {
+                    for ox in 0..<wo {
+                        let y0 = oy &* sh &- ph, x0 = ox &* sw &- pw
+                        let divisor = Float(avgWindowCount(oy, h, kh, sh, ph, includePad) * avgWindowCount(ox, w, kw, sw, pw, includePad))
+                        let share = grad[oy &* wo &+ ox] / divisor
+                        for iy in max(y0, 0)..<max(min(y0 &+ kh, h), max(y0, 0)) {
+                            for ix in max(x0, 0)..<max(min(x0 &+ kw, w), max(x0, 0)) { dst[iy &* w &+ ix] += share }
                         }
                     }
                 }
@@ -394,51 +489,6 @@ func poolBackward(_ g: Tensor, _ x: Tensor, _ op: String, kernelSize: (Int, Int)
         }
     }
     return try gx.reshape(x.shape)
-}
-
-/// Max pooling's gradient on one plane: each output's gradient goes to the first maximum of its window (NaN
-/// wins, as in the forward). The window's in-bounds tap ranges are found once per output row and column, so the
-/// scan has no bounds tests.
-private func maxPoolPlaneBackward(_ src: UnsafePointer<Float>, _ grad: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
-                                  h: Int, w: Int, ho: Int, wo: Int, _ window: Window2d) {
-    let (kh, kw) = window.kernel, (sh, sw) = window.stride, (ph, pw) = window.padding, (dh, dw) = window.dilation
-    // First and past-the-last in-bounds tap of an output column, by column.
-    var columnTaps = [(Int, Int)](repeating: (0, 0), count: wo)
-    for ox in 0..<wo {
-        let x0 = ox &* sw &- pw
-        var lo = 0, hi = kw
-        while lo < kw && x0 &+ lo &* dw < 0 { lo += 1 }
-        while hi > lo && x0 &+ (hi &- 1) &* dw >= w { hi -= 1 }
-        columnTaps[ox] = (lo, hi)
-    }
-    columnTaps.withUnsafeBufferPointer { taps in
-        for oy in 0..<ho {
-            let y0 = oy &* sh &- ph
-            var kyLo = 0, kyHi = kh
-            while kyLo < kh && y0 &+ kyLo &* dh < 0 { kyLo += 1 }
-            while kyHi > kyLo && y0 &+ (kyHi &- 1) &* dh >= h { kyHi -= 1 }
-            if kyLo >= kyHi { continue }
-            for ox in 0..<wo {
-                let (kxLo, kxHi) = taps[ox]
-                if kxLo >= kxHi { continue }
-                let x0 = ox &* sw &- pw
-                var at = (y0 &+ kyLo &* dh) &* w &+ x0 &+ kxLo &* dw, best = src[at]
-                if !best.isNaN {
-                    scan: for ky in kyLo..<kyHi {
-                        let row = (y0 &+ ky &* dh) &* w &+ x0
-                        for kx in kxLo..<kxHi {
-                            // Selects, not branches: on real data the comparison is unpredictable.
-                            let i = row &+ kx &* dw, v = src[i], greater = v > best
-                            best = greater ? v : best
-                            at = greater ? i : at
-                            if v.isNaN { at = i; break scan }
-                        }
-                    }
-                }
-                dst[at] += grad[oy &* wo &+ ox]
-            }
-        }
-    }
 }
 
 /// Gradient of adaptive average pooling: each output cell spreads its gradient over its (possibly overlapping)
