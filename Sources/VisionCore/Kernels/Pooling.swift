@@ -178,47 +178,52 @@ private func maxPoolPlane(_ buf: UnsafePointer<Float>, _ l: PhasePlaneLayout, _ 
 
 /// maxPoolPlane that also notes, per output, the input-plane index of its window's first maximum (the first NaN
 /// when there is one), which is where PyTorch sends the gradient. A lane takes a tap when it is larger, or NaN
-/// over a number; windows whose input is all -inf keep no tap and take their first in-bounds element.
+/// over a number, and keeps the tap's offset from the window's corner; windows whose input is all -inf keep no
+/// tap (-1) and take their first in-bounds element.
 private func maxPoolPlaneIndexed(_ buf: UnsafePointer<Float>, _ l: PhasePlaneLayout, _ g: PoolGeometry,
                                  _ out: UnsafeMutablePointer<Float>, _ index: UnsafeMutablePointer<Int32>) {
     typealias I8 = SIMD8<Int32>
     let (kh, kw) = g.window.kernel, (sh, sw) = g.window.stride, (dh, dw) = g.window.dilation
     let (ph, pw) = g.window.padding, rs = l.rowStride, wo = g.outWidth, w = g.width
+    let lanes = I8(0, 1, 2, 3, 4, 5, 6, 7) &* Int32(sw)
     withUnsafeTemporaryAllocation(of: Int.self, capacity: kw) { taps in
         for kx in 0..<kw { taps[kx] = l.tapOffset(kx &* dw) }
         for oy in 0..<g.outHeight {
-            let base = buf + oy &* sh &* rs, o = out + oy &* wo
-            let y0 = oy &* sh &- ph
+            let base = buf + oy &* sh &* rs, o = out + oy &* wo, y0 = oy &* sh &- ph
             var ox = 0
             while ox < wo {
                 var a0 = F8(repeating: -.infinity), a1 = a0
                 var t0 = I8(repeating: -1), t1 = t0
-                var tap: Int32 = 0
                 for ky in 0..<kh {
                     let r = base + (ky &* dh &* rs &+ ox)
                     for kx in 0..<kw {
                         let p = r + taps[kx], v0 = load8(p), v1 = load8(p + 8)
                         let m0 = (v0 .> a0) .| ((v0 .!= v0) .& (a0 .== a0))
                         let m1 = (v1 .> a1) .| ((v1 .!= v1) .& (a1 .== a1))
-                        a0.replace(with: v0, where: m0); t0.replace(with: I8(repeating: tap), where: m0)
-                        a1.replace(with: v1, where: m1); t1.replace(with: I8(repeating: tap), where: m1)
-                        tap &+= 1
+                        let delta = I8(repeating: Int32(truncatingIfNeeded: ky &* dh &* w &+ kx &* dw))
+                        a0 = a0.replacing(with: v0, where: m0); t0 = t0.replacing(with: delta, where: m0)
+                        a1 = a1.replacing(with: v1, where: m1); t1 = t1.replacing(with: delta, where: m1)
                     }
                 }
                 store16(a0, a1, o + ox, wo &- ox)
-                var lanes = (t0, t1)
-                withUnsafeBytes(of: &lanes) { raw in
-                    for j in 0..<min(16, wo &- ox) {
-                        let t = Int(raw.load(fromByteOffset: j &* 4, as: Int32.self)), x0 = (ox &+ j) &* sw &- pw
-                        let at: Int?
-                        if t >= 0 {
-                            at = (y0 &+ (t / kw) &* dh) &* w &+ x0 &+ (t % kw) &* dw
-                        } else if let iy = firstInBounds(y0, kh, dh, g.height), let ix = firstInBounds(x0, kw, dw, w) {
-                            at = iy &* w &+ ix
-                        } else {
-                            at = nil
+                // Offsets from each window's corner (y0, x0) to indices in the plane.
+                let corner = I8(repeating: Int32(truncatingIfNeeded: y0 &* w &+ ox &* sw &- pw)) &+ lanes
+                var found = (corner &+ t0, corner &+ I8(repeating: Int32(truncatingIfNeeded: 8 &* sw)) &+ t1)
+                let n = min(16, wo &- ox), at = index + (oy &* wo &+ ox)
+                withUnsafeBytes(of: &found) { raw in
+                    for j in 0..<n { at[j] = raw.load(fromByteOffset: j &* 4, as: Int32.self) }
+                }
+                if min(t0.min(), t1.min()) < 0 {
+                    var taps = (t0, t1)
+                    withUnsafeBytes(of: &taps) { raw in
+                        for j in 0..<n where raw.load(fromByteOffset: j &* 4, as: Int32.self) < 0 {
+                            let x0 = (ox &+ j) &* sw &- pw
+                            if let iy = firstInBounds(y0, kh, dh, g.height), let ix = firstInBounds(x0, kw, dw, w) {
+                                at[j] = Int32(truncatingIfNeeded: iy &* w &+ ix)
+                            } else {
+                                at[j] = -1
+                            }
                         }
-                        index[oy &* wo &+ ox &+ j] = at.map { Int32($0) } ?? -1
                     }
                 }
                 ox &+= 16
