@@ -15,20 +15,22 @@ import Testing
 
     static let cases: [Case] = [
         Case(),
-        Case(shape: [3, 5, 7, 9], k: (2, 2)),
+        Case(shape: [3, 7, 7, 9], k: (2, 2)),                              // 16 planes at a time, and 5
         Case(k: (3, 3), stride: (2, 2), padding: (1, 1)),
         Case(k: (3, 3), stride: (2, 2), padding: (1, 1), ceil: true),
-        Case(shape: [2, 3, 8, 11], k: (2, 3), stride: (2, 2), ceil: true),
+        Case(shape: [2, 9, 7, 9], k: (3, 3), stride: (2, 2), padding: (1, 1), ceil: true),
+        Case(shape: [2, 17, 8, 11], k: (2, 3), stride: (2, 2), ceil: true),
         Case(shape: [1, 5, 9, 7], k: (3, 2), stride: (3, 3), padding: (1, 1), ceil: true),
         Case(shape: [1, 2, 2, 2], k: (3, 3), stride: (2, 2), ceil: true),  // a window larger than the input
+        Case(shape: [1, 20, 2, 2], k: (3, 3), stride: (2, 2), ceil: true),
         Case(shape: [1, 3, 13, 37], k: (5, 4), stride: (1, 3), padding: (2, 2)),
         Case(shape: [3, 7, 9], k: (2, 2), stride: (1, 1)),                 // unbatched
-        Case(shape: [1, 1, 40, 41], k: (4, 4), stride: (4, 4), padding: (2, 1), ceil: true),
+        Case(shape: [1, 16, 40, 41], k: (4, 4), stride: (4, 4), padding: (2, 1), ceil: true),  // large planes, row by row
     ]
 
     static let dilatedCases: [Case] = [
         Case(k: (3, 3), padding: (1, 1), dilation: (2, 2)),
-        Case(shape: [2, 3, 10, 12], k: (2, 3), stride: (2, 1), padding: (1, 1), dilation: (3, 2), ceil: true),
+        Case(shape: [2, 9, 10, 12], k: (2, 3), stride: (2, 1), padding: (1, 1), dilation: (3, 2), ceil: true),
     ]
 
     @Test(arguments: cases + dilatedCases)

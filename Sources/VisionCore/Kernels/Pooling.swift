@@ -1,3 +1,5 @@
+import CKernels
+
 /// The validated shapes of one max/avg pooling call (PyTorch semantics).
 struct PoolGeometry {
     let planes: Int, height: Int, width: Int
@@ -66,6 +68,19 @@ private func maxPool2dForward(_ x: Tensor, kernelSize: (Int, Int), stride: (Int,
     try withBatchDimension(x, "max_pool2d") { x in
         let g = try PoolGeometry("max_pool2d", x: x, kernelSize: kernelSize, stride: stride, padding: padding,
                                  dilation: dilation, ceilMode: ceilMode)
+        if g.height * g.width <= acrossPlanesMaxArea && g.planes >= 16 {
+            let out = try Tensor.uninitialized(g.outShape)
+            if let indices { indices.values = [Int32](repeating: -1, count: out.count) }
+            let xc = try x.contiguous()
+            withExtendedLifetime(xc) {
+                if let indices {
+                    indices.values.withUnsafeMutableBufferPointer { maxPoolAcrossPlanes(xc.pointer(Float.self), g, out.pointer(Float.self), $0.baseAddress) }
+                } else {
+                    maxPoolAcrossPlanes(xc.pointer(Float.self), g, out.pointer(Float.self), nil)
+                }
+            }
+            return out
+        }
         let layout = try g.layout("max_pool2d")
         guard let indices else {
             return try windowKernel(x, g, layout, fill: -.infinity) { _, buf, out in maxPoolPlane(buf, layout, g, out) }
@@ -146,6 +161,72 @@ private func windowKernel(_ x: Tensor, _ g: PoolGeometry, _ layout: PhasePlaneLa
         }
     }
     return out
+}
+
+/// Planes of at most this many pixels are pooled 16 planes at a time (`maxPoolAcrossPlanes`).
+private let acrossPlanesMaxArea = 1024
+
+/// Max pooling of small planes with the vector lanes across 16 planes: the group is transposed to [pixel][plane]
+/// (`vck_transpose`), so each window tap is one full-width load whatever the map's width, windows need no padded
+/// copy (their in-bounds taps are the same for every lane), and the results are transposed back. Each window
+/// starts from its first in-bounds element and takes a later one when it is larger, or NaN over a number: the
+/// first maximum in row-major order, the first NaN if any. `index` (optional) receives its input-plane index.
+private func maxPoolAcrossPlanes(_ x: UnsafePointer<Float>, _ g: PoolGeometry, _ out: UnsafeMutablePointer<Float>,
+                                 _ index: UnsafeMutablePointer<Int32>?) {
+    typealias I16 = SIMD16<Int32>
+    let (h, w, ho, wo) = (g.height, g.width, g.outHeight, g.outWidth), hw = h * w, ohw = ho * wo
+    let (kh, kw) = g.window.kernel, (sh, sw) = g.window.stride, (ph, pw) = g.window.padding, (dh, dw) = g.window.dilation
+    // In-bounds taps [lo, hi) of each output row and column.
+    func taps(_ o: Int, _ s: Int, _ p: Int, _ k: Int, _ d: Int, _ n: Int) -> (Int, Int) {
+        let start = o * s - p
+        var lo = 0, hi = k
+        while lo < k && start + lo * d < 0 { lo += 1 }
+        while hi > lo && start + (hi - 1) * d >= n { hi -= 1 }
+        return (lo, hi)
+    }
+    let rowTaps = (0..<ho).map { taps($0, sh, ph, kh, dh, h) }, colTaps = (0..<wo).map { taps($0, sw, pw, kw, dw, w) }
+    let sx = SendablePointer(UnsafeMutablePointer(mutating: x)), so = SendablePointer(out)
+    let si = index.map { SendablePointer($0) }
+    rowTaps.withUnsafeBufferPointer { rt in
+        colTaps.withUnsafeBufferPointer { ct in
+            let rows = UncheckedBox(rt), cols = UncheckedBox(ct)
+            forEachWorkItem((g.planes + 15) / 16, scratch: 16 * (hw + 2 * ohw), minItemsPerThread: max(1, 2048 / max(hw, 1))) { group, buf in
+                let p0 = group * 16, n = min(16, g.planes - p0)
+                let pixels = buf, best = buf + 16 * hw, argmaxLanes = UnsafeMutableRawPointer(best + 16 * ohw)
+                if n < 16 { pixels.update(repeating: 0, count: 16 * hw) }
+                vck_transpose(sx.p + p0 * hw, n, hw, hw, pixels, 16)
+                for oy in 0..<ho {
+                    let (kyLo, kyHi) = rows.value[oy], y0 = oy * sh - ph
+                    for ox in 0..<wo {
+                        let (kxLo, kxHi) = cols.value[ox], x0 = ox * sw - pw, o = oy * wo + ox
+                        var m = F16(repeating: -.infinity), at = I16(repeating: -1)
+                        if kyLo < kyHi && kxLo < kxHi {
+                            let first = (y0 + kyLo * dh) * w + x0 + kxLo * dw
+                            m = loadF16(pixels + first * 16); at = I16(repeating: Int32(truncatingIfNeeded: first))
+                            for ky in kyLo..<kyHi {
+                                let row = (y0 + ky * dh) * w + x0
+                                for kx in kxLo..<kxHi where ky != kyLo || kx != kxLo {
+                                    let i = row + kx * dw, v = loadF16(pixels + i * 16)
+                                    let take = (v .> m) .| ((v .!= v) .& (m .== m))
+                                    m = m.replacing(with: v, where: take)
+                                    at = at.replacing(with: I16(repeating: Int32(truncatingIfNeeded: i)), where: take)
+                                }
+                            }
+                        }
+                        storeF16(m, best + o * 16)
+                        argmaxLanes.storeBytes(of: at, toByteOffset: o * 64, as: I16.self)
+                    }
+                }
+                vck_transpose(best, ohw, n, 16, so.p + p0 * ohw, ohw)
+                if let si {
+                    for j in 0..<n {
+                        let dst = si.p + (p0 + j) * ohw
+                        for o in 0..<ohw { dst[o] = argmaxLanes.load(fromByteOffset: (o * 16 + j) * 4, as: Int32.self) }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// max of each window, 16 outputs at a time; a lane takes the new value when it is larger or NaN, so NaN sticks.
