@@ -83,16 +83,36 @@ func unreachableTapBorder(_ x: Tensor, _ weight: Tensor, stride: (Int, Int), pad
 }
 
 /// The same convolution without the kernel taps that only ever read padding (`unreachableTapBorder`): the weight
-/// cropped by a slice view (differentiable) and the padding that keeps every output where it was; nil when no tap
-/// can go.
+/// cropped (differentiable, `croppedTaps`) and the padding that keeps every output where it was; nil when no tap
+/// can go (or the weight is not float32, which conv2d then reports).
 func withoutUnreachableTaps(_ x: Tensor, _ weight: Tensor, stride: (Int, Int), padding: (Int, Int),
                             dilation: (Int, Int)) throws -> (weight: Tensor, padding: (Int, Int))? {
-    guard let (cy, cx) = unreachableTapBorder(x, weight, stride: stride, padding: padding, dilation: dilation) else {
+    guard weight.dtype == .float32,
+          let (cy, cx) = unreachableTapBorder(x, weight, stride: stride, padding: padding, dilation: dilation) else {
         return nil
     }
-    let inner = try weight.slice(axis: 2, start: cy, end: weight.shape[2] - cy)
-        .slice(axis: 3, start: cx, end: weight.shape[3] - cx)
-    return (inner, (padding.0 - cy * dilation.0, padding.1 - cx * dilation.1))
+    return (try croppedTaps(weight, cy, cx), (padding.0 - cy * dilation.0, padding.1 - cx * dilation.1))
+}
+
+/// weight[:, :, cy ..< kh - cy, cx ..< kw - cx], contiguous. Its gradient is written back in one pass, the cropped
+/// taps as zeros (two chained slices would each zero-fill and scatter the whole weight).
+private func croppedTaps(_ weight: Tensor, _ cy: Int, _ cx: Int) throws -> Tensor {
+    let (kh, kw) = (weight.shape[2], weight.shape[3]), (ih, iw) = (kh - 2 * cy, kw - 2 * cx)
+    let inner = try weight.detach().slice(axis: 2, start: cy, end: kh - cy).slice(axis: 3, start: cx, end: kw - cx).contiguous()
+    let shape = weight.shape
+    return recordGrad("croppedTaps", inner, inputs: [weight]) { g in
+        let gc = try g.contiguous()
+        let full = try Tensor.uninitialized(shape)
+        let src = gc.pointer(Float.self), dst = full.pointer(Float.self)
+        withExtendedLifetime(gc) {
+            for plane in 0..<(shape[0] * shape[1]) {
+                let d = dst + plane * kh * kw, sp = src + plane * ih * iw
+                d.update(repeating: 0, count: kh * kw)
+                for r in 0..<ih { (d + (cy + r) * kw + cx).update(from: sp + r * iw, count: iw) }
+            }
+        }
+        return [full]
+    }
 }
 
 /// Accepts an unbatched [C, H, W] input as PyTorch does: runs `body` on [1, C, H, W] and drops the batch again.
@@ -117,7 +137,7 @@ func withBatchDimension(_ x: Tensor, _ op: String, _ body: (Tensor) throws -> Te
 public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: (Int, Int) = (1, 1),
                    padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1), groups: Int = 1) throws -> Tensor {
     if let (inner, innerPadding) = try withoutUnreachableTaps(x, weight, stride: stride, padding: padding, dilation: dilation) {
-        // Differentiable slice: the cropped taps' weight gradient is zero.
+        // Differentiable crop: the cropped taps' weight gradient is zero.
         return try conv2d(x, weight: inner, bias: bias, stride: stride, padding: innerPadding, dilation: dilation,
                           groups: groups)
     }
