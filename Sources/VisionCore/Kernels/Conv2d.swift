@@ -98,17 +98,30 @@ func withoutUnreachableTaps(_ x: Tensor, _ weight: Tensor, stride: (Int, Int), p
 /// taps as zeros (two chained slices would each zero-fill and scatter the whole weight).
 private func croppedTaps(_ weight: Tensor, _ cy: Int, _ cx: Int) throws -> Tensor {
     let (kh, kw) = (weight.shape[2], weight.shape[3]), (ih, iw) = (kh - 2 * cy, kw - 2 * cx)
-    let inner = try weight.detach().slice(axis: 2, start: cy, end: kh - cy).slice(axis: 3, start: cx, end: kw - cx).contiguous()
-    let shape = weight.shape
+    let shape = weight.shape, planes = shape[0] * shape[1]
+    let wc = try weight.detach().contiguous()
+    let inner = try Tensor.uninitialized([shape[0], shape[1], ih, iw])
+    withExtendedLifetime(wc) {
+        let src = wc.pointer(Float.self), dst = inner.pointer(Float.self)
+        for plane in 0..<planes {
+            let sp = src + (plane &* kh &* kw &+ cy &* kw &+ cx), d = dst + plane &* ih &* iw
+            for r in 0..<ih {
+                for c in 0..<iw { d[r &* iw &+ c] = sp[r &* kw &+ c] }
+            }
+        }
+    }
     return recordGrad("croppedTaps", inner, inputs: [weight]) { g in
         let gc = try g.contiguous()
         let full = try Tensor.uninitialized(shape)
         let src = gc.pointer(Float.self), dst = full.pointer(Float.self)
         withExtendedLifetime(gc) {
-            for plane in 0..<(shape[0] * shape[1]) {
-                let d = dst + plane * kh * kw, sp = src + plane * ih * iw
-                d.update(repeating: 0, count: kh * kw)
-                for r in 0..<ih { (d + (cy + r) * kw + cx).update(from: sp + r * iw, count: iw) }
+            // Planes are a few taps each: plain loops, not a memset and memcpy call per plane.
+            dst.update(repeating: 0, count: full.count)
+            for plane in 0..<planes {
+                let d = dst + (plane &* kh &* kw &+ cy &* kw &+ cx), sp = src + plane &* ih &* iw
+                for r in 0..<ih {
+                    for c in 0..<iw { d[r &* kw &+ c] = sp[r &* iw &+ c] }
+                }
             }
         }
         return [full]
