@@ -104,4 +104,14 @@ import Testing
         _ = address
         BlockCache.shared.trim()
     }
+
+    /// Blocks that can hold a huge page start on one, so that the whole of each 2 MB inside them can be one.
+    @Test func hugeBlocksStartOnAHugePageBoundary() throws {
+        for count in [1 << 19, 3 << 19, 5 << 20] {
+            let t = try Tensor.uninitialized([count])
+            #expect(Int(bitPattern: t.storage.base) % BlockCache.hugePage == 0, "\(count) floats")
+        }
+        let small = try Tensor.uninitialized([1 << 17])
+        #expect(Int(bitPattern: small.storage.base) % 64 == 0)
+    }
 }

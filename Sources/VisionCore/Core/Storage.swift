@@ -41,6 +41,8 @@ final class BlockCache: @unchecked Sendable {
     static let shared = BlockCache()
     /// Blocks below this size come from malloc's own free lists.
     static let minCachedBytes = 1 << 18
+    /// Blocks of at least this size start on a 2 MB boundary and ask for transparent huge pages.
+    static let hugePage = 1 << 21
     /// Upper bound of the bytes held idle in the cache.
     static let maxIdleBytes = 1 << 29
 
@@ -69,9 +71,11 @@ final class BlockCache: @unchecked Sendable {
             pthread_mutex_unlock(&lock)
         }
         var p: UnsafeMutableRawPointer? = nil
-        guard posix_memalign(&p, 64, cap) == 0, let ptr = p else {
+        let huge = cap >= BlockCache.hugePage
+        guard posix_memalign(&p, huge ? BlockCache.hugePage : 64, cap) == 0, let ptr = p else {
             throw VisionError.outOfMemory("could not allocate \(n) bytes")
         }
+        if huge { _ = madvise(ptr, cap / BlockCache.hugePage * BlockCache.hugePage, 14 /* MADV_HUGEPAGE */) }
         return (ptr, cap)
     }
 
