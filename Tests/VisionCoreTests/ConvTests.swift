@@ -125,6 +125,10 @@ import Testing
         TransposeCase(cin: 5, cout: 3, k: (1, 1)),
         TransposeCase(cin: 2, cout: 2, h: 5, w: 4, k: (2, 2), stride: (1, 1), outputPadding: (1, 1), dilation: (2, 2)),
         TransposeCase(batch: 2, cin: 8, cout: 4, h: 23, w: 31, k: (3, 3), stride: (2, 2), padding: (1, 1), outputPadding: (1, 0)),
+        // Batches of small maps: several images share a GEMM (a last chunk with fewer images, groups, dilation).
+        TransposeCase(batch: 20, cin: 6, cout: 4, h: 2, w: 3, stride: (2, 2), padding: (1, 1), outputPadding: (1, 1)),
+        TransposeCase(batch: 17, cin: 4, cout: 6, h: 1, w: 1, stride: (2, 2), groups: 2),
+        TransposeCase(batch: 13, cin: 8, cout: 5, h: 4, w: 4, stride: (2, 2), padding: (1, 1), dilation: (1, 2), bias: false),
     ]
 
     @Test(arguments: transposeCases)

@@ -68,11 +68,12 @@ struct ConvTransposeGeometry {
 /// 2-D transposed convolution (torch.nn.functional.conv_transpose2d): the gradient of conv2d with respect to its
 /// input, used for learned upsampling. Input NCHW (or CHW), weight [Cin, Cout/groups, kh, kw], bias [Cout].
 ///
-/// Kernel: work items are (image, group, block of output channels). For a tile of input pixels a GEMM gives the
+/// Kernel: work items are (images, group, block of output channels). For a tile of input pixels a GEMM gives the
 /// block's contributions col[(co, ky, kx), pixel] = W^T X (a contiguous row range of the full GEMM), and col2im
 /// adds them into the block's own output planes, which start as the bias: items never write the same memory, so
-/// they run on separate threads with single-threaded BLAS. Groups are split into channel blocks only when images
-/// x groups are too few to keep every thread busy.
+/// they run on separate threads with single-threaded BLAS. An item is one image, or, for input maps under 256
+/// pixels, a few images whose pixels share one GEMM. Groups are split into channel blocks only when the items
+/// are too few to keep every thread busy.
 /// Edge cases: an empty batch gives an empty output; output padding must be below the stride or the dilation.
 public func convTranspose2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: (Int, Int) = (1, 1),
                             padding: (Int, Int) = (0, 0), outputPadding: (Int, Int) = (0, 0), groups: Int = 1,
@@ -103,10 +104,15 @@ private func convTranspose2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, 
         if out.count == 0 { return out }
         let area = g.kernelArea, og = g.outPerGroup, m = og * area, hw = g.height * g.width
         let ohw = g.outHeight * g.outWidth
-        let perGroup = min(og, max(1, (4 * Threading.threadCount) / max(g.batch * g.groups, 1)))
+        // Small input maps (a stride-2 conv's gradient on 4x4 and below): several images share one GEMM of about
+        // 256 columns, so that the GEMM is not a matrix-vector product per image.
+        let imagesPerItem = hw >= 256 ? 1 : max(1, min(256 / hw, g.batch / (3 * Threading.threadCount)))
+        let chunks = (g.batch + imagesPerItem - 1) / imagesPerItem
+        let perGroup = min(og, max(1, (4 * Threading.threadCount) / max(chunks * g.groups, 1)))
         let blockChannels = (og + perGroup - 1) / perGroup, blocks = (og + blockChannels - 1) / blockChannels
         let rows = blockChannels * area
-        let tile = gemmTileColumns(rows: rows, columns: hw)
+        let tile = imagesPerItem > 1 ? imagesPerItem * hw : gemmTileColumns(rows: rows, columns: hw)
+        let gathered = imagesPerItem > 1 ? g.inPerGroup * tile : 0
         guard rows <= Limits.maxBytes / 4 / tile else {
             throw VisionError.outOfMemory("conv_transpose2d: the column buffer for weight \(weight.shape) is too large")
         }
@@ -114,20 +120,40 @@ private func convTranspose2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, 
         let sx = SendablePointer(xc.pointer(Float.self)), sw = SendablePointer(wc.pointer(Float.self))
         let so = SendablePointer(out.pointer(Float.self)), sb = bc.map { SendablePointer($0.pointer(Float.self)) }
         withExtendedLifetime((xc, wc, bc)) {
-            forEachWorkItem(g.batch * g.groups * blocks, scratch: rows * tile) { item, col in
-                let blk = item % blocks, grp = (item / blocks) % g.groups, b = item / (blocks * g.groups)
+            forEachWorkItem(chunks * g.groups * blocks, scratch: rows * tile + gathered) { item, scratch in
+                let blk = item % blocks, grp = (item / blocks) % g.groups, chunk = item / (blocks * g.groups)
                 let c0 = blk * blockChannels, cn = min(og - c0, blockChannels)
                 let firstChannel = grp * og + c0
-                let o = so.p + (b * g.outChannels + firstChannel) * ohw
-                for c in 0..<cn { (o + c * ohw).update(repeating: sb.map { $0.p[firstChannel + c] } ?? 0, count: ohw) }
-                let xg = sx.p + (b * g.inChannels + grp * g.inPerGroup) * hw
+                let n0 = chunk * imagesPerItem, images = min(imagesPerItem, g.batch - n0)
+                for b in n0..<(n0 + images) {
+                    let o = so.p + (b * g.outChannels + firstChannel) * ohw
+                    for c in 0..<cn { (o + c * ohw).update(repeating: sb.map { $0.p[firstChannel + c] } ?? 0, count: ohw) }
+                }
                 // Wg is [Cin/g, m] row-major; the block's GEMM rows are its columns c0 * area ..< (c0 + cn) * area.
                 let wg = sw.p + grp * g.inPerGroup * m + c0 * area
+                let col = scratch
+                if imagesPerItem > 1 {
+                    // The chunk's input as [Cin/g][image][pixel], then one GEMM and a col2im per image.
+                    let b = scratch + rows * tile, n = images * hw
+                    for ci in 0..<g.inPerGroup {
+                        for j in 0..<images {
+                            (b + ci * n + j * hw).update(from: sx.p + ((n0 + j) * g.inChannels + grp * g.inPerGroup + ci) * hw, count: hw)
+                        }
+                    }
+                    sgemm(true, false, cn * area, n, g.inPerGroup, 1, wg, m, b, n, 0, col, n)
+                    for j in 0..<images {
+                        col2imTile(g, col + j * hw, ld: n, channels: cn, pixels: 0..<hw,
+                                   so.p + ((n0 + j) * g.outChannels + firstChannel) * ohw)
+                    }
+                    return
+                }
+                let xg = sx.p + (n0 * g.inChannels + grp * g.inPerGroup) * hw
+                let o = so.p + (n0 * g.outChannels + firstChannel) * ohw
                 var p0 = 0
                 while p0 < hw {
                     let n = min(tile, hw - p0)
                     sgemm(true, false, cn * area, n, g.inPerGroup, 1, wg, m, xg + p0, hw, 0, col, n)
-                    col2imTile(g, col, channels: cn, pixels: p0..<(p0 + n), o)
+                    col2imTile(g, col, ld: n, channels: cn, pixels: p0..<(p0 + n), o)
                     p0 += n
                 }
             }
@@ -136,12 +162,12 @@ private func convTranspose2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, 
     }
 }
 
-/// Adds col [channels * kh * kw, pixels.count] into `channels` consecutive output planes: the value of input
-/// pixel (iy, ix) for tap (ky, kx) lands at (iy*sh - ph + ky*dh, ix*sw - pw + kx*dw). The valid input-column
-/// range of each tap is computed once, so the inner loop has no bounds tests.
-private func col2imTile(_ g: ConvTransposeGeometry, _ col: UnsafePointer<Float>, channels: Int, pixels: Range<Int>,
+/// Adds col [channels * kh * kw, pixels.count] (rows `ld` floats apart) into `channels` consecutive output planes:
+/// the value of input pixel (iy, ix) for tap (ky, kx) lands at (iy*sh - ph + ky*dh, ix*sw - pw + kx*dw). The valid
+/// input-column range of each tap is computed once, so the inner loop has no bounds tests.
+private func col2imTile(_ g: ConvTransposeGeometry, _ col: UnsafePointer<Float>, ld: Int, channels: Int, pixels: Range<Int>,
                         _ out: UnsafeMutablePointer<Float>) {
-    let w = g.window, wi = g.width, ho = g.outHeight, wo = g.outWidth, n = pixels.count
+    let w = g.window, wi = g.width, ho = g.outHeight, wo = g.outWidth, n = ld
     let (sh, sw) = w.stride, (ph, pw) = w.padding, (dh, dw) = w.dilation
     let (kh, kw) = w.kernel
     for co in 0..<channels {
