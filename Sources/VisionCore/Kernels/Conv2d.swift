@@ -49,62 +49,76 @@ struct ConvGeometry {
     }
 }
 
-/// The kernel rows and columns (cy, cx) at each end that no output ever reads inside the input, e.g. the border
-/// of a 3x3 kernel on a 1x1 map padded by 1, whose outputs see the input only through the centre tap; nil when
-/// there are none, or when the shapes are invalid (the convolution itself then reports them). Only as many
-/// as both ends lose and the padding covers count, so that the cropped convolution with padding reduced by
-/// c * dilation has the same outputs.
-func unreachableTapBorder(_ x: Tensor, _ weight: Tensor, stride: (Int, Int), padding: (Int, Int),
-                          dilation: (Int, Int)) -> (Int, Int)? {
+/// Kernel taps to drop at each end of each axis because no output ever reads them inside the input: `top` and
+/// `bottom` rows, `left` and `right` columns.
+struct TapCrop: Equatable {
+    var top: Int, bottom: Int, left: Int, right: Int
+}
+
+/// The kernel rows and columns at each end that no output ever reads inside the input (`TapCrop`), e.g. the
+/// border of a 3x3 kernel on a 1x1 map padded by 1, whose outputs see the input only through the centre tap, or
+/// the first row and column of a 3x3 stride-2 kernel on a 2x2 map; nil when there are none, or when the shapes
+/// are invalid (the convolution itself then reports them). A crop counts only when the convolution with the
+/// remaining taps and its padding reduced by top (left) x dilation has the same outputs.
+func unreachableTaps(_ x: Tensor, _ weight: Tensor, stride: (Int, Int), padding: (Int, Int),
+                     dilation: (Int, Int)) -> TapCrop? {
     guard x.rank == 3 || x.rank == 4, weight.rank == 4 else { return nil }
-    func border(input: Int, kernel: Int, stride: Int, padding: Int, dilation: Int) -> Int {
+    func ends(input: Int, kernel: Int, stride: Int, padding: Int, dilation: Int) -> (Int, Int) {
         // Bounds far beyond any real window keep the arithmetic below from overflowing on absurd arguments.
         guard stride >= 1, dilation >= 1, padding >= 0, kernel >= 1, kernel <= 1 << 12, dilation <= 1 << 20,
               stride <= 1 << 20, padding <= 1 << 30, input <= 1 << 40,
               let output = try? Window2d.convOutput("conv2d", input: input, kernel: kernel, stride: stride,
                                                     padding: padding, dilation: dilation, shapes: ""),
-              output >= 1 else { return 0 }
+              output >= 1 else { return (0, 0) }
         // Whether some output reads tap t inside [0, input): the first output at or past input 0 is inside.
         func reachable(_ t: Int) -> Bool {
             let first = max(0, (padding - t * dilation + stride - 1) / stride)
             return first < output && first * stride - padding + t * dilation < input
         }
-        var c = 0
-        while 2 * (c + 1) <= kernel - 1 && padding >= (c + 1) * dilation
-                && !reachable(c) && !reachable(kernel - 1 - c) {
-            c += 1
+        var loMax = 0, hiMax = 0
+        while loMax < kernel - 1 && padding >= (loMax + 1) * dilation && !reachable(loMax) { loMax += 1 }
+        while hiMax < kernel - 1 && !reachable(kernel - 1 - hiMax) { hiMax += 1 }
+        // With lo taps off the front, hi off the back and padding - lo * dilation, the output count's numerator
+        // changes by dilation * (hi - lo): it must stay in the floor's bucket [s q, s q + s - 1].
+        let numerator = input + 2 * padding - dilation * (kernel - 1) - 1, r = numerator % stride
+        var best = (0, 0)
+        for lo in 0...loMax {
+            let hi = min(hiMax, kernel - 1 - lo, lo + (stride - 1 - r) / dilation)
+            if hi >= 0 && hi >= lo - r / dilation && lo + hi > best.0 + best.1 { best = (lo, hi) }
         }
-        return c
+        return best
     }
     let (h, w) = (x.shape[x.rank - 2], x.shape[x.rank - 1])
-    let cy = border(input: h, kernel: weight.shape[2], stride: stride.0, padding: padding.0, dilation: dilation.0)
-    let cx = border(input: w, kernel: weight.shape[3], stride: stride.1, padding: padding.1, dilation: dilation.1)
-    return cy > 0 || cx > 0 ? (cy, cx) : nil
+    let (top, bottom) = ends(input: h, kernel: weight.shape[2], stride: stride.0, padding: padding.0, dilation: dilation.0)
+    let (left, right) = ends(input: w, kernel: weight.shape[3], stride: stride.1, padding: padding.1, dilation: dilation.1)
+    let crop = TapCrop(top: top, bottom: bottom, left: left, right: right)
+    return crop == TapCrop(top: 0, bottom: 0, left: 0, right: 0) ? nil : crop
 }
 
-/// The same convolution without the kernel taps that only ever read padding (`unreachableTapBorder`): the weight
+/// The same convolution without the kernel taps that only ever read padding (`unreachableTaps`): the weight
 /// cropped (differentiable, `croppedTaps`) and the padding that keeps every output where it was; nil when no tap
 /// can go (or the weight is not float32, which conv2d then reports).
 func withoutUnreachableTaps(_ x: Tensor, _ weight: Tensor, stride: (Int, Int), padding: (Int, Int),
                             dilation: (Int, Int)) throws -> (weight: Tensor, padding: (Int, Int))? {
     guard weight.dtype == .float32,
-          let (cy, cx) = unreachableTapBorder(x, weight, stride: stride, padding: padding, dilation: dilation) else {
+          let crop = unreachableTaps(x, weight, stride: stride, padding: padding, dilation: dilation) else {
         return nil
     }
-    return (try croppedTaps(weight, cy, cx), (padding.0 - cy * dilation.0, padding.1 - cx * dilation.1))
+    return (try croppedTaps(weight, crop), (padding.0 - crop.top * dilation.0, padding.1 - crop.left * dilation.1))
 }
 
-/// weight[:, :, cy ..< kh - cy, cx ..< kw - cx], contiguous. Its gradient is written back in one pass, the cropped
-/// taps as zeros (two chained slices would each zero-fill and scatter the whole weight).
-private func croppedTaps(_ weight: Tensor, _ cy: Int, _ cx: Int) throws -> Tensor {
-    let (kh, kw) = (weight.shape[2], weight.shape[3]), (ih, iw) = (kh - 2 * cy, kw - 2 * cx)
+/// weight[:, :, top ..< kh - bottom, left ..< kw - right], contiguous. Its gradient is written back in one pass,
+/// the cropped taps as zeros (two chained slices would each zero-fill and scatter the whole weight).
+private func croppedTaps(_ weight: Tensor, _ crop: TapCrop) throws -> Tensor {
+    let (kh, kw) = (weight.shape[2], weight.shape[3])
+    let (ih, iw) = (kh - crop.top - crop.bottom, kw - crop.left - crop.right), corner = crop.top * kw + crop.left
     let shape = weight.shape, planes = shape[0] * shape[1]
     let wc = try weight.detach().contiguous()
     let inner = try Tensor.uninitialized([shape[0], shape[1], ih, iw])
     withExtendedLifetime(wc) {
         let src = wc.pointer(Float.self), dst = inner.pointer(Float.self)
         for plane in 0..<planes {
-            let sp = src + (plane &* kh &* kw &+ cy &* kw &+ cx), d = dst + plane &* ih &* iw
+            let sp = src + (plane &* kh &* kw &+ corner), d = dst + plane &* ih &* iw
             for r in 0..<ih {
                 for c in 0..<iw { d[r &* iw &+ c] = sp[r &* kw &+ c] }
             }
@@ -118,7 +132,7 @@ private func croppedTaps(_ weight: Tensor, _ cy: Int, _ cx: Int) throws -> Tenso
             // Planes are a few taps each: plain loops, not a memset and memcpy call per plane.
             dst.update(repeating: 0, count: full.count)
             for plane in 0..<planes {
-                let d = dst + (plane &* kh &* kw &+ cy &* kw &+ cx), sp = src + plane &* ih &* iw
+                let d = dst + (plane &* kh &* kw &+ corner), sp = src + plane &* ih &* iw
                 for r in 0..<ih {
                     for c in 0..<iw { d[r &* kw &+ c] = sp[r &* iw &+ c] }
                 }
