@@ -89,15 +89,34 @@ CLONES void vck_bn_sums(const float *g, const float *x, ptrdiff_t n, ptrdiff_t c
 }
 
 CLONES void vck_bn_affine(const float *x, float *y, ptrdiff_t n, ptrdiff_t c, ptrdiff_t span, ptrdiff_t c0,
-                          ptrdiff_t c1, const float *scale, const float *shift, float *scratch) {
+                          ptrdiff_t c1, const float *scale, const float *shift, const float *residual, int relu,
+                          float *scratch) {
   const ptrdiff_t len = (c1 - c0) * span;
   float *a = scratch, *b = scratch + len;
   expand(scale, c0, c1, span, 1.0f, a);
   expand(shift, c0, c1, span, 0.0f, b);
   for (ptrdiff_t img = 0; img < n; img++) {
-    const float *xp = x + (img * c + c0) * span;
-    float *yp = y + (img * c + c0) * span;
-    for (ptrdiff_t i = 0; i < len; i++) yp[i] = xp[i] * a[i] + b[i];
+    const ptrdiff_t at = (img * c + c0) * span;
+    const float *xp = x + at;
+    float *yp = y + at;
+    if (residual) {
+      const float *rp = residual + at;
+      if (relu) {
+        for (ptrdiff_t i = 0; i < len; i++) {
+          const float v = (xp[i] * a[i] + b[i]) + rp[i];
+          yp[i] = v < 0.0f ? 0.0f : v;  // NaN stays NaN, as relu
+        }
+      } else {
+        for (ptrdiff_t i = 0; i < len; i++) yp[i] = (xp[i] * a[i] + b[i]) + rp[i];
+      }
+    } else if (relu) {
+      for (ptrdiff_t i = 0; i < len; i++) {
+        const float v = xp[i] * a[i] + b[i];
+        yp[i] = v < 0.0f ? 0.0f : v;
+      }
+    } else {
+      for (ptrdiff_t i = 0; i < len; i++) yp[i] = xp[i] * a[i] + b[i];
+    }
   }
 }
 

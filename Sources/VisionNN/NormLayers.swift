@@ -27,17 +27,24 @@ public final class BatchNorm2d: Module {
         register("num_batches_tracked", numBatchesTracked)
     }
 
-    public override func forward(_ x: Tensor) throws -> Tensor {
+    public override func forward(_ x: Tensor) throws -> Tensor { try forward(x, residual: nil, relu: false) }
+
+    /// relu(BatchNorm(x) + residual) (each part optional): in training mode one fused op (`batchNormTraining`),
+    /// which saves a ResNet block two passes over its output forward; in eval mode the ops one after another.
+    public func forward(_ x: Tensor, residual: Tensor?, relu: Bool) throws -> Tensor {
         guard isTraining else {
-            return try batchNorm(x, runningMean: runningMean.value, runningVar: runningVar.value,
-                                 weight: weight?.value, bias: bias?.value, eps: eps)
+            var y = try batchNorm(x, runningMean: runningMean.value, runningVar: runningVar.value,
+                                  weight: weight?.value, bias: bias?.value, eps: eps)
+            if let residual { y = try add(y, residual) }
+            return relu ? try VisionCore.relu(y) : y
         }
         guard x.rank >= 2, x.shape[1] == runningMean.value.count else {
             throw VisionError.shapeMismatch("BatchNorm2d: input \(x.shape) does not have \(runningMean.value.count) channels in dimension 1")
         }
         let n = x.count / max(x.shape[1], 1)
         guard n > 1 else { throw VisionError.invalidArgument("BatchNorm2d: training needs more than one value per channel, got input \(x.shape)") }
-        let (y, mu, v) = try batchNormTraining(x, weight: weight?.value, bias: bias?.value, eps: eps)
+        let (y, mu, v) = try batchNormTraining(x, weight: weight?.value, bias: bias?.value, eps: eps, residual: residual,
+                                               relu: relu)
         try Autograd.noGrad {
             let tracked = try numBatchesTracked.value.item() + 1
             numBatchesTracked.value = try Tensor.full([], value: tracked, dtype: .int64)

@@ -86,6 +86,35 @@ import Testing
         #expect(throws: VisionError.self) { try batchNormTraining(try Tensor.zeros([2, 3, 4]), weight: try Tensor.zeros([2]), bias: nil) }
     }
 
+    /// BatchNorm + shortcut + ReLU as one op gives the composed ops' output and gradients bit for bit, on spans
+    /// of both code paths (under and over 64 values per image and channel).
+    @Test func batchNormTrainingWithResidualAndReluEqualsTheComposition() throws {
+        for shape in [[4, 6, 5, 5], [3, 5, 9, 9]] {
+            for (withResidual, relu) in [(true, true), (false, true), (true, false)] {
+                let c = shape[1]
+                func run(_ fused: Bool) throws -> [[Float]] {
+                    let x = try randomTensor(shape, seed: 50).requiringGrad(), r = try randomTensor(shape, seed: 51).requiringGrad()
+                    let w = try randomTensor([c], seed: 52).requiringGrad(), b = try randomTensor([c], seed: 53).requiringGrad()
+                    let residual = withResidual ? r : nil
+                    var y: Tensor
+                    if fused {
+                        y = try batchNormTraining(x, weight: w, bias: b, residual: residual, relu: relu).output
+                    } else {
+                        y = try batchNormTraining(x, weight: w, bias: b).output
+                        if let residual { y = try add(y, residual) }
+                        if relu { y = try VisionCore.relu(y) }
+                    }
+                    try sum(try mul(y, try randomTensor(shape, seed: 54))).backward()
+                    let grads = [x, w, b] + (withResidual ? [r] : [])
+                    return try [y.toArray(Float.self)] + grads.map { try #require($0.grad).toArray(Float.self) }
+                }
+                #expect(try run(true) == run(false), "\(shape) residual \(withResidual) relu \(relu)")
+            }
+        }
+        let x = try Tensor.zeros([2, 3, 4])
+        #expect(throws: VisionError.self) { try batchNormTraining(x, weight: nil, bias: nil, residual: try Tensor.zeros([2, 3, 5])) }
+    }
+
     @Test func smallCNNMatchesPyTorch() throws {
         let f = try Fixture("autograd_cnn")
         var t: [String: Tensor] = [:]

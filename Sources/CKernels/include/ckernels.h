@@ -97,9 +97,10 @@ int vck_im2col_batch(const float *x, ptrdiff_t batch, ptrdiff_t image_stride, pt
 /// doubles. Outputs are indexed from c0.
 void vck_bn_sums(const float *g, const float *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t span, ptrdiff_t c0, ptrdiff_t c1,
                  const float *center, double *s1, double *s2, double *scratch);
-/// y = x * scale[ch] + shift[ch] for the channels [c0, c1) of [n, c, span]; scratch: 2 * (c1 - c0) * span floats.
+/// y = x * scale[ch] + shift[ch] (+ residual, same layout as x, when not NULL; then relu when `relu` is nonzero)
+/// for the channels [c0, c1) of [n, c, span]; scratch: 2 * (c1 - c0) * span floats.
 void vck_bn_affine(const float *x, float *y, ptrdiff_t n, ptrdiff_t c, ptrdiff_t span, ptrdiff_t c0, ptrdiff_t c1,
-                   const float *scale, const float *shift, float *scratch);
+                   const float *scale, const float *shift, const float *residual, int relu, float *scratch);
 /// o = g * a[ch] + (x * p[ch] + q[ch]) for the channels [c0, c1); scratch: 3 * (c1 - c0) * span floats.
 void vck_bn_grad_apply(const float *g, const float *x, float *o, ptrdiff_t n, ptrdiff_t c, ptrdiff_t span,
                        ptrdiff_t c0, ptrdiff_t c1, const float *a, const float *p, const float *q, float *scratch);

@@ -8,7 +8,11 @@ import CKernels
 /// but 1 (x is [N, C, ...]). Returns y and the batch mean and biased variance [C] (for the running statistics;
 /// not differentiable). Differentiable in x, weight and bias, through the statistics, as torch's batch_norm in
 /// training mode.
-public func batchNormTraining(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Double = 1e-5) throws -> (output: Tensor, mean: Tensor, variance: Tensor) {
+///
+/// `residual` (x's shape) is added to y and `relu` applied after, in the same pass over the output: a ResNet
+/// block's BatchNorm → add → ReLU as one op, whose backward masks the gradient by the output once for both.
+public func batchNormTraining(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Double = 1e-5, residual: Tensor? = nil,
+                              relu: Bool = false) throws -> (output: Tensor, mean: Tensor, variance: Tensor) {
     try x.requireDType(.float32, "batchNormTraining")
     guard x.rank >= 2, x.shape[1] >= 1 else {
         throw VisionError.shapeMismatch("batchNormTraining: input must be [N, C, ...] with C >= 1, got \(x.shape)")
@@ -24,7 +28,14 @@ public func batchNormTraining(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: 
         try t.requireDType(.float32, "batchNormTraining \(name)")
         guard t.shape == [c] else { throw VisionError.shapeMismatch("batchNormTraining: \(name) \(t.shape) must be [\(c)]") }
     }
-    let xc = try x.detach().contiguous()
+    if let residual {
+        try residual.requireDType(.float32, "batchNormTraining residual")
+        guard residual.shape == x.shape else {
+            throw VisionError.shapeMismatch("batchNormTraining: residual \(residual.shape) must match the input \(x.shape)")
+        }
+    }
+    let xc = try x.detach().contiguous(), rc = try residual?.detach().contiguous()
+    let pr = rc.map { SendablePointer($0.pointer(Float.self)) }
     let w = try weight?.detach().toArray(Float.self) ?? [Float](repeating: 1, count: c)
     let b = try bias?.detach().toArray(Float.self) ?? [Float](repeating: 0, count: c)
     var meanOut = [Float](repeating: 0, count: c), varOut = meanOut, rstdOut = meanOut
@@ -33,11 +44,12 @@ public func batchNormTraining(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: 
     meanOut.withUnsafeMutableBufferPointer { mb in
         varOut.withUnsafeMutableBufferPointer { vb in
             rstdOut.withUnsafeMutableBufferPointer { rb in
-                let pm = SendablePointer(mb.baseAddress!), pv = SendablePointer(vb.baseAddress!), pr = SendablePointer(rb.baseAddress!)
-                withExtendedLifetime(xc) {
+                let pm = SendablePointer(mb.baseAddress!), pv = SendablePointer(vb.baseAddress!), prs = SendablePointer(rb.baseAddress!)
+                withExtendedLifetime((xc, rc)) {
                     parallelFor(c, minChunk: max(1, 65_536 / max(count, 1))) { channels in
                         if span < smallSpan {
-                            smallSpanStatistics(px.p, py.p, spans, c, span, channels, w, b, eps, pm.p, pv.p, pr.p)
+                            smallSpanStatistics(px.p, py.p, spans, c, span, channels, w, b, eps, pm.p, pv.p, prs.p,
+                                                residual: pr?.p, relu: relu)
                             return
                         }
                         for ch in channels {
@@ -56,8 +68,9 @@ public func batchNormTraining(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: 
                             for n in 0..<spans {
                                 let o = (n * c + ch) * span
                                 affineSpan(px.p + o, py.p + o, span, a, shift)
+                                if pr != nil || relu { addAndRectify(py.p + o, pr.map { UnsafePointer($0.p + o) }, span, relu) }
                             }
-                            (pm.p[ch], pv.p[ch], pr.p[ch]) = (Float(mean), Float(variance), Float(rstd))
+                            (pm.p[ch], pv.p[ch], prs.p[ch]) = (Float(mean), Float(variance), Float(rstd))
                         }
                     }
                 }
@@ -65,13 +78,44 @@ public func batchNormTraining(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: 
         }
     }
     let meanT = try Tensor(meanOut, shape: [c]), varT = try Tensor(varOut, shape: [c])
-    let saved = (x: xc, mean: meanOut, rstd: rstdOut, weight: w)
-    let inputs = [x] + [weight, bias].compactMap { $0 }
+    let saved = (x: xc, mean: meanOut, rstd: rstdOut, weight: w, y: relu ? y : nil)
+    let inputs = [x] + [weight, bias, residual].compactMap { $0 }
     let out = recordGrad("batchNormTraining", y, inputs: inputs) { g in
-        let (gx, gw, gb) = try batchNormTrainingBackward(try g.contiguous(), saved.x, mean: saved.mean, rstd: saved.rstd, weight: saved.weight)
-        return [gx] + (weight != nil ? [gw] : []) + (bias != nil ? [gb] : [])
+        // Below the ReLU the gradient flows where the output is positive; the residual receives it as it is.
+        let gm = try saved.y.map { try reluGradient(try g.contiguous(), output: $0) } ?? g.contiguous()
+        let (gx, gw, gb) = try batchNormTrainingBackward(gm, saved.x, mean: saved.mean, rstd: saved.rstd, weight: saved.weight)
+        return [gx] + (weight != nil ? [gw] : []) + (bias != nil ? [gb] : []) + (residual != nil ? [gm] : [])
     }
     return (out, meanT, varT)
+}
+
+/// y += residual (when given), then y = relu(y), over a span.
+@inline(__always) private func addAndRectify(_ y: UnsafeMutablePointer<Float>, _ r: UnsafePointer<Float>?, _ n: Int, _ relu: Bool) {
+    @inline(__always) func finish(_ v: F16) -> F16 { relu ? v.replacing(with: 0, where: v .< 0) : v }  // NaN stays NaN
+    var i = 0
+    while i + 16 <= n {
+        let v = loadF16(y + i)
+        storeF16(finish(r.map { v + loadF16($0 + i) } ?? v), y + i)
+        i += 16
+    }
+    if i < n {
+        let v = loadPartial(y + i, n - i, fill: 0)
+        storePartial(finish(r.map { v + loadPartial($0 + i, n - i, fill: 0) } ?? v), y + i, n - i)
+    }
+}
+
+/// g where the ReLU's output is positive, else 0 (relu's gradient, read from its output).
+private func reluGradient(_ g: Tensor, output y: Tensor) throws -> Tensor {
+    let out = try Tensor.uninitialized(g.shape)
+    let n = g.count, pg = SendablePointer(g.pointer(Float.self)), py = SendablePointer(y.pointer(Float.self))
+    let po = SendablePointer(out.pointer(Float.self))
+    withExtendedLifetime((g, y)) {
+        parallelFor(n, minChunk: 65_536) { r in
+            _ = vck_activation_grad(Int32(VCK_RELU), pg.p + r.lowerBound, py.p + r.lowerBound, py.p + r.lowerBound,
+                                    po.p + r.lowerBound, r.count, 0)
+        }
+    }
+    return out
 }
 
 /// With x̂ = (x - mean) * rstd and a = weight * rstd: dL/dbias = Σ g, dL/dweight = Σ g x̂ and
@@ -153,7 +197,7 @@ private let smallSpan = 64
 private func smallSpanStatistics(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, _ c: Int,
                                  _ span: Int, _ channels: Range<Int>, _ w: [Float], _ b: [Float], _ eps: Double,
                                  _ meanOut: UnsafeMutablePointer<Float>, _ varOut: UnsafeMutablePointer<Float>,
-                                 _ rstdOut: UnsafeMutablePointer<Float>) {
+                                 _ rstdOut: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>?, relu: Bool) {
     let (c0, c1, count) = (channels.lowerBound, channels.upperBound, Double(n * span))
     let width = channels.count, scratch = UnsafeMutablePointer<Double>.allocate(capacity: 3 * width * span + 3 * width)
     defer { scratch.deallocate() }
@@ -172,7 +216,7 @@ private func smallSpanStatistics(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMu
         center[ch] = Float(Double(b[ch]) - mean * Double(w[ch]) * rstd)   // now the shift
         (meanOut[ch], varOut[ch], rstdOut[ch]) = (Float(mean), Float(variance), Float(rstd))
     }
-    vck_bn_affine(x, y, n, c, span, c0, c1, scale, center, UnsafeMutableRawPointer(scratch).bindMemory(to: Float.self, capacity: 2 * width * span))
+    vck_bn_affine(x, y, n, c, span, c0, c1, scale, center, residual, relu ? 1 : 0, UnsafeMutableRawPointer(scratch).bindMemory(to: Float.self, capacity: 2 * width * span))
 }
 
 /// The backward of batchNormTraining for the channels `channels` (see batchNormTrainingBackward for the formulas).

@@ -16,6 +16,10 @@ func convNormAct(_ x: Tensor, conv: Conv2d, bn: BatchNorm2d, activation: UnaryOp
         return try conv2dFused(x, weight: conv.weight.value, stride: conv.stride, padding: conv.padding,
                                dilation: conv.dilation, groups: conv.groups, epilogue: epilogue)
     }
+    if activation == nil || activation == .relu {
+        // BatchNorm, the shortcut and ReLU as one op in training (one pass over the output).
+        return try bn.forward(try conv(x), residual: residual, relu: activation == .relu)
+    }
     var y = try bn(try conv(x))
     if let residual { y = try add(y, residual) }
     if let activation { y = try unary(activation, y) }
