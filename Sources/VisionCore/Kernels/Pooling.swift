@@ -55,12 +55,16 @@ public func maxPool2d(_ x: Tensor, kernelSize: (Int, Int), stride: (Int, Int)? =
     let y = try maxPool2dForward(x, kernelSize: kernelSize, stride: stride, padding: padding, dilation: dilation,
                                  ceilMode: ceilMode, indices: argmax)
     let shape = x.shape
-    return recordGrad("maxPool2d", y, inputs: [x]) { g in [try maxPoolBackward(g, argmax.values, inputShape: shape)] }
+    return recordGrad("maxPool2d", y, inputs: [x]) { g in
+        guard let indices = argmax.values else { throw VisionError.invalidArgument("max_pool2d backward: no forward indices") }
+        return [try maxPoolBackward(g, indices, inputShape: shape)]
+    }
 }
 
-/// Per output of a max pooling, the index in its input plane of the element its gradient goes to (-1: none).
+/// Per output of a max pooling, the index in its input plane of the element its gradient goes to (-1: none):
+/// an int32 tensor, so that its memory comes from the reused large blocks (every entry is written).
 private final class ArgmaxIndices: @unchecked Sendable {
-    var values: [Int32] = []
+    var values: Tensor?
 }
 
 private func maxPool2dForward(_ x: Tensor, kernelSize: (Int, Int), stride: (Int, Int)?, padding: (Int, Int),
@@ -70,14 +74,11 @@ private func maxPool2dForward(_ x: Tensor, kernelSize: (Int, Int), stride: (Int,
                                  dilation: dilation, ceilMode: ceilMode)
         if g.height * g.width <= acrossPlanesMaxArea && g.planes >= 16 {
             let out = try Tensor.uninitialized(g.outShape)
-            if let indices { indices.values = [Int32](repeating: -1, count: out.count) }
+            let index = try indices.map { _ in try Tensor.uninitialized([out.count], dtype: .int32) }
+            indices?.values = index
             let xc = try x.contiguous()
             withExtendedLifetime(xc) {
-                if let indices {
-                    indices.values.withUnsafeMutableBufferPointer { maxPoolAcrossPlanes(xc.pointer(Float.self), g, out.pointer(Float.self), $0.baseAddress) }
-                } else {
-                    maxPoolAcrossPlanes(xc.pointer(Float.self), g, out.pointer(Float.self), nil)
-                }
+                maxPoolAcrossPlanes(xc.pointer(Float.self), g, out.pointer(Float.self), index?.pointer(Int32.self))
             }
             return out
         }
@@ -89,12 +90,11 @@ private func maxPool2dForward(_ x: Tensor, kernelSize: (Int, Int), stride: (Int,
             throw VisionError.invalidArgument("max_pool2d: an input plane of \(g.height) x \(g.width) is too large to differentiate")
         }
         let ohw = g.outHeight * g.outWidth
-        indices.values = [Int32](repeating: -1, count: g.planes * ohw)
-        return try indices.values.withUnsafeMutableBufferPointer { ib in
-            let index = SendablePointer(ib.baseAddress!)
-            return try windowKernel(x, g, layout, fill: -.infinity) { plane, buf, out in
-                maxPoolPlaneIndexed(buf, layout, g, out, index.p + plane * ohw)
-            }
+        let values = try Tensor.uninitialized([g.planes * ohw], dtype: .int32)
+        indices.values = values
+        let index = SendablePointer(values.pointer(Int32.self))
+        return try windowKernel(x, g, layout, fill: -.infinity) { plane, buf, out in
+            maxPoolPlaneIndexed(buf, layout, g, out, index.p + plane * ohw)
         }
     }
 }
@@ -522,7 +522,7 @@ private func referencePool(_ x: Tensor, _ g: PoolGeometry,
 
 /// Gradient of max pooling with respect to its input: each output's gradient added at the input-plane index its
 /// forward noted (-1: nowhere), plane by plane (planes spread over threads).
-private func maxPoolBackward(_ g: Tensor, _ indices: [Int32], inputShape: [Int]) throws -> Tensor {
+private func maxPoolBackward(_ g: Tensor, _ indices: Tensor, inputShape: [Int]) throws -> Tensor {
     let gc = try g.contiguous()
     let gx = try Tensor.zeros(inputShape)
     let hw = inputShape[inputShape.count - 2] * inputShape[inputShape.count - 1]
@@ -531,14 +531,12 @@ private func maxPoolBackward(_ g: Tensor, _ indices: [Int32], inputShape: [Int])
         throw VisionError.shapeMismatch("max_pool2d backward: gradient \(g.shape) does not match the forward's output")
     }
     let pg = SendablePointer(gc.pointer(Float.self)), po = SendablePointer(gx.pointer(Float.self))
-    withExtendedLifetime(gc) {
-        indices.withUnsafeBufferPointer { ib in
-            let pi = SendablePointer(UnsafeMutablePointer(mutating: ib.baseAddress!))
-            parallelFor(planes, minChunk: max(1, 16_384 / max(ohw, 1))) { range in
-                for plane in range {
-                    let dst = po.p + plane &* hw, grad = pg.p + plane &* ohw, at = pi.p + plane &* ohw
-                    for o in 0..<ohw where at[o] >= 0 { dst[Int(at[o])] += grad[o] }
-                }
+    let pi = SendablePointer(indices.pointer(Int32.self))
+    withExtendedLifetime((gc, indices)) {
+        parallelFor(planes, minChunk: max(1, 16_384 / max(ohw, 1))) { range in
+            for plane in range {
+                let dst = po.p + plane &* hw, grad = pg.p + plane &* ohw, at = pi.p + plane &* ohw
+                for o in 0..<ohw where at[o] >= 0 { dst[Int(at[o])] += grad[o] }
             }
         }
     }
