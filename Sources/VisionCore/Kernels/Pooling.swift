@@ -177,14 +177,8 @@ private func maxPoolAcrossPlanes(_ x: UnsafePointer<Float>, _ g: PoolGeometry, _
     let (h, w, ho, wo) = (g.height, g.width, g.outHeight, g.outWidth), hw = h * w, ohw = ho * wo
     let (kh, kw) = g.window.kernel, (sh, sw) = g.window.stride, (ph, pw) = g.window.padding, (dh, dw) = g.window.dilation
     // In-bounds taps [lo, hi) of each output row and column.
-    func taps(_ o: Int, _ s: Int, _ p: Int, _ k: Int, _ d: Int, _ n: Int) -> (Int, Int) {
-        let start = o * s - p
-        var lo = 0, hi = k
-        while lo < k && start + lo * d < 0 { lo += 1 }
-        while hi > lo && start + (hi - 1) * d >= n { hi -= 1 }
-        return (lo, hi)
-    }
-    let rowTaps = (0..<ho).map { taps($0, sh, ph, kh, dh, h) }, colTaps = (0..<wo).map { taps($0, sw, pw, kw, dw, w) }
+    let rowTaps = (0..<ho).map { inBoundsTaps($0 * sh - ph, kh, dh, h) }
+    let colTaps = (0..<wo).map { inBoundsTaps($0 * sw - pw, kw, dw, w) }
     let sx = SendablePointer(UnsafeMutablePointer(mutating: x)), so = SendablePointer(out)
     let si = index.map { SendablePointer($0) }
     rowTaps.withUnsafeBufferPointer { rt in
@@ -299,11 +293,8 @@ private func maxPoolPlaneIndexed(_ buf: UnsafePointer<Float>, _ l: PhasePlaneLay
                     withUnsafeBytes(of: &taps) { raw in
                         for j in 0..<n where raw.load(fromByteOffset: j &* 4, as: Int32.self) < 0 {
                             let x0 = (ox &+ j) &* sw &- pw
-                            if let iy = firstInBounds(y0, kh, dh, g.height), let ix = firstInBounds(x0, kw, dw, w) {
-                                at[j] = Int32(truncatingIfNeeded: iy &* w &+ ix)
-                            } else {
-                                at[j] = -1
-                            }
+                            let (ky, kyEnd) = inBoundsTaps(y0, kh, dh, g.height), (kx, kxEnd) = inBoundsTaps(x0, kw, dw, w)
+                            at[j] = ky < kyEnd && kx < kxEnd ? Int32(truncatingIfNeeded: (y0 + ky * dh) * w + x0 + kx * dw) : -1
                         }
                     }
                 }
@@ -313,10 +304,13 @@ private func maxPoolPlaneIndexed(_ buf: UnsafePointer<Float>, _ l: PhasePlaneLay
     }
 }
 
-/// The first of the taps start, start + d, ..., start + (k - 1) d that lies in [0, n), if any.
-private func firstInBounds(_ start: Int, _ k: Int, _ d: Int, _ n: Int) -> Int? {
-    for i in 0..<k where start &+ i &* d >= 0 && start &+ i &* d < n { return start &+ i &* d }
-    return nil
+/// The taps [lo, hi) of a window starting at `start` (taps start, start + d, ..., start + (k - 1) d) that lie in
+/// [0, n); lo == hi when none does.
+private func inBoundsTaps(_ start: Int, _ k: Int, _ d: Int, _ n: Int) -> (Int, Int) {
+    var lo = 0, hi = k
+    while lo < k && start + lo * d < 0 { lo += 1 }
+    while hi > lo && start + (hi - 1) * d >= n { hi -= 1 }
+    return (lo, hi)
 }
 
 /// Sum of each window divided by its element count (row count x column count).

@@ -5,7 +5,8 @@ import VisionNN
 ///
 /// Every conv → BN (→ + shortcut) (→ activation) of the CNN classifiers goes through `convNormAct`, so that
 /// the inference path can fuse the three (BatchNorm as a per-channel scale and shift in the convolution's
-/// epilogue) in one place without touching the models.
+/// epilogue) in one place without touching the models. In training, BN, the shortcut and a ReLU are one op
+/// (`BatchNorm2d.forward(_:residual:relu:)`); other activations follow it.
 func convNormAct(_ x: Tensor, conv: Conv2d, bn: BatchNorm2d, activation: UnaryOp?, residual: Tensor? = nil) throws -> Tensor {
     if !bn.isTraining && !(Autograd.isRecording && recordsGradient(x, conv, bn, residual)) {
         // Inference: BatchNorm as the conv's per-channel scale and shift, residual and activation in its epilogue.
