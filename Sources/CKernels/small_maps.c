@@ -58,8 +58,8 @@ static void reduce_spans(const double *acc, ptrdiff_t channels, ptrdiff_t span, 
   }
 }
 
-CLONES void vck_bn_sums(const float *g, const float *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t span, ptrdiff_t c0,
-                        ptrdiff_t c1, const float *center, double *s1, double *s2, double *scratch) {
+CLONES void vck_bn_sums(const float *g, const float *mask, const float *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t span,
+                        ptrdiff_t c0, ptrdiff_t c1, const float *center, double *s1, double *s2, double *scratch) {
   const ptrdiff_t len = (c1 - c0) * span;
   double *a1 = scratch, *a2 = scratch + len;
   float *mid = (float *)(scratch + 2 * len);
@@ -68,7 +68,14 @@ CLONES void vck_bn_sums(const float *g, const float *x, ptrdiff_t n, ptrdiff_t c
   for (ptrdiff_t img = 0; img < n; img++) {
     const ptrdiff_t at = (img * c + c0) * span;
     const float *xp = x + at;
-    if (g) {
+    if (g && mask) {
+      const float *gp = g + at, *mp = mask + at;
+      for (ptrdiff_t i = 0; i < len; i++) {
+        const float gv = mp[i] > 0.0f ? gp[i] : 0.0f;
+        a1[i] += (double)gv;
+        a2[i] += (double)(gv * (xp[i] - mid[i]));
+      }
+    } else if (g) {
       const float *gp = g + at;
       for (ptrdiff_t i = 0; i < len; i++) {
         a1[i] += (double)gp[i];
@@ -120,9 +127,9 @@ CLONES void vck_bn_affine(const float *x, float *y, ptrdiff_t n, ptrdiff_t c, pt
   }
 }
 
-CLONES void vck_bn_grad_apply(const float *g, const float *x, float *o, ptrdiff_t n, ptrdiff_t c, ptrdiff_t span,
-                              ptrdiff_t c0, ptrdiff_t c1, const float *a, const float *p, const float *q,
-                              float *scratch) {
+CLONES void vck_bn_grad_apply(const float *g, const float *mask, const float *x, float *o, ptrdiff_t n, ptrdiff_t c,
+                              ptrdiff_t span, ptrdiff_t c0, ptrdiff_t c1, const float *a, const float *p,
+                              const float *q, float *scratch) {
   const ptrdiff_t len = (c1 - c0) * span;
   float *ea = scratch, *ep = scratch + len, *eq = scratch + 2 * len;
   expand(a, c0, c1, span, 0.0f, ea);
@@ -130,6 +137,13 @@ CLONES void vck_bn_grad_apply(const float *g, const float *x, float *o, ptrdiff_
   expand(q, c0, c1, span, 0.0f, eq);
   for (ptrdiff_t img = 0; img < n; img++) {
     const ptrdiff_t at = (img * c + c0) * span;
-    for (ptrdiff_t i = 0; i < len; i++) o[at + i] = g[at + i] * ea[i] + (x[at + i] * ep[i] + eq[i]);
+    if (mask) {
+      for (ptrdiff_t i = 0; i < len; i++) {
+        const float gv = mask[at + i] > 0.0f ? g[at + i] : 0.0f;
+        o[at + i] = gv * ea[i] + (x[at + i] * ep[i] + eq[i]);
+      }
+    } else {
+      for (ptrdiff_t i = 0; i < len; i++) o[at + i] = g[at + i] * ea[i] + (x[at + i] * ep[i] + eq[i]);
+    }
   }
 }

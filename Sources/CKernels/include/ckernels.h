@@ -93,17 +93,20 @@ int vck_im2col_batch(const float *x, ptrdiff_t batch, ptrdiff_t image_stride, pt
 
 /// Batch normalization over small spans (x and g are [n, c, span]), for the channels [c0, c1), in double, with
 /// center NULL meaning 0: without g, s1 = Σ (x - center) and, if s2 is not NULL, s2 = Σ (x - center)^2 (the
-/// statistics); with g, s1 = Σ g and s2 = Σ g (x - center) (the backward's sums). `scratch`: 3 * (c1 - c0) * span
-/// doubles. Outputs are indexed from c0.
-void vck_bn_sums(const float *g, const float *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t span, ptrdiff_t c0, ptrdiff_t c1,
-                 const float *center, double *s1, double *s2, double *scratch);
+/// statistics); with g, s1 = Σ g and s2 = Σ g (x - center) (the backward's sums), g read as 0 where `mask` (a
+/// following ReLU's output, same layout, or NULL) is not positive. `scratch`: 3 * (c1 - c0) * span doubles.
+/// Outputs are indexed from c0.
+void vck_bn_sums(const float *g, const float *mask, const float *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t span,
+                 ptrdiff_t c0, ptrdiff_t c1, const float *center, double *s1, double *s2, double *scratch);
 /// y = x * scale[ch] + shift[ch] (+ residual, same layout as x, when not NULL; then relu when `relu` is nonzero)
 /// for the channels [c0, c1) of [n, c, span]; scratch: 2 * (c1 - c0) * span floats.
 void vck_bn_affine(const float *x, float *y, ptrdiff_t n, ptrdiff_t c, ptrdiff_t span, ptrdiff_t c0, ptrdiff_t c1,
                    const float *scale, const float *shift, const float *residual, int relu, float *scratch);
-/// o = g * a[ch] + (x * p[ch] + q[ch]) for the channels [c0, c1); scratch: 3 * (c1 - c0) * span floats.
-void vck_bn_grad_apply(const float *g, const float *x, float *o, ptrdiff_t n, ptrdiff_t c, ptrdiff_t span,
-                       ptrdiff_t c0, ptrdiff_t c1, const float *a, const float *p, const float *q, float *scratch);
+/// o = g * a[ch] + (x * p[ch] + q[ch]) for the channels [c0, c1), g masked as in vck_bn_sums; scratch:
+/// 3 * (c1 - c0) * span floats.
+void vck_bn_grad_apply(const float *g, const float *mask, const float *x, float *o, ptrdiff_t n, ptrdiff_t c,
+                       ptrdiff_t span, ptrdiff_t c0, ptrdiff_t c1, const float *a, const float *p, const float *q,
+                       float *scratch);
 
 /// dst[j * ds + i] = src[i * ss + j] for i < rows, j < cols (out of place).
 void vck_transpose(const float *src, ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t ss, float *dst, ptrdiff_t ds);

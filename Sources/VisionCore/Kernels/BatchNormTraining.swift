@@ -81,7 +81,13 @@ public func batchNormTraining(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: 
     let saved = (x: xc, mean: meanOut, rstd: rstdOut, weight: w, y: relu ? y : nil)
     let inputs = [x] + [weight, bias, residual].compactMap { $0 }
     let out = recordGrad("batchNormTraining", y, inputs: inputs) { g in
-        // Below the ReLU the gradient flows where the output is positive; the residual receives it as it is.
+        // Below the ReLU the gradient flows where the output is positive. Without a residual, both passes read it
+        // masked; a residual receives it, so it is written out first.
+        if let yOut = saved.y, residual == nil {
+            let (gx, gw, gb) = try batchNormTrainingBackward(try g.contiguous(), saved.x, mean: saved.mean, rstd: saved.rstd,
+                                                             weight: saved.weight, mask: yOut)
+            return [gx] + (weight != nil ? [gw] : []) + (bias != nil ? [gb] : [])
+        }
         let gm = try saved.y.map { try reluGradient(try g.contiguous(), output: $0) } ?? g.contiguous()
         let (gx, gw, gb) = try batchNormTrainingBackward(gm, saved.x, mean: saved.mean, rstd: saved.rstd, weight: saved.weight)
         return [gx] + (weight != nil ? [gw] : []) + (bias != nil ? [gb] : []) + (residual != nil ? [gm] : [])
@@ -119,19 +125,23 @@ private func reluGradient(_ g: Tensor, output y: Tensor) throws -> Tensor {
 }
 
 /// With x̂ = (x - mean) * rstd and a = weight * rstd: dL/dbias = Σ g, dL/dweight = Σ g x̂ and
-/// dL/dx = a * (g - Σg / M - x̂ * Σ(g x̂) / M), an affine function of (g, x) per channel.
-private func batchNormTrainingBackward(_ g: Tensor, _ x: Tensor, mean: [Float], rstd: [Float], weight: [Float]) throws -> (Tensor, Tensor, Tensor) {
+/// dL/dx = a * (g - Σg / M - x̂ * Σ(g x̂) / M), an affine function of (g, x) per channel. With `mask` (a following
+/// ReLU's output), g is read as 0 where the mask is not positive: the ReLU's gradient inside both passes.
+private func batchNormTrainingBackward(_ g: Tensor, _ x: Tensor, mean: [Float], rstd: [Float], weight: [Float],
+                                       mask: Tensor? = nil) throws -> (Tensor, Tensor, Tensor) {
     let c = x.shape[1], spans = x.shape[0], span = x.shape[2...].reduce(1, *), count = Double(spans * span)
     let gx = try Tensor.uninitialized(x.shape)
     var gw = [Float](repeating: 0, count: c), gb = gw
     let px = SendablePointer(x.pointer(Float.self)), pg = SendablePointer(g.pointer(Float.self)), po = SendablePointer(gx.pointer(Float.self))
+    let pk = mask.map { SendablePointer($0.pointer(Float.self)) }
     gw.withUnsafeMutableBufferPointer { wb in
         gb.withUnsafeMutableBufferPointer { bb in
             let pw = SendablePointer(wb.baseAddress!), pb = SendablePointer(bb.baseAddress!)
-            withExtendedLifetime((x, g)) {
+            withExtendedLifetime((x, g, mask)) {
                 parallelFor(c, minChunk: max(1, 65_536 / max(Int(count), 1))) { channels in
                     if span < smallSpan {
-                        smallSpanBackward(pg.p, px.p, po.p, spans, c, span, channels, mean, rstd, weight, pw.p, pb.p)
+                        smallSpanBackward(pg.p, pk.map { UnsafePointer($0.p) }, px.p, po.p, spans, c, span, channels, mean, rstd,
+                                          weight, pw.p, pb.p)
                         return
                     }
                     for ch in channels {
@@ -139,7 +149,7 @@ private func batchNormTrainingBackward(_ g: Tensor, _ x: Tensor, mean: [Float], 
                         var sg = 0.0, sgx = 0.0
                         for n in 0..<spans {
                             let o = (n * c + ch) * span
-                            let (a, b) = spanGradientSums(pg.p + o, px.p + o, span, m)
+                            let (a, b) = spanGradientSums(pg.p + o, pk.map { UnsafePointer($0.p + o) }, px.p + o, span, m)
                             sg += a; sgx += b
                         }
                         let sgxhat = sgx * r   // Σ g x̂
@@ -149,7 +159,8 @@ private func batchNormTrainingBackward(_ g: Tensor, _ x: Tensor, mean: [Float], 
                         let q = -a * sg / count - p * Double(m)
                         for n in 0..<spans {
                             let o = (n * c + ch) * span
-                            affinePairSpan(pg.p + o, px.p + o, po.p + o, span, Float(a), Float(p), Float(q))
+                            affinePairSpan(pg.p + o, pk.map { UnsafePointer($0.p + o) }, px.p + o, po.p + o, span, Float(a),
+                                           Float(p), Float(q))
                         }
                         pw.p[ch] = Float(sgxhat); pb.p[ch] = Float(sg)
                     }
@@ -160,16 +171,24 @@ private func batchNormTrainingBackward(_ g: Tensor, _ x: Tensor, mean: [Float], 
     return (gx, try Tensor(gw, shape: [c]), try Tensor(gb, shape: [c]))
 }
 
-/// (Σ g, Σ g (x - m)) over a span.
-@inline(__always) private func spanGradientSums(_ g: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int, _ m: Float) -> (Double, Double) {
+/// g, or 0 where the mask (a ReLU's output) is not positive.
+@inline(__always) private func masked(_ g: F16, _ mask: F16) -> F16 { F16().replacing(with: g, where: mask .> 0) }
+
+/// (Σ g, Σ g (x - m)) over a span, g masked by `mask` when given.
+@inline(__always) private func spanGradientSums(_ g: UnsafePointer<Float>, _ mask: UnsafePointer<Float>?, _ x: UnsafePointer<Float>,
+                                                _ n: Int, _ m: Float) -> (Double, Double) {
     let vm = F16(repeating: m)
     var s = 0.0, t = 0.0, i = 0
     while i < n {
         let end = min(n, i + sumBlock)
         var a = F16(), b = F16()
-        while i + 16 <= end { let gv = loadF16(g + i); a += gv; b = vmadd(gv, loadF16(x + i) - vm, b); i += 16 }
+        while i + 16 <= end {
+            let gv = mask.map { masked(loadF16(g + i), loadF16($0 + i)) } ?? loadF16(g + i)
+            a += gv; b = vmadd(gv, loadF16(x + i) - vm, b); i += 16
+        }
         if i < end {
-            let gv = loadPartial(g + i, end - i, fill: 0)
+            let gp = loadPartial(g + i, end - i, fill: 0)
+            let gv = mask.map { masked(gp, loadPartial($0 + i, end - i, fill: 0)) } ?? gp
             a += gv; b = vmadd(gv, loadPartial(x + i, end - i, fill: m) - vm, b); i = end
         }
         s += Double(a.sum()); t += Double(b.sum())
@@ -177,14 +196,19 @@ private func batchNormTrainingBackward(_ g: Tensor, _ x: Tensor, mean: [Float], 
     return (s, t)
 }
 
-/// o = a g + p x + q over a span.
-@inline(__always) private func affinePairSpan(_ g: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ o: UnsafeMutablePointer<Float>,
-                                              _ n: Int, _ a: Float, _ p: Float, _ q: Float) {
+/// o = a g + p x + q over a span, g masked by `mask` when given.
+@inline(__always) private func affinePairSpan(_ g: UnsafePointer<Float>, _ mask: UnsafePointer<Float>?, _ x: UnsafePointer<Float>,
+                                              _ o: UnsafeMutablePointer<Float>, _ n: Int, _ a: Float, _ p: Float, _ q: Float) {
     let va = F16(repeating: a), vp = F16(repeating: p), vq = F16(repeating: q)
     var i = 0
-    while i + 16 <= n { storeF16(vmadd(loadF16(g + i), va, vmadd(loadF16(x + i), vp, vq)), o + i); i += 16 }
+    while i + 16 <= n {
+        let gv = mask.map { masked(loadF16(g + i), loadF16($0 + i)) } ?? loadF16(g + i)
+        storeF16(vmadd(gv, va, vmadd(loadF16(x + i), vp, vq)), o + i); i += 16
+    }
     if i < n {
-        storePartial(vmadd(loadPartial(g + i, n - i, fill: 0), va, vmadd(loadPartial(x + i, n - i, fill: 0), vp, vq)), o + i, n - i)
+        let gp = loadPartial(g + i, n - i, fill: 0)
+        let gv = mask.map { masked(gp, loadPartial($0 + i, n - i, fill: 0)) } ?? gp
+        storePartial(vmadd(gv, va, vmadd(loadPartial(x + i, n - i, fill: 0), vp, vq)), o + i, n - i)
     }
 }
 
@@ -204,9 +228,9 @@ private func smallSpanStatistics(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMu
     let s1 = scratch + 3 * width * span, s2 = s1 + width
     let floats = UnsafeMutableRawPointer(s2 + width).bindMemory(to: Float.self, capacity: 2 * width)
     let center = floats - c0, scale = floats + width - c0   // indexed by channel
-    vck_bn_sums(nil, x, n, c, span, c0, c1, nil, s1, nil, scratch)
+    vck_bn_sums(nil, nil, x, n, c, span, c0, c1, nil, s1, nil, scratch)
     for ch in channels { center[ch] = Float(s1[ch - c0] / count) }
-    vck_bn_sums(nil, x, n, c, span, c0, c1, center, s1, s2, scratch)
+    vck_bn_sums(nil, nil, x, n, c, span, c0, c1, center, s1, s2, scratch)
     for ch in channels {
         let d = s1[ch - c0], q = s2[ch - c0]
         let mean = Double(center[ch]) + d / count
@@ -220,9 +244,10 @@ private func smallSpanStatistics(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMu
 }
 
 /// The backward of batchNormTraining for the channels `channels` (see batchNormTrainingBackward for the formulas).
-private func smallSpanBackward(_ g: UnsafeMutablePointer<Float>, _ x: UnsafeMutablePointer<Float>, _ o: UnsafeMutablePointer<Float>,
-                               _ n: Int, _ c: Int, _ span: Int, _ channels: Range<Int>, _ mean: [Float], _ rstd: [Float],
-                               _ weight: [Float], _ gw: UnsafeMutablePointer<Float>, _ gb: UnsafeMutablePointer<Float>) {
+private func smallSpanBackward(_ g: UnsafeMutablePointer<Float>, _ mask: UnsafePointer<Float>?, _ x: UnsafeMutablePointer<Float>,
+                               _ o: UnsafeMutablePointer<Float>, _ n: Int, _ c: Int, _ span: Int, _ channels: Range<Int>,
+                               _ mean: [Float], _ rstd: [Float], _ weight: [Float], _ gw: UnsafeMutablePointer<Float>,
+                               _ gb: UnsafeMutablePointer<Float>) {
     let (c0, c1, count) = (channels.lowerBound, channels.upperBound, Double(n * span))
     let width = channels.count, scratch = UnsafeMutablePointer<Double>.allocate(capacity: 3 * width * span + 2 * width)
     defer { scratch.deallocate() }
@@ -231,7 +256,7 @@ private func smallSpanBackward(_ g: UnsafeMutablePointer<Float>, _ x: UnsafeMuta
     defer { coefficients.deallocate() }
     let (a, p, q) = (coefficients - c0, coefficients + width - c0, coefficients + 2 * width - c0)
     mean.withUnsafeBufferPointer { m in
-        vck_bn_sums(g, x, n, c, span, c0, c1, m.baseAddress!, sg, sgx, scratch)
+        vck_bn_sums(g, mask, x, n, c, span, c0, c1, m.baseAddress!, sg, sgx, scratch)
     }
     for ch in channels {
         let r = Double(rstd[ch]), sgxhat = sgx[ch - c0] * r, ach = Double(weight[ch]) * r
@@ -239,5 +264,5 @@ private func smallSpanBackward(_ g: UnsafeMutablePointer<Float>, _ x: UnsafeMuta
         (a[ch], p[ch], q[ch]) = (Float(ach), Float(pch), Float(-ach * sg[ch - c0] / count - pch * Double(mean[ch])))
         (gw[ch], gb[ch]) = (Float(sgxhat), Float(sg[ch - c0]))
     }
-    vck_bn_grad_apply(g, x, o, n, c, span, c0, c1, a, p, q, UnsafeMutableRawPointer(scratch).bindMemory(to: Float.self, capacity: 3 * width * span))
+    vck_bn_grad_apply(g, mask, x, o, n, c, span, c0, c1, a, p, q, UnsafeMutableRawPointer(scratch).bindMemory(to: Float.self, capacity: 3 * width * span))
 }
