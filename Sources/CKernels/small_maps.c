@@ -68,18 +68,12 @@ CLONES void vck_bn_sums(const float *g, const float *mask, const float *x, ptrdi
   for (ptrdiff_t img = 0; img < n; img++) {
     const ptrdiff_t at = (img * c + c0) * span;
     const float *xp = x + at;
-    if (g && mask) {
-      const float *gp = g + at, *mp = mask + at;
+    if (g) {
+      const float *gp = g + at, *mp = mask ? mask + at : NULL;
       for (ptrdiff_t i = 0; i < len; i++) {
-        const float gv = mp[i] > 0.0f ? gp[i] : 0.0f;
+        const float gv = !mp || mp[i] > 0.0f ? gp[i] : 0.0f;  // a following ReLU's gradient, when masked
         a1[i] += (double)gv;
         a2[i] += (double)(gv * (xp[i] - mid[i]));
-      }
-    } else if (g) {
-      const float *gp = g + at;
-      for (ptrdiff_t i = 0; i < len; i++) {
-        a1[i] += (double)gp[i];
-        a2[i] += (double)(gp[i] * (xp[i] - mid[i]));
       }
     } else if (s2) {
       for (ptrdiff_t i = 0; i < len; i++) {
@@ -106,23 +100,12 @@ CLONES void vck_bn_affine(const float *x, float *y, ptrdiff_t n, ptrdiff_t c, pt
     const ptrdiff_t at = (img * c + c0) * span;
     const float *xp = x + at;
     float *yp = y + at;
-    if (residual) {
-      const float *rp = residual + at;
-      if (relu) {
-        for (ptrdiff_t i = 0; i < len; i++) {
-          const float v = (xp[i] * a[i] + b[i]) + rp[i];
-          yp[i] = v < 0.0f ? 0.0f : v;  // NaN stays NaN, as relu
-        }
-      } else {
-        for (ptrdiff_t i = 0; i < len; i++) yp[i] = (xp[i] * a[i] + b[i]) + rp[i];
-      }
-    } else if (relu) {
-      for (ptrdiff_t i = 0; i < len; i++) {
-        const float v = xp[i] * a[i] + b[i];
-        yp[i] = v < 0.0f ? 0.0f : v;
-      }
-    } else {
-      for (ptrdiff_t i = 0; i < len; i++) yp[i] = xp[i] * a[i] + b[i];
+    const float *rp = residual ? residual + at : NULL;
+    for (ptrdiff_t i = 0; i < len; i++) {
+      float v = xp[i] * a[i] + b[i];
+      if (rp) v += rp[i];
+      if (relu) v = v < 0.0f ? 0.0f : v;  // NaN stays NaN, as relu
+      yp[i] = v;
     }
   }
 }
@@ -137,13 +120,9 @@ CLONES void vck_bn_grad_apply(const float *g, const float *mask, const float *x,
   expand(q, c0, c1, span, 0.0f, eq);
   for (ptrdiff_t img = 0; img < n; img++) {
     const ptrdiff_t at = (img * c + c0) * span;
-    if (mask) {
-      for (ptrdiff_t i = 0; i < len; i++) {
-        const float gv = mask[at + i] > 0.0f ? g[at + i] : 0.0f;
-        o[at + i] = gv * ea[i] + (x[at + i] * ep[i] + eq[i]);
-      }
-    } else {
-      for (ptrdiff_t i = 0; i < len; i++) o[at + i] = g[at + i] * ea[i] + (x[at + i] * ep[i] + eq[i]);
+    for (ptrdiff_t i = 0; i < len; i++) {
+      const float gv = !mask || mask[at + i] > 0.0f ? g[at + i] : 0.0f;
+      o[at + i] = gv * ea[i] + (x[at + i] * ep[i] + eq[i]);
     }
   }
 }

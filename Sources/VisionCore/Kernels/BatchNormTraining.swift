@@ -81,15 +81,12 @@ public func batchNormTraining(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: 
     let saved = (x: xc, mean: meanOut, rstd: rstdOut, weight: w, y: relu ? y : nil)
     let inputs = [x] + [weight, bias, residual].compactMap { $0 }
     let out = recordGrad("batchNormTraining", y, inputs: inputs) { g in
-        // Below the ReLU the gradient flows where the output is positive. Without a residual, both passes read it
-        // masked; a residual receives it, so it is written out first.
-        if let yOut = saved.y, residual == nil {
-            let (gx, gw, gb) = try batchNormTrainingBackward(try g.contiguous(), saved.x, mean: saved.mean, rstd: saved.rstd,
-                                                             weight: saved.weight, mask: yOut)
-            return [gx] + (weight != nil ? [gw] : []) + (bias != nil ? [gb] : [])
-        }
-        let gm = try saved.y.map { try reluGradient(try g.contiguous(), output: $0) } ?? g.contiguous()
-        let (gx, gw, gb) = try batchNormTrainingBackward(gm, saved.x, mean: saved.mean, rstd: saved.rstd, weight: saved.weight)
+        // Below the ReLU the gradient flows where the output is positive. Without a residual both passes read it
+        // masked; a residual receives it, so then it is written out first.
+        let gc = try g.contiguous(), maskInside = relu && residual == nil
+        let gm = try saved.y.map { maskInside ? gc : try unaryGradient(.relu, gc, $0, $0, parameter: 0) } ?? gc
+        let (gx, gw, gb) = try batchNormTrainingBackward(gm, saved.x, mean: saved.mean, rstd: saved.rstd,
+                                                         weight: saved.weight, mask: maskInside ? saved.y : nil)
         return [gx] + (weight != nil ? [gw] : []) + (bias != nil ? [gb] : []) + (residual != nil ? [gm] : [])
     }
     return (out, meanT, varT)
@@ -108,20 +105,6 @@ public func batchNormTraining(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: 
         let v = loadPartial(y + i, n - i, fill: 0)
         storePartial(finish(r.map { v + loadPartial($0 + i, n - i, fill: 0) } ?? v), y + i, n - i)
     }
-}
-
-/// g where the ReLU's output is positive, else 0 (relu's gradient, read from its output).
-private func reluGradient(_ g: Tensor, output y: Tensor) throws -> Tensor {
-    let out = try Tensor.uninitialized(g.shape)
-    let n = g.count, pg = SendablePointer(g.pointer(Float.self)), py = SendablePointer(y.pointer(Float.self))
-    let po = SendablePointer(out.pointer(Float.self))
-    withExtendedLifetime((g, y)) {
-        parallelFor(n, minChunk: 65_536) { r in
-            _ = vck_activation_grad(Int32(VCK_RELU), pg.p + r.lowerBound, py.p + r.lowerBound, py.p + r.lowerBound,
-                                    po.p + r.lowerBound, r.count, 0)
-        }
-    }
-    return out
 }
 
 /// With x̂ = (x - mean) * rstd and a = weight * rstd: dL/dbias = Σ g, dL/dweight = Σ g x̂ and

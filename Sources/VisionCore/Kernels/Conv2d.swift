@@ -113,30 +113,27 @@ private func croppedTaps(_ weight: Tensor, _ crop: TapCrop) throws -> Tensor {
     let (kh, kw) = (weight.shape[2], weight.shape[3])
     let (ih, iw) = (kh - crop.top - crop.bottom, kw - crop.left - crop.right), corner = crop.top * kw + crop.left
     let shape = weight.shape, planes = shape[0] * shape[1]
-    let wc = try weight.detach().contiguous()
-    let inner = try Tensor.uninitialized([shape[0], shape[1], ih, iw])
-    withExtendedLifetime(wc) {
-        let src = wc.pointer(Float.self), dst = inner.pointer(Float.self)
+    // Planes are a few taps each: plain loops, not a memset and memcpy call per plane. `wide` is the kh x kw side.
+    func copyTaps(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, fromWide: Bool) {
+        let (srcPlane, dstPlane) = fromWide ? (kh * kw, ih * iw) : (ih * iw, kh * kw)
+        let (srcRow, dstRow) = fromWide ? (kw, iw) : (iw, kw)
+        let (srcAt, dstAt) = fromWide ? (corner, 0) : (0, corner)
         for plane in 0..<planes {
-            let sp = src + (plane &* kh &* kw &+ corner), d = dst + plane &* ih &* iw
+            let sp = src + (plane &* srcPlane &+ srcAt), d = dst + (plane &* dstPlane &+ dstAt)
             for r in 0..<ih {
-                for c in 0..<iw { d[r &* iw &+ c] = sp[r &* kw &+ c] }
+                for c in 0..<iw { d[r &* dstRow &+ c] = sp[r &* srcRow &+ c] }
             }
         }
     }
+    let wc = try weight.detach().contiguous()
+    let inner = try Tensor.uninitialized([shape[0], shape[1], ih, iw])
+    withExtendedLifetime(wc) { copyTaps(wc.pointer(Float.self), inner.pointer(Float.self), fromWide: true) }
     return recordGrad("croppedTaps", inner, inputs: [weight]) { g in
         let gc = try g.contiguous()
         let full = try Tensor.uninitialized(shape)
-        let src = gc.pointer(Float.self), dst = full.pointer(Float.self)
         withExtendedLifetime(gc) {
-            // Planes are a few taps each: plain loops, not a memset and memcpy call per plane.
-            dst.update(repeating: 0, count: full.count)
-            for plane in 0..<planes {
-                let d = dst + (plane &* kh &* kw &+ corner), sp = src + plane &* ih &* iw
-                for r in 0..<ih {
-                    for c in 0..<iw { d[r &* kw &+ c] = sp[r &* iw &+ c] }
-                }
-            }
+            full.pointer(Float.self).update(repeating: 0, count: full.count)
+            copyTaps(gc.pointer(Float.self), full.pointer(Float.self), fromWide: false)
         }
         return [full]
     }

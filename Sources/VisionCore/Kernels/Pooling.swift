@@ -163,6 +163,17 @@ private func windowKernel(_ x: Tensor, _ g: PoolGeometry, _ layout: PhasePlaneLa
     return out
 }
 
+/// Whether a window tap's value replaces the running maximum where its argmax is tracked: larger, or NaN over a
+/// number (so the first maximum in scan order stays, and the first NaN).
+/// (Concrete overloads: the generic form compiled to a lane-by-lane loop, 20x slower.)
+@inline(__always) private func takesOver(_ v: F16, _ best: F16) -> SIMDMask<SIMD16<Int32>> {
+    (v .> best) .| ((v .!= v) .& (best .== best))
+}
+
+@inline(__always) private func takesOver(_ v: F8, _ best: F8) -> SIMDMask<SIMD8<Int32>> {
+    (v .> best) .| ((v .!= v) .& (best .== best))
+}
+
 /// Planes of at most this many pixels are pooled 16 planes at a time (`maxPoolAcrossPlanes`).
 private let acrossPlanesMaxArea = 1024
 
@@ -201,14 +212,14 @@ private func maxPoolAcrossPlanes(_ x: UnsafePointer<Float>, _ g: PoolGeometry, _
                                 let row = (y0 + ky * dh) * w + x0
                                 for kx in kxLo..<kxHi where ky != kyLo || kx != kxLo {
                                     let i = row + kx * dw, v = loadF16(pixels + i * 16)
-                                    let take = (v .> m) .| ((v .!= v) .& (m .== m))
+                                    let take = takesOver(v, m)
                                     m = m.replacing(with: v, where: take)
-                                    at = at.replacing(with: I16(repeating: Int32(truncatingIfNeeded: i)), where: take)
+                                    if si != nil { at = at.replacing(with: I16(repeating: Int32(truncatingIfNeeded: i)), where: take) }
                                 }
                             }
                         }
                         storeF16(m, best + o * 16)
-                        argmaxLanes.storeBytes(of: at, toByteOffset: o * 64, as: I16.self)
+                        if si != nil { argmaxLanes.storeBytes(of: at, toByteOffset: o * 64, as: I16.self) }
                     }
                 }
                 vck_transpose(best, ohw, n, 16, so.p + p0 * ohw, ohw)
@@ -273,8 +284,7 @@ private func maxPoolPlaneIndexed(_ buf: UnsafePointer<Float>, _ l: PhasePlaneLay
                     let r = base + (ky &* dh &* rs &+ ox)
                     for kx in 0..<kw {
                         let p = r + taps[kx], v0 = load8(p), v1 = load8(p + 8)
-                        let m0 = (v0 .> a0) .| ((v0 .!= v0) .& (a0 .== a0))
-                        let m1 = (v1 .> a1) .| ((v1 .!= v1) .& (a1 .== a1))
+                        let m0 = takesOver(v0, a0), m1 = takesOver(v1, a1)
                         let delta = I8(repeating: Int32(truncatingIfNeeded: ky &* dh &* w &+ kx &* dw))
                         a0 = a0.replacing(with: v0, where: m0); t0 = t0.replacing(with: delta, where: m0)
                         a1 = a1.replacing(with: v1, where: m1); t1 = t1.replacing(with: delta, where: m1)
