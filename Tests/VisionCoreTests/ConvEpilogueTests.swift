@@ -188,10 +188,10 @@ extension ConvGemmISATests {
     }
 }
 
-/// Small maps whose images share one GEMM through the batch's explicit im2col columns (4x4 maps and below, or 64
-/// output channels and more): forward against conv2dReference, and the weight gradient (OpenBLAS on the same
-/// columns) against the Double sum, with stride, padding larger than the map, dilation and groups, and the
-/// shifted copies of stride 1.
+/// Small maps whose images share one GEMM through the batch's explicit im2col columns: forward against
+/// conv2dReference, and the weight gradient (on the same columns) against the Double sum, with stride, padding
+/// larger than the map, dilation and groups, the shifted copies of stride 1, and every path of the AVX-512 and
+/// the scalar im2col.
 @Suite struct SmallMapColumnTests {
     @Test func forwardAndWeightGradientMatchTheReference() throws {
         // (input, weight, stride, padding, dilation, groups)
@@ -204,7 +204,23 @@ extension ConvGemmISATests {
             ([4, 10, 5, 6], [64, 10, 3, 3], (1, 1), (2, 2), (2, 2), 1),
             ([3, 8, 4, 4], [64, 8, 1, 3], (1, 1), (0, 1), (1, 1), 1),
             ([2, 6, 3, 5], [64, 6, 5, 3], (1, 1), (2, 1), (1, 1), 1),
+            // Several images per AVX-512 vector (1, 2, 4 and 8 output pixels), a last vector of fewer images, and
+            // planes too large for the registers (gathered).
+            ([17, 4, 2, 2], [64, 4, 2, 2], (1, 1), (0, 0), (1, 1), 1),
+            ([3, 4, 1, 4], [64, 4, 1, 3], (1, 2), (0, 1), (1, 1), 1),
+            ([7, 4, 4, 4], [64, 4, 3, 3], (2, 2), (1, 1), (1, 1), 1),
+            ([5, 8, 2, 2], [64, 8, 3, 3], (1, 1), (1, 1), (1, 1), 1),
+            ([5, 4, 2, 4], [64, 4, 3, 3], (1, 1), (1, 1), (1, 1), 1),
+            ([3, 4, 9, 9], [64, 4, 3, 3], (2, 2), (1, 1), (1, 1), 1),
         ]
+        defer { _ = vck_im2col_set_isa(0) }
+        for level: Int32 in [4, 1] where vck_im2col_set_isa(level) == 0 {
+            try check(cases, level: level)
+        }
+        #expect(vck_im2col_set_isa(3) == -1)
+    }
+
+    private func check(_ cases: [([Int], [Int], (Int, Int), (Int, Int), (Int, Int), Int)], level: Int32) throws {
         for (index, (xs, ws, stride, padding, dilation, groups)) in cases.enumerated() {
             let x = try randomTensor(xs, seed: UInt64(70 + index)), w = try randomTensor(ws, seed: UInt64(80 + index))
             let geo = try ConvGeometry("conv2d", x: x, weight: w, bias: nil, stride: stride, padding: padding,
@@ -213,12 +229,12 @@ extension ConvGemmISATests {
             let y = try conv2d(x, weight: w, stride: stride, padding: padding, dilation: dilation, groups: groups)
             let expected = try conv2dReference(x, weight: w, stride: stride, padding: padding, dilation: dilation, groups: groups)
             let forwardError = try maxRelativeError(y, expected)
-            #expect(forwardError < 5e-5, "forward case \(index): \(forwardError)")
+            #expect(forwardError < 5e-5, "forward case \(index), im2col level \(level): \(forwardError)")
             let g = try randomTensor(geo.outShape, seed: UInt64(90 + index))
             let gw = try conv2dWeightGrad(geo, x, g, weightShape: ws)
             let gwExpected = try ConvGemmISATests.weightGradReference(x, g, weightShape: ws, stride: stride, padding: padding,
                                                                        dilation: dilation, groups: groups)
-            #expect(try maxRelativeError(gw, gwExpected) < 1e-4, "weight gradient case \(index)")
+            #expect(try maxRelativeError(gw, gwExpected) < 1e-4, "weight gradient case \(index), im2col level \(level)")
         }
     }
 }

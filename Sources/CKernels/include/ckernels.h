@@ -90,6 +90,9 @@ void vck_conv_pack_input(const float *src, ptrdiff_t channels, ptrdiff_t h, ptrd
 int vck_im2col_batch(const float *x, ptrdiff_t batch, ptrdiff_t image_stride, ptrdiff_t h, ptrdiff_t w,
                       ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t ph, ptrdiff_t pw,
                       ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t oh, ptrdiff_t ow, ptrdiff_t r0, ptrdiff_t r1, float *dst);
+/// Picks vck_im2col_batch's kernels for tests: 4 (AVX-512 permutes and gathers), 1 (scalar) or 0 (the best this
+/// CPU runs). Returns -1 when the CPU lacks the level.
+int vck_im2col_set_isa(int level);
 
 /// Batch normalization over small spans (x and g are [n, c, span]), for the channels [c0, c1), in double, with
 /// center NULL meaning 0: without g, s1 = Σ (x - center) and, if s2 is not NULL, s2 = Σ (x - center)^2 (the

@@ -8,8 +8,8 @@ import Synchronization
 /// Large maps: one GEMM per image and group; a 1x1, stride-1, unpadded convolution reads the NCHW input in place.
 /// Small maps (a few register tiles per image, e.g. 7x7 and below): all images of a batch share one GEMM, the
 /// packed planes of a channel laid out image after image (`batched`), so the tiles are full and few; where the
-/// padding would be most of those planes (4x4 maps and below) or 64 output channels and more would pay for it,
-/// the batch's explicit im2col columns instead (`columnMatrix`: row (ci, ky, kx), column image * Ho * Wo + output
+/// padding columns would cost more multiply-adds than explicit columns cost to write (most small maps), the
+/// batch's explicit im2col columns instead (`columnMatrix`: row (ci, ky, kx), column image * Ho * Wo + output
 /// pixel, nothing dropped).
 struct ConvGemmPlan {
     let g: ConvGeometry
@@ -53,9 +53,10 @@ struct ConvGemmPlan {
         channelSize = size
         let ohw = g.outHeight * g.outWidth
         batched = g.batch > 1 && (g.outHeight - 1) * rowWidth + g.outWidth < 4 * convGemmTile.columns
-        // The explicit columns cost a gather per element; a padding column of the packed planes costs a
-        // multiply-add per output channel and tap, so the gather wins for many output channels or much padding.
-        columnMatrix = batched && (2 * ohw < size || g.outPerGroup >= 64)
+        // An explicit column costs about as much to write and read back as 12 multiply-adds (AVX-512 permutes,
+        // bound by memory); a padding column of the packed planes costs one per output channel and tap, so the
+        // explicit columns win once the padding columns times the output channels reach 12 per output pixel.
+        columnMatrix = batched && (size - ohw) * g.outPerGroup >= 12 * ohw
         inPlace = !batched && w.kernel == (1, 1) && w.stride == (1, 1) && w.padding == (0, 0)
         let channelStride = batched ? g.batch * size : size
         var offsets = [Int]()
