@@ -320,7 +320,7 @@ static column_tile make_tile(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t
   ptrdiff_t width = q1 - q < ks.vl * ks.nv ? q1 - q : ks.vl * ks.nv;
   ptrdiff_t nv = (width + ks.vl - 1) / ks.vl, nr = nv * ks.vl;
   column_tile t = {job->b + q, job->boff, q, q + width, nv};
-  if (q + nr > job->nq) {
+  if (q + nr > job->nq && q + nr > job->readable) {
     ptrdiff_t avail = job->nq - q;
     for (ptrdiff_t kk = 0; kk < job->k; kk++) {
       memcpy(edge + kk * nr, job->b + job->boff[kk] + q, (size_t)avail * sizeof(float));
@@ -366,7 +366,7 @@ int vck_conv_gemm_run(const vck_conv_gemm *job, ptrdiff_t m0, ptrdiff_t m1, ptrd
   if (mc < mr) mc = mr;
   // Columns past the readable end of B (the last tile) are computed from a zero-padded copy of those columns.
   ptrdiff_t last = q0 + (q1 - q0 - 1) / nr * nr, last_nv = (q1 - last + ks.vl - 1) / ks.vl;
-  int needs_edge = last + last_nv * ks.vl > job->nq;
+  int needs_edge = last + last_nv * ks.vl > job->nq && last + last_nv * ks.vl > job->readable;
   float *edge = needs_edge ? malloc((size_t)k * NR_MAX * sizeof(float)) : NULL;
   ptrdiff_t *edge_off = needs_edge ? malloc((size_t)k * sizeof(ptrdiff_t)) : NULL;
   if (needs_edge && (!edge || !edge_off)) {

@@ -33,7 +33,7 @@ CLONES static void im2col_rows(const float *x, ptrdiff_t batch, ptrdiff_t image_
     const int *at = table + (r - c * area) * ohw;
     for (ptrdiff_t n = 0; n < batch; n++) {
       const float *plane = x + n * image_stride + c * hw;
-      float *out = dst + r * ld + n * ohw;
+      float *out = dst + (r - r0) * ld + n * ohw;
       for (ptrdiff_t p = 0; p < ohw; p++) {
         const int i = at[p];
         const float v = plane[i < 0 ? 0 : i];  // plane[0] stands in for the padding, then is replaced by 0
@@ -87,7 +87,7 @@ __attribute__((target("avx512f"))) static void im2col_rows_v4(const float *x, pt
       const ptrdiff_t count = batch - n < per ? batch - n : per;
       if (hw * count <= 64) hold_planes(plane, image_stride, hw, count, held);
       for (ptrdiff_t t = t0; t < t1; t++) {
-        float *out = dst + (c * area + t) * ld + n * ohw;
+        float *out = dst + (c * area + t - r0) * ld + n * ohw;
         if (wide) {
           const __m512i idx = _mm512_loadu_si512(wide + t * 16);
           const __mmask16 tail = count == per ? 0xffff : (__mmask16)((1u << (count * ohw)) - 1);

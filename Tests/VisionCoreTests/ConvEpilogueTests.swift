@@ -21,11 +21,19 @@ import CKernels
         ([1, 9, 23, 19], [11, 9, 3, 3], 2, 1, 1),
         ([3, 8, 5, 6], [12, 4, 3, 3], 2, 1, 2),
         ([4, 6, 3, 3], [10, 6, 1, 1], 1, 0, 1),
+        // Explicit columns built chunk by chunk (9 images, and a last chunk of 1), the epilogue on each chunk.
+        ([28, 32, 7, 7], [64, 32, 3, 3], 1, 1, 1),
     ]
 
-    @Test(arguments: 0..<12) func matchesTheComposition(_ index: Int) throws {
+    @Test(arguments: 0..<13) func matchesTheComposition(_ index: Int) throws {
         let (xs, ws, s, p, groups) = Self.geometries[index]
         let x = try randomTensor(xs, seed: 1), w = try randomTensor(ws, seed: 2, scale: 0.5)
+        if index == 12 {
+            let geo = try ConvGeometry("conv2d", x: x, weight: w, bias: nil, stride: (s, s), padding: (p, p),
+                                       dilation: (1, 1), groups: groups)
+            #expect(!winogradApplies(geo))
+            #expect(try columnChunkImages(ConvGemmPlan(geo)) == 9)
+        }
         let plain = try conv2d(x, weight: w, stride: (s, s), padding: (p, p), groups: groups)
         let c = ws[0]
         let scale = (0..<c).map { Float($0 % 3) * 0.7 - 0.4 }, shift = (0..<c).map { Float($0) * 0.1 - 0.2 }
@@ -212,6 +220,9 @@ extension ConvGemmISATests {
             ([5, 8, 2, 2], [64, 8, 3, 3], (1, 1), (1, 1), (1, 1), 1),
             ([5, 4, 2, 4], [64, 4, 3, 3], (1, 1), (1, 1), (1, 1), 1),
             ([3, 4, 9, 9], [64, 4, 3, 3], (2, 2), (1, 1), (1, 1), 1),
+            // Columns built chunk by chunk: the forward in chunks of 4 images per group (a last chunk of 2), the
+            // weight gradient in two chunks of images (20 and 2) and rows in blocks.
+            ([22, 128, 7, 7], [64, 64, 3, 3], (1, 1), (1, 1), (1, 1), 2),
         ]
         defer { _ = vck_im2col_set_isa(0) }
         for level: Int32 in [4, 1] where vck_im2col_set_isa(level) == 0 {
@@ -225,7 +236,9 @@ extension ConvGemmISATests {
             let x = try randomTensor(xs, seed: UInt64(70 + index)), w = try randomTensor(ws, seed: UInt64(80 + index))
             let geo = try ConvGeometry("conv2d", x: x, weight: w, bias: nil, stride: stride, padding: padding,
                                        dilation: dilation, groups: groups)
-            #expect(try ConvGemmPlan(geo).columnMatrix, "case \(index) must use the explicit columns")
+            let plan = try ConvGemmPlan(geo)
+            #expect(plan.columnMatrix, "case \(index) must use the explicit columns")
+            #expect((columnChunkImages(plan) != nil) == (xs[0] > 20), "case \(index): chunked columns")
             let y = try conv2d(x, weight: w, stride: stride, padding: padding, dilation: dilation, groups: groups)
             let expected = try conv2dReference(x, weight: w, stride: stride, padding: padding, dilation: dilation, groups: groups)
             let forwardError = try maxRelativeError(y, expected)

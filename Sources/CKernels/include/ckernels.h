@@ -46,6 +46,9 @@ typedef struct {
      with oh output rows, and its outputs start image_stride floats after the previous image's (also in residual).
      period 0: one image. */
   ptrdiff_t period, oh, image_stride;
+  /* Columns of each B row that may be read (at least nq): where a last partial tile fits, it is read in place
+     (the columns past nq are computed and dropped) instead of from a zero-padded copy. */
+  ptrdiff_t readable;
 } vck_conv_gemm;
 
 /// Computes rows [m0, m1) and virtual columns [q0, q1) of `job`; returns 0, or -1 when scratch memory ran out.
@@ -83,10 +86,10 @@ void vck_conv_grad_rows(const float *g, ptrdiff_t channels, ptrdiff_t oh, ptrdif
 void vck_conv_pack_input(const float *src, ptrdiff_t channels, ptrdiff_t h, ptrdiff_t w, ptrdiff_t sh, ptrdiff_t sw,
                          ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t rows, ptrdiff_t rw, float *dst);
 /// Rows [r0, r1) of the batch's im2col matrix [channels * kh * kw][batch * oh * ow] (row (c, ky, kx), column
-/// image * oh * ow + oy * ow + ox, zero where the tap falls in the padding), read straight from NCHW planes: x is
-/// the first channel of image 0, images `image_stride` floats apart. For small maps, where a padded copy and a
-/// gather would cost more than the copy itself. Planes must have fewer than 2^31 elements. Returns 0, or -1 when
-/// its table could not be allocated.
+/// image * oh * ow + oy * ow + ox, zero where the tap falls in the padding), row r0 at dst and the others
+/// batch * oh * ow floats apart, read straight from NCHW planes: x is the first channel of image 0, images
+/// `image_stride` floats apart. For small maps, where a padded copy and a gather would cost more than the copy
+/// itself. Planes must have fewer than 2^31 elements. Returns 0, or -1 when its table could not be allocated.
 int vck_im2col_batch(const float *x, ptrdiff_t batch, ptrdiff_t image_stride, ptrdiff_t h, ptrdiff_t w,
                       ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t ph, ptrdiff_t pw,
                       ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t oh, ptrdiff_t ow, ptrdiff_t r0, ptrdiff_t r1, float *dst);

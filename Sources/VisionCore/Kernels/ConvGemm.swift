@@ -56,7 +56,9 @@ struct ConvGemmPlan {
         // An explicit column costs about as much to write and read back as 12 multiply-adds (AVX-512 permutes,
         // bound by memory); a padding column of the packed planes costs one per output channel and tap, so the
         // explicit columns win once the padding columns times the output channels reach 12 per output pixel.
-        columnMatrix = batched && (size - ohw) * g.outPerGroup >= 12 * ohw
+        // Without padding columns (1x1, stride 1, unpadded) both layouts hold the same floats, and im2col writes
+        // them in fewer, longer runs than the plane-by-plane packing.
+        columnMatrix = batched && (size == ohw || (size - ohw) * g.outPerGroup >= 12 * ohw)
         inPlace = !batched && w.kernel == (1, 1) && w.stride == (1, 1) && w.padding == (0, 0)
         let channelStride = batched ? g.batch * size : size
         var offsets = [Int]()
@@ -125,6 +127,11 @@ let convGemmTile: (rows: Int, columns: Int) = {
 func convGemm(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ epi: EpiloguePointers,
               _ out: UnsafeMutablePointer<Float>) throws {
     let plan = try ConvGemmPlan(g)
+    if let images = columnChunkImages(plan) {
+        try convGemmColumnChunks(plan, x, w, epi, out, images: images)
+        epi.finishDeferred(out, g.batch * g.outChannels * g.outHeight * g.outWidth)
+        return
+    }
     let packed = try packedInput(plan, x)
     let b = packed.map { UnsafePointer($0.pointer(Float.self)) } ?? x
     let m = g.outPerGroup, k = plan.offsets.count, nq = plan.columns, ohw = g.outHeight * g.outWidth
@@ -157,7 +164,7 @@ func convGemm(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<F
                     scale: epi.scale.map { $0 + channel0 }, shift: epi.shift.map { $0 + channel0 },
                     residual: residual.map { $0 + outBase }, activation: act, parameter: epi.parameter,
                     residual_after: epi.residualAfter ? 1 : 0, period: plan.batched ? plan.period : 0,
-                    oh: g.outHeight, image_stride: g.outChannels * ohw)
+                    oh: g.outHeight, image_stride: g.outChannels * ohw, readable: nq)
                 if vck_conv_gemm_run(&job, m0, min(m, m0 + blockSize), q0, min(nq, q0 + chunkSize)) != 0 {
                     failed.store(true, ordering: .relaxed)
                 }
@@ -168,24 +175,98 @@ func convGemm(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<F
     epi.finishDeferred(out, g.batch * g.outChannels * ohw)
 }
 
+/// Floats of explicit columns that one chunk of `convGemmColumnChunks` builds (half of a 1 MB L2), and the most
+/// weights one GEMM of it reads.
+private let columnChunkFloats = 131_072
+
+/// Images per chunk when `convGemm` builds a plan's explicit columns chunk by chunk (as many as fit
+/// `columnChunkFloats`, at least one), or nil when it builds the batch's whole column matrix: chunks need weights
+/// that stay in L2 while the chunks go by, and enough chunks to share out (a rule that ignores the thread count,
+/// so that tests see the same paths everywhere).
+func columnChunkImages(_ plan: ConvGemmPlan) -> Int? {
+    let g = plan.g, k = plan.offsets.count
+    guard plan.columnMatrix, g.height * g.width <= Int(Int32.max), g.outPerGroup * k <= columnChunkFloats else { return nil }
+    let images = max(1, columnChunkFloats / max(k * plan.period, 1))
+    return g.groups * ((g.batch + images - 1) / images) >= 4 ? images : nil
+}
+
+/// A plan on explicit columns without the batch's column matrix: each work item (group, chunk of `images`
+/// images) writes its chunk's columns into its own scratch (`vck_im2col_batch`) and runs the GEMM on them while
+/// they are in L2. Every output is the same sum in the same order as from the whole matrix.
+private func convGemmColumnChunks(_ plan: ConvGemmPlan, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                                  _ epi: EpiloguePointers, _ out: UnsafeMutablePointer<Float>, images: Int) throws {
+    let g = plan.g, win = g.window, m = g.outPerGroup, k = plan.offsets.count, ohw = g.outHeight * g.outWidth
+    let chunks = (g.batch + images - 1) / images, width = images * ohw
+    let slack = convGemmTile.columns  // a last partial column tile reads up to a tile past the chunk's columns
+    let imageStride = g.inChannels * g.height * g.width
+    let act = epi.cActivation, residual = epi.cResidual
+    let sx = SendablePointer(UnsafeMutablePointer(mutating: x)), sw = SendablePointer(UnsafeMutablePointer(mutating: w))
+    let so = SendablePointer(out)
+    let failed = Atomic<Int32>(0)
+    forEachWorkItem(g.groups * chunks, scratch: k * width + slack) { item, scratch in
+        let grp = item / chunks, n0 = (item % chunks) * images, count = min(images, g.batch - n0), cw = count * ohw
+        let status = vck_im2col_batch(sx.p + n0 * imageStride + grp * g.inPerGroup * g.height * g.width, count,
+                                      imageStride, g.height, g.width, win.kernel.0, win.kernel.1, win.stride.0,
+                                      win.stride.1, win.padding.0, win.padding.1, win.dilation.0, win.dilation.1,
+                                      g.outHeight, g.outWidth, 0, k, scratch)
+        if status != 0 { failed.store(1, ordering: .relaxed); return }
+        let rowOffsets = (0..<k).map { $0 * cw }
+        let channel0 = grp * m, outBase = (n0 * g.outChannels + channel0) * ohw
+        rowOffsets.withUnsafeBufferPointer { offsets in
+            var job = vck_conv_gemm(
+                a: sw.p + channel0 * k, lda: k, m: m, k: k, aoff: nil, b: scratch, boff: offsets.baseAddress!, nq: cw,
+                vw: g.outWidth, ow: g.outWidth, c: so.p + outBase, ldc: ohw,
+                scale: epi.scale.map { $0 + channel0 }, shift: epi.shift.map { $0 + channel0 },
+                residual: residual.map { $0 + outBase }, activation: act, parameter: epi.parameter,
+                residual_after: epi.residualAfter ? 1 : 0, period: ohw, oh: g.outHeight,
+                image_stride: g.outChannels * ohw, readable: cw + slack)
+            if vck_conv_gemm_run(&job, 0, m, 0, cw) != 0 { failed.store(2, ordering: .relaxed) }
+        }
+    }
+    switch failed.load(ordering: .relaxed) {
+    case 1: throw VisionError.outOfMemory("conv2d: no memory for the im2col table")
+    case 2: throw VisionError.outOfMemory("conv2d: no memory for the GEMM's scratch buffers")
+    default: break
+    }
+}
+
 /// The batch's im2col matrix, [groups][Cin/g * kh * kw][batch * Ho * Wo] (column image * Ho * Wo + output pixel),
 /// written to `col` straight from the NCHW input (`vck_im2col_batch`: a gather through a table of pixel offsets
 /// per tap), rows spread over threads.
 func batchColumns(_ plan: ConvGemmPlan, _ x: UnsafePointer<Float>, into col: UnsafeMutablePointer<Float>) throws {
-    let g = plan.g, w = g.window, k = plan.offsets.count, ld = g.batch * g.outHeight * g.outWidth
+    let g = plan.g
     guard g.height * g.width <= Int(Int32.max) else {
         throw VisionError.invalidArgument("conv2d: an input plane of \(g.height) x \(g.width) is too large for the small-map im2col")
     }
+    let (h, w) = (g.height, g.width)
+    try im2colBatch(x, batch: g.batch, imageStride: g.inChannels * h * w, groups: g.groups, groupStride: g.inPerGroup * h * w,
+                    rows: plan.offsets.count, height: h, width: w, window: g.window, outHeight: g.outHeight,
+                    outWidth: g.outWidth, into: col)
+}
+
+/// [channels][batch * pixels] from NCHW [batch][channels][pixels] (images side by side per channel): the im2col
+/// of a 1x1 convolution, which lays an output gradient on the columns of a batched GEMM.
+func imageColumns(_ x: UnsafePointer<Float>, batch: Int, channels: Int, pixels: Int,
+                  into col: UnsafeMutablePointer<Float>) throws {
+    let pointwise = Window2d(kernel: (1, 1), stride: (1, 1), padding: (0, 0), dilation: (1, 1))
+    try im2colBatch(x, batch: batch, imageStride: channels * pixels, groups: 1, groupStride: 0, rows: channels,
+                    height: 1, width: pixels, window: pointwise, outHeight: 1, outWidth: pixels, into: col)
+}
+
+/// `vck_im2col_batch` over the threads: per group, `rows` rows of batch * outHeight * outWidth columns.
+private func im2colBatch(_ x: UnsafePointer<Float>, batch: Int, imageStride: Int, groups: Int, groupStride: Int,
+                         rows k: Int, height: Int, width: Int, window w: Window2d, outHeight: Int, outWidth: Int,
+                         into col: UnsafeMutablePointer<Float>) throws {
+    let ld = batch * outHeight * outWidth
     let src = SendablePointer(UnsafeMutablePointer(mutating: x)), dst = SendablePointer(col)
     // Rows per item: about 16K floats of output, so that a small layer is not split into forks that cost more.
     let per = max(1, 16_384 / max(ld, 1)), chunks = (k + per - 1) / per
     let failed = Atomic<Bool>(false)
-    forEachWorkItem(g.groups * chunks, scratch: 0) { item, _ in
+    forEachWorkItem(groups * chunks, scratch: 0) { item, _ in
         let grp = item / chunks, r0 = (item % chunks) * per
-        let status = vck_im2col_batch(src.p + grp * g.inPerGroup * g.height * g.width, g.batch, g.inChannels * g.height * g.width,
-                         g.height, g.width, w.kernel.0, w.kernel.1, w.stride.0, w.stride.1, w.padding.0, w.padding.1,
-                         w.dilation.0, w.dilation.1, g.outHeight, g.outWidth, r0, min(k, r0 + per),
-                         dst.p + grp * k * ld)
+        let status = vck_im2col_batch(src.p + grp * groupStride, batch, imageStride, height, width, w.kernel.0,
+                                      w.kernel.1, w.stride.0, w.stride.1, w.padding.0, w.padding.1, w.dilation.0,
+                                      w.dilation.1, outHeight, outWidth, r0, min(k, r0 + per), dst.p + (grp * k + r0) * ld)
         if status != 0 { failed.store(true, ordering: .relaxed) }
     }
     if failed.load(ordering: .relaxed) { throw VisionError.outOfMemory("conv2d: no memory for the im2col table") }

@@ -26,15 +26,12 @@ private let reductionChunk = 256
 /// dL/dW on the conv GEMM, computed transposed: dW^T[group][tap][co] = Σ_q A[tap][q] · G^T[q][co]. Row
 /// tap = (ci, ky, kx) of A is the forward's packed input read at the tap's offset (the same plan), and G^T is the
 /// output gradient laid out on the same virtual columns, with zero rows where the forward computes a padding
-/// column, stored by column tiles of the register tile's width so that the kernel streams it. The sum runs image
-/// after image (a batched plan: once over the batch's shared columns, explicit im2col columns included) in chunks
-/// of `reductionChunk` columns, each chunk added to the tiles: a fixed order, so the result is the same from run
-/// to run. Threads own disjoint blocks of taps.
+/// column, stored by column tiles of the register tile's width so that the kernel streams it. Threads own
+/// disjoint blocks of taps, and the sum over columns runs in an order fixed by the geometry
+/// (`weightGradFromPacked`, `weightGradFromColumns`), so the result is the same from run to run.
 private func weightGradGemm(_ plan: ConvGemmPlan, _ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>,
                             into gw: UnsafeMutablePointer<Float>) throws {
     let geo = plan.g
-    let packed = try packedInput(plan, x)
-    let a = SendablePointer(UnsafeMutablePointer(mutating: packed.map { UnsafePointer($0.pointer(Float.self)) } ?? x))
     let cout = geo.outChannels, m = geo.outPerGroup, k = plan.offsets.count, ohw = geo.outHeight * geo.outWidth
     // The register tile's rows, and the column tile width B is laid out for: the full width, or the narrowest
     // that holds m (32 output channels compute no zero columns); the C side runs kernels that cover it.
@@ -63,34 +60,18 @@ private func weightGradGemm(_ plan: ConvGemmPlan, _ x: UnsafePointer<Float>, _ g
     let blocks = geo.groups >= 2 * threads ? 1 : min(panels, (3 * threads + geo.groups - 1) / geo.groups)
     let blockSize = (panels + blocks - 1) / blocks * mr
     let rowStride = (0..<reductionChunk).map { $0 * nr }
-    let pd = SendablePointer(dwt.pointer(Float.self)), failed = Atomic<Bool>(false)
-    withExtendedLifetime((packed, gt, dwt)) {
-        plan.offsets.withUnsafeBufferPointer { offsets in
-            rowStride.withUnsafeBufferPointer { strides in
-                let po = SendablePointer(UnsafeMutablePointer(mutating: offsets.baseAddress!))
-                let ps = SendablePointer(UnsafeMutablePointer(mutating: strides.baseAddress!))
-                forEachWorkItem(geo.groups * blocks, scratch: 0) { item, _ in
-                    let grp = item / blocks, m0 = (item % blocks) * blockSize
-                    guard m0 < k else { return }
-                    let aGroup = plan.inputBase(image: 0, group: grp)
-                    for n in 0..<runs {
-                        let aImage = aGroup + (plan.batched ? 0 : plan.inputBase(image: n, group: 0))
-                        for q0 in stride(from: 0, to: span, by: reductionChunk) {
-                            // The first chunk stores the tiles; the others add to them.
-                            let status = vck_conv_weight_grad_run(
-                                a.p + aImage + q0, po.p, m0, min(k, m0 + blockSize), min(reductionChunk, span - q0),
-                                pt.p + grp * tiles * tileStride + (n * span + q0) * nr, nr, tileStride, ps.p, m,
-                                pd.p + grp * k * m, m, n == 0 && q0 == 0 ? 0 : 1)
-                            if status != 0 { failed.store(true, ordering: .relaxed) }
-                        }
-                    }
-                }
+    let reduction = GradReduction(gt: UnsafePointer(pt.p), tiles: tiles, tileStride: tileStride, nr: nr, blocks: blocks,
+                                  blockSize: blockSize)
+    try withExtendedLifetime((gt, dwt)) {
+        try rowStride.withUnsafeBufferPointer { strides in
+            if plan.columnMatrix {
+                try weightGradFromColumns(plan, x, reduction, boff: strides.baseAddress!, into: dwt.pointer(Float.self))
+            } else {
+                try weightGradFromPacked(plan, x, reduction, boff: strides.baseAddress!, into: dwt.pointer(Float.self))
             }
         }
     }
-    if failed.load(ordering: .relaxed) {
-        throw VisionError.invalidArgument("conv2d backward: no GEMM kernel has the register tile \(nr)")
-    }
+    let pd = SendablePointer(dwt.pointer(Float.self))
     // dW[grp * m + co][tap] = dW^T[grp][tap][co], in blocks of 16 output channels.
     let pw = SendablePointer(gw), coBlocks = (m + 15) / 16
     withExtendedLifetime(dwt) {
@@ -98,6 +79,103 @@ private func weightGradGemm(_ plan: ConvGemmPlan, _ x: UnsafePointer<Float>, _ g
             let grp = item / coBlocks, co0 = (item % coBlocks) * 16
             vck_transpose(pd.p + grp * k * m + co0, k, min(16, m - co0), m, pw.p + grp * m * k + co0 * k, k)
         }
+    }
+}
+
+/// What the weight gradient's reduction reads and how it is split: G^T (`tiles` column tiles of width `nr`,
+/// `tileStride` floats apart, per group) and `blocks` blocks of `blockSize` taps per group, one per work item.
+private struct GradReduction {
+    let gt: UnsafePointer<Float>
+    let tiles: Int, tileStride: Int, nr: Int, blocks: Int, blockSize: Int
+}
+
+/// dW^T of a plan on packed planes (or the input in place): the sum runs image after image (batched: once over the
+/// batch's shared columns) in chunks of `reductionChunk` columns, each chunk added to the tiles.
+private func weightGradFromPacked(_ plan: ConvGemmPlan, _ x: UnsafePointer<Float>, _ r: GradReduction,
+                                  boff: UnsafePointer<Int>, into dwt: UnsafeMutablePointer<Float>) throws {
+    let geo = plan.g, k = plan.offsets.count, m = geo.outPerGroup
+    let span = plan.batched ? plan.columns : plan.imageColumns, runs = plan.batched ? 1 : geo.batch
+    let packed = try packedInput(plan, x)
+    let a = SendablePointer(UnsafeMutablePointer(mutating: packed.map { UnsafePointer($0.pointer(Float.self)) } ?? x))
+    let sg = SendablePointer(UnsafeMutablePointer(mutating: r.gt)), sb = SendablePointer(UnsafeMutablePointer(mutating: boff))
+    let sd = SendablePointer(dwt), failed = Atomic<Bool>(false)
+    withExtendedLifetime(packed) {
+        plan.offsets.withUnsafeBufferPointer { offsets in
+            let po = SendablePointer(UnsafeMutablePointer(mutating: offsets.baseAddress!))
+            forEachWorkItem(geo.groups * r.blocks, scratch: 0) { item, _ in
+                let grp = item / r.blocks, m0 = (item % r.blocks) * r.blockSize
+                guard m0 < k else { return }
+                let aGroup = plan.inputBase(image: 0, group: grp)
+                for n in 0..<runs {
+                    let aImage = aGroup + (plan.batched ? 0 : plan.inputBase(image: n, group: 0))
+                    for q0 in stride(from: 0, to: span, by: reductionChunk) {
+                        // The first chunk stores the tiles; the others add to them.
+                        let status = vck_conv_weight_grad_run(
+                            a.p + aImage + q0, po.p, m0, min(k, m0 + r.blockSize), min(reductionChunk, span - q0),
+                            sg.p + grp * r.tiles * r.tileStride + (n * span + q0) * r.nr, r.nr, r.tileStride, sb.p, m,
+                            sd.p + grp * k * m, m, n == 0 && q0 == 0 ? 0 : 1)
+                        if status != 0 { failed.store(true, ordering: .relaxed) }
+                    }
+                }
+            }
+        }
+    }
+    if failed.load(ordering: .relaxed) {
+        throw VisionError.invalidArgument("conv2d backward: no GEMM kernel has the register tile \(r.nr)")
+    }
+}
+
+/// Explicit im2col columns per L2-sized chunk for `weightGradGemm`: about this many columns (whole images) ...
+private let columnChunk = 1024
+/// ... of this many rows at a time, built by the work item that owns the rows right before its GEMM reads them.
+private let columnChunkRows = 64
+
+/// dW^T of a plan on explicit columns without the batch's column matrix: each work item owns a block of rows
+/// (taps) and builds its rows of the columns a chunk of images at a time (`vck_im2col_batch`) into its scratch,
+/// where the GEMM reads them from cache. The sum runs over the image chunks in order (their size depends only on
+/// the map), each in chunks of `reductionChunk` columns: the same order for any thread count.
+private func weightGradFromColumns(_ plan: ConvGemmPlan, _ x: UnsafePointer<Float>, _ r: GradReduction,
+                                   boff: UnsafePointer<Int>, into dwt: UnsafeMutablePointer<Float>) throws {
+    let (tiles, tileStride, nr, blocks, blockSize) = (r.tiles, r.tileStride, r.nr, r.blocks, r.blockSize)
+    let geo = plan.g, w = geo.window, k = plan.offsets.count, m = geo.outPerGroup, ohw = geo.outHeight * geo.outWidth
+    guard geo.height * geo.width <= Int(Int32.max) else {
+        throw VisionError.invalidArgument("conv2d: an input plane of \(geo.height) x \(geo.width) is too large for the small-map im2col")
+    }
+    let chunkImages = max(1, columnChunk / max(ohw, 1)), chunkColumns = chunkImages * ohw
+    let sx = SendablePointer(UnsafeMutablePointer(mutating: x)), sg = SendablePointer(UnsafeMutablePointer(mutating: r.gt))
+    let sb = SendablePointer(UnsafeMutablePointer(mutating: boff)), sd = SendablePointer(dwt)
+    let imageStride = geo.inChannels * geo.height * geo.width
+    let failed = Atomic<Int32>(0)
+    forEachWorkItem(geo.groups * blocks, scratch: columnChunkRows * chunkColumns) { item, scratch in
+        let grp = item / blocks, m0 = (item % blocks) * blockSize, m1 = min(k, m0 + blockSize)
+        guard m0 < k else { return }
+        let rowOffsets = UnsafeMutablePointer<Int>.allocate(capacity: columnChunkRows)
+        defer { rowOffsets.deallocate() }
+        for r0 in stride(from: m0, to: m1, by: columnChunkRows) {
+            let r1 = min(m1, r0 + columnChunkRows)
+            for n0 in stride(from: 0, to: geo.batch, by: chunkImages) {
+                let images = min(chunkImages, geo.batch - n0), cw = images * ohw
+                let status = vck_im2col_batch(sx.p + n0 * imageStride + grp * geo.inPerGroup * geo.height * geo.width,
+                                              images, imageStride, geo.height, geo.width, w.kernel.0, w.kernel.1,
+                                              w.stride.0, w.stride.1, w.padding.0, w.padding.1, w.dilation.0,
+                                              w.dilation.1, geo.outHeight, geo.outWidth, r0, r1, scratch)
+                if status != 0 { failed.store(1, ordering: .relaxed); return }
+                for r in 0..<(r1 - r0) { rowOffsets[r] = r * cw }
+                for q0 in stride(from: 0, to: cw, by: reductionChunk) {
+                    // The first chunk stores the tiles; the others add to them.
+                    let status = vck_conv_weight_grad_run(
+                        scratch + q0, rowOffsets, 0, r1 - r0, min(reductionChunk, cw - q0),
+                        sg.p + grp * tiles * tileStride + (n0 * ohw + q0) * nr, nr, tileStride, sb.p, m,
+                        sd.p + (grp * k + r0) * m, m, n0 == 0 && q0 == 0 ? 0 : 1)
+                    if status != 0 { failed.store(2, ordering: .relaxed) }
+                }
+            }
+        }
+    }
+    switch failed.load(ordering: .relaxed) {
+    case 1: throw VisionError.outOfMemory("conv2d backward: no memory for the im2col table")
+    case 2: throw VisionError.invalidArgument("conv2d backward: no GEMM kernel has the register tile \(nr)")
+    default: break
     }
 }
 
@@ -116,13 +194,9 @@ private func weightGradBLAS(_ geo: ConvGeometry, _ x: Tensor, _ g: Tensor, weigh
         let ld = geo.batch * howo
         let cols = try Tensor.uninitialized([geo.groups * k * ld]), gt = try Tensor.uninitialized([geo.outChannels * ld])
         try batchColumns(try ConvGemmPlan(geo), x.pointer(Float.self), into: cols.pointer(Float.self))
-        let pg = g.pointer(Float.self), pt = gt.pointer(Float.self)
-        withExtendedLifetime(g) {
-            for image in 0..<geo.batch {
-                for c in 0..<geo.outChannels {
-                    (pt + c * ld + image * howo).update(from: pg + (image * geo.outChannels + c) * howo, count: howo)
-                }
-            }
+        let pt = gt.pointer(Float.self)
+        try withExtendedLifetime(g) {
+            try imageColumns(g.pointer(Float.self), batch: geo.batch, channels: geo.outChannels, pixels: howo, into: pt)
         }
         // Each thread computes a block of dW's columns (OpenBLAS runs single-threaded; see Threading).
         let parts = min(Threading.threadCount, max(1, k / 64)), width = (k + parts - 1) / parts
