@@ -155,8 +155,10 @@ func withBatchDimension(_ x: Tensor, _ op: String, _ body: (Tensor) throws -> Te
 /// Kernels: a depthwise convolution (groups == Cin == Cout) uses a direct SIMD kernel; everything else is one
 /// GEMM per image and group without im2col (`convGemm`: the taps read a zero-padded copy of the input at constant
 /// offsets; a 1x1, stride-1, unpadded convolution reads the NCHW input in place).
-/// Edge cases: an empty batch gives an empty output; NaN and Inf propagate as in a sum of products; a kernel larger
-/// than the padded input, bad channel/group counts, non-positive stride or dilation and negative padding throw.
+/// Training on maps with fewer pixels than kernel taps runs the conv as a product with its dense matrix
+/// (`denseConv`). Edge cases: an empty batch gives an empty output; NaN and Inf propagate as in a sum of products;
+/// a kernel larger than the padded input, bad channel/group counts, non-positive stride or dilation and negative
+/// padding throw.
 /// Differentiable in x, weight and bias (see `conv2dBackward`).
 public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: (Int, Int) = (1, 1),
                    padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1), groups: Int = 1) throws -> Tensor {
@@ -164,6 +166,11 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: (In
         // Differentiable crop: the cropped taps' weight gradient is zero.
         return try conv2d(x, weight: inner, bias: bias, stride: stride, padding: innerPadding, dilation: dilation,
                           groups: groups)
+    }
+    if Autograd.isRecording && x.rank == 4 && (x.requiresGrad || weight.requiresGrad || bias?.requiresGrad == true) {
+        let geo = try ConvGeometry("conv2d", x: x, weight: weight, bias: bias, stride: stride, padding: padding,
+                                   dilation: dilation, groups: groups)
+        if denseConvApplies(geo) { return try denseConv(x, weight: weight, bias: bias, geo) }
     }
     let y = try conv2dForward(x, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups)
     let (xd, wd) = (x.detach(), weight.detach())

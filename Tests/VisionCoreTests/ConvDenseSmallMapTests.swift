@@ -1,0 +1,70 @@
+import Testing
+@testable import VisionCore
+
+/// conv2d in training on maps with fewer pixels than kernel taps, which runs through the conv's dense matrix
+/// (`denseConv`): output against conv2dReference, and the input, weight and bias gradients of sum(y * r) against
+/// Double references (the transposed convolution of r, the weight-gradient sum, r summed per channel), with
+/// stride, dilation, asymmetric kernels and padding; finite differences on one case.
+@Suite struct ConvDenseSmallMapTests {
+    // (input, weight, stride, padding, dilation)
+    static let cases: [([Int], [Int], (Int, Int), (Int, Int), (Int, Int))] = [
+        ([3, 5, 2, 2], [7, 5, 3, 3], (1, 1), (1, 1), (1, 1)),
+        ([2, 4, 1, 2], [6, 4, 3, 3], (1, 1), (1, 1), (1, 1)),
+        ([2, 3, 2, 2], [4, 3, 3, 3], (2, 2), (1, 1), (1, 1)),
+        ([2, 3, 2, 3], [5, 3, 3, 3], (1, 1), (2, 2), (2, 2)),
+        ([2, 3, 2, 2], [4, 3, 3, 2], (1, 2), (1, 0), (1, 1)),
+    ]
+
+    @Test(arguments: 0..<5) func outputAndGradientsMatchTheReferences(_ index: Int) throws {
+        let (xs, ws, stride, padding, dilation) = Self.cases[index]
+        let x = try randomTensor(xs, seed: UInt64(10 + index)).requiringGrad()
+        let w = try randomTensor(ws, seed: UInt64(20 + index), scale: 0.5).requiringGrad()
+        let b = try randomTensor([ws[0]], seed: UInt64(30 + index)).requiringGrad()
+        let geo = try ConvGeometry("conv2d", x: x, weight: w, bias: b, stride: stride, padding: padding,
+                                   dilation: dilation, groups: 1)
+        #expect(denseConvApplies(geo), "case \(index) must run through the dense matrix")
+        let y = try conv2d(x, weight: w, bias: b, stride: stride, padding: padding, dilation: dilation)
+        let expected = try conv2dReference(x.detach(), weight: w.detach(), bias: b.detach(), stride: stride,
+                                           padding: padding, dilation: dilation)
+        #expect(try maxRelativeError(y, expected) < 1e-5, "output, case \(index)")
+        // Without recording, the same conv runs on the conv GEMM.
+        let plain = try Autograd.noGrad {
+            try conv2d(x.detach(), weight: w.detach(), bias: b.detach(), stride: stride, padding: padding, dilation: dilation)
+        }
+        #expect(try maxRelativeError(plain, expected) < 1e-5, "no-grad output, case \(index)")
+
+        let r = try randomTensor(y.shape, seed: UInt64(40 + index))
+        try sum(try mul(y, r)).backward()
+        let (kh, kw) = (ws[2], ws[3])
+        let extra = (xs[2] - ((geo.outHeight - 1) * stride.0 - 2 * padding.0 + dilation.0 * (kh - 1) + 1),
+                     xs[3] - ((geo.outWidth - 1) * stride.1 - 2 * padding.1 + dilation.1 * (kw - 1) + 1))
+        let gx = try convTranspose2dReference(r, weight: w.detach(), stride: stride, padding: padding,
+                                              outputPadding: extra, dilation: dilation)
+        #expect(try maxRelativeError(try #require(x.grad), gx) < 1e-5, "input gradient, case \(index)")
+        let gw = try ConvGemmISATests.weightGradReference(x.detach(), r, weightShape: ws, stride: stride, padding: padding,
+                                                           dilation: dilation, groups: 1)
+        #expect(try maxRelativeError(try #require(w.grad), gw) < 1e-5, "weight gradient, case \(index)")
+        #expect(try maxRelativeError(try #require(b.grad), try sum(r, axes: [0, 2, 3])) < 1e-5, "bias gradient, case \(index)")
+    }
+
+    @Test func finiteDifferences() throws {
+        let x = try randomTensor([2, 3, 2, 2], seed: 50), w = try randomTensor([4, 3, 3, 3], seed: 51, scale: 0.5)
+        try AutogradTests.check("dense conv x", x, 1e-2, 2e-2, #_sourceLocation) {
+            try conv2d($0, weight: w, padding: (1, 1))
+        }
+        try AutogradTests.check("dense conv w", w, 1e-2, 2e-2, #_sourceLocation) {
+            try conv2d(x, weight: $0, padding: (1, 1))
+        }
+    }
+
+    @Test func largerMapsAndGroupsKeepTheConvGemm() throws {
+        let x = try randomTensor([2, 4, 3, 3], seed: 60), w = try randomTensor([4, 4, 3, 3], seed: 61)
+        let wide = try ConvGeometry("conv2d", x: x, weight: w, bias: nil, stride: (1, 1), padding: (1, 1),
+                                    dilation: (1, 1), groups: 1)
+        #expect(!denseConvApplies(wide), "9 pixels are not fewer than 9 taps")
+        let grouped = try ConvGeometry("conv2d", x: try randomTensor([2, 4, 2, 2], seed: 62),
+                                       weight: try randomTensor([4, 2, 3, 3], seed: 63), bias: nil, stride: (1, 1),
+                                       padding: (1, 1), dilation: (1, 1), groups: 2)
+        #expect(!denseConvApplies(grouped))
+    }
+}
