@@ -68,3 +68,23 @@ import Testing
         #expect(!denseConvApplies(grouped))
     }
 }
+
+/// 1x1 convs on small maps (`pointwiseSmallMapsConv`: OpenBLAS products per image and block of 256 output
+/// channels): against conv2dReference with a partial last block, and each image bit for bit the same alone as in
+/// a batch.
+@Suite struct PointwiseSmallMapTests {
+    @Test func matchesTheReferenceAndIgnoresTheBatch() throws {
+        let x = try randomTensor([3, 20, 7, 7], seed: 70), w = try randomTensor([300, 20, 1, 1], seed: 71, scale: 0.5)
+        let b = try randomTensor([300], seed: 72)
+        let geo = try ConvGeometry("conv2d", x: x, weight: w, bias: b, stride: (1, 1), padding: (0, 0),
+                                   dilation: (1, 1), groups: 1)
+        #expect(pointwiseSmallMapsApplies(geo))
+        let y = try conv2d(x, weight: w, bias: b)
+        #expect(try maxRelativeError(y, try conv2dReference(x, weight: w, bias: b)) < 1e-5)
+        for n in 0..<3 {
+            let alone = try conv2d(try x.slice(axis: 0, start: n, end: n + 1), weight: w, bias: b)
+            #expect(try alone.toArray(Float.self) == y.slice(axis: 0, start: n, end: n + 1).contiguous().toArray(Float.self),
+                    "image \(n)")
+        }
+    }
+}

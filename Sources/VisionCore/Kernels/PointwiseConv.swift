@@ -10,8 +10,13 @@ func pointwiseSmallMapsApplies(_ g: ConvGeometry) -> Bool {
         && g.outHeight * g.outWidth < 64
 }
 
-/// `pointwiseSmallMapsApplies` convolutions: one OpenBLAS product per image on the NCHW input in place (images
-/// spread over the threads), then the epilogue row by row (the conv GEMM's own, `vck_conv_finish_row`).
+/// Output channels per OpenBLAS product of `pointwiseSmallMapsConv`: a fixed block, so that an image is computed
+/// the same way whatever the batch, and a single image still gives the threads several products.
+private let pointwiseRowBlock = 256
+
+/// `pointwiseSmallMapsApplies` convolutions: OpenBLAS products per image and block of output channels on the NCHW
+/// input in place (spread over the threads), then the epilogue row by row (the conv GEMM's own,
+/// `vck_conv_finish_row`).
 func pointwiseSmallMapsConv(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
                             _ epi: EpiloguePointers, _ out: UnsafeMutablePointer<Float>) {
     let hw = g.outHeight * g.outWidth, cin = g.inChannels, cout = g.outChannels
@@ -19,11 +24,13 @@ func pointwiseSmallMapsConv(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: U
     let rowPass = epi.scale != nil || epi.shift != nil || residual != nil || act >= 0
     let sx = SendablePointer(UnsafeMutablePointer(mutating: x)), sw = SendablePointer(UnsafeMutablePointer(mutating: w))
     let so = SendablePointer(out)
-    forEachWorkItem(g.batch, scratch: 0) { n, _ in
+    let blocks = (cout + pointwiseRowBlock - 1) / pointwiseRowBlock
+    forEachWorkItem(g.batch * blocks, scratch: 0) { item, _ in
+        let n = item / blocks, c0 = (item % blocks) * pointwiseRowBlock, rows = min(pointwiseRowBlock, cout - c0)
         let y = so.p + n * cout * hw
-        sgemm(false, false, cout, hw, cin, 1, sw.p, cin, sx.p + n * cin * hw, hw, 0, y, hw)
+        sgemm(false, false, rows, hw, cin, 1, sw.p + c0 * cin, cin, sx.p + n * cin * hw, hw, 0, y + c0 * hw, hw)
         guard rowPass else { return }
-        for co in 0..<cout {
+        for co in c0..<(c0 + rows) {
             let row = y + co * hw
             vck_conv_finish_row(row, row, hw, epi.scale?[co] ?? 1, epi.shift?[co] ?? 0,
                                 residual.map { $0 + (n * cout + co) * hw }, act, epi.parameter, epi.residualAfter ? 1 : 0)
