@@ -69,10 +69,14 @@ import Testing
         try gradcheck("batch_norm_training w", w, 1e-2, 2e-2, #_sourceLocation) { try batchNormTraining(x, weight: $0, bias: b).output }
         try gradcheck("batch_norm_training b", b, 1e-2, 2e-2, #_sourceLocation) { try batchNormTraining(x, weight: w, bias: $0).output }
         try gradcheck("batch_norm_training no affine", x, 1e-2, 3e-2, #_sourceLocation) { try batchNormTraining($0, weight: nil, bias: nil).output }
+        // Spans of 64 values and more take the channel-chunk passes.
+        let xl = try randomTensor([2, 4, 9, 9], seed: 37)
+        try gradcheck("batch_norm_training long spans x", xl, 1e-2, 3e-2, #_sourceLocation) { try batchNormTraining($0, weight: w, bias: b).output }
+        try gradcheck("batch_norm_training long spans w", w, 1e-2, 2e-2, #_sourceLocation) { try batchNormTraining(xl, weight: $0, bias: b).output }
     }
 
     @Test func batchNormTrainingEqualsTheComposedFormula() throws {
-        for shape in [[3, 5, 7, 9], [4, 6], [2, 3, 37]] {
+        for shape in [[3, 5, 7, 9], [4, 6], [2, 3, 37], [3, 5, 9, 9]] {
             let x = try randomTensor(shape, seed: 40), c = shape[1]
             let w = try randomTensor([c], seed: 41), b = try randomTensor([c], seed: 42)
             let (y, m, v) = try batchNormTraining(x, weight: w, bias: b, eps: 1e-5)

@@ -52,25 +52,36 @@ public func batchNormTraining(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: 
                                                 residual: pr?.p, relu: relu)
                             return
                         }
-                        for ch in channels {
-                            var total = 0.0
-                            for n in 0..<spans { total += rowSum(px.p + (n * c + ch) * span, span) { $0 } }
-                            let m = Float(total / Double(count))
-                            var d = 0.0, q = 0.0
-                            for n in 0..<spans {
-                                let (dn, qn) = rowDeviationSums(px.p + (n * c + ch) * span, span, m)
-                                d += dn; q += qn
+                        // Each pass runs image after image over the chunk's channels, which are contiguous in each
+                        // image (a stream the prefetcher follows); every channel still sums its spans in image order.
+                        let c0 = channels.lowerBound, width = channels.count
+                        var total = [Double](repeating: 0, count: width)
+                        for n in 0..<spans {
+                            for j in 0..<width { total[j] += rowSum(px.p + (n * c + c0 + j) * span, span) { $0 } }
+                        }
+                        let m = total.map { Float($0 / Double(count)) }
+                        var d = [Double](repeating: 0, count: width), q = d
+                        for n in 0..<spans {
+                            for j in 0..<width {
+                                let (dn, qn) = rowDeviationSums(px.p + (n * c + c0 + j) * span, span, m[j])
+                                d[j] += dn; q[j] += qn
                             }
-                            let mean = Double(m) + d / Double(count)
-                            let variance = max(0, (q - d * d / Double(count)) / Double(count))
+                        }
+                        var a = [Float](repeating: 0, count: width), shift = a
+                        for j in 0..<width {
+                            let ch = c0 + j
+                            let mean = Double(m[j]) + d[j] / Double(count)
+                            let variance = max(0, (q[j] - d[j] * d[j] / Double(count)) / Double(count))
                             let rstd = 1 / (variance + eps).squareRoot()
-                            let a = Float(Double(w[ch]) * rstd), shift = Float(Double(b[ch]) - mean * Double(w[ch]) * rstd)
-                            for n in 0..<spans {
-                                let o = (n * c + ch) * span
-                                affineSpan(px.p + o, py.p + o, span, a, shift)
+                            (a[j], shift[j]) = (Float(Double(w[ch]) * rstd), Float(Double(b[ch]) - mean * Double(w[ch]) * rstd))
+                            (pm.p[ch], pv.p[ch], prs.p[ch]) = (Float(mean), Float(variance), Float(rstd))
+                        }
+                        for n in 0..<spans {
+                            for j in 0..<width {
+                                let o = (n * c + c0 + j) * span
+                                affineSpan(px.p + o, py.p + o, span, a[j], shift[j])
                                 if pr != nil || relu { addAndRectify(py.p + o, pr.map { UnsafePointer($0.p + o) }, span, relu) }
                             }
-                            (pm.p[ch], pv.p[ch], prs.p[ch]) = (Float(mean), Float(variance), Float(rstd))
                         }
                     }
                 }
@@ -127,25 +138,33 @@ private func batchNormTrainingBackward(_ g: Tensor, _ x: Tensor, mean: [Float], 
                                           weight, pw.p, pb.p)
                         return
                     }
-                    for ch in channels {
-                        let m = mean[ch], r = Double(rstd[ch])
-                        var sg = 0.0, sgx = 0.0
-                        for n in 0..<spans {
-                            let o = (n * c + ch) * span
-                            let (a, b) = spanGradientSums(pg.p + o, pk.map { UnsafePointer($0.p + o) }, px.p + o, span, m)
-                            sg += a; sgx += b
+                    // Image after image over the chunk's channels, as in the forward.
+                    let c0 = channels.lowerBound, width = channels.count
+                    var sg = [Double](repeating: 0, count: width), sgx = sg
+                    for n in 0..<spans {
+                        for j in 0..<width {
+                            let o = (n * c + c0 + j) * span
+                            let (a, b) = spanGradientSums(pg.p + o, pk.map { UnsafePointer($0.p + o) }, px.p + o, span,
+                                                          mean[c0 + j])
+                            sg[j] += a; sgx[j] += b
                         }
-                        let sgxhat = sgx * r   // Σ g x̂
+                    }
+                    var coefficients = [(Float, Float, Float)](repeating: (0, 0, 0), count: width)
+                    for j in 0..<width {
+                        let ch = c0 + j, r = Double(rstd[ch])
+                        let sgxhat = sgx[j] * r   // Σ g x̂
                         let a = Double(weight[ch]) * r
                         // dx = a g + p x + q with p = -a r Σ(g x̂) / M and q = -a Σg / M - p mean.
                         let p = -a * r * sgxhat / count
-                        let q = -a * sg / count - p * Double(m)
-                        for n in 0..<spans {
-                            let o = (n * c + ch) * span
-                            affinePairSpan(pg.p + o, pk.map { UnsafePointer($0.p + o) }, px.p + o, po.p + o, span, Float(a),
-                                           Float(p), Float(q))
+                        let q = -a * sg[j] / count - p * Double(mean[ch])
+                        coefficients[j] = (Float(a), Float(p), Float(q))
+                        pw.p[ch] = Float(sgxhat); pb.p[ch] = Float(sg[j])
+                    }
+                    for n in 0..<spans {
+                        for j in 0..<width {
+                            let o = (n * c + c0 + j) * span, (a, p, q) = coefficients[j]
+                            affinePairSpan(pg.p + o, pk.map { UnsafePointer($0.p + o) }, px.p + o, po.p + o, span, a, p, q)
                         }
-                        pw.p[ch] = Float(sgxhat); pb.p[ch] = Float(sg)
                     }
                 }
             }
