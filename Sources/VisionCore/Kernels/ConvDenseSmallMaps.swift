@@ -1,13 +1,13 @@
 import CKernels
 
-/// Training convolutions on maps with fewer pixels than kernel taps (a 3x3 kernel on a 2x2 map): there each output
-/// pixel sees only a few input pixels, and the conv GEMM, which multiplies every tap, would spend most of its work
-/// on padding. Such a conv is a plain matrix product of the NCHW input rows [N, Cin * H * W] with the dense matrix
-/// of the convolution, [Cin * H * W, Cout * Ho * Wo], whose entry (ci, input pixel; co, output pixel) is the weight
-/// of the tap joining the two pixels (or zero): Cin * H * W multiply-adds per output instead of Cin * kh * kw, and
-/// no im2col. The dense matrix is a differentiable function of the weights, so matmul's backward gives the input
-/// gradient (G · W'^T) and the dense matrix's gradient (X^T · G), which `denseConvMatrix`'s backward folds back onto
-/// the taps.
+// Training convolutions on maps with fewer pixels than kernel taps (a 3x3 kernel on a 2x2 map): there each output
+// pixel sees only a few input pixels, and the conv GEMM, which multiplies every tap, would spend most of its work
+// on padding. Such a conv is a plain matrix product of the NCHW input rows [N, Cin * H * W] with the dense matrix
+// of the convolution, [Cin * H * W, Cout * Ho * Wo], whose entry (ci, input pixel; co, output pixel) is the weight
+// of the tap joining the two pixels (or zero): Cin * H * W multiply-adds per output instead of Cin * kh * kw, and
+// no im2col. The dense matrix is a differentiable function of the weights, so matmul's backward gives the input
+// gradient (G · W'^T) and the dense matrix's gradient (X^T · G), which `denseConvMatrix`'s backward folds back onto
+// the taps.
 
 /// Whether `conv2d` trains `g` through its dense matrix: ungrouped, fewer input pixels than taps, and a dense
 /// matrix of at most 4M floats.

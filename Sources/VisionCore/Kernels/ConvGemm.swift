@@ -10,7 +10,7 @@ import Synchronization
 /// packed planes of a channel laid out image after image (`batched`), so the tiles are full and few; where the
 /// padding columns would cost more multiply-adds than explicit columns cost to write (most small maps), the
 /// batch's explicit im2col columns instead (`columnMatrix`: row (ci, ky, kx), column image * Ho * Wo + output
-/// pixel, nothing dropped).
+/// pixel, nothing dropped), built chunk by chunk where the weights fit in L2 (`columnChunkImages`).
 struct ConvGemmPlan {
     let g: ConvGeometry
     /// True when the input is read in place (no packed copy).
