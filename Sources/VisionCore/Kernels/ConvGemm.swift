@@ -58,7 +58,9 @@ struct ConvGemmPlan {
         // explicit columns win once the padding columns times the output channels reach 12 per output pixel.
         // Without padding columns (1x1, stride 1, unpadded) both layouts hold the same floats, and im2col writes
         // them in fewer, longer runs than the plane-by-plane packing.
-        columnMatrix = batched && (size == ohw || (size - ohw) * g.outPerGroup >= 12 * ohw)
+        // (vck_im2col_batch's pixel offsets are 32-bit.)
+        columnMatrix = batched && g.height * g.width <= Int(Int32.max)
+            && (size == ohw || (size - ohw) * g.outPerGroup >= 12 * ohw)
         inPlace = !batched && w.kernel == (1, 1) && w.stride == (1, 1) && w.padding == (0, 0)
         let channelStride = batched ? g.batch * size : size
         var offsets = [Int]()
@@ -185,7 +187,7 @@ private let columnChunkFloats = 131_072
 /// so that tests see the same paths everywhere).
 func columnChunkImages(_ plan: ConvGemmPlan) -> Int? {
     let g = plan.g, k = plan.offsets.count
-    guard plan.columnMatrix, g.height * g.width <= Int(Int32.max), g.outPerGroup * k <= columnChunkFloats else { return nil }
+    guard plan.columnMatrix, g.outPerGroup * k <= columnChunkFloats else { return nil }
     let images = max(1, columnChunkFloats / max(k * plan.period, 1))
     return g.groups * ((g.batch + images - 1) / images) >= 4 ? images : nil
 }
@@ -195,21 +197,19 @@ func columnChunkImages(_ plan: ConvGemmPlan) -> Int? {
 /// they are in L2. Every output is the same sum in the same order as from the whole matrix.
 private func convGemmColumnChunks(_ plan: ConvGemmPlan, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
                                   _ epi: EpiloguePointers, _ out: UnsafeMutablePointer<Float>, images: Int) throws {
-    let g = plan.g, win = g.window, m = g.outPerGroup, k = plan.offsets.count, ohw = g.outHeight * g.outWidth
+    let g = plan.g, m = g.outPerGroup, k = plan.offsets.count, ohw = g.outHeight * g.outWidth
     let chunks = (g.batch + images - 1) / images, width = images * ohw
     let slack = convGemmTile.columns  // a last partial column tile reads up to a tile past the chunk's columns
-    let imageStride = g.inChannels * g.height * g.width
     let act = epi.cActivation, residual = epi.cResidual
     let sx = SendablePointer(UnsafeMutablePointer(mutating: x)), sw = SendablePointer(UnsafeMutablePointer(mutating: w))
     let so = SendablePointer(out)
     let failed = Atomic<Int32>(0)
     forEachWorkItem(g.groups * chunks, scratch: k * width + slack) { item, scratch in
         let grp = item / chunks, n0 = (item % chunks) * images, count = min(images, g.batch - n0), cw = count * ohw
-        let status = vck_im2col_batch(sx.p + n0 * imageStride + grp * g.inPerGroup * g.height * g.width, count,
-                                      imageStride, g.height, g.width, win.kernel.0, win.kernel.1, win.stride.0,
-                                      win.stride.1, win.padding.0, win.padding.1, win.dilation.0, win.dilation.1,
-                                      g.outHeight, g.outWidth, 0, k, scratch)
-        if status != 0 { failed.store(1, ordering: .relaxed); return }
+        guard g.im2colRows(sx.p, group: grp, images: n0..<(n0 + count), rows: 0..<k, into: scratch) else {
+            failed.store(1, ordering: .relaxed)
+            return
+        }
         let rowOffsets = (0..<k).map { $0 * cw }
         let channel0 = grp * m, outBase = (n0 * g.outChannels + channel0) * ohw
         rowOffsets.withUnsafeBufferPointer { offsets in
@@ -264,12 +264,36 @@ private func im2colBatch(_ x: UnsafePointer<Float>, batch: Int, imageStride: Int
     let failed = Atomic<Bool>(false)
     forEachWorkItem(groups * chunks, scratch: 0) { item, _ in
         let grp = item / chunks, r0 = (item % chunks) * per
-        let status = vck_im2col_batch(src.p + grp * groupStride, batch, imageStride, height, width, w.kernel.0,
-                                      w.kernel.1, w.stride.0, w.stride.1, w.padding.0, w.padding.1, w.dilation.0,
-                                      w.dilation.1, outHeight, outWidth, r0, min(k, r0 + per), dst.p + (grp * k + r0) * ld)
-        if status != 0 { failed.store(true, ordering: .relaxed) }
+        if !im2colRows(src.p + grp * groupStride, images: batch, imageStride: imageStride, height: height, width: width,
+                       window: w, outHeight: outHeight, outWidth: outWidth, rows: r0..<min(k, r0 + per),
+                       into: dst.p + (grp * k + r0) * ld) {
+            failed.store(true, ordering: .relaxed)
+        }
     }
     if failed.load(ordering: .relaxed) { throw VisionError.outOfMemory("conv2d: no memory for the im2col table") }
+}
+
+/// Rows `rows` of the im2col columns of `images` images, the first at `x` and the others `imageStride` floats
+/// apart (`vck_im2col_batch`), row `rows.lowerBound` at `dst`; false when its table could not be allocated.
+private func im2colRows(_ x: UnsafePointer<Float>, images: Int, imageStride: Int, height: Int, width: Int,
+                        window w: Window2d, outHeight: Int, outWidth: Int, rows: Range<Int>,
+                        into dst: UnsafeMutablePointer<Float>) -> Bool {
+    vck_im2col_batch(x, images, imageStride, height, width, w.kernel.0, w.kernel.1, w.stride.0, w.stride.1,
+                     w.padding.0, w.padding.1, w.dilation.0, w.dilation.1, outHeight, outWidth, rows.lowerBound,
+                     rows.upperBound, dst) == 0
+}
+
+extension ConvGeometry {
+    /// Rows `rows` of group `group`'s im2col columns for the images `images` of the NCHW input `x`, row
+    /// `rows.lowerBound` at `dst` (a chunk of the batch's explicit columns); false when the table could not be
+    /// allocated.
+    func im2colRows(_ x: UnsafePointer<Float>, group: Int, images: Range<Int>, rows: Range<Int>,
+                    into dst: UnsafeMutablePointer<Float>) -> Bool {
+        let plane = height * width, imageStride = inChannels * plane
+        return VisionCore.im2colRows(x + images.lowerBound * imageStride + group * inPerGroup * plane,
+                                     images: images.count, imageStride: imageStride, height: height, width: width,
+                                     window: window, outHeight: outHeight, outWidth: outWidth, rows: rows, into: dst)
+    }
 }
 
 extension UnaryOp {

@@ -137,14 +137,10 @@ private let columnChunkRows = 64
 private func weightGradFromColumns(_ plan: ConvGemmPlan, _ x: UnsafePointer<Float>, _ r: GradReduction,
                                    boff: UnsafePointer<Int>, into dwt: UnsafeMutablePointer<Float>) throws {
     let (tiles, tileStride, nr, blocks, blockSize) = (r.tiles, r.tileStride, r.nr, r.blocks, r.blockSize)
-    let geo = plan.g, w = geo.window, k = plan.offsets.count, m = geo.outPerGroup, ohw = geo.outHeight * geo.outWidth
-    guard geo.height * geo.width <= Int(Int32.max) else {
-        throw VisionError.invalidArgument("conv2d: an input plane of \(geo.height) x \(geo.width) is too large for the small-map im2col")
-    }
+    let geo = plan.g, k = plan.offsets.count, m = geo.outPerGroup, ohw = geo.outHeight * geo.outWidth
     let chunkImages = max(1, columnChunk / max(ohw, 1)), chunkColumns = chunkImages * ohw
     let sx = SendablePointer(UnsafeMutablePointer(mutating: x)), sg = SendablePointer(UnsafeMutablePointer(mutating: r.gt))
     let sb = SendablePointer(UnsafeMutablePointer(mutating: boff)), sd = SendablePointer(dwt)
-    let imageStride = geo.inChannels * geo.height * geo.width
     let failed = Atomic<Int32>(0)
     forEachWorkItem(geo.groups * blocks, scratch: columnChunkRows * chunkColumns) { item, scratch in
         let grp = item / blocks, m0 = (item % blocks) * blockSize, m1 = min(k, m0 + blockSize)
@@ -155,11 +151,10 @@ private func weightGradFromColumns(_ plan: ConvGemmPlan, _ x: UnsafePointer<Floa
             let r1 = min(m1, r0 + columnChunkRows)
             for n0 in stride(from: 0, to: geo.batch, by: chunkImages) {
                 let images = min(chunkImages, geo.batch - n0), cw = images * ohw
-                let status = vck_im2col_batch(sx.p + n0 * imageStride + grp * geo.inPerGroup * geo.height * geo.width,
-                                              images, imageStride, geo.height, geo.width, w.kernel.0, w.kernel.1,
-                                              w.stride.0, w.stride.1, w.padding.0, w.padding.1, w.dilation.0,
-                                              w.dilation.1, geo.outHeight, geo.outWidth, r0, r1, scratch)
-                if status != 0 { failed.store(1, ordering: .relaxed); return }
+                guard geo.im2colRows(sx.p, group: grp, images: n0..<(n0 + images), rows: r0..<r1, into: scratch) else {
+                    failed.store(1, ordering: .relaxed)
+                    return
+                }
                 for r in 0..<(r1 - r0) { rowOffsets[r] = r * cw }
                 for q0 in stride(from: 0, to: cw, by: reductionChunk) {
                     // The first chunk stores the tiles; the others add to them.
