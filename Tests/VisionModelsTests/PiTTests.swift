@@ -123,13 +123,12 @@ private func expectClose(_ got: Tensor, _ want: Tensor, _ what: String, tol: Dou
         #expect(!m.usesInferencePath(x))  // parameters require gradients and recording is on
         let reference = try m.forwardStages(x, keepMaps: false).features
         // One thread runs every stage row-chunked, several split the short stages by output features.
-        let saved = Threading.threadCount
-        defer { try? Threading.setThreadCount(saved) }
         for threads in [1, 2, 3] {
-            try Threading.setThreadCount(threads)
-            try Autograd.noGrad {
-                #expect(m.usesInferencePath(x))
-                try expectClose(try m.forwardFeatures(x), reference, "\(name) inference-path features (\(threads) threads)", tol: 1e-5)
+            try Threading.withThreadCount(threads) {
+                try Autograd.noGrad {
+                    #expect(m.usesInferencePath(x))
+                    try expectClose(try m.forwardFeatures(x), reference, "\(name) inference-path features (\(threads) threads)", tol: 1e-5)
+                }
             }
         }
         #expect(!m.train().usesInferencePath(x))

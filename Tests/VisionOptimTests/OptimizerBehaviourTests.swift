@@ -205,20 +205,19 @@ import VisionCore
 @Suite struct OptimizerThreadingTests {
     @Test func chunkedUpdatesAreIndependentOfThreadCount() throws {
         var results: [[Float]] = []
-        let previous = Threading.threadCount
-        defer { try? Threading.setThreadCount(previous) }
         for threads in [1, 2] {
-            try Threading.setThreadCount(threads)
-            let w = try OptimizerBehaviourTests.parameter([300_001], seed: 9)
-            let u = try OptimizerBehaviourTests.parameter([300_001], seed: 10)
-            let adam = try AdamW(parameters: [("w", w)], lr: 1e-2, weightDecay: 0.1)
-            let sgd = try SGD(parameters: [("u", u)], lr: 0.1, momentum: 0.9, weightDecay: 1e-4, nesterov: true)
-            for t in 0..<3 {
-                try OptimizerBehaviourTests.setGradients([w, u], step: t)
-                try adam.step()
-                try sgd.step()
+            try Threading.withThreadCount(threads) {
+                let w = try OptimizerBehaviourTests.parameter([300_001], seed: 9)
+                let u = try OptimizerBehaviourTests.parameter([300_001], seed: 10)
+                let adam = try AdamW(parameters: [("w", w)], lr: 1e-2, weightDecay: 0.1)
+                let sgd = try SGD(parameters: [("u", u)], lr: 0.1, momentum: 0.9, weightDecay: 1e-4, nesterov: true)
+                for t in 0..<3 {
+                    try OptimizerBehaviourTests.setGradients([w, u], step: t)
+                    try adam.step()
+                    try sgd.step()
+                }
+                results.append(try w.toArray(Float.self) + u.toArray(Float.self))
             }
-            results.append(try w.toArray(Float.self) + u.toArray(Float.self))
         }
         #expect(results[0] == results[1])
     }
@@ -254,5 +253,18 @@ import VisionCore
         let timm = try Self.run(nesterov: false, projectBuffer: false)
         let gap = zip(package, timm).map { abs($0 - $1) }.max() ?? 0
         #expect(gap > 1e-3, "the two SGDP variants should differ on a scale-invariant weight, gap \(gap)")
+    }
+}
+
+/// `Threading.withThreadCount` sets the thread count for its body's task only, and refuses counts out of range.
+@Suite struct ScopedThreadCountTests {
+    @Test func scopedCountHoldsInsideItsBodyOnly() throws {
+        let outside = Threading.threadCount
+        let (inside, nested) = try Threading.withThreadCount(outside + 3) {
+            (Threading.threadCount, try Threading.withThreadCount(1) { Threading.threadCount })
+        }
+        #expect(inside == outside + 3 && nested == 1 && Threading.threadCount == outside)
+        #expect(throws: VisionError.self) { try Threading.withThreadCount(0) {} }
+        #expect(throws: VisionError.self) { try Threading.withThreadCount(257) {} }
     }
 }

@@ -12,9 +12,21 @@ import Dispatch
 public enum Threading {
     nonisolated(unsafe) private static var configured = 0
 
-    /// Number of threads VisionCore's kernels use (default: the number of online CPUs).
+    /// Number of threads VisionCore's kernels use: `withThreadCount`'s inside its body, else the number set by
+    /// `setThreadCount` (default: the number of online CPUs).
     public static var threadCount: Int {
-        get { configured > 0 ? configured : defaultThreadCount }
+        get { scoped ?? (configured > 0 ? configured : defaultThreadCount) }
+    }
+
+    @TaskLocal private static var scoped: Int?
+
+    /// Runs `body` with VisionCore's kernels called from it (in this task) on `n` threads, leaving the process-wide
+    /// count, and so any other task's kernels, as they are: e.g. a test comparing thread counts while other work
+    /// runs. Kernels split work by the thread count, and their results are the same from run to run only at a
+    /// given count.
+    public static func withThreadCount<R>(_ n: Int, _ body: () throws -> R) throws -> R {
+        guard n >= 1, n <= 256 else { throw VisionError.invalidArgument("thread count must be in 1...256, got \(n)") }
+        return try $scoped.withValue(n) { try body() }
     }
 
     /// Sets the thread count for VisionCore's kernels (n >= 1; values above 256 are refused).
