@@ -74,6 +74,38 @@ import Testing
         #expect(try maxRelativeError(y, try fast.select(axis: 0, index: 1).contiguous()) < 1e-6)
     }
 
+    /// Depthwise geometries of the phase-plane kernel (square kernel and stride, dilation 1): strides 1 to 3,
+    /// paddings 0 to 2 (odd and even, which decide the phase of the first column), odd widths, 3x3 and 5x5, a
+    /// map of one row, and a wide stride-1 map left to the row kernel. (batch, channels, h, w, k, stride, padding)
+    static let depthwiseCases: [(Int, Int, Int, Int, Int, Int, Int)] = [
+        (2, 3, 7, 7, 3, 1, 1), (1, 4, 14, 13, 3, 2, 1), (1, 3, 9, 11, 3, 2, 0), (1, 2, 10, 12, 3, 2, 2),
+        (1, 3, 11, 17, 3, 3, 1), (1, 2, 12, 9, 5, 2, 2), (1, 2, 13, 15, 5, 1, 2), (1, 3, 1, 20, 3, 1, 1),
+        (1, 2, 5, 40, 3, 1, 1), (1, 2, 2, 2, 3, 2, 1),
+    ]
+
+    @Test(arguments: 0..<10) func depthwisePhasePlanesMatchReference(_ index: Int) throws {
+        let (n, c, h, w, k, s, p) = Self.depthwiseCases[index]
+        let x = try Self.random([n, c, h, w], seed: 21), wt = try Self.random([c, 1, k, k], seed: 22)
+        let b = try Self.random([c], seed: 23)
+        let ref = try conv2dReference(x, weight: wt, bias: b, stride: (s, s), padding: (p, p), groups: c)
+        let fast = try conv2d(x, weight: wt, bias: b, stride: (s, s), padding: (p, p), groups: c)
+        #expect(try maxRelativeError(fast, ref) < 1e-5, "case \(index)")
+        // ReLU6 clamps inside the tap loop; SiLU and a residual go through the conv epilogue.
+        let scale = (0..<c).map { 0.5 + Float($0) }, shift = (0..<c).map { Float($0) - 1 }
+        let scaled = try add(try mul(ref, try Tensor(scale, shape: [1, c, 1, 1])), try Tensor(shift, shape: [1, c, 1, 1]))
+        let residual = try Self.random(ref.shape, seed: 24)
+        for (activation, withResidual) in [(UnaryOp.relu6, false), (.relu6, true), (.silu, false)] {
+            var epilogue = ConvEpilogue(scale: scale, shift: shift, activation: activation)
+            if withResidual { epilogue.residual = residual }
+            var bias = try Tensor(shift, shape: [c])
+            bias = try add(bias, try mul(b, try Tensor(scale, shape: [c])))
+            epilogue.shift = try bias.toArray(Float.self)
+            let fused = try conv2dFused(x, weight: wt, stride: (s, s), padding: (p, p), groups: c, epilogue: epilogue)
+            let want = try unary(activation, withResidual ? try add(scaled, residual) : scaled)
+            try expectClose(fused, want, rtol: 1e-5, atol: 1e-5, "case \(index) \(activation) residual \(withResidual)")
+        }
+    }
+
     @Test func conv2dEmptyBatchGivesEmptyOutput() throws {
         let y = try conv2d(try Tensor.zeros([0, 3, 5, 5]), weight: try Tensor.zeros([2, 3, 3, 3]))
         #expect(y.shape == [0, 2, 3, 3])

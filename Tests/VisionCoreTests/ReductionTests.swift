@@ -44,6 +44,18 @@ enum NormCheck {
         }
     }
 
+    @Test func rowSumsOfEveryTailLength() throws {
+        // Row tails of 1 to 15 values after whole vectors (read as the row's last 16 values, the rest masked),
+        // rows shorter than a vector, and tails of a second 1024-value block.
+        for n in Array(1...40) + [1030, 2049] {
+            let x = try NormCheck.random([3, n], seed: UInt64(n))
+            for op in [ReduceOp.reduceSum, .reduceMean] {
+                let fast = try reduce(op, x, axes: [1], keepDim: false), ref = try reduceReference(op, x, axes: [1], keepDim: false)
+                #expect(try maxRelativeError(fast, ref) < 2e-6, "\(op) n \(n)")
+            }
+        }
+    }
+
     @Test func bigSumIsAccurate() throws {
         // 2^22 values of 0.1: naive float accumulation drifts by ~1e-2 relative; blocked Double stays near ulp.
         let x = try Tensor.full([1 << 22], value: 0.1)

@@ -153,4 +153,13 @@ ptrdiff_t vck_winograd_scratch(const vck_winograd *job, ptrdiff_t tiles);
 /// returns 0, or -1 when memory ran out.
 int vck_winograd_run(const vck_winograd *job, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t co0, ptrdiff_t co1,
                      float *scratch);
+
+/// Floats of scratch that vck_depthwise_plane needs for an oh x ow output of a k x k kernel at stride s.
+ptrdiff_t vck_depthwise_scratch(ptrdiff_t oh, ptrdiff_t ow, ptrdiff_t k, ptrdiff_t s);
+/// One plane of a depthwise convolution (depthwise.c): the h x w plane `x`, zero-padded by (ph, pw), by the k x k
+/// filter `wt` at stride s (dilation 1) into the oh x ow plane `y`, with the conv GEMM's epilogue on each output
+/// (act(acc * scale + shift + res), or the residual after the activation). `scratch`: vck_depthwise_scratch floats.
+void vck_depthwise_plane(const float *x, ptrdiff_t h, ptrdiff_t w, ptrdiff_t k, ptrdiff_t s, ptrdiff_t ph,
+                         ptrdiff_t pw, ptrdiff_t oh, ptrdiff_t ow, const float *wt, float scale, float shift,
+                         const float *res, int act, float p, int after, float *y, float *scratch);
 #endif

@@ -102,6 +102,17 @@ func sgemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha
         }
         return
     }
+    if n == 1 {
+        // A matrix times a column (a 1x1 conv on a 1x1 map, as in squeeze-excitation): sgemv again.
+        if beta == 0 { for i in 0..<m { c[i * ldc] = 0 } }
+        let incx = blasint(transB ? 1 : ldb)
+        if transA {
+            cblas_sgemv(CblasRowMajor, CblasTrans, blasint(k), blasint(m), alpha, a, blasint(lda), b, incx, beta, c, blasint(ldc))
+        } else {
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, blasint(m), blasint(k), alpha, a, blasint(lda), b, incx, beta, c, blasint(ldc))
+        }
+        return
+    }
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                 blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
 }

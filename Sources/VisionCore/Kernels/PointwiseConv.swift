@@ -25,7 +25,9 @@ func pointwiseSmallMapsConv(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: U
     let sx = SendablePointer(UnsafeMutablePointer(mutating: x)), sw = SendablePointer(UnsafeMutablePointer(mutating: w))
     let so = SendablePointer(out)
     let blocks = (cout + pointwiseRowBlock - 1) / pointwiseRowBlock
-    forEachWorkItem(g.batch * blocks, scratch: 0) { item, _ in
+    // Waking a second thread costs more than a product of under a million flops (the SE convs on 1x1 maps).
+    let flops = 2 * g.batch * cout * cin * hw
+    forEachWorkItem(g.batch * blocks, scratch: 0, minItemsPerThread: flops < 1 << 20 ? Int.max : 1) { item, _ in
         let n = item / blocks, c0 = (item % blocks) * pointwiseRowBlock, rows = min(pointwiseRowBlock, cout - c0)
         let y = so.p + n * cout * hw
         sgemm(false, false, rows, hw, cin, 1, sw.p + c0 * cin, cin, sx.p + n * cin * hw, hw, 0, y + c0 * hw, hw)

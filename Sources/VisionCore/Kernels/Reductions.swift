@@ -95,7 +95,12 @@ struct ReductionLayout {
         var a0 = F16(), a1 = F16()
         while i + 32 <= end { a0 += f(loadF16(p + i)); a1 += f(loadF16(p + i + 16)); i += 32 }
         while i + 16 <= end { a0 += f(loadF16(p + i)); i += 16 }
-        if i < end {
+        if i < end && end >= 16 {
+            // The tail as the last 16 floats of the row, lanes already summed masked off: no partial copy through
+            // the stack, whose store-to-load forwarding stalls on every short row (spatial means of 7x7 maps).
+            a1 += f(loadF16(p + (end - 16))).replacing(with: 0, where: lanesBelow(16 - (end - i)))
+            i = end
+        } else if i < end {
             a1 += f(loadPartial(p + i, end - i, fill: 0)).replacing(with: 0, where: .!lanesBelow(end - i))
             i = end
         }

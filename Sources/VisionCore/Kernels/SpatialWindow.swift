@@ -198,7 +198,7 @@ private final class WorkCounter: @unchecked Sendable {
 }
 
 /// Runs `body(item, scratch)` for every item in 0..<n on up to `Threading.threadCount` threads (fewer when there
-/// are under `minItemsPerThread` items per thread). Threads claim items one at a time from a shared counter, so
+/// are under `minItemsPerThread` items per thread). Threads claim runs of items from a shared counter, so
 /// a thread that the OS delays (other work on the machine) does not hold the others up, and each thread owns one
 /// scratch buffer of `scratch` floats for all its items.
 func forEachWorkItem(_ n: Int, scratch: Int, minItemsPerThread: Int = 1, _ body: (Int, UnsafeMutablePointer<Float>) -> Void) {
@@ -211,15 +211,18 @@ func forEachWorkItem(_ n: Int, scratch: Int, minItemsPerThread: Int = 1, _ body:
         return
     }
     let counter = WorkCounter()
+    // Claims of about an eighth of a thread's share: few trips to the shared counter's cache line when items
+    // are small, and still enough claims left at the end to even out a late thread.
+    let step = max(1, n / (threads * 8))
     withoutActuallyEscaping(body) { body in
         let box = UncheckedBox(body)
         DispatchQueue.concurrentPerform(iterations: threads) { _ in
             let buf = UnsafeMutablePointer<Float>.allocate(capacity: max(scratch, 1))
             defer { buf.deallocate() }
             while true {
-                let i = counter.next.add(1, ordering: .relaxed).oldValue
-                if i >= n { break }
-                box.value(i, buf)
+                let first = counter.next.add(step, ordering: .relaxed).oldValue
+                if first >= n { break }
+                for i in first..<min(first + step, n) { box.value(i, buf) }
             }
         }
     }
@@ -231,4 +234,17 @@ func forEachWorkItem(_ n: Int, scratch: Int, minItemsPerThread: Int = 1, _ body:
 
 @inline(__always) func store8(_ v: F8, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: F8.self)
+}
+
+/// Stores 16 accumulated outputs at `o`, or only the first `n` of them at the end of a row. The partial store
+/// goes through memory: lane extracts make LLVM split the accumulators into narrow pieces in the hot loop.
+@inline(__always) func store16(_ a0: F8, _ a1: F8, _ o: UnsafeMutablePointer<Float>, _ n: Int) {
+    if n >= 16 {
+        store8(a0, o); store8(a1, o + 8)
+    } else {
+        var lanes = (a0, a1)
+        withUnsafeBytes(of: &lanes) { raw in
+            for i in 0..<min(n, 16) { o[i] = raw.load(fromByteOffset: i &* 4, as: Float.self) }
+        }
+    }
 }
