@@ -10,10 +10,8 @@ import VisionNN
 func convNormAct(_ x: Tensor, conv: Conv2d, bn: BatchNorm2d, activation: UnaryOp?, residual: Tensor? = nil) throws -> Tensor {
     if !bn.isTraining && !(Autograd.isRecording && recordsGradient(x, conv, bn, residual)) {
         // Inference: BatchNorm as the conv's per-channel scale and shift, residual and activation in its epilogue.
-        var epilogue = try ConvEpilogue.batchNorm(mean: bn.runningMean.value, variance: bn.runningVar.value,
-                                                  weight: bn.weight?.value, bias: bn.bias?.value, eps: bn.eps,
-                                                  convBias: conv.bias?.value)
-        (epilogue.residual, epilogue.activation) = (residual, activation)
+        var epilogue = try inferenceEpilogue(conv: conv, bn: bn, activation: activation)
+        epilogue.residual = residual
         return try conv2dFused(x, weight: conv.weight.value, stride: conv.stride, padding: conv.padding,
                                dilation: conv.dilation, groups: conv.groups, epilogue: epilogue)
     }
@@ -25,6 +23,15 @@ func convNormAct(_ x: Tensor, conv: Conv2d, bn: BatchNorm2d, activation: UnaryOp
     if let residual { y = try add(y, residual) }
     if let activation { y = try unary(activation, y) }
     return y
+}
+
+/// Eval-mode `bn` after `conv` (and its bias) as a conv epilogue, with `activation` after it.
+func inferenceEpilogue(conv: Conv2d, bn: BatchNorm2d, activation: UnaryOp?) throws -> ConvEpilogue {
+    var epilogue = try ConvEpilogue.batchNorm(mean: bn.runningMean.value, variance: bn.runningVar.value,
+                                              weight: bn.weight?.value, bias: bn.bias?.value, eps: bn.eps,
+                                              convBias: conv.bias?.value)
+    epilogue.activation = activation
+    return epilogue
 }
 
 /// True when some input of the unit would be recorded for backward.

@@ -133,11 +133,22 @@ final class ReXNetBlock: Module {
 
     override func forward(_ x: Tensor) throws -> Tensor {
         var y = x
-        if let convExp { y = try convExp(y) }
-        // Inference (eval, nothing recording gradients) fuses act_dw into the depthwise conv, or into the SE gating.
+        // Inference (eval, nothing recording gradients) fuses act_dw into the depthwise conv, or into the SE gating,
+        // and runs an expansion and the depthwise conv together, band by band (`expandDepthwiseConv`).
         let inference = !isTraining && !(Autograd.isRecording && (x.requiresGrad || convDw.conv.weight.requiresGrad))
-        if inference && se == nil { y = try convNormAct(y, conv: convDw.conv, bn: convDw.bn, activation: .relu6) }
-        if !inference || se != nil { y = try convDw(y) }
+        let expansionFrozen = !Autograd.isRecording
+            || [convExp, convDw].allSatisfy { $0?.namedParameters().allSatisfy { !$0.1.value.requiresGrad } ?? true }
+        if inference && expansionFrozen, let convExp {
+            let dw = convDw.conv
+            y = try expandDepthwiseConv(x, expandWeight: convExp.conv.weight.value,
+                                        expand: try inferenceEpilogue(conv: convExp.conv, bn: convExp.bn, activation: .silu),
+                                        depthwiseWeight: dw.weight.value, stride: dw.stride.0, padding: dw.padding.0,
+                                        depthwise: try inferenceEpilogue(conv: dw, bn: convDw.bn, activation: se == nil ? .relu6 : nil))
+        } else {
+            if let convExp { y = try convExp(y) }
+            if inference && se == nil { y = try convNormAct(y, conv: convDw.conv, bn: convDw.bn, activation: .relu6) }
+            if !inference || se != nil { y = try convDw(y) }
+        }
         if let se {
             // timm's SEModule with BN; fc1 -> bn -> ReLU goes through convNormAct like every conv-BN pair.
             let pooled = try mean(y, axes: [2, 3], keepDim: true)
