@@ -88,6 +88,34 @@ static inline __attribute__((always_inline)) void fill_row(const float *src, ptr
   }
 }
 
+// Zeroes the cells of the phase planes that no input value fills (padding), and only those: a memset of whole
+// planes cost as much as the convolution itself on wide maps.
+static inline __attribute__((always_inline)) void zero_padding(ptrdiff_t h, ptrdiff_t w, ptrdiff_t s, ptrdiff_t ph,
+                                                               ptrdiff_t pw, ptrdiff_t rows, ptrdiff_t rs,
+                                                               ptrdiff_t plane, float *phases) {
+  for (ptrdiff_t b = 0; b < s; b++) {
+    // Columns [jlo, jhi) of column phase b hold input columns c = j * s + b - pw in [0, w).
+    const ptrdiff_t last = w - 1 + pw - b;
+    ptrdiff_t jlo = pw > b ? (pw - b + s - 1) / s : 0, jhi = last >= 0 ? last / s + 1 : 0;
+    if (jlo > rs) jlo = rs;
+    if (jhi > rs) jhi = rs;
+    if (jhi < jlo) jhi = jlo;
+    for (ptrdiff_t a = 0; a < s; a++) {
+      float *p = phases + (a * s + b) * plane;
+      for (ptrdiff_t i = 0; i < rows; i++) {
+        const ptrdiff_t r = i * s + a - ph;
+        float *row = p + i * rs;
+        if (r < 0 || r >= h) {
+          for (ptrdiff_t j = 0; j < rs; j++) row[j] = 0;
+        } else {
+          for (ptrdiff_t j = 0; j < jlo; j++) row[j] = 0;
+          for (ptrdiff_t j = jhi; j < rs; j++) row[j] = 0;
+        }
+      }
+    }
+  }
+}
+
 // Cloned per ISA level with its inlined helpers, so that the short row copies vectorize in place instead of
 // costing a memcpy call each.
 CLONES void vck_depthwise_plane(const float *x, ptrdiff_t h, ptrdiff_t w, ptrdiff_t k, ptrdiff_t s, ptrdiff_t ph,
@@ -96,7 +124,7 @@ CLONES void vck_depthwise_plane(const float *x, ptrdiff_t h, ptrdiff_t w, ptrdif
   const ptrdiff_t ext = (k - 1) / s, rs = ow + ext, rows = oh + ext, plane = phase_plane(oh, ow, k, s);
   const ptrdiff_t n = oh * rs;
   float *phases = scratch, *acc = scratch + s * s * plane;
-  memset(phases, 0, (size_t)(s * s * plane) * sizeof(float));
+  zero_padding(h, w, s, ph, pw, rows, rs, plane, phases);
   for (ptrdiff_t r = 0; r < h; r++) fill_row(x + r * w, w, r + ph, pw, s, rows, rs, plane, phases);
   // ReLU and ReLU6 clamp in the tap loop; other activations and residuals go through the conv epilogue.
   const int inline_act = !res && (act == -1 || act == VCK_RELU || act == VCK_RELU6);

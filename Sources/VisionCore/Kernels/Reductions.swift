@@ -80,6 +80,14 @@ struct ReductionLayout {
     SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) .< Int32(k)
 }
 
+/// `v` with its first 16 - n lanes zeroed, by integer masking: a SIMDMask select compiles to a lane-by-lane
+/// loop through the stack on AVX2, and multiplying by 0 would keep NaN.
+@inline(__always) func keepingLastLanes(_ v: F16, _ n: Int) -> F16 {
+    // (lane - (16 - n)) >> 31 is all ones exactly for the lanes to drop.
+    let drop = (SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) &- Int32(16 &- n)) &>> 31
+    return unsafeBitCast(unsafeBitCast(v, to: SIMD16<Int32>.self) & ~drop, to: F16.self)
+}
+
 /// Lane-wise max/min that let NaN win (and stay), as torch's max/amax do.
 @inline(__always) func nanMax(_ a: F16, _ b: F16) -> F16 { a.replacing(with: b, where: (b .> a) .| (b .!= b)) }
 @inline(__always) func nanMin(_ a: F16, _ b: F16) -> F16 { a.replacing(with: b, where: (b .< a) .| (b .!= b)) }
@@ -98,7 +106,7 @@ struct ReductionLayout {
         if i < end && end >= 16 {
             // The tail as the last 16 floats of the row, lanes already summed masked off: no partial copy through
             // the stack, whose store-to-load forwarding stalls on every short row (spatial means of 7x7 maps).
-            a1 += f(loadF16(p + (end - 16))).replacing(with: 0, where: lanesBelow(16 - (end - i)))
+            a1 += keepingLastLanes(f(loadF16(p + (end - 16))), end - i)
             i = end
         } else if i < end {
             a1 += f(loadPartial(p + i, end - i, fill: 0)).replacing(with: 0, where: .!lanesBelow(end - i))
