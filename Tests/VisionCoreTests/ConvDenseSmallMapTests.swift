@@ -70,12 +70,13 @@ import Testing
 }
 
 /// 1x1 convs on small maps (`pointwiseSmallMapsConv`: OpenBLAS products per image and block of 256 output
-/// channels): against conv2dReference with a partial last block, and each image bit for bit the same alone as in
-/// a batch.
+/// channels, or two halves of fewer): against conv2dReference with a partial last block, and each image bit for
+/// bit the same alone as in a batch.
 @Suite struct PointwiseSmallMapTests {
-    @Test func matchesTheReferenceAndIgnoresTheBatch() throws {
-        let x = try randomTensor([3, 20, 7, 7], seed: 70), w = try randomTensor([300, 20, 1, 1], seed: 71, scale: 0.5)
-        let b = try randomTensor([300], seed: 72)
+    @Test(arguments: [300, 150]) func matchesTheReferenceAndIgnoresTheBatch(_ cout: Int) throws {
+        #expect(pointwiseRowBlock(outChannels: cout) == (cout > 256 ? 256 : 80))
+        let x = try randomTensor([3, 20, 7, 7], seed: 70), w = try randomTensor([cout, 20, 1, 1], seed: 71, scale: 0.5)
+        let b = try randomTensor([cout], seed: 72)
         let geo = try ConvGeometry("conv2d", x: x, weight: w, bias: b, stride: (1, 1), padding: (0, 0),
                                    dilation: (1, 1), groups: 1)
         #expect(pointwiseSmallMapsApplies(geo))

@@ -10,9 +10,12 @@ func pointwiseSmallMapsApplies(_ g: ConvGeometry) -> Bool {
         && g.outHeight * g.outWidth < 64
 }
 
-/// Output channels per OpenBLAS product of `pointwiseSmallMapsConv`: a fixed block, so that an image is computed
-/// the same way whatever the batch, and a single image still gives the threads several products.
-private let pointwiseRowBlock = 256
+/// Output channels per OpenBLAS product of `pointwiseSmallMapsConv`: blocks of 256, or two halves (multiples of 8)
+/// of up to 256 channels, so that a single image gives two threads work even for a projection to 150-200
+/// channels. The rule reads the channel count only, so an image is computed the same way whatever the batch.
+func pointwiseRowBlock(outChannels cout: Int) -> Int {
+    cout > 256 ? 256 : max(8, ((cout + 1) / 2 + 7) / 8 * 8)
+}
 
 /// `pointwiseSmallMapsApplies` convolutions: OpenBLAS products per image and block of output channels on the NCHW
 /// input in place (spread over the threads), then the epilogue row by row (the conv GEMM's own,
@@ -24,11 +27,11 @@ func pointwiseSmallMapsConv(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: U
     let rowPass = epi.scale != nil || epi.shift != nil || residual != nil || act >= 0
     let sx = SendablePointer(UnsafeMutablePointer(mutating: x)), sw = SendablePointer(UnsafeMutablePointer(mutating: w))
     let so = SendablePointer(out)
-    let blocks = (cout + pointwiseRowBlock - 1) / pointwiseRowBlock
+    let rowBlock = pointwiseRowBlock(outChannels: cout), blocks = (cout + rowBlock - 1) / rowBlock
     // Waking a second thread costs more than a product of under a million flops (the SE convs on 1x1 maps).
     let flops = 2 * g.batch * cout * cin * hw
     forEachWorkItem(g.batch * blocks, scratch: 0, minItemsPerThread: flops < 1 << 20 ? Int.max : 1) { item, _ in
-        let n = item / blocks, c0 = (item % blocks) * pointwiseRowBlock, rows = min(pointwiseRowBlock, cout - c0)
+        let n = item / blocks, c0 = (item % blocks) * rowBlock, rows = min(rowBlock, cout - c0)
         let y = so.p + n * cout * hw
         sgemm(false, false, rows, hw, cin, 1, sw.p + c0 * cin, cin, sx.p + n * cin * hw, hw, 0, y + c0 * hw, hw)
         guard rowPass else { return }
