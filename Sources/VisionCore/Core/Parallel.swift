@@ -35,6 +35,10 @@ public enum Threading {
         configured = n
     }
 
+    /// Sets OpenBLAS to one thread (once). Code that calls CBLAS directly, outside VisionCore's kernels, calls it
+    /// first: otherwise OpenBLAS splits each product over its own threads, which then compete with this pool's.
+    public static func prepareBLAS() { _ = blasSingleThreaded }
+
     /// OpenBLAS set to one thread, once, before the library's first BLAS call.
     static let blasSingleThreaded: Bool = {
         openblas_set_num_threads(1)

@@ -285,6 +285,7 @@ extension PiT {
     /// The final-normed class tokens [B, T, C] by the inference path.
     func inferenceFeatures(_ x: Tensor) throws -> Tensor {
         try checkInput(x)
+        Threading.prepareBLAS()
         let b = x.shape[0], t = arch.tokens, widths = arch.widths
         let g = arch.grid
         var (c, h, w) = (widths[0], g, g)
