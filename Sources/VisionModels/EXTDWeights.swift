@@ -1,4 +1,3 @@
-import Dispatch
 import Synchronization
 import VisionCore
 #if canImport(Glibc)
@@ -162,7 +161,7 @@ func forEachItem(_ n: Int, threads: Int, _ body: @Sendable (Int) -> Void) {
         return
     }
     let counter = ItemCounter()
-    DispatchQueue.concurrentPerform(iterations: min(threads, n)) { _ in
+    Threading.runOnThreads(min(threads, n)) { _ in
         while true {
             let i = counter.next.add(1, ordering: .relaxed).oldValue
             if i >= n { break }

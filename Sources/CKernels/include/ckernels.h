@@ -162,4 +162,7 @@ ptrdiff_t vck_depthwise_scratch(ptrdiff_t oh, ptrdiff_t ow, ptrdiff_t k, ptrdiff
 void vck_depthwise_plane(const float *x, ptrdiff_t h, ptrdiff_t w, ptrdiff_t k, ptrdiff_t s, ptrdiff_t ph,
                          ptrdiff_t pw, ptrdiff_t oh, ptrdiff_t ow, const float *wt, float scale, float shift,
                          const float *res, int act, float p, int after, float *y, float *scratch);
+
+/// A spin-wait hint (x86 `pause`): lets the sibling hyperthread run and saves power while a thread polls a flag.
+void vck_cpu_relax(void);
 #endif

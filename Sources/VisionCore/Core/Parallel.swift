@@ -2,10 +2,9 @@ import CBLAS
 #if canImport(Glibc)
 import Glibc
 #endif
-import Dispatch
 
-/// The library's threading: one shared pool (Dispatch's, whose fork/join costs about 0.1 µs, reference/
-/// toolchain.md section 7) for all of VisionCore's work, OpenBLAS calls included: OpenBLAS runs on one thread
+/// The library's threading: one shared pool (`SpinPool`: persistent threads that poll for the next job for about
+/// 0.1 ms before they sleep) for all of VisionCore's work, OpenBLAS calls included: OpenBLAS runs on one thread
 /// (`blasSingleThreaded`), and callers split large products themselves. OpenBLAS's own threads would spin
 /// (sched_yield) for a long while after every threaded call, or after a change of its thread count, taking the
 /// cores from this pool (measured: 15% of a Fashion-MNIST training run).
@@ -35,6 +34,11 @@ public enum Threading {
         configured = n
     }
 
+    /// Runs body(t) for t in 0..<n, each on its own thread of VisionCore's pool (the caller's is t = 0), and
+    /// returns when all are done; while the pool runs another job (a call from inside a job, or from another
+    /// application thread) the n calls run in order on the calling thread.
+    public static func runOnThreads(_ n: Int, _ body: (Int) -> Void) { SpinPool.shared.run(n, body) }
+
     /// Sets OpenBLAS to one thread (once). Code that calls CBLAS directly, outside VisionCore's kernels, calls it
     /// first: otherwise OpenBLAS splits each product over its own threads, which then compete with this pool's.
     public static func prepareBLAS() { _ = blasSingleThreaded }
@@ -54,7 +58,7 @@ public enum Threading {
     }()
 }
 
-/// A pointer wrapper that may cross into `concurrentPerform` (raw pointers are not `Sendable` in Swift 6).
+/// A pointer wrapper that may cross into the pool's jobs (raw pointers are not `Sendable` in Swift 6).
 struct SendablePointer<T>: @unchecked Sendable {
     let p: UnsafeMutablePointer<T>
     init(_ p: UnsafeMutablePointer<T>) { self.p = p }
@@ -69,7 +73,7 @@ func parallelFor(_ n: Int, minChunk: Int = 1, _ body: (Range<Int>) -> Void) {
     let chunk = (n + threads - 1) / threads
     withoutActuallyEscaping(body) { body in
         let box = UncheckedBox(body)
-        DispatchQueue.concurrentPerform(iterations: threads) { t in
+        SpinPool.shared.run(threads) { t in
             let lo = t * chunk, hi = min(n, lo + chunk)
             if lo < hi { box.value(lo..<hi) }
         }

@@ -2,7 +2,6 @@
 /// argument checks and output-size arithmetic with PyTorch's rules, and a padded, stride-phase-split scratch copy
 /// of one input plane that lets the SIMD kernels read every tap of consecutive outputs with contiguous loads.
 
-import Dispatch
 import Synchronization
 
 typealias F8 = SIMD8<Float>
@@ -216,7 +215,7 @@ func forEachWorkItem(_ n: Int, scratch: Int, minItemsPerThread: Int = 1, _ body:
     let step = max(1, n / (threads * 8))
     withoutActuallyEscaping(body) { body in
         let box = UncheckedBox(body)
-        DispatchQueue.concurrentPerform(iterations: threads) { _ in
+        SpinPool.shared.run(threads) { _ in
             let buf = UnsafeMutablePointer<Float>.allocate(capacity: max(scratch, 1))
             defer { buf.deallocate() }
             while true {

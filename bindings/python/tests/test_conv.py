@@ -274,3 +274,31 @@ def test_c_entry_points_refuse_null_and_bad_flags():
     # NULL stride means stride = kernel size.
     assert lib.vc_max_pool2d(x._handle, k, None, zero, one, 1, ctypes.byref(out)) == 0
     assert vc.Tensor(out).shape == (1, 2, 3, 3)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_threaded_kernels_work_in_a_forked_child():
+    """The worker pool's threads do not survive fork: the child starts its own instead of waiting on them."""
+    import os
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 8, 40, 40)).astype(np.float32)
+    wt = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
+    want = np.asarray(F.conv2d(x, wt, padding=1))  # starts the parent's workers
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = 0 if np.array_equal(np.asarray(F.conv2d(x, wt, padding=1)), want) else 2
+        finally:
+            os._exit(code)
+    deadline = __import__("time").time() + 60
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if __import__("time").time() > deadline:
+            os.kill(pid, 9)
+            pytest.fail("the forked child hung in a threaded kernel")
+        __import__("time").sleep(0.05)
+    assert os.waitstatus_to_exitcode(status) == 0
+

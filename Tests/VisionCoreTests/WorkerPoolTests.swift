@@ -1,0 +1,45 @@
+import Synchronization
+import Testing
+@testable import VisionCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// VisionCore's worker pool (`SpinPool`, `Threading.runOnThreads`): every participant runs once, on its own thread
+/// when the pool is free; calls made while it runs a job (nested, or from other threads) run in order on the
+/// calling thread and still give every participant once.
+@Suite struct WorkerPoolTests {
+    @Test func everyParticipantRunsOnceOnItsOwnThread() throws {
+        for n in [1, 2, 3, 5] {
+            let counts = Mutex<[Int]>(Array(repeating: 0, count: n))
+            let threads = Mutex<Set<UInt>>([])
+            Threading.runOnThreads(n) { t in
+                counts.withLock { $0[t] += 1 }
+                let me = UInt(pthread_self())
+                threads.withLock { _ = $0.insert(me) }
+            }
+            #expect(counts.withLock { $0 } == Array(repeating: 1, count: n), "n \(n)")
+            // Other tests may hold the pool at the same moment; then all n ran on this thread.
+            let distinct = threads.withLock { $0.count }
+            #expect(distinct == n || distinct == 1, "n \(n): \(distinct) threads")
+        }
+    }
+
+    @Test func nestedCallsRunInOrderOnTheCallingThread() throws {
+        let log = Mutex<[[Int]]>(Array(repeating: [], count: 3))
+        Threading.runOnThreads(3) { outer in
+            Threading.runOnThreads(4) { inner in log.withLock { $0[outer].append(inner) } }
+        }
+        #expect(log.withLock { $0 } == Array(repeating: [0, 1, 2, 3], count: 3))
+    }
+
+    @Test func concurrentCallersAllComplete() async throws {
+        // Several tasks run parallel kernels at once: whichever holds the pool, each result is the same as alone.
+        let x = try randomTensor([2, 16, 30, 30], seed: 90), w = try randomTensor([24, 16, 3, 3], seed: 91)
+        let want = try conv2d(x, weight: w, padding: (1, 1)).toArray(Float.self)
+        try await withThrowingTaskGroup(of: [Float].self) { group in
+            for _ in 0..<6 { group.addTask { try conv2d(x, weight: w, padding: (1, 1)).toArray(Float.self) } }
+            for try await got in group { #expect(got == want) }
+        }
+    }
+}
