@@ -25,6 +25,19 @@ import Glibc
         }
     }
 
+    @Test func jobsOfVaryingWidthsRunEachParticipantOnce() throws {
+        // Workers idle in one job (beyond its width) must neither join the next one late nor run it twice.
+        let widths = [5, 2, 4, 3, 1, 5]
+        let counts = Mutex<[Int]>(Array(repeating: 0, count: 5))
+        var want = Array(repeating: 0, count: 5)
+        for i in 0..<3000 {
+            let n = widths[i % widths.count]
+            Threading.runOnThreads(n) { t in counts.withLock { $0[t] += 1 } }
+            for t in 0..<n { want[t] += 1 }
+        }
+        #expect(counts.withLock { $0 } == want)
+    }
+
     @Test func nestedCallsRunInOrderOnTheCallingThread() throws {
         let log = Mutex<[[Int]]>(Array(repeating: [], count: 3))
         Threading.runOnThreads(3) { outer in

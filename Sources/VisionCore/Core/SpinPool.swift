@@ -18,15 +18,15 @@ final class SpinPool: @unchecked Sendable {
     static let shared = SpinPool()
 
     private var mutex = pthread_mutex_t(), cond = pthread_cond_t()
-    /// Bumped to publish a job; a worker runs each generation once.
-    private let generation = Atomic<Int>(0)
+    /// The published job: its generation (bumped per job; a worker runs each once) << 16 | its width (the number
+    /// of participants), in one word, so that a worker never pairs one job's generation with another's width.
+    private let state = Atomic<Int>(0)
     /// Workers still running the current job.
     private let remaining = Atomic<Int>(0)
     private let busy = Atomic<Bool>(false)
     private let sleepers = Atomic<Int>(0)
     // Written by the caller that holds `busy` before it publishes the job, read by workers after they see it.
     nonisolated(unsafe) private var job: UncheckedBox<(Int) -> Void>?
-    nonisolated(unsafe) private var width = 0
     nonisolated(unsafe) private var workers = 0
     /// Polls of about 50-150 cycles each (`pause`) before a worker sleeps.
     private let pollsBeforeSleep = 4_000
@@ -39,7 +39,7 @@ final class SpinPool: @unchecked Sendable {
 
     /// Runs body(t) for t in 0..<n, each on its own thread (the caller's is t = 0), and returns when all are done.
     func run(_ n: Int, _ body: (Int) -> Void) {
-        guard n > 1, busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+        guard n > 1, n < 1 << 16, busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
             for t in 0..<max(n, 0) { body(t) }
             return
         }
@@ -52,9 +52,9 @@ final class SpinPool: @unchecked Sendable {
         }
         withoutActuallyEscaping(body) { body in
             job = UncheckedBox(body)
-            width = n
             remaining.store(n - 1, ordering: .relaxed)
-            generation.add(1, ordering: .sequentiallyConsistent)
+            let generation = (state.load(ordering: .relaxed) >> 16) + 1
+            state.store(generation << 16 | n, ordering: .sequentiallyConsistent)
             if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
                 pthread_mutex_lock(&mutex)
                 pthread_cond_broadcast(&cond)
@@ -73,7 +73,7 @@ final class SpinPool: @unchecked Sendable {
 
     /// Starts worker `index`, which takes the job about to be published as its first; false when it cannot.
     private func spawn(_ index: Int) -> Bool {
-        let start = generation.load(ordering: .acquiring)
+        let start = state.load(ordering: .acquiring) >> 16
         let context = Unmanaged.passRetained(SpinWorker(pool: self, index: index, start: start)).toOpaque()
         var tid = pthread_t()
         let created = pthread_create(&tid, nil, { raw in
@@ -97,22 +97,22 @@ final class SpinPool: @unchecked Sendable {
         var seen = start
         while true {
             var polls = 0
-            var g = generation.load(ordering: .acquiring)
-            while g == seen {
+            var published = state.load(ordering: .acquiring)
+            while published >> 16 == seen {
                 if polls < pollsBeforeSleep {
                     polls += 1
                     vck_cpu_relax()
                 } else {
                     pthread_mutex_lock(&mutex)
                     sleepers.add(1, ordering: .sequentiallyConsistent)
-                    while generation.load(ordering: .sequentiallyConsistent) == seen { pthread_cond_wait(&cond, &mutex) }
+                    while state.load(ordering: .sequentiallyConsistent) >> 16 == seen { pthread_cond_wait(&cond, &mutex) }
                     sleepers.subtract(1, ordering: .sequentiallyConsistent)
                     pthread_mutex_unlock(&mutex)
                 }
-                g = generation.load(ordering: .acquiring)
+                published = state.load(ordering: .acquiring)
             }
-            seen = g
-            if index < width {
+            seen = published >> 16
+            if index < published & 0xFFFF {
                 runJob(index)
                 remaining.subtract(1, ordering: .releasing)
             }
@@ -123,7 +123,7 @@ final class SpinPool: @unchecked Sendable {
     private func resetInChild() {
         pthread_mutex_init(&mutex, nil)
         pthread_cond_init(&cond, nil)
-        (workers, width, job) = (0, 0, nil)
+        (workers, job) = (0, nil)
         sleepers.store(0, ordering: .relaxed)
         remaining.store(0, ordering: .relaxed)
         busy.store(false, ordering: .relaxed)
