@@ -41,13 +41,16 @@ public func expandDepthwiseConv(_ x: Tensor, expandWeight: Tensor, expand: ConvE
     let blockChannels = min(c, expandDepthwiseChannelBlock), blocks = (c + blockChannels - 1) / blockChannels
     let band = expandDepthwiseBand(channels: blockChannels, width: w, kernel: k, stride: stride, outHeight: oh)
     let dwScratch = vck_depthwise_scratch(band, ow, k, stride)
-    guard oh >= 1, ow >= 1, dwScratch <= PhasePlaneLayout.maxCount else { return try composition() }
+    let rowsIn = (band - 1) * stride + k, bands = (oh + band - 1) / band
+    let expandedFloats = blockChannels * min(rowsIn, h) * w
+    // Scratch beyond 256 MiB per thread (absurdly wide maps): the composition allocates, or reports, instead.
+    guard oh >= 1, ow >= 1, dwScratch <= PhasePlaneLayout.maxCount, expandedFloats <= PhasePlaneLayout.maxCount else {
+        return try composition()
+    }
     try expand.validate(outShape: [n, c, h, w])
     try depthwise.validate(outShape: [n, c, oh, ow])
     let out = try Tensor.uninitialized([n, c, oh, ow])
     let xc = try x.contiguous(), we = try expandWeight.contiguous(), wd = try depthwiseWeight.contiguous()
-    let rowsIn = (band - 1) * stride + k, bands = (oh + band - 1) / band
-    let expandedFloats = blockChannels * min(rowsIn, h) * w
     let inputOffsets = (0..<cin).map { $0 * h * w }
     let failed = Atomic<Bool>(false)
     try withExtendedLifetime((xc, we, wd)) {
