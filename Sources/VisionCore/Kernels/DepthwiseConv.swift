@@ -18,6 +18,9 @@ func depthwiseConv(_ g: ConvGeometry, _ layout: PhasePlaneLayout, _ x: UnsafePoi
     scaled.withUnsafeBufferPointer { depthwiseConv(g, layout, x, $0.baseAddress!, epi.shift, post, out) }
 }
 
+/// Planes of `outputs` pixels a thread needs to pay for its fork: each is about 2 * kh * kw * outputs flops.
+private func planesPerThread(_ outputs: Int) -> Int { max(1, 16_384 / max(outputs, 1)) }
+
 /// The depthwise kernel proper: bias inside the tap loop, residual and activation on each plane after it.
 private func depthwiseConv(_ g: ConvGeometry, _ layout: PhasePlaneLayout, _ x: UnsafePointer<Float>,
                            _ w: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?, _ post: EpiloguePointers,
@@ -25,8 +28,7 @@ private func depthwiseConv(_ g: ConvGeometry, _ layout: PhasePlaneLayout, _ x: U
     let c = g.inChannels, hw = g.height * g.width, ohw = g.outHeight * g.outWidth, area = g.kernelArea
     let sx = SendablePointer(UnsafeMutablePointer(mutating: x)), so = SendablePointer(out)
     let sw = SendablePointer(UnsafeMutablePointer(mutating: w)), sb = bias.map { SendablePointer(UnsafeMutablePointer(mutating: $0)) }
-    // Each plane is about 2 * kh * kw * Ho * Wo flops; a thread needs a few small planes to pay for its fork.
-    forEachWorkItem(g.batch * c, scratch: layout.count, minItemsPerThread: max(1, 16_384 / max(ohw, 1))) { plane, buf in
+    forEachWorkItem(g.batch * c, scratch: layout.count, minItemsPerThread: planesPerThread(ohw)) { plane, buf in
         let ch = plane % c
         layout.fill(buf, from: sx.p + plane * hw, fill: 0)
         let b = sb.map { $0.p[ch] } ?? 0
@@ -151,8 +153,7 @@ private func phasePlaneDepthwise(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _
     let sw = SendablePointer(UnsafeMutablePointer(mutating: w))
     let act = epi.cActivation, residual = epi.cResidual.map { SendablePointer(UnsafeMutablePointer(mutating: $0)) }
     let scratch = vck_depthwise_scratch(g.outHeight, g.outWidth, k, s)
-    // Each plane is about 2 * k * k * Ho * Wo flops; a thread needs a few small planes to pay for its fork.
-    forEachWorkItem(g.batch * c, scratch: scratch, minItemsPerThread: max(1, 16_384 / max(ohw, 1))) { plane, buf in
+    forEachWorkItem(g.batch * c, scratch: scratch, minItemsPerThread: planesPerThread(ohw)) { plane, buf in
         let ch = plane % c
         let scale: Float = epi.scale?[ch] ?? 1, shift: Float = epi.shift?[ch] ?? 0
         let res: UnsafePointer<Float>? = residual.map { UnsafePointer($0.p + plane &* ohw) }

@@ -66,24 +66,17 @@ public func expandDepthwiseConv(_ x: Tensor, expandWeight: Tensor, expand: ConvE
                 // Input rows [iy0, iy1) that output rows [oy0, oy1) read; padding rows above the map stay padding.
                 let top = oy0 * stride - padding, iy0 = max(0, top), iy1 = min(h, (oy1 - 1) * stride - padding + k)
                 let expanded = scratch, nq = (iy1 - iy0) * w
-                guard nq > 0 else {
-                    // Every tap of these rows falls in the padding: the depthwise conv of zeros.
-                    for ch in c0..<c1 {
-                        vck_depthwise_plane(scratch, 0, w, k, stride, top < 0 ? -top : 0, padding, oy1 - oy0, ow,
-                                            pd.p + ch * k * k, ds.map { $0[ch] } ?? 1, dt.map { $0[ch] } ?? 0, nil,
-                                            dAct, depthwise.activationParameter, 0,
-                                            po.p + ((image * c + ch) * oh + oy0) * ow, scratch + expandedFloats)
-                    }
-                    return
+                if nq > 0 {
+                    // Rows c0..<c1 of the expansion: the block's channels over the band's input rows.
+                    var job = vck_conv_gemm(
+                        a: pe.p + c0 * cin, lda: cin, m: c1 - c0, k: cin, aoff: nil,
+                        b: px.p + image * cin * h * w + iy0 * w, boff: offsets.baseAddress!, nq: nq, vw: nq, ow: nq,
+                        c: expanded, ldc: nq, scale: es.map { $0 + c0 }, shift: et.map { $0 + c0 }, residual: nil,
+                        activation: eAct, parameter: expand.activationParameter, residual_after: 0, period: 0, oh: 1,
+                        image_stride: 0, readable: nq)
+                    if vck_conv_gemm_run(&job, 0, c1 - c0, 0, nq) != 0 { failed.store(true, ordering: .relaxed); return }
                 }
-                // Rows c0..<c1 of the expansion: the block's channels over the band's input rows.
-                var job = vck_conv_gemm(
-                    a: pe.p + c0 * cin, lda: cin, m: c1 - c0, k: cin, aoff: nil, b: px.p + image * cin * h * w + iy0 * w,
-                    boff: offsets.baseAddress!, nq: nq, vw: nq, ow: nq, c: expanded, ldc: nq,
-                    scale: es.map { $0 + c0 }, shift: et.map { $0 + c0 }, residual: nil, activation: eAct,
-                    parameter: expand.activationParameter, residual_after: 0, period: 0, oh: 1, image_stride: 0,
-                    readable: nq)
-                if vck_conv_gemm_run(&job, 0, c1 - c0, 0, nq) != 0 { failed.store(true, ordering: .relaxed); return }
+                // No input rows (every tap of the band in the padding): the depthwise conv of zeros.
                 for ch in c0..<c1 {
                     vck_depthwise_plane(expanded + (ch - c0) * nq, iy1 - iy0, w, k, stride, top < 0 ? -top : 0, padding,
                                         oy1 - oy0, ow, pd.p + ch * k * k, ds.map { $0[ch] } ?? 1, dt.map { $0[ch] } ?? 0,
