@@ -82,3 +82,17 @@ int vck_transpose_set_isa(int level) {
 #endif
   return 0;
 }
+
+CLONES void vck_subsample(const float *src, ptrdiff_t planes, ptrdiff_t h, ptrdiff_t w, ptrdiff_t sh, ptrdiff_t sw,
+                          ptrdiff_t oh, ptrdiff_t ow, float *dst) {
+  for (ptrdiff_t p = 0; p < planes; p++) {
+    for (ptrdiff_t oy = 0; oy < oh; oy++, dst += ow) {
+      const float *row = src + p * h * w + oy * sh * w;
+      if (sw == 2) {  // a constant stride, which the compiler vectorizes with shuffles
+        for (ptrdiff_t ox = 0; ox < ow; ox++) dst[ox] = row[2 * ox];
+      } else {
+        for (ptrdiff_t ox = 0; ox < ow; ox++) dst[ox] = row[ox * sw];
+      }
+    }
+  }
+}

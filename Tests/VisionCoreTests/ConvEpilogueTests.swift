@@ -23,9 +23,11 @@ import CKernels
         ([4, 6, 3, 3], [10, 6, 1, 1], 1, 0, 1),
         // Explicit columns built chunk by chunk (9 images, and a last chunk of 1), the epilogue on each chunk.
         ([28, 32, 7, 7], [64, 32, 3, 3], 1, 1, 1),
+        // A strided 1x1 (a downsampling shortcut): the stride-1 conv of the subsampled input.
+        ([2, 24, 13, 15], [40, 24, 1, 1], 2, 0, 1),
     ]
 
-    @Test(arguments: 0..<13) func matchesTheComposition(_ index: Int) throws {
+    @Test(arguments: 0..<14) func matchesTheComposition(_ index: Int) throws {
         let (xs, ws, s, p, groups) = Self.geometries[index]
         let x = try randomTensor(xs, seed: 1), w = try randomTensor(ws, seed: 2, scale: 0.5)
         if index == 12 {

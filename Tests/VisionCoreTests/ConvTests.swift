@@ -20,7 +20,9 @@ import Testing
         Case(batch: 3, padding: (1, 1)),
         Case(batch: 3, cin: 5, cout: 3, k: (1, 1), bias: false),         // 1x1 GEMM path
         Case(cin: 4, cout: 6, k: (1, 1), groups: 2),                      // grouped 1x1
-        Case(cin: 3, cout: 4, k: (1, 1), stride: (2, 2)),                 // strided 1x1 reads a packed phase
+        Case(cin: 3, cout: 4, k: (1, 1), stride: (2, 2)),                 // strided 1x1: the subsampled input
+        Case(batch: 2, cin: 6, cout: 4, h: 12, w: 11, k: (1, 1), stride: (3, 2), dilation: (2, 2), groups: 2),
+        Case(batch: 2, cin: 19, cout: 21, h: 31, w: 29, k: (1, 1), stride: (2, 2), bias: false),
         Case(batch: 3, stride: (2, 2), padding: (1, 2)),
         Case(k: (3, 5), stride: (2, 1), padding: (2, 1), dilation: (2, 1)),
         Case(cin: 4, cout: 6, padding: (1, 1), dilation: (2, 2), groups: 2),

@@ -119,6 +119,10 @@ void vck_transpose(const float *src, ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t s
 /// Selects vck_transpose's code (4: AVX-512 tiles, 1: scalar, 0: the best this CPU has), so that tests can check
 /// both on one machine; returns -1 when the CPU lacks that level.
 int vck_transpose_set_isa(int level);
+/// dst[p][oy][ox] = src[p][oy * sh][ox * sw] for `planes` contiguous h x w planes, oh x ow outputs each (a 1x1
+/// strided conv's input, made contiguous for the stride-1 kernels).
+void vck_subsample(const float *src, ptrdiff_t planes, ptrdiff_t h, ptrdiff_t w, ptrdiff_t sh, ptrdiff_t sw,
+                   ptrdiff_t oh, ptrdiff_t ow, float *dst);
 
 /// The conv GEMM's epilogue on n contiguous outputs of one channel: y = act(x * s + t + res), or
 /// act(x * s + t) + res when `after` (res may be NULL; act -1: none).

@@ -1,3 +1,4 @@
+import CKernels
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -205,6 +206,10 @@ private func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: (
         let out = try Tensor.uninitialized(g.outShape)
         if out.count == 0 { return out }
         let xc = try x.contiguous(), wc = try weight.contiguous(), bc = try bias?.contiguous()
+        if stridedPointwise(g) {
+            return try conv2dForward(try subsampled(xc, g), weight: wc, bias: bc, stride: (1, 1), padding: (0, 0),
+                                     dilation: (1, 1), groups: groups, epilogue: epilogue)
+        }
         let rc = try epilogue?.residual?.contiguous()
         let shift = try epilogue?.shift ?? bc?.toArray(Float.self)
         let w = g.window
@@ -231,6 +236,31 @@ private func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: (
         }
         return out
     }
+}
+
+/// Whether a conv is 1x1, unpadded and strided (ResNet's downsampling shortcuts): it reads one input pixel in
+/// sh * sw, so it runs as the stride-1 conv of those pixels (`subsampled`), whose GEMMs read contiguous rows,
+/// instead of packing every stride phase of the input for the one phase it reads.
+func stridedPointwise(_ g: ConvGeometry) -> Bool {
+    let w = g.window
+    return w.kernel == (1, 1) && w.padding == (0, 0) && w.stride != (1, 1)
+}
+
+/// The pixels of contiguous NCHW `x` that a `stridedPointwise` conv reads, as a contiguous [N, C, Ho, Wo] tensor.
+func subsampled(_ x: Tensor, _ g: ConvGeometry) throws -> Tensor {
+    let (oh, ow) = (g.outHeight, g.outWidth), planes = g.batch * g.inChannels
+    let out = try Tensor.uninitialized([g.batch, g.inChannels, oh, ow])
+    let src = SendablePointer(x.pointer(Float.self)), dst = SendablePointer(out.pointer(Float.self))
+    let (h, w) = (g.height, g.width), (sh, sw) = g.window.stride
+    // Items of about 64K output floats, so that small maps do not pay a fork per plane.
+    let per = max(1, 65_536 / max(oh * ow, 1))
+    withExtendedLifetime(x) {
+        forEachWorkItem((planes + per - 1) / per, scratch: 0) { item, _ in
+            let p0 = item * per, count = min(per, planes - p0)
+            vck_subsample(src.p + p0 * h * w, count, h, w, sh, sw, oh, ow, dst.p + p0 * oh * ow)
+        }
+    }
+    return out
 }
 
 extension Optional where Wrapped == [Float] {
