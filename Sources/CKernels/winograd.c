@@ -3,33 +3,34 @@
 // that the 16 element-wise products, summed over input channels, are 16 GEMMs of 4 multiply-adds per output
 // instead of 9. The transforms use only additions and halvings (no rounding beyond that of the sums).
 //
-// The work runs in chunks of whole tile rows: the chunk's transformed inputs V [16][cin][nt] and GEMM results
-// M [16][cout][nt] stay in L2 between the input transform, the GEMMs (VisionCore's conv GEMM kernels) and the
-// output transform, which applies the epilogue.
+// The work runs in chunks of whole tile rows: the chunk's transformed inputs V [16][cin][nt] stay in L2 while
+// blocks of output channels go by, each block's transformed weights U [16][rows][cin] and GEMM results
+// M [16][rows][nt] made in L2 too: the weights' transform (a few additions per weight) is redone for every
+// chunk rather than written to memory once and read back by every chunk, which cost more on the maps of a few
+// dozen tiles where the weights outweigh the inputs (resnet50's 14x14 stage).
 #include "ckernels.h"
 #include "cpu.h"
 #include <stdlib.h>
 #include <string.h>
 
-// u[xi][o][i] (xi = 4 * row + column of G g G^T) for output channels [o0, o1) of the conv with filters
-// g(o, i) = w[o][i] (3 x 3), or, transposed, g(o, i) = w[i][o] rotated by 180 degrees (the input gradient's conv).
-// Each output channel's filters are first transposed to tap-major rows g[tap][i] (`buf`: 9 * ins floats), so
-// that the transform runs along contiguous input channels.
-CLONES void vck_winograd_weights(const float *w, ptrdiff_t cout, ptrdiff_t cin, int transposed, ptrdiff_t o0,
-                                 ptrdiff_t o1, float *u, float *buf) {
-  // The conv's channels: `outs` outputs of `ins` inputs.
-  const ptrdiff_t outs = transposed ? cin : cout, ins = transposed ? cout : cin;
+// u[xi][o - o0][i] (xi = 4 * row + column of G g G^T; `rows` = o1 - o0 rows per xi) for output channels
+// [o0, o1) of the conv with filters g(o, i) = w[o][i] (3 x 3), or, transposed, g(o, i) = w[i][o] rotated by 180
+// degrees (the input gradient's conv). Each output channel's filters are first transposed to tap-major rows
+// g[tap][i] (`buf`: 9 * ins floats), so that the transform runs along contiguous input channels.
+CLONES static void weights_block(const vck_winograd *job, ptrdiff_t o0, ptrdiff_t o1, float *u, float *buf) {
+  // The conv's channels: cout outputs of cin inputs; w's own shape swaps them when it is read transposed.
+  const ptrdiff_t ins = job->cin, rows = o1 - o0, wcin = job->transposed ? job->cout : job->cin;
   for (ptrdiff_t o = o0; o < o1; o++) {
-    if (transposed) {
-      vck_transpose(w + o * 9, ins, 9, cin * 9, buf, ins);
+    if (job->transposed) {
+      vck_transpose(job->weights + o * 9, ins, 9, wcin * 9, buf, ins);
     } else {
-      vck_transpose(w + o * cin * 9, ins, 9, 9, buf, ins);
+      vck_transpose(job->weights + o * wcin * 9, ins, 9, 9, buf, ins);
     }
     // Tap (ky, kx) of the filter: row 3 ky + kx of buf, or row 8 - (3 ky + kx) when rotated.
     const float *g[9];
-    for (int k = 0; k < 9; k++) g[k] = buf + (transposed ? 8 - k : k) * ins;
+    for (int k = 0; k < 9; k++) g[k] = buf + (job->transposed ? 8 - k : k) * ins;
     float *uo[16];
-    for (int xi = 0; xi < 16; xi++) uo[xi] = u + (xi * outs + o) * ins;
+    for (int xi = 0; xi < 16; xi++) uo[xi] = u + (xi * rows + o - o0) * ins;
 #pragma clang loop vectorize(assume_safety)
     for (ptrdiff_t i = 0; i < ins; i++) {
       float t[4][3];  // G g
@@ -50,10 +51,18 @@ CLONES void vck_winograd_weights(const float *w, ptrdiff_t cout, ptrdiff_t cin, 
   }
 }
 
+// Output channels per block of transformed weights: U [16][rows][cin] within about 256 KB (a multiple of 8 rows,
+// the GEMM's register tile on AVX-512).
+static ptrdiff_t block_rows(const vck_winograd *job) {
+  ptrdiff_t rows = 4096 / (job->cin > 0 ? job->cin : 1) / 8 * 8;
+  return rows < 8 ? 8 : rows;
+}
+
 ptrdiff_t vck_winograd_scratch(const vck_winograd *job, ptrdiff_t tiles) {
-  const ptrdiff_t tx = (job->ow + 1) / 2, width = 2 * tx + 2;
-  // V and M, then four row-transformed rows (or two output rows), then a row of zeros.
-  return 16 * (job->cin + job->cout) * tiles + 4 * width + job->w;
+  const ptrdiff_t tx = (job->ow + 1) / 2, width = 2 * tx + 2, rows = block_rows(job);
+  // V, a block's U and M, the weights' tap-major rows, four row-transformed rows (or two output rows), a row of
+  // zeros.
+  return 16 * job->cin * tiles + 16 * rows * (job->cin + tiles) + 9 * job->cin + 4 * width + job->w;
 }
 
 // The 16 transformed patches of one channel for tiles [ta, tb) of one tile row: v[xi * vstride + t - ta], from
@@ -136,9 +145,10 @@ CLONES static void output_row(const vck_winograd *job, const float *m, ptrdiff_t
 int vck_winograd_run(const vck_winograd *job, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t co0, ptrdiff_t co1,
                      float *scratch) {
   const ptrdiff_t tx = (job->ow + 1) / 2, ty = (job->oh + 1) / 2, nt = t1 - t0;
-  const ptrdiff_t cin = job->cin, cout = job->cout;
+  const ptrdiff_t cin = job->cin, cout = job->cout, ub = block_rows(job);
   if (nt <= 0 || co0 >= co1) return 0;
-  float *v = scratch, *m = v + 16 * cin * nt, *buf = m + 16 * cout * nt, *zeros = buf + 4 * (2 * tx + 2);
+  float *v = scratch, *u = v + 16 * cin * nt, *m = u + 16 * ub * cin, *wbuf = m + 16 * ub * nt;
+  float *buf = wbuf + 9 * cin, *zeros = buf + 4 * (2 * tx + 2);
   memset(zeros, 0, (size_t)job->w * sizeof(float));
   ptrdiff_t *boff = malloc((size_t)cin * sizeof(ptrdiff_t));
   if (!boff) return -1;
@@ -150,35 +160,39 @@ int vck_winograd_run(const vck_winograd *job, ptrdiff_t t0, ptrdiff_t t1, ptrdif
       input_row(job->x + (n * cin + ci) * job->h * job->w, job->h, job->w, oy - job->ph, job->pw, ta, tb, zeros,
                 buf, v + ci * nt + at, cin * nt);
   })
-  // M[xi] = U[xi] V[xi]: 16 GEMMs [cout x cin] x [cin x nt] (rows [co0, co1)).
   int status = 0;
-  for (int xi = 0; xi < 16 && status == 0; xi++) {
-    vck_conv_gemm g = {0};
-    g.a = job->u + xi * cout * cin;
-    g.lda = cin;
-    g.m = cout;
-    g.k = cin;
-    g.b = v + xi * cin * nt;
-    g.boff = boff;
-    g.nq = g.vw = g.ow = nt;
-    g.c = m + xi * cout * nt;
-    g.ldc = nt;
-    g.activation = -1;
-    g.oh = 1;
-    status = vck_conv_gemm_run(&g, co0, co1, 0, nt);
+  for (ptrdiff_t b0 = co0; b0 < co1 && status == 0; b0 += ub) {
+    const ptrdiff_t b1 = co1 - b0 < ub ? co1 : b0 + ub, rows = b1 - b0;
+    weights_block(job, b0, b1, u, wbuf);
+    // M[xi] = U[xi] V[xi]: 16 GEMMs [rows x cin] x [cin x nt].
+    for (int xi = 0; xi < 16 && status == 0; xi++) {
+      vck_conv_gemm g = {0};
+      g.a = u + xi * rows * cin;
+      g.lda = cin;
+      g.m = rows;
+      g.k = cin;
+      g.b = v + xi * cin * nt;
+      g.boff = boff;
+      g.nq = g.vw = g.ow = nt;
+      g.c = m + xi * rows * nt;
+      g.ldc = nt;
+      g.activation = -1;
+      g.oh = 1;
+      status = vck_conv_gemm_run(&g, 0, rows, 0, nt);
+    }
+    if (status != 0) break;
+    // Output transform and epilogue, channel by channel.
+    FOR_TILE_PIECES(t0, t1, tx, {
+      const ptrdiff_t n = row / ty, oy = (row - n * ty) * 2, orows = job->oh - oy < 2 ? job->oh - oy : 2;
+      const ptrdiff_t ox = 2 * ta, count = (2 * tb < job->ow ? 2 * tb : job->ow) - ox;
+      for (ptrdiff_t co = b0; co < b1; co++) {
+        const ptrdiff_t off = (n * cout + co) * job->oh * job->ow + oy * job->ow + ox;
+        output_row(job, m + (co - b0) * nt + at, rows * nt, tb - ta, count, job->scale ? job->scale[co] : 1.0f,
+                   job->shift ? job->shift[co] : 0.0f, buf, job->y + off,
+                   job->residual ? job->residual + off : NULL, orows);
+      }
+    })
   }
   free(boff);
-  if (status != 0) return status;
-  // Output transform and epilogue, channel by channel.
-  FOR_TILE_PIECES(t0, t1, tx, {
-    const ptrdiff_t n = row / ty, oy = (row - n * ty) * 2, rows = job->oh - oy < 2 ? job->oh - oy : 2;
-    const ptrdiff_t ox = 2 * ta, count = (2 * tb < job->ow ? 2 * tb : job->ow) - ox;
-    for (ptrdiff_t co = co0; co < co1; co++) {
-      const ptrdiff_t off = (n * cout + co) * job->oh * job->ow + oy * job->ow + ox;
-      output_row(job, m + co * nt + at, cout * nt, tb - ta, count, job->scale ? job->scale[co] : 1.0f,
-                 job->shift ? job->shift[co] : 0.0f, buf, job->y + off, job->residual ? job->residual + off : NULL,
-                 rows);
-    }
-  })
-  return 0;
+  return status;
 }

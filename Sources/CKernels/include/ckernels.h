@@ -136,7 +136,10 @@ void vck_conv_finish_row(const float *x, float *y, ptrdiff_t n, float s, float t
 typedef struct {
   const float *x;
   ptrdiff_t cin, h, w, ph, pw;
-  const float *u; /* the transformed weights, [16][cout][cin] (vck_winograd_weights) */
+  /* The 3x3 filters: [cout][cin][3][3], or, with `transposed`, the weights [cin][cout][3][3] of the conv whose
+     input gradient this conv computes (read transposed and rotated by 180 degrees). */
+  const float *weights;
+  int transposed;
   ptrdiff_t cout, oh, ow;
   float *y;
   const float *scale, *shift, *residual;
@@ -145,12 +148,6 @@ typedef struct {
   int residual_after;
 } vck_winograd;
 
-/// Transformed weights u[16][outs][ins] for outputs [o0, o1) of the conv by w [cout][cin][3][3] (outs = cout), or,
-/// with `transposed`, of the conv that maps its output gradient to its input gradient (outs = cin, filters
-/// w[i][o] rotated by 180 degrees).
-/// `buf`: 9 * ins floats of scratch.
-void vck_winograd_weights(const float *w, ptrdiff_t cout, ptrdiff_t cin, int transposed, ptrdiff_t o0, ptrdiff_t o1,
-                          float *u, float *buf);
 /// Floats of scratch that vck_winograd_run needs for a chunk of `tiles` tiles.
 ptrdiff_t vck_winograd_scratch(const vck_winograd *job, ptrdiff_t tiles);
 /// Computes output channels [co0, co1) of tiles [t0, t1) (tile t: row t / tx, column t % tx, tx = ceil(ow / 2));

@@ -23,31 +23,22 @@ func winogradApplies(_ g: ConvGeometry) -> Bool {
         && (side >= 8 || (side >= 4 && g.inChannels >= 64))
 }
 
-/// Conv2d of contiguous NCHW `x` with OIHW 3x3 weights `w`, the epilogue fused, by Winograd's F(2x2, 3x3): the
-/// weights are transformed once (in parallel over output channels), then chunks of 2x2 output tiles, their
-/// transformed inputs and GEMM results sized to stay near L2, run on the threads. `transposedWeights`: `w` is
-/// [Cout of g's input][Cin of g's output][3][3], the weights of the conv whose input gradient this conv computes
-/// (read transposed and rotated by 180 degrees, with no flipped copy).
+/// Conv2d of contiguous NCHW `x` with OIHW 3x3 weights `w`, the epilogue fused, by Winograd's F(2x2, 3x3): chunks
+/// of 2x2 output tiles and parts of the output channels run on the threads, each chunk's transformed inputs, and
+/// each block of the part's transformed weights and GEMM results, sized to stay in L2 (winograd.c).
+/// `transposedWeights`: `w` is [Cout of g's input][Cin of g's output][3][3], the weights of the conv whose input
+/// gradient this conv computes (read transposed and rotated by 180 degrees, with no flipped copy).
 func winogradConv(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
                   transposedWeights: Bool = false, _ epi: EpiloguePointers, _ out: UnsafeMutablePointer<Float>) throws {
     let cin = g.inChannels, cout = g.outChannels
-    let u = try Tensor.uninitialized([16 * cout * cin])
-    let pu = SendablePointer(u.pointer(Float.self)), pw = SendablePointer(UnsafeMutablePointer(mutating: w))
     let threads = Threading.threadCount
-    let blocks = min(cout, 4 * threads), per = (cout + blocks - 1) / blocks
-    forEachWorkItem(blocks, scratch: 9 * cin) { item, buf in
-        let o0 = item * per
-        guard o0 < cout else { return }
-        // w's own [Cout][Cin] shape: this conv's channels swapped when it is read transposed.
-        let (wOut, wIn) = transposedWeights ? (cin, cout) : (cout, cin)
-        vck_winograd_weights(pw.p, wOut, wIn, transposedWeights ? 1 : 0, o0, min(cout, o0 + per), pu.p, buf)
-    }
     let job = vck_winograd(x: x, cin: cin, h: g.height, w: g.width, ph: g.window.padding.0, pw: g.window.padding.1,
-                           u: UnsafePointer(pu.p), cout: cout, oh: g.outHeight, ow: g.outWidth, y: out,
-                           scale: epi.scale, shift: epi.shift, residual: epi.cResidual, activation: epi.cActivation,
-                           parameter: epi.parameter, residual_after: epi.residualAfter ? 1 : 0)
-    // Chunks of tiles whose V and M (16 (cin + cout) floats per tile) stay near 1.5 MB, at least three per thread
-    // where there are tiles enough, of equal sizes rounded to whole vectors; with fewer chunks than two per
+                           weights: w, transposed: transposedWeights ? 1 : 0, cout: cout, oh: g.outHeight,
+                           ow: g.outWidth, y: out, scale: epi.scale, shift: epi.shift, residual: epi.cResidual,
+                           activation: epi.cActivation, parameter: epi.parameter,
+                           residual_after: epi.residualAfter ? 1 : 0)
+    // Chunks of about 24K / (cin + cout) tiles (V of 256 input channels: 48 tiles, 768 KB), at least three per
+    // thread where there are tiles enough, of equal sizes rounded to whole vectors; with fewer chunks than two per
     // thread, each chunk's output channels are split too (each part transforms the chunk's input again, which
     // costs little next to its GEMM rows).
     let tiles = g.batch * ((g.outHeight + 1) / 2) * ((g.outWidth + 1) / 2)
@@ -61,16 +52,14 @@ func winogradConv(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePoint
     let scratch = withUnsafePointer(to: job) { vck_winograd_scratch($0, chunk) }
     let failed = Atomic<Bool>(false)
     let box = UncheckedBox(job)
-    withExtendedLifetime(u) {
-        forEachWorkItem(chunks * parts, scratch: scratch) { item, buf in
-            let t0 = (item / parts) * chunk, co0 = (item % parts) * rowsPerPart
-            guard co0 < cout else { return }
-            let status = withUnsafePointer(to: box.value) {
-                vck_winograd_run($0, t0, min(tiles, t0 + chunk), co0, min(cout, co0 + rowsPerPart), buf)
-            }
-            if status != 0 {
-                failed.store(true, ordering: .relaxed)
-            }
+    forEachWorkItem(chunks * parts, scratch: scratch) { item, buf in
+        let t0 = (item / parts) * chunk, co0 = (item % parts) * rowsPerPart
+        guard co0 < cout else { return }
+        let status = withUnsafePointer(to: box.value) {
+            vck_winograd_run($0, t0, min(tiles, t0 + chunk), co0, min(cout, co0 + rowsPerPart), buf)
+        }
+        if status != 0 {
+            failed.store(true, ordering: .relaxed)
         }
     }
     if failed.load(ordering: .relaxed) { throw VisionError.outOfMemory("conv2d: no memory for the Winograd GEMMs' scratch") }
