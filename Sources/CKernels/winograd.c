@@ -62,7 +62,7 @@ ptrdiff_t vck_winograd_scratch(const vck_winograd *job, ptrdiff_t tiles) {
   const ptrdiff_t tx = (job->ow + 1) / 2, width = 2 * tx + 2, rows = block_rows(job);
   // V, a block's U and M, the weights' tap-major rows, four row-transformed rows (or two output rows), a row of
   // zeros.
-  return 16 * job->cin * tiles + 16 * rows * (job->cin + tiles) + 9 * job->cin + 4 * width + job->w;
+  return 16 * job->cin * ((tiles + 15) / 16 * 16) + 16 * rows * (job->cin + tiles) + 9 * job->cin + 4 * width + job->w;
 }
 
 // The 16 transformed patches of one channel for tiles [ta, tb) of one tile row: v[xi * vstride + t - ta], from
@@ -147,18 +147,21 @@ int vck_winograd_run(const vck_winograd *job, ptrdiff_t t0, ptrdiff_t t1, ptrdif
   const ptrdiff_t tx = (job->ow + 1) / 2, ty = (job->oh + 1) / 2, nt = t1 - t0;
   const ptrdiff_t cin = job->cin, cout = job->cout, ub = block_rows(job);
   if (nt <= 0 || co0 >= co1) return 0;
-  float *v = scratch, *u = v + 16 * cin * nt, *m = u + 16 * ub * cin, *wbuf = m + 16 * ub * nt;
+  // V's rows are padded to whole vectors of 16, which a last partial column tile reads in place (the columns past
+  // nt are computed and dropped) instead of from a zero-padded copy.
+  const ptrdiff_t vs = (nt + 15) / 16 * 16;
+  float *v = scratch, *u = v + 16 * cin * vs, *m = u + 16 * ub * cin, *wbuf = m + 16 * ub * nt;
   float *buf = wbuf + 9 * cin, *zeros = buf + 4 * (2 * tx + 2);
   memset(zeros, 0, (size_t)job->w * sizeof(float));
   ptrdiff_t *boff = malloc((size_t)cin * sizeof(ptrdiff_t));
   if (!boff) return -1;
-  for (ptrdiff_t kk = 0; kk < cin; kk++) boff[kk] = kk * nt;
+  for (ptrdiff_t kk = 0; kk < cin; kk++) boff[kk] = kk * vs;
   // Input transform: V[xi][ci][tile - t0].
   FOR_TILE_PIECES(t0, t1, tx, {
     const ptrdiff_t n = row / ty, oy = (row - n * ty) * 2;
     for (ptrdiff_t ci = 0; ci < cin; ci++)
       input_row(job->x + (n * cin + ci) * job->h * job->w, job->h, job->w, oy - job->ph, job->pw, ta, tb, zeros,
-                buf, v + ci * nt + at, cin * nt);
+                buf, v + ci * vs + at, cin * vs);
   })
   int status = 0;
   for (ptrdiff_t b0 = co0; b0 < co1 && status == 0; b0 += ub) {
@@ -171,9 +174,10 @@ int vck_winograd_run(const vck_winograd *job, ptrdiff_t t0, ptrdiff_t t1, ptrdif
       g.lda = cin;
       g.m = rows;
       g.k = cin;
-      g.b = v + xi * cin * nt;
+      g.b = v + xi * cin * vs;
       g.boff = boff;
       g.nq = g.vw = g.ow = nt;
+      g.readable = vs;
       g.c = m + xi * rows * nt;
       g.ldc = nt;
       g.activation = -1;

@@ -37,17 +37,16 @@ func winogradConv(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePoint
                            ow: g.outWidth, y: out, scale: epi.scale, shift: epi.shift, residual: epi.cResidual,
                            activation: epi.cActivation, parameter: epi.parameter,
                            residual_after: epi.residualAfter ? 1 : 0)
-    // Chunks of about 24K / (cin + cout) tiles (V of 256 input channels: 48 tiles, 768 KB), at least three per
-    // thread where there are tiles enough, of equal sizes rounded to whole vectors; with fewer chunks than two per
-    // thread, each chunk's output channels are split too (each part transforms the chunk's input again, which
-    // costs little next to its GEMM rows).
+    // Chunks of tiles whose V (16 cin floats per tile) stays within about 1 MB, of equal sizes rounded to whole
+    // vectors. Every chunk transforms all the weights again and every part of the output channels the chunk's
+    // input, so the fewest of both that keep the threads busy: parts only where there are fewer chunks than
+    // threads (resnet50's 14x14 convs at batch 1: one chunk of 49 tiles, two halves of the channels).
     let tiles = g.batch * ((g.outHeight + 1) / 2) * ((g.outWidth + 1) / 2)
-    let fit = max(16, 24_576 / (cin + cout))
+    let fit = max(16, 16_384 / cin)
     var chunks = (tiles + fit - 1) / fit
-    if chunks < 3 * threads && tiles >= 3 * threads * 48 { chunks = 3 * threads }
     let chunk = ((tiles + chunks - 1) / chunks + 15) / 16 * 16
     chunks = (tiles + chunk - 1) / chunk
-    let parts = chunks >= 2 * threads ? 1 : min((3 * threads + chunks - 1) / chunks, max(1, cout / 16))
+    let parts = chunks >= threads ? 1 : min((threads + chunks - 1) / chunks, max(1, cout / 16))
     let rowsPerPart = ((cout + parts - 1) / parts + 7) / 8 * 8
     let scratch = withUnsafePointer(to: job) { vck_winograd_scratch($0, chunk) }
     let failed = Atomic<Bool>(false)
