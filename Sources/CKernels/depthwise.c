@@ -117,8 +117,10 @@ static inline __attribute__((always_inline)) void zero_padding(ptrdiff_t h, ptrd
 }
 
 // Cloned per ISA level with its inlined helpers, so that the short row copies vectorize in place instead of
-// costing a memcpy call each.
-CLONES void vck_depthwise_plane(const float *x, ptrdiff_t h, ptrdiff_t w, ptrdiff_t k, ptrdiff_t s, ptrdiff_t ph,
+// costing a memcpy call each; for the same reason the padding's zero fills (a float or two at each row's ends)
+// stay loops rather than memset calls.
+#define NO_MEMSET __attribute__((no_builtin("memset")))
+CLONES NO_MEMSET void vck_depthwise_plane(const float *x, ptrdiff_t h, ptrdiff_t w, ptrdiff_t k, ptrdiff_t s, ptrdiff_t ph,
                          ptrdiff_t pw, ptrdiff_t oh, ptrdiff_t ow, const float *wt, float scale, float shift,
                          const float *res, int act, float p, int after, float *y, float *scratch) {
   const ptrdiff_t ext = (k - 1) / s, rs = ow + ext, rows = oh + ext, plane = phase_plane(oh, ow, k, s);
