@@ -257,9 +257,10 @@ void vck_conv_finish_row(const float *x, float *y, ptrdiff_t n, float s, float t
 }
 
 // Applies the epilogue to tile columns [q, qe) of rows [i, i + rows) and stores the outputs among them
-// (virtual column q = oy * vw + ox of its image is an output when ox < ow and oy < oh).
+// (virtual column q = oy * vw + ox of its image is an output when ox < ow and oy < oh). `finished`: the tile
+// already holds the epilogue's results (no residual), which are copied.
 static void store_tile(const vck_conv_gemm *job, finish_fn finish, const float *tile, ptrdiff_t nr, ptrdiff_t i,
-                       ptrdiff_t rows, ptrdiff_t q, ptrdiff_t qe) {
+                       ptrdiff_t rows, ptrdiff_t q, ptrdiff_t qe, int finished) {
   const ptrdiff_t period = job->period > 0 ? job->period : job->nq;
   if (job->period > 0 && job->vw == job->ow && job->oh * job->ow == job->period) {
     // Explicit columns (every column an output, images of a few pixels): one epilogue call per row into a
@@ -274,6 +275,10 @@ static void store_tile(const vck_conv_gemm *job, finish_fn finish, const float *
     for (ptrdiff_t rr = 0; rr < rows; rr++) {
       ptrdiff_t ch = i + rr;
       float s = job->scale ? job->scale[ch] : 1.0f, t = job->shift ? job->shift[ch] : 0.0f, *y = job->c + ch * job->ldc;
+      if (finished) {
+        for (ptrdiff_t j = 0; j < n; j++) y[off[j]] = tile[rr * nr + j];
+        continue;
+      }
       if (job->residual)
         for (ptrdiff_t j = 0; j < n; j++) res[j] = job->residual[ch * job->ldc + off[j]];
       finish(tile + rr * nr, out, n, s, t, job->residual ? res : NULL, job->activation, job->parameter,
@@ -298,6 +303,10 @@ static void store_tile(const vck_conv_gemm *job, finish_fn finish, const float *
     ptrdiff_t n = end - j, at = image * job->image_stride + oy * job->ow + ox;
     for (ptrdiff_t rr = 0; rr < rows; rr++) {
       ptrdiff_t ch = i + rr;
+      if (finished) {
+        memcpy(job->c + ch * job->ldc + at, tile + rr * nr + (j - q), (size_t)n * sizeof(float));
+        continue;
+      }
       float s = job->scale ? job->scale[ch] : 1.0f, t = job->shift ? job->shift[ch] : 0.0f;
       const float *res = job->residual ? job->residual + ch * job->ldc + at : NULL;
       finish(tile + rr * nr + (j - q), job->c + ch * job->ldc + at, n, s, t, res, job->activation, job->parameter,
@@ -350,8 +359,17 @@ static void run_panel(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t i, ptr
     ks.micro[t->nv](job->k, arow, t->b, t->boff, tile, &ds);
     return;
   }
+  if (!job->residual) {
+    // The epilogue in registers into the tile, which is then copied out segment by segment (a call of the
+    // row epilogue per segment cost more than the products on short rows, SiLU most).
+    direct_store ts = {tile, nr, rows, job->scale ? job->scale + i : NULL, job->shift ? job->shift + i : NULL,
+                       NULL, job->activation, 0, job->parameter};
+    ks.micro[t->nv](job->k, arow, t->b, t->boff, tile, &ts);
+    store_tile(job, ks.finish, tile, nr, i, rows, t->q, t->qe, 1);
+    return;
+  }
   ks.micro[t->nv](job->k, arow, t->b, t->boff, tile, NULL);
-  store_tile(job, ks.finish, tile, nr, i, rows, t->q, t->qe);
+  store_tile(job, ks.finish, tile, nr, i, rows, t->q, t->qe, 0);
 }
 
 int vck_conv_gemm_run(const vck_conv_gemm *job, ptrdiff_t m0, ptrdiff_t m1, ptrdiff_t q0, ptrdiff_t q1) {
