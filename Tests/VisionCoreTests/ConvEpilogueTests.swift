@@ -91,7 +91,7 @@ import CKernels
     }
 }
 
-/// channelScaled against the composition it replaces (broadcast multiply, then the activation).
+/// channelScaled and addingLeadingChannels against the compositions they replace.
 @Suite struct ChannelScaleTests {
     @Test func matchesMultiplyThenActivation() throws {
         let x = try randomTensor([2, 5, 7, 3], seed: 1), s = try randomTensor([2, 5, 1, 1], seed: 2)
@@ -102,6 +102,21 @@ import CKernels
         }
         #expect(throws: VisionError.self) { try channelScaled(x, by: try Tensor.zeros([2, 4, 1, 1])) }
         #expect(throws: VisionError.self) { try channelScaled(x, by: try Tensor.zeros([2, 5, 2, 1])) }
+    }
+
+    /// addingLeadingChannels against pad + add; a y that the caller still holds keeps its values.
+    @Test func leadingChannelsMatchPadThenAdd() throws {
+        // 3 x 9 x 1000 floats: several 16K-float pieces per image, so the threads split an image.
+        let y = try randomTensor([2, 9, 1000, 3], seed: 3), before = try y.toArray(Float.self)
+        for channels in [9, 4, 1] {
+            let x = try randomTensor([2, channels, 1000, 3], seed: 4)
+            let expected = try add(y, try pad(x, pads: [0, 0, 0, 0, 0, 9 - channels]))
+            #expect(try addingLeadingChannels(y, x).toArray(Float.self) == expected.toArray(Float.self), "\(channels)")
+        }
+        #expect(try y.toArray(Float.self) == before)
+        #expect(throws: VisionError.self) { try addingLeadingChannels(y, try Tensor.zeros([2, 10, 1000, 3])) }
+        #expect(throws: VisionError.self) { try addingLeadingChannels(y, try Tensor.zeros([2, 4, 1000, 2])) }
+        #expect(throws: VisionError.self) { try addingLeadingChannels(y, try Tensor.zeros([1, 4, 1000, 3])) }
     }
 }
 

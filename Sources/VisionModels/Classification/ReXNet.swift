@@ -160,9 +160,11 @@ final class ReXNetBlock: Module {
             y = try relu6(y)
         }
         guard spec.hasShortcut else { return try convPwl(y) }
-        // The input joins the first inChannels output channels; zero-padding it to the output width makes that
-        // an ordinary residual add (channels inChannels..<out pass through unchanged).
+        // The input joins the first inChannels output channels (channels inChannels..<out pass through
+        // unchanged): added in place in inference, and in training zero-padded to the output width, which makes
+        // it an ordinary (differentiable) residual add.
         let extra = spec.outChannels - spec.inChannels
+        if inference && extra > 0 { return try addingLeadingChannels(try convPwl(y), x) }
         let shortcut = extra > 0 ? try pad(x, pads: [0, 0, 0, 0, 0, extra]) : x
         if let dropPath, isTraining {
             // timm drops the whole block output (pass-through channels included) before the shortcut joins.
