@@ -95,7 +95,7 @@ import CKernels
 @Suite struct ChannelScaleTests {
     @Test func matchesMultiplyThenActivation() throws {
         let x = try randomTensor([2, 5, 7, 3], seed: 1), s = try randomTensor([2, 5, 1, 1], seed: 2)
-        for activation in [nil, UnaryOp.relu6, .silu] {
+        for activation in [nil, UnaryOp.relu, .relu6, .silu] {
             var expected = try mul(x, s)
             if let activation { expected = try unary(activation, expected) }
             try expectClose(try channelScaled(x, by: s, activation: activation), expected, "\(String(describing: activation))")

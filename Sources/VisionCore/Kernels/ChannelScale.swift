@@ -14,12 +14,19 @@ public func channelScaled(_ x: Tensor, by scale: Tensor, activation: UnaryOp? = 
     let planes = x.shape[0] * x.shape[1], plane = planes == 0 ? 0 : x.count / planes
     let px = SendablePointer(xc.pointer(Float.self)), ps = SendablePointer(sc.pointer(Float.self))
     let po = SendablePointer(out.pointer(Float.self))
+    let clamp: (Float, Float)? = activation == .relu ? (0, .infinity) : activation == .relu6 ? (0, 6) : nil
     withExtendedLifetime((xc, sc)) {
         parallelFor(planes, minChunk: max(1, 32_768 / max(plane, 1))) { range in
             for i in range {
                 let s = ps.p[i], src = px.p + i * plane, dst = po.p + i * plane
                 var j = 0
                 let vs = F16(repeating: s)
+                if let (low, high) = clamp {
+                    // ReLU / ReLU6 in the loop (NaN passes through, as in their kernels).
+                    while j + 16 <= plane { storeF16(vclamp(loadF16(src + j) * vs, low, high), dst + j); j += 16 }
+                    while j < plane { let v = src[j] * s; dst[j] = v < low ? low : (v > high ? high : v); j += 1 }
+                    continue
+                }
                 while j + 16 <= plane { storeF16(loadF16(src + j) * vs, dst + j); j += 16 }
                 while j < plane { dst[j] = src[j] * s; j += 1 }
                 if let activation { unaryKernel(activation, parameter, dst, dst, plane) }
