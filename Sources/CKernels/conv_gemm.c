@@ -141,8 +141,16 @@ __attribute__((target("avx2,fma"), always_inline)) static inline int vact_v8(v8 
   *y = (v8)x;
   return 1;
 }
+// The AVX-512 code on 8 lanes (the half kernel's), so that its outputs have the same bits as a full tile's.
+__attribute__((target("avx512f,avx512vl,avx512dq"), always_inline)) static inline int vact_v8w(v8 *y, int act) {
+  v16 w = (v16)_mm512_zextps256_ps512((__m256)*y);
+  if (!vact_v16(&w, act)) return 0;
+  *y = (v8)_mm512_castps512_ps256((__m512)w);
+  return 1;
+}
 #else
 INLINE int vact_v16(v16 *y, int act) { (void)y; (void)act; return 0; }
+INLINE int vact_v8w(v8 *y, int act) { (void)y; (void)act; return 0; }
 INLINE int vact_v8(v8 *y, int act) { (void)y; (void)act; return 0; }
 #endif
 INLINE int vact_v4(v4 *y, int act) { (void)y; (void)act; return 0; }
@@ -154,6 +162,9 @@ enum { MR_MAX = 8, NR_MAX = 48, NV_MAX = 3 };
 DEFINE_MICRO(micro_v4_1, ATTR_V4, v16, i16v, 16, 8, 1, vact_v16)
 DEFINE_MICRO(micro_v4_2, ATTR_V4, v16, i16v, 16, 8, 2, vact_v16)
 DEFINE_MICRO(micro_v4_3, ATTR_V4, v16, i16v, 16, 8, 3, vact_v16)
+// 8 x 8 on AVX-512 machines, for a last tile of at most 8 columns (a 7x7 map's 49th column, 14x14's last 4):
+// half the multiply-adds of a 16-wide tile, with the AVX-512 activations.
+DEFINE_MICRO(micro_v4_h, ATTR_V4, v8, i8v, 8, 8, 1, vact_v8w)
 DEFINE_MICRO(micro_v3_1, ATTR_V3, v8, i8v, 8, 6, 1, vact_v8)
 DEFINE_MICRO(micro_v3_2, ATTR_V3, v8, i8v, 8, 6, 2, vact_v8)
 DEFINE_MICRO(micro_v1_1, ATTR_V1, v4, i4v, 4, 4, 1, vact_v4)
@@ -212,11 +223,24 @@ typedef struct {
   micro_fn micro[NV_MAX + 1];  // by vectors per row
   finish_fn finish;
   int mr, vl, nv;              // rows, floats per vector, vectors per row of the widest kernel
+  micro_fn half;               // a kernel of HALF_NR columns for narrow last tiles, or NULL
 } isa_kernels;
 
-static const isa_kernels isa_v4 = {{NULL, micro_v4_1, micro_v4_2, micro_v4_3}, finish_v4, 8, 16, 3};
-static const isa_kernels isa_v3 = {{NULL, micro_v3_1, micro_v3_2, NULL}, finish_v3, 6, 8, 2};
-static const isa_kernels isa_v1 = {{NULL, micro_v1_1, micro_v1_2, NULL}, finish_v1, 4, 4, 2};
+enum { HALF_NR = 8 };
+
+static const isa_kernels isa_v4 = {{NULL, micro_v4_1, micro_v4_2, micro_v4_3}, finish_v4, 8, 16, 3, micro_v4_h};
+static const isa_kernels isa_v3 = {{NULL, micro_v3_1, micro_v3_2, NULL}, finish_v3, 6, 8, 2, NULL};
+static const isa_kernels isa_v1 = {{NULL, micro_v1_1, micro_v1_2, NULL}, finish_v1, 4, 4, 2, NULL};
+
+// Columns a tile of `width` outputs computes: whole vectors, or HALF_NR with the half kernel (nv 0).
+static ptrdiff_t tile_columns(isa_kernels ks, ptrdiff_t width, ptrdiff_t *nv) {
+  if (ks.half && width <= HALF_NR) {
+    *nv = 0;
+    return HALF_NR;
+  }
+  *nv = (width + ks.vl - 1) / ks.vl;
+  return *nv * ks.vl;
+}
 static const isa_kernels *current_isa = NULL;
 
 static const isa_kernels *best_isa(void) {
@@ -320,15 +344,15 @@ static void store_tile(const vck_conv_gemm *job, finish_fn finish, const float *
 typedef struct {
   const float *b;
   const ptrdiff_t *boff;
-  ptrdiff_t q, qe, nv;
+  ptrdiff_t q, qe, nv, nr;  // nv 0: the half kernel
 } column_tile;
 
 // Prepares the tile starting at q; `edge` / `edge_off` (k * NR_MAX floats / k offsets) take the copy if needed.
 static column_tile make_tile(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t q, ptrdiff_t q1, float *edge,
                              ptrdiff_t *edge_off) {
-  ptrdiff_t width = q1 - q < ks.vl * ks.nv ? q1 - q : ks.vl * ks.nv;
-  ptrdiff_t nv = (width + ks.vl - 1) / ks.vl, nr = nv * ks.vl;
-  column_tile t = {job->b + q, job->boff, q, q + width, nv};
+  ptrdiff_t width = q1 - q < ks.vl * ks.nv ? q1 - q : ks.vl * ks.nv, nv;
+  ptrdiff_t nr = tile_columns(ks, width, &nv);
+  column_tile t = {job->b + q, job->boff, q, q + width, nv, nr};
   if (q + nr > job->nq && q + nr > job->readable) {
     ptrdiff_t avail = job->nq - q;
     for (ptrdiff_t kk = 0; kk < job->k; kk++) {
@@ -349,14 +373,15 @@ static void run_panel(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t i, ptr
     ptrdiff_t row = i + r < me ? i + r : me - 1;  // rows past the end repeat the last one (discarded)
     arow[r] = job->a + (job->aoff ? job->aoff[row] : row * job->lda);
   }
-  ptrdiff_t rows = me - i < ks.mr ? me - i : ks.mr, nr = t->nv * ks.vl;
+  ptrdiff_t rows = me - i < ks.mr ? me - i : ks.mr, nr = t->nr;
+  const micro_fn micro = t->nv == 0 ? ks.half : ks.micro[t->nv];
   if (job->vw == job->ow && job->period == 0 && t->qe - t->q == nr) {
     // A full tile of contiguous outputs: stored from registers through the epilogue.
     direct_store ds = {job->c + i * job->ldc + t->q, job->ldc, rows, job->scale ? job->scale + i : NULL,
                        job->shift ? job->shift + i : NULL,
                        job->residual ? job->residual + i * job->ldc + t->q : NULL, job->activation,
                        job->residual_after, job->parameter};
-    ks.micro[t->nv](job->k, arow, t->b, t->boff, tile, &ds);
+    micro(job->k, arow, t->b, t->boff, tile, &ds);
     return;
   }
   if (!job->residual) {
@@ -364,11 +389,11 @@ static void run_panel(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t i, ptr
     // row epilogue per segment cost more than the products on short rows, SiLU most).
     direct_store ts = {tile, nr, rows, job->scale ? job->scale + i : NULL, job->shift ? job->shift + i : NULL,
                        NULL, job->activation, 0, job->parameter};
-    ks.micro[t->nv](job->k, arow, t->b, t->boff, tile, &ts);
+    micro(job->k, arow, t->b, t->boff, tile, &ts);
     store_tile(job, ks.finish, tile, nr, i, rows, t->q, t->qe, 1);
     return;
   }
-  ks.micro[t->nv](job->k, arow, t->b, t->boff, tile, NULL);
+  micro(job->k, arow, t->b, t->boff, tile, NULL);
   store_tile(job, ks.finish, tile, nr, i, rows, t->q, t->qe, 0);
 }
 
@@ -383,8 +408,8 @@ int vck_conv_gemm_run(const vck_conv_gemm *job, ptrdiff_t m0, ptrdiff_t m1, ptrd
   ptrdiff_t mc = panels_outside ? mr : (49152 / k) / mr * mr;
   if (mc < mr) mc = mr;
   // Columns past the readable end of B (the last tile) are computed from a zero-padded copy of those columns.
-  ptrdiff_t last = q0 + (q1 - q0 - 1) / nr * nr, last_nv = (q1 - last + ks.vl - 1) / ks.vl;
-  int needs_edge = last + last_nv * ks.vl > job->nq && last + last_nv * ks.vl > job->readable;
+  ptrdiff_t last = q0 + (q1 - q0 - 1) / nr * nr, last_nv, last_nr = tile_columns(ks, q1 - last, &last_nv);
+  int needs_edge = last + last_nr > job->nq && last + last_nr > job->readable;
   float *edge = needs_edge ? malloc((size_t)k * NR_MAX * sizeof(float)) : NULL;
   ptrdiff_t *edge_off = needs_edge ? malloc((size_t)k * sizeof(ptrdiff_t)) : NULL;
   if (needs_edge && (!edge || !edge_off)) {

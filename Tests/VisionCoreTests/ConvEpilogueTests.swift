@@ -138,6 +138,28 @@ import CKernels
         #expect(tested >= 1)
         #expect(vck_conv_gemm_set_isa(2) == -1)
     }
+
+    /// Maps whose last column tile holds 1, 4 or 8 outputs (AVX-512 runs those on its 8-wide kernel) and 20 (a
+    /// 16-wide one), through the whole epilogue, for every kernel variant.
+    @Test func narrowLastTilesMatchTheReference() throws {
+        defer { _ = vck_conv_gemm_set_isa(0) }
+        let w = try randomTensor([11, 13, 1, 1], seed: 14, scale: 0.5)
+        let scale = (0..<11).map { 0.6 + Float($0) * 0.1 }, shift = (0..<11).map { Float($0) * 0.05 - 0.2 }
+        for (h, wd) in [(1, 97), (10, 10), (8, 13), (4, 17)] {
+            let x = try randomTensor([1, 13, h, wd], seed: 15), residual = try randomTensor([1, 11, h, wd], seed: 16)
+            var expected = try conv2dReference(x, weight: w)
+            expected = try add(try add(try mul(expected, try Tensor(scale, shape: [1, 11, 1, 1])),
+                                       try Tensor(shift, shape: [1, 11, 1, 1])), residual)
+            expected = try unary(.silu, expected)
+            let epilogue = ConvEpilogue(scale: scale, shift: shift, residual: residual, activation: .silu)
+            for level: Int32 in [4, 3, 1] where vck_conv_gemm_set_isa(level) == 0 {
+                let got = try conv2dFused(x, weight: w, epilogue: epilogue)
+                #expect(try maxRelativeError(got, expected) < 1e-5, "ISA \(level) \(h)x\(wd)")
+                let plain = try conv2d(x, weight: w)
+                #expect(try maxRelativeError(plain, try conv2dReference(x, weight: w)) < 1e-5, "ISA \(level) \(h)x\(wd) plain")
+            }
+        }
+    }
 }
 
 /// The weight gradient on the conv GEMM (large maps, rows of at least 256 taps) for every ISA variant, against a
