@@ -4,22 +4,24 @@
 // instead of 9. The transforms use only additions and halvings (no rounding beyond that of the sums).
 //
 // The work runs in chunks of whole tile rows: the chunk's transformed inputs V [16][cin][nt] stay in L2 while
-// blocks of output channels go by, each block's transformed weights U [16][rows][cin] and GEMM results
-// M [16][rows][nt] made in L2 too: the weights' transform (a few additions per weight) is redone for every
-// chunk rather than written to memory once and read back by every chunk, which cost more on the maps of a few
-// dozen tiles where the weights outweigh the inputs (resnet50's 14x14 stage).
+// blocks of output channels go by, each block's GEMM results M [16][rows][nt] made in L2 too. With few chunks,
+// each block's transformed weights U [16][rows][cin] are made right there (a few additions per weight, redone
+// for every chunk), rather than written to memory once and read back by every chunk, which cost more on the maps
+// of a few dozen tiles where the weights outweigh the inputs (resnet50's 14x14 stage); with many (batches,
+// training), they are transformed once beforehand (vck_winograd_weights) and shared.
 #include "ckernels.h"
 #include "cpu.h"
 #include <stdlib.h>
 #include <string.h>
 
-// u[xi][o - o0][i] (xi = 4 * row + column of G g G^T; `rows` = o1 - o0 rows per xi) for output channels
-// [o0, o1) of the conv with filters g(o, i) = w[o][i] (3 x 3), or, transposed, g(o, i) = w[i][o] rotated by 180
-// degrees (the input gradient's conv). Each output channel's filters are first transposed to tap-major rows
-// g[tap][i] (`buf`: 9 * ins floats), so that the transform runs along contiguous input channels.
-CLONES static void weights_block(const vck_winograd *job, ptrdiff_t o0, ptrdiff_t o1, float *u, float *buf) {
+// u[xi * stride + o - o0][i] (xi = 4 * row + column of G g G^T) for output channels [o0, o1) of the conv with
+// filters g(o, i) = w[o][i] (3 x 3), or, transposed, g(o, i) = w[i][o] rotated by 180 degrees (the input
+// gradient's conv). Each output channel's filters are first transposed to tap-major rows g[tap][i] (`buf`:
+// 9 * ins floats), so that the transform runs along contiguous input channels.
+CLONES static void weights_rows(const vck_winograd *job, ptrdiff_t o0, ptrdiff_t o1, float *u, ptrdiff_t stride,
+                                float *buf) {
   // The conv's channels: cout outputs of cin inputs; w's own shape swaps them when it is read transposed.
-  const ptrdiff_t ins = job->cin, rows = o1 - o0, wcin = job->transposed ? job->cout : job->cin;
+  const ptrdiff_t ins = job->cin, wcin = job->transposed ? job->cout : job->cin;
   for (ptrdiff_t o = o0; o < o1; o++) {
     if (job->transposed) {
       vck_transpose(job->weights + o * 9, ins, 9, wcin * 9, buf, ins);
@@ -30,7 +32,7 @@ CLONES static void weights_block(const vck_winograd *job, ptrdiff_t o0, ptrdiff_
     const float *g[9];
     for (int k = 0; k < 9; k++) g[k] = buf + (job->transposed ? 8 - k : k) * ins;
     float *uo[16];
-    for (int xi = 0; xi < 16; xi++) uo[xi] = u + (xi * rows + o - o0) * ins;
+    for (int xi = 0; xi < 16; xi++) uo[xi] = u + (xi * stride + o - o0) * ins;
 #pragma clang loop vectorize(assume_safety)
     for (ptrdiff_t i = 0; i < ins; i++) {
       float t[4][3];  // G g
@@ -49,6 +51,10 @@ CLONES static void weights_block(const vck_winograd *job, ptrdiff_t o0, ptrdiff_
       }
     }
   }
+}
+
+void vck_winograd_weights(const vck_winograd *job, ptrdiff_t o0, ptrdiff_t o1, float *u, float *buf) {
+  weights_rows(job, o0, o1, u + o0 * job->cin, job->cout, buf);
 }
 
 // Output channels per block of transformed weights: U [16][rows][cin] within about 256 KB (a multiple of 8 rows,
@@ -166,11 +172,12 @@ int vck_winograd_run(const vck_winograd *job, ptrdiff_t t0, ptrdiff_t t1, ptrdif
   int status = 0;
   for (ptrdiff_t b0 = co0; b0 < co1 && status == 0; b0 += ub) {
     const ptrdiff_t b1 = co1 - b0 < ub ? co1 : b0 + ub, rows = b1 - b0;
-    weights_block(job, b0, b1, u, wbuf);
+    // The block's transformed weights: made here, or rows of the shared ones.
+    if (!job->u) weights_rows(job, b0, b1, u, rows, wbuf);
     // M[xi] = U[xi] V[xi]: 16 GEMMs [rows x cin] x [cin x nt].
     for (int xi = 0; xi < 16 && status == 0; xi++) {
       vck_conv_gemm g = {0};
-      g.a = u + xi * rows * cin;
+      g.a = job->u ? job->u + (xi * cout + b0) * cin : u + xi * rows * cin;
       g.lda = cin;
       g.m = rows;
       g.k = cin;

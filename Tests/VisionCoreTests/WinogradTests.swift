@@ -15,9 +15,12 @@ import Testing
         ([2, 16, 30, 29], [16, 16, 3, 3], (1, 1)),
         ([1, 64, 14, 14], [70, 64, 3, 3], (1, 1)),
         ([20, 64, 5, 6], [16, 64, 3, 3], (1, 0)),
+        // Two chunks that each transform the weights, and three that share one transform (two blocks of channels).
+        ([1, 128, 30, 30], [40, 128, 3, 3], (1, 1)),
+        ([1, 128, 34, 34], [40, 128, 3, 3], (1, 1)),
     ]
 
-    @Test(arguments: 0..<7) func matchesTheReference(_ index: Int) throws {
+    @Test(arguments: 0..<9) func matchesTheReference(_ index: Int) throws {
         let (xs, ws, padding) = Self.geometries[index]
         let x = try randomTensor(xs, seed: UInt64(70 + index)), w = try randomTensor(ws, seed: UInt64(80 + index), scale: 0.3)
         let geo = try ConvGeometry("conv2d", x: x, weight: w, bias: nil, stride: (1, 1), padding: padding,

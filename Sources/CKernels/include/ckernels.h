@@ -140,6 +140,8 @@ typedef struct {
      input gradient this conv computes (read transposed and rotated by 180 degrees). */
   const float *weights;
   int transposed;
+  /* NULL, or the weights transformed beforehand by vck_winograd_weights, [16][cout][cin] */
+  const float *u;
   ptrdiff_t cout, oh, ow;
   float *y;
   const float *scale, *shift, *residual;
@@ -148,6 +150,8 @@ typedef struct {
   int residual_after;
 } vck_winograd;
 
+/// Transformed weights u[xi][o][i] ([16][cout][cin]) for the output channels [o0, o1); `buf`: 9 * cin floats.
+void vck_winograd_weights(const vck_winograd *job, ptrdiff_t o0, ptrdiff_t o1, float *u, float *buf);
 /// Floats of scratch that vck_winograd_run needs for a chunk of `tiles` tiles.
 ptrdiff_t vck_winograd_scratch(const vck_winograd *job, ptrdiff_t tiles);
 /// Computes output channels [co0, co1) of tiles [t0, t1) (tile t: row t / tx, column t % tx, tx = ceil(ow / 2));
