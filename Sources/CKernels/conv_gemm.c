@@ -298,11 +298,12 @@ static void store_tile(const vck_conv_gemm *job, finish_fn finish, const float *
     }
     for (ptrdiff_t rr = 0; rr < rows; rr++) {
       ptrdiff_t ch = i + rr;
-      float s = job->scale ? job->scale[ch] : 1.0f, t = job->shift ? job->shift[ch] : 0.0f, *y = job->c + ch * job->ldc;
+      float *y = job->c + ch * job->ldc;
       if (finished) {
         for (ptrdiff_t j = 0; j < n; j++) y[off[j]] = tile[rr * nr + j];
         continue;
       }
+      float s = job->scale ? job->scale[ch] : 1.0f, t = job->shift ? job->shift[ch] : 0.0f;
       if (job->residual)
         for (ptrdiff_t j = 0; j < n; j++) res[j] = job->residual[ch * job->ldc + off[j]];
       finish(tile + rr * nr, out, n, s, t, job->residual ? res : NULL, job->activation, job->parameter,

@@ -1,5 +1,6 @@
 // Out-of-place transposes of float blocks, in 16 x 16 tiles held in registers on AVX-512 (a scalar transpose
-// writes one float per store, and a fresh destination costs a read-for-ownership per line it spreads over).
+// writes one float per store, and a fresh destination costs a read-for-ownership per line it spreads over), and
+// strided subsampling of planes (a strided 1x1 conv's input).
 #include "ckernels.h"
 #include "cpu.h"
 

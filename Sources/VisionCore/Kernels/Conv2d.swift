@@ -203,13 +203,13 @@ private func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: (
         let g = try ConvGeometry("conv2d", x: x, weight: weight, bias: bias, stride: stride, padding: padding,
                                  dilation: dilation, groups: groups)
         try epilogue?.validate(outShape: g.outShape)
+        if stridedPointwise(g) {
+            return try conv2dForward(try subsampled(try x.contiguous(), g), weight: weight, bias: bias, stride: (1, 1),
+                                     padding: (0, 0), dilation: (1, 1), groups: groups, epilogue: epilogue)
+        }
         let out = try Tensor.uninitialized(g.outShape)
         if out.count == 0 { return out }
         let xc = try x.contiguous(), wc = try weight.contiguous(), bc = try bias?.contiguous()
-        if stridedPointwise(g) {
-            return try conv2dForward(try subsampled(xc, g), weight: wc, bias: bc, stride: (1, 1), padding: (0, 0),
-                                     dilation: (1, 1), groups: groups, epilogue: epilogue)
-        }
         let rc = try epilogue?.residual?.contiguous()
         let shift = try epilogue?.shift ?? bc?.toArray(Float.self)
         let w = g.window
