@@ -122,7 +122,8 @@ private func expectClose(_ got: Tensor, _ want: Tensor, _ what: String, tol: Dou
         let x = try Tensor.normal([2, 3, 224, 224], rng: &rng)
         #expect(!m.usesInferencePath(x))  // parameters require gradients and recording is on
         let reference = try m.forwardStages(x, keepMaps: false).features
-        // One thread runs every stage row-chunked, several split the short stages by output features.
+        // Stages of at least 256 rows per thread run row-chunked through OpenBLAS, shorter ones on token columns
+        // (the conv GEMM): stage 2 (394 rows) is row-chunked on one thread and on columns on two or three.
         for threads in [1, 2, 3] {
             try Threading.withThreadCount(threads) {
                 try Autograd.noGrad {

@@ -1,5 +1,6 @@
 import CBLAS
 import CKernels
+import Synchronization
 import VisionCore
 import VisionNN
 
@@ -402,86 +403,144 @@ extension PiT {
                            dim: Int, heads: Int) throws {
         guard let b0 = blocks.first else { return }
         let hidden = b0.mlp.fc1.weight.value.shape[0]
+        let threads = Threading.threadCount
+        let raw = blocks.map(RawBlock.init)
+        // Short sequences (few rows per thread) run on token columns, where no GEMM packs its weights.
+        if rows < 256 * threads {
+            try runBlocksOnColumns(raw, x, rows: rows, batch: batch, seqLen: seqLen, dim: dim, heads: heads,
+                                   hidden: hidden)
+            return
+        }
         let y = try Tensor.uninitialized([rows, dim]), qkv = try Tensor.uninitialized([rows, 3 * dim])
         let a = try Tensor.uninitialized([rows, dim]), hid = try Tensor.uninitialized([rows, hidden])
         let px = MutablePointerBox(x), py = MutablePointerBox(y.pointer(Float.self))
         let pq = MutablePointerBox(qkv.pointer(Float.self)), pa = MutablePointerBox(a.pointer(Float.self))
         let ph = MutablePointerBox(hid.pointer(Float.self))
-        let threads = Threading.threadCount
-        let raw = blocks.map(RawBlock.init)
-        // Every GEMM packs its whole weight matrix, and at batch 1 that packing (the weights come from memory)
-        // costs about as much as the arithmetic. Long sequences: one row chunk per thread, each running the whole
-        // block chain on its rows. Short ones (few rows per thread): each thread takes a slice of every layer's
-        // output features instead, so each weight is packed once in all, at the price of a join per layer.
-        if threads == 1 || rows >= 256 * threads {
-            let chunks = max(1, min(threads, rows / 16))
-            let per = (rows + chunks - 1) / chunks
-            @Sendable func qkvRows(_ blk: RawBlock, _ r0: Int, _ m: Int) {
-                layerNormRows(px.value + r0 * dim, py.value + r0 * dim, rows: m, dim: dim, blk.norm1)
-                linearRows(blk.qkv, py.value + r0 * dim, pq.value + r0 * 3 * dim, rows: m, cols: 0..<(3 * dim), accumulate: false)
-            }
-            let first = raw[0]
+        // Long sequences: one row chunk per thread, each running the whole block chain on its rows through
+        // OpenBLAS (its packing of the weights is small next to the rows' arithmetic here).
+        let chunks = max(1, min(threads, rows / 16))
+        let per = (rows + chunks - 1) / chunks
+        @Sendable func qkvRows(_ blk: RawBlock, _ r0: Int, _ m: Int) {
+            layerNormRows(px.value + r0 * dim, py.value + r0 * dim, rows: m, dim: dim, blk.norm1)
+            linearRows(blk.qkv, py.value + r0 * dim, pq.value + r0 * 3 * dim, rows: m, cols: 0..<(3 * dim), accumulate: false)
+        }
+        let first = raw[0]
+        forEachItem(chunks, threads: threads) { ci in
+            let r0 = ci * per, m = min(per, rows - r0)
+            if m > 0 { qkvRows(first, r0, m) }
+        }
+        for (j, blk) in raw.enumerated() {
+            attention(pq.value, pa.value, batch: batch, seqLen: seqLen, dim: dim, heads: heads)
+            let nextBlock = j + 1 < raw.count ? raw[j + 1] : nil
             forEachItem(chunks, threads: threads) { ci in
                 let r0 = ci * per, m = min(per, rows - r0)
-                if m > 0 { qkvRows(first, r0, m) }
+                guard m > 0 else { return }
+                let xr = px.value + r0 * dim
+                linearRows(blk.proj, pa.value + r0 * dim, xr, rows: m, cols: 0..<dim, accumulate: true)
+                layerNormRows(xr, py.value + r0 * dim, rows: m, dim: dim, blk.norm2)
+                let hr = ph.value + r0 * hidden
+                linearRows(blk.fc1, py.value + r0 * dim, hr, rows: m, cols: 0..<hidden, accumulate: false)
+                vck_activation(Int32(VCK_GELU_ERF), hr, hr, m * hidden)
+                linearRows(blk.fc2, hr, xr, rows: m, cols: 0..<dim, accumulate: true)
+                if let nextBlock { qkvRows(nextBlock, r0, m) }
             }
-            for (j, blk) in raw.enumerated() {
-                attention(pq.value, pa.value, batch: batch, seqLen: seqLen, dim: dim, heads: heads)
-                let nextBlock = j + 1 < raw.count ? raw[j + 1] : nil
-                forEachItem(chunks, threads: threads) { ci in
-                    let r0 = ci * per, m = min(per, rows - r0)
-                    guard m > 0 else { return }
-                    let xr = px.value + r0 * dim
-                    linearRows(blk.proj, pa.value + r0 * dim, xr, rows: m, cols: 0..<dim, accumulate: true)
-                    layerNormRows(xr, py.value + r0 * dim, rows: m, dim: dim, blk.norm2)
-                    let hr = ph.value + r0 * hidden
-                    linearRows(blk.fc1, py.value + r0 * dim, hr, rows: m, cols: 0..<hidden, accumulate: false)
-                    vck_activation(Int32(VCK_GELU_ERF), hr, hr, m * hidden)
-                    linearRows(blk.fc2, hr, xr, rows: m, cols: 0..<dim, accumulate: true)
-                    if let nextBlock { qkvRows(nextBlock, r0, m) }
-                }
-            }
-        } else {
-            // Each slice normalizes all rows into its own buffer (cheap) rather than waiting for a shared one.
-            let norms = try Tensor.uninitialized([threads, rows, dim])
-            let pn = MutablePointerBox(norms.pointer(Float.self))
+        }
+        withExtendedLifetime((y, qkv, a, hid, blocks)) {}
+    }
+
+    /// Short sequences (at batch 1, every stage after the first): the blocks run on token columns, x^T [dim, ld]
+    /// (ld: the rows rounded up to whole register tiles), so that each linear layer is the conv GEMM W x^T. It
+    /// reads the weights in place (OpenBLAS packs a copy of them on every call, and here they are most of the
+    /// data), applies bias, GELU and the residual in registers, and the threads split its output features.
+    /// pit_ti / pit_s batch 1: 10% / 7% faster than these blocks through OpenBLAS.
+    private func runBlocksOnColumns(_ raw: [RawBlock], _ x: UnsafeMutablePointer<Float>, rows: Int, batch: Int,
+                                    seqLen: Int, dim: Int, heads: Int, hidden: Int) throws {
+        let threads = Threading.threadCount, ld = tokenColumns(rows)
+        // The GEMMs compute all ld columns; those past the rows start at zero (xt, a) so that they stay finite.
+        let xt = try Tensor.zeros([dim, ld]), a = try Tensor.zeros([dim, ld])
+        let qkv = try Tensor.uninitialized([3 * dim, ld]), hid = try Tensor.uninitialized([hidden, ld])
+        let norms = try Tensor.uninitialized([threads, dim, ld])
+        let offsets = (0..<max(dim, hidden)).map { $0 * ld }
+        let px = MutablePointerBox(xt.pointer(Float.self)), pq = MutablePointerBox(qkv.pointer(Float.self))
+        let pa = MutablePointerBox(a.pointer(Float.self)), ph = MutablePointerBox(hid.pointer(Float.self))
+        let pn = MutablePointerBox(norms.pointer(Float.self))
+        vck_transpose(x, rows, dim, dim, px.value, ld)
+        try offsets.withUnsafeBufferPointer { ob in
+            let boff = OffsetsBox(ob.baseAddress!)
+            var mr = 0, nr = 0
+            vck_conv_gemm_tile(&mr, &nr)
+            // Output features per thread, in whole register tiles.
             func slices(_ n: Int) -> [Range<Int>] {
-                let step = ((n + threads - 1) / threads + 15) / 16 * 16
+                let step = ((n + threads - 1) / threads + mr - 1) / mr * mr
                 return stride(from: 0, to: n, by: step).map { $0..<min(n, $0 + step) }
             }
             let dimSlices = slices(dim), qkvSlices = slices(3 * dim), hiddenSlices = slices(hidden)
-            @Sendable func qkvSlice(_ blk: RawBlock, _ i: Int) {
-                let yi = pn.value + i * rows * dim
-                layerNormRows(px.value, yi, rows: rows, dim: dim, blk.norm1)
-                linearRows(blk.qkv, yi, pq.value, rows: rows, cols: qkvSlices[i], accumulate: false)
+            let failed = FailureFlag()
+            @Sendable func linear(_ l: RawLinear, _ input: UnsafeMutablePointer<Float>, _ output: UnsafeMutablePointer<Float>,
+                                  _ features: Range<Int>, activation: Int32 = -1, accumulate: Bool = false) {
+                var job = vck_conv_gemm(
+                    a: l.weight, lda: l.inFeatures, m: l.outFeatures, k: l.inFeatures, aoff: nil, b: input,
+                    boff: boff.value, nq: ld, vw: ld, ow: ld, c: output, ldc: ld, scale: nil, shift: l.bias,
+                    residual: accumulate ? output : nil, activation: activation, parameter: 0, residual_after: 0,
+                    period: 0, oh: 1, image_stride: 0, readable: ld)
+                if vck_conv_gemm_run(&job, features.lowerBound, features.upperBound, 0, ld) != 0 { failed.set() }
             }
-            let first = raw[0]
-            forEachItem(qkvSlices.count, threads: threads) { qkvSlice(first, $0) }
-            for (j, blk) in raw.enumerated() {
-                attention(pq.value, pa.value, batch: batch, seqLen: seqLen, dim: dim, heads: heads)
+            for blk in raw {
+                // Each slice normalizes all columns into its own buffer (cheap) rather than waiting for a shared one.
+                forEachItem(qkvSlices.count, threads: threads) { i in
+                    let yi = pn.value + i * dim * ld
+                    layerNormColumns(px.value, yi, columns: ld, dim: dim, blk.norm1)
+                    linear(blk.qkv, yi, pq.value, qkvSlices[i])
+                }
+                attentionOnColumns(pq.value, pa.value, ld: ld, batch: batch, seqLen: seqLen, dim: dim, heads: heads)
                 forEachItem(dimSlices.count, threads: threads) { i in
-                    linearRows(blk.proj, pa.value, px.value, rows: rows, cols: dimSlices[i], accumulate: true)
+                    linear(blk.proj, pa.value, px.value, dimSlices[i], accumulate: true)
                 }
                 forEachItem(hiddenSlices.count, threads: threads) { i in
-                    let yi = pn.value + i * rows * dim, c = hiddenSlices[i]
-                    layerNormRows(px.value, yi, rows: rows, dim: dim, blk.norm2)
-                    linearRows(blk.fc1, yi, ph.value, rows: rows, cols: c, accumulate: false)
-                    for r in 0..<rows {
-                        let seg = ph.value + r * hidden + c.lowerBound
-                        vck_activation(Int32(VCK_GELU_ERF), seg, seg, c.count)
-                    }
+                    let yi = pn.value + i * dim * ld
+                    layerNormColumns(px.value, yi, columns: ld, dim: dim, blk.norm2)
+                    linear(blk.fc1, yi, ph.value, hiddenSlices[i], activation: Int32(VCK_GELU_ERF))
                 }
                 forEachItem(dimSlices.count, threads: threads) { i in
-                    linearRows(blk.fc2, ph.value, px.value, rows: rows, cols: dimSlices[i], accumulate: true)
-                }
-                if j + 1 < raw.count {
-                    let next = raw[j + 1]
-                    forEachItem(qkvSlices.count, threads: threads) { qkvSlice(next, $0) }
+                    linear(blk.fc2, ph.value, px.value, dimSlices[i], accumulate: true)
                 }
             }
-            withExtendedLifetime(norms) {}
+            if failed.value { throw VisionError.outOfMemory("PiT: no memory for the GEMM's scratch buffers") }
         }
-        withExtendedLifetime((y, qkv, a, hid, blocks)) {}
+        vck_transpose(px.value, dim, rows, ld, x, dim)
+        withExtendedLifetime((xt, qkv, a, hid, norms)) {}
+    }
+
+    /// attention() on token columns: q^T, k^T, v^T are row blocks of qkv^T [3 dim, ld] (image i's tokens at
+    /// columns i * n ..< (i + 1) * n), and each head's output is written as columns of out [dim, ld].
+    private func attentionOnColumns(_ qkv: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>, ld: Int,
+                                    batch: Int, seqLen n: Int, dim: Int, heads: Int) {
+        let d = dim / heads, scale = 1 / Float(d).squareRoot()
+        let qRows = min(n, 128), qChunks = (n + qRows - 1) / qRows
+        let pq = MutablePointerBox(qkv), po = MutablePointerBox(out)
+        forEachItem(batch * heads * qChunks, threads: Threading.threadCount) { item in
+            let bi = item / (heads * qChunks), hi = (item / qChunks) % heads, q0 = (item % qChunks) * qRows
+            let m = min(qRows, n - q0)
+            let q = pq.value + hi * d * ld + bi * n, k = q + dim * ld, v = k + dim * ld
+            let s = UnsafeMutablePointer<Float>.allocate(capacity: m * n)
+            defer { s.deallocate() }
+            // s [m, n] = q k^T (q^T and k^T are [d, n] blocks), then softmax's exponentials row by row.
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, blasint(m), blasint(n), blasint(d), scale,
+                        q + q0, blasint(ld), k, blasint(ld), 0, s, blasint(n))
+            var inv = [Float](repeating: 0, count: m)
+            for r in 0..<m {
+                let row = s + r * n
+                inv[r] = 1 / vck_exp_shift_sum(row, row, n, rowMax(row, n))
+            }
+            // out^T [d, m] = v^T s^T, each column then scaled by its row's 1 / sum.
+            let o = po.value + hi * d * ld + bi * n + q0
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(d), blasint(m), blasint(n), 1,
+                        v, blasint(ld), s, blasint(n), 0, o, blasint(ld))
+            for c in 0..<d {
+                let orow = o + c * ld
+                for j in 0..<m { orow[j] *= inv[j] }
+            }
+        }
     }
 
     /// softmax(q k^T / sqrt(d)) v per image and head, q / k / v read in place from the qkv rows
@@ -565,6 +624,33 @@ private func linearRows(_ l: RawLinear, _ input: UnsafeMutablePointer<Float>, _ 
                 input, blasint(k), l.weight + c0 * k, blasint(k), beta, output + c0, blasint(o))
 }
 
+/// The row stride of token columns for `rows` tokens: whole 16-float vectors, or whole 8-float halves where that
+/// leaves an 8-column last tile (the AVX-512 kernels' narrow tile) rather than a padded 16-column one.
+private func tokenColumns(_ rows: Int) -> Int {
+    let r8 = (rows + 7) / 8 * 8
+    return r8 % 16 == 8 && r8 % 48 != 8 ? r8 + 8 : r8
+}
+
+/// LayerNorm down the `columns` columns of src [dim, columns] (each column a token) into dst, with the
+/// statistics of all columns accumulated side by side.
+private func layerNormColumns(_ src: UnsafeMutablePointer<Float>, _ dst: UnsafeMutablePointer<Float>, columns n: Int,
+                              dim: Int, _ ln: RawNorm) {
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * n) { buf in
+        let mean = buf.baseAddress!, inv = mean + n
+        mean.initialize(repeating: 0, count: 2 * n)
+        for c in 0..<dim { let x = src + c * n; for j in 0..<n { mean[j] += x[j] } }
+        let invDim = 1 / Float(dim)
+        for j in 0..<n { mean[j] *= invDim }
+        for c in 0..<dim { let x = src + c * n; for j in 0..<n { let v = x[j] - mean[j]; inv[j] += v * v } }
+        for j in 0..<n { inv[j] = 1 / (inv[j] * invDim + ln.eps).squareRoot() }
+        for c in 0..<dim {
+            let x = src + c * n, y = dst + c * n
+            let w = ln.weight?[c] ?? 1, b = ln.bias?[c] ?? 0
+            for j in 0..<n { y[j] = (x[j] - mean[j]) * inv[j] * w + b }
+        }
+    }
+}
+
 /// LayerNorm over the last dim of `rows` rows (two-pass mean / variance in float).
 private func layerNormRows(_ src: UnsafeMutablePointer<Float>, _ dst: UnsafeMutablePointer<Float>, rows: Int, dim: Int,
                            _ ln: RawNorm) {
@@ -610,4 +696,17 @@ private func layerNormRows(_ src: UnsafeMutablePointer<Float>, _ dst: UnsafeMuta
     var m = acc.max()
     while j < n { m = max(m, p[j]); j += 1 }
     return m
+}
+
+/// A table of offsets shared by the threads of runBlocksOnColumns (read only).
+private struct OffsetsBox: @unchecked Sendable {
+    let value: UnsafePointer<Int>
+    init(_ p: UnsafePointer<Int>) { value = p }
+}
+
+/// Set by any thread whose kernel ran out of memory.
+private final class FailureFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    func set() { flag.store(true, ordering: .relaxed) }
+    var value: Bool { flag.load(ordering: .relaxed) }
 }
