@@ -91,17 +91,39 @@ import CKernels
     }
 }
 
-/// channelScaled and addingLeadingChannels against the compositions they replace.
+/// squeezeExcitation and addingLeadingChannels against the compositions they replace.
 @Suite struct ChannelScaleTests {
-    @Test func matchesMultiplyThenActivation() throws {
-        let x = try randomTensor([2, 5, 7, 3], seed: 1), s = try randomTensor([2, 5, 1, 1], seed: 2)
+    /// mean -> 1x1 conv (scale, shift, ReLU) -> 1x1 conv (bias, sigmoid) -> multiply -> activation; the larger
+    /// shape spreads every pass over the threads.
+    @Test(arguments: [[2, 5, 7, 3, 3], [2, 600, 14, 14, 50]]) func squeezeExcitationMatchesTheComposition(_ s: [Int]) throws {
+        let (c, r) = (s[1], s[4])
+        let x = try randomTensor([s[0], c, s[2], s[3]], seed: 1)
+        let w1 = try randomTensor([r, c, 1, 1], seed: 2), w2 = try randomTensor([c, r, 1, 1], seed: 3)
+        let reduce = ConvEpilogue(scale: (0..<r).map { 0.5 + Float($0 % 3) * 0.25 }, shift: (0..<r).map { Float($0 % 5) * 0.1 - 0.2 },
+                                  activation: .relu)
+        let expand = ConvEpilogue(shift: (0..<c).map { Float($0 % 7) * 0.1 - 0.3 }, activation: .sigmoid)
+        let hidden = try conv2dFused(try mean(x, axes: [2, 3], keepDim: true), weight: w1, epilogue: reduce)
+        let gate = try conv2dFused(hidden, weight: w2, epilogue: expand)
         for activation in [nil, UnaryOp.relu, .relu6, .silu] {
-            var expected = try mul(x, s)
+            var expected = try mul(x, gate)
             if let activation { expected = try unary(activation, expected) }
-            try expectClose(try channelScaled(x, by: s, activation: activation), expected, "\(String(describing: activation))")
+            let y = try squeezeExcitation(x, reduceWeight: w1, reduce: reduce, expandWeight: w2, expand: expand,
+                                          activation: activation)
+            try expectClose(y, expected, "\(s) \(String(describing: activation))")
         }
-        #expect(throws: VisionError.self) { try channelScaled(x, by: try Tensor.zeros([2, 4, 1, 1])) }
-        #expect(throws: VisionError.self) { try channelScaled(x, by: try Tensor.zeros([2, 5, 2, 1])) }
+        #expect(throws: VisionError.self) {
+            try squeezeExcitation(x, reduceWeight: w2, reduce: reduce, expandWeight: w1, expand: expand)
+        }
+        #expect(throws: VisionError.self) {
+            try squeezeExcitation(x, reduceWeight: w1, reduce: ConvEpilogue(shift: [1]), expandWeight: w2, expand: expand)
+        }
+        #expect(throws: VisionError.self) {
+            try squeezeExcitation(x, reduceWeight: w1, reduce: ConvEpilogue(residual: hidden), expandWeight: w2, expand: expand)
+        }
+        #expect(throws: VisionError.self) {
+            try squeezeExcitation(try x.reshape([s[0], c, s[2] * s[3]]), reduceWeight: w1, reduce: reduce, expandWeight: w2,
+                                  expand: expand)
+        }
     }
 
     /// addingLeadingChannels against pad + add; a y that the caller still holds keeps its values.

@@ -150,12 +150,20 @@ final class ReXNetBlock: Module {
             if !inference || se != nil { y = try convDw(y) }
         }
         if let se {
-            // timm's SEModule with BN; fc1 -> bn -> ReLU goes through convNormAct like every conv-BN pair.
-            let pooled = try mean(y, axes: [2, 3], keepDim: true)
-            let s = try se.bn.map { try convNormAct(pooled, conv: se.fc1, bn: $0, activation: se.act.op) } ?? se.act(try se.fc1(pooled))
-            let gate = try sigmoid(try se.fc2(s))
             // act_dw comes after the SE gate, as in timm.
-            y = inference ? try channelScaled(y, by: gate, activation: .relu6) : try relu6(try mul(y, gate))
+            if inference {
+                // Pooling, both 1x1 convs, the gate and the scaling in one call spread over the threads.
+                let reduce = try se.bn.map { try inferenceEpilogue(conv: se.fc1, bn: $0, activation: se.act.op) }
+                    ?? ConvEpilogue(shift: try se.fc1.bias.map { try $0.value.toArray(Float.self) }, activation: se.act.op)
+                let expand = ConvEpilogue(shift: try se.fc2.bias.map { try $0.value.toArray(Float.self) }, activation: .sigmoid)
+                y = try squeezeExcitation(y, reduceWeight: se.fc1.weight.value, reduce: reduce,
+                                          expandWeight: se.fc2.weight.value, expand: expand, activation: .relu6)
+            } else {
+                // timm's SEModule with BN; fc1 -> bn -> ReLU goes through convNormAct like every conv-BN pair.
+                let pooled = try mean(y, axes: [2, 3], keepDim: true)
+                let s = try se.bn.map { try convNormAct(pooled, conv: se.fc1, bn: $0, activation: se.act.op) } ?? se.act(try se.fc1(pooled))
+                y = try relu6(try mul(y, try sigmoid(try se.fc2(s))))
+            }
         } else if !inference {
             y = try relu6(y)
         }
