@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
 """Times timm's model in PyTorch eager and in ONNX Runtime (ONNX export of the same model) for
-Benchmarks/ClassifierBench, which runs this script beside its own numbers, model by model, in the same run.
+Benchmarks/ClassifierBench, which alternates rounds of its own timings with rounds of these, so that each ratio
+compares timings taken seconds apart (this machine's speed drifts by 30-60% over minutes).
 
-  tools/bench_classify_torch.py MODEL BATCH [threads] [runs]
-Random init, eval mode, 224x224 input (the model's input size). Prints one machine-readable line:
-  torch MODEL BATCH torch_ms ort_ms peak_mb
-with median wall ms after warm-up ("nan" for ONNX Runtime when onnxruntime is not installed) and the process's
-peak resident memory while creating and running the PyTorch model (MB, above the RSS after importing torch),
-measured by resetting the high-water mark through /proc/self/clear_refs.
+  tools/bench_classify_torch.py MODEL BATCH THREADS COMMANDS
+Random init, eval mode, the model's input size. After building both (and timing PyTorch once, which measures
+the peak memory) it prints one line:
+  ready PEAK_MB ORT
+with the process's peak resident memory while creating and running the PyTorch model (MB, above the RSS after
+importing torch, through a reset of the high-water mark in /proc/self/clear_refs) and ORT 1 when onnxruntime is
+installed (0 otherwise). Then it reads commands, one per line, from the file COMMANDS (a FIFO the caller writes):
+  torch RUNS   or   ort RUNS
+and answers each with the median wall ms of RUNS calls after two warm-up calls ("nan" for ort without
+onnxruntime), until the end of the file.
 """
 import os
 import statistics
@@ -36,9 +41,7 @@ def bench(fn, runs):
 
 
 def main():
-    name, batch = sys.argv[1], int(sys.argv[2])
-    threads = int(sys.argv[3]) if len(sys.argv) > 3 else 2
-    runs = int(sys.argv[4]) if len(sys.argv) > 4 else 10
+    name, batch, threads, commands = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     import torch
     import timm
     torch.set_num_threads(threads)
@@ -52,13 +55,17 @@ def main():
     m = timm.create_model(name, pretrained=False).eval()
     size = m.pretrained_cfg["input_size"]
     x = torch.randn(batch, *size)
-    with torch.inference_mode():
-        t_torch = bench(lambda: m(x), runs)
+
+    def run_torch():
+        with torch.inference_mode():
+            m(x)
+
+    bench(run_torch, 1)
     peak = rss_mb("VmHWM") - base
-    t_ort = float("nan")
-    try:
-        import onnxruntime as ort
-        with tempfile.TemporaryDirectory() as d:
+    run_ort = None
+    with tempfile.TemporaryDirectory() as d:
+        try:
+            import onnxruntime as ort
             p = os.path.join(d, "m.onnx")
             torch.onnx.export(m, x, p, opset_version=17, dynamo=False)
             so = ort.SessionOptions()
@@ -67,10 +74,16 @@ def main():
             s = ort.InferenceSession(p, so, providers=["CPUExecutionProvider"])
             xn = x.numpy()
             iname = s.get_inputs()[0].name
-            t_ort = bench(lambda: s.run(None, {iname: xn}), runs)
-    except ImportError:
-        pass
-    print(f"torch {name} {batch} {t_torch:.2f} {t_ort:.2f} {peak:.1f}", flush=True)
+            run_ort = lambda: s.run(None, {iname: xn})
+        except ImportError:
+            pass
+        print(f"ready {peak:.1f} {1 if run_ort else 0}", flush=True)
+        with open(commands) as f:
+            for line in f:
+                what, runs = line.split()
+                fn = run_torch if what == "torch" else run_ort
+                ms = bench(fn, int(runs)) if fn else float("nan")
+                print(f"{ms:.3f}", flush=True)
 
 
 if __name__ == "__main__":
