@@ -83,14 +83,14 @@ public func squeezeExcitation(_ x: Tensor, reduceWeight: Tensor, reduce: ConvEpi
 }
 
 /// The bounds of ReLU / ReLU6, which `scalePlane` applies in its loop; nil for other activations.
-func activationClamp(_ activation: UnaryOp?) -> (Float, Float)? {
+private func activationClamp(_ activation: UnaryOp?) -> (Float, Float)? {
     activation == .relu ? (0, .infinity) : activation == .relu6 ? (0, 6) : nil
 }
 
 /// dst[j] = act(src[j] * s) for one plane of n floats: ReLU / ReLU6 (`clamp`) in the loop (NaN passes through, as
 /// in their kernels), another activation as a pass over the plane.
-@inline(__always) func scalePlane(_ src: UnsafeMutablePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int,
-                                  _ s: Float, clamp: (Float, Float)?, activation: UnaryOp?, parameter: Float) {
+@inline(__always) private func scalePlane(_ src: UnsafeMutablePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int,
+                                          _ s: Float, clamp: (Float, Float)?, activation: UnaryOp?, parameter: Float) {
     var j = 0
     let vs = F16(repeating: s)
     if let (low, high) = clamp {
