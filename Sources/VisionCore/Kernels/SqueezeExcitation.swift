@@ -37,7 +37,9 @@ public func squeezeExcitation(_ x: Tensor, reduceWeight: Tensor, reduce: ConvEpi
     withExtendedLifetime((xc, w1, w2, pooled, hidden)) {
         reduce.scale.withOptionalBuffer { s1 in reduce.shift.withOptionalBuffer { t1 in
         expand.scale.withOptionalBuffer { s2 in expand.shift.withOptionalBuffer { t2 in
-            let planeChunk = max(1, 32_768 / plane)
+            // Chunks of at least 8K floats of planes (the threads spin between jobs, so a few microseconds of
+            // work is worth a second thread).
+            let planeChunk = max(1, 8_192 / plane)
             parallelFor(planes, minChunk: planeChunk) { range in
                 for i in range { pp.p[i] = sumFloats(px.p + i * plane, plane) / Float(plane) }
             }
@@ -48,7 +50,7 @@ public func squeezeExcitation(_ x: Tensor, reduceWeight: Tensor, reduce: ConvEpi
                 }
                 if let act = reduce.activation { unaryKernel(act, reduce.activationParameter, ph.p + range.lowerBound, ph.p + range.lowerBound, range.count) }
             }
-            parallelFor(planes, minChunk: max(planeChunk, 16_384 / r)) { range in
+            parallelFor(planes, minChunk: planeChunk) { range in
                 // This chunk's gates (into pooled, whose values are no longer needed), then its planes.
                 for i in range {
                     let (image, ch) = i.quotientAndRemainder(dividingBy: c)
