@@ -367,6 +367,15 @@ static column_tile make_tile(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t
   return t;
 }
 
+// The job's epilogue for rows [i, i + rows) stored at c (row stride ldc), with the residual at `res` (same
+// layout) or none.
+static direct_store epilogue_store(const vck_conv_gemm *job, ptrdiff_t i, ptrdiff_t rows, float *c, ptrdiff_t ldc,
+                                   const float *res) {
+  direct_store d = {c, ldc, rows, job->scale ? job->scale + i : NULL, job->shift ? job->shift + i : NULL, res,
+                    job->activation, res ? job->residual_after : 0, job->parameter};
+  return d;
+}
+
 static void run_panel(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t i, ptrdiff_t me, const column_tile *t,
                       float *tile) {
   const float *arow[MR_MAX];
@@ -378,18 +387,15 @@ static void run_panel(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t i, ptr
   const micro_fn micro = t->nv == 0 ? ks.half : ks.micro[t->nv];
   if (job->vw == job->ow && job->period == 0 && t->qe - t->q == nr) {
     // A full tile of contiguous outputs: stored from registers through the epilogue.
-    direct_store ds = {job->c + i * job->ldc + t->q, job->ldc, rows, job->scale ? job->scale + i : NULL,
-                       job->shift ? job->shift + i : NULL,
-                       job->residual ? job->residual + i * job->ldc + t->q : NULL, job->activation,
-                       job->residual_after, job->parameter};
+    direct_store ds = epilogue_store(job, i, rows, job->c + i * job->ldc + t->q, job->ldc,
+                                     job->residual ? job->residual + i * job->ldc + t->q : NULL);
     micro(job->k, arow, t->b, t->boff, tile, &ds);
     return;
   }
   if (!job->residual) {
     // The epilogue in registers into the tile, which is then copied out segment by segment (a call of the
     // row epilogue per segment cost more than the products on short rows, SiLU most).
-    direct_store ts = {tile, nr, rows, job->scale ? job->scale + i : NULL, job->shift ? job->shift + i : NULL,
-                       NULL, job->activation, 0, job->parameter};
+    direct_store ts = epilogue_store(job, i, rows, tile, nr, NULL);
     micro(job->k, arow, t->b, t->boff, tile, &ts);
     store_tile(job, ks.finish, tile, nr, i, rows, t->q, t->qe, 1);
     return;

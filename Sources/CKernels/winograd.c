@@ -64,11 +64,15 @@ static ptrdiff_t block_rows(const vck_winograd *job) {
   return rows < 8 ? 8 : rows;
 }
 
+// Floats of a block's transformed weights in scratch: none when the job brings them transformed.
+static ptrdiff_t block_u_floats(const vck_winograd *job) { return job->u ? 0 : 16 * block_rows(job) * job->cin; }
+
 ptrdiff_t vck_winograd_scratch(const vck_winograd *job, ptrdiff_t tiles) {
   const ptrdiff_t tx = (job->ow + 1) / 2, width = 2 * tx + 2, rows = block_rows(job);
-  // V, a block's U and M, the weights' tap-major rows, four row-transformed rows (or two output rows), a row of
-  // zeros.
-  return 16 * job->cin * ((tiles + 15) / 16 * 16) + 16 * rows * (job->cin + tiles) + 9 * job->cin + 4 * width + job->w;
+  // V, a block's U (unless the weights come transformed) and M, the weights' tap-major rows, four row-transformed
+  // rows (or two output rows), a row of zeros.
+  return 16 * job->cin * ((tiles + 15) / 16 * 16) + block_u_floats(job) + 16 * rows * tiles + 9 * job->cin +
+         4 * width + job->w;
 }
 
 // The 16 transformed patches of one channel for tiles [ta, tb) of one tile row: v[xi * vstride + t - ta], from
@@ -156,7 +160,7 @@ int vck_winograd_run(const vck_winograd *job, ptrdiff_t t0, ptrdiff_t t1, ptrdif
   // V's rows are padded to whole vectors of 16, which a last partial column tile reads in place (the columns past
   // nt are computed and dropped) instead of from a zero-padded copy.
   const ptrdiff_t vs = (nt + 15) / 16 * 16;
-  float *v = scratch, *u = v + 16 * cin * vs, *m = u + 16 * ub * cin, *wbuf = m + 16 * ub * nt;
+  float *v = scratch, *u = v + 16 * cin * vs, *m = u + block_u_floats(job), *wbuf = m + 16 * ub * nt;
   float *buf = wbuf + 9 * cin, *zeros = buf + 4 * (2 * tx + 2);
   memset(zeros, 0, (size_t)job->w * sizeof(float));
   ptrdiff_t *boff = malloc((size_t)cin * sizeof(ptrdiff_t));

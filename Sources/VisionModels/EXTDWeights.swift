@@ -174,8 +174,8 @@ private final class ItemCounter: Sendable {
     let next = Atomic<Int>(0)
 }
 
-/// A raw pointer that may cross into the concurrent chunks (each chunk touches a disjoint range).
-struct MutablePointerBox: @unchecked Sendable {
-    let value: UnsafeMutablePointer<Float>
-    init(_ p: UnsafeMutablePointer<Float>) { value = p }
+/// A raw pointer that may cross into the concurrent chunks (each chunk touches a disjoint range, or only reads).
+struct MutablePointerBox<Element>: @unchecked Sendable {
+    let value: UnsafeMutablePointer<Element>
+    init(_ p: UnsafeMutablePointer<Element>) { value = p }
 }

@@ -41,7 +41,7 @@ public func squeezeExcitation(_ x: Tensor, reduceWeight: Tensor, reduce: ConvEpi
             // work is worth a second thread).
             let planeChunk = max(1, 8_192 / plane)
             parallelFor(planes, minChunk: planeChunk) { range in
-                for i in range { pp.p[i] = sumFloats(px.p + i * plane, plane) / Float(plane) }
+                for i in range { pp.p[i] = Float(rowSum(px.p + i * plane, plane) { $0 } / Double(plane)) }
             }
             parallelFor(n * r, minChunk: max(1, 16_384 / c)) { range in
                 for i in range {
@@ -64,15 +64,6 @@ public func squeezeExcitation(_ x: Tensor, reduceWeight: Tensor, reduce: ConvEpi
         } } } }
     }
     return out
-}
-
-/// The sum of n floats, in 16 lanes.
-@inline(__always) private func sumFloats(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Float {
-    var acc = F16(), j = 0
-    while j + 16 <= n { acc += loadF16(p + j); j += 16 }
-    var s = acc.sum()
-    while j < n { s += p[j]; j += 1 }
-    return s
 }
 
 /// The dot product of n floats, in 16 lanes.

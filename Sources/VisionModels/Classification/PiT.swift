@@ -466,7 +466,7 @@ extension PiT {
         let pn = MutablePointerBox(norms.pointer(Float.self))
         vck_transpose(x, rows, dim, dim, px.value, ld)
         try offsets.withUnsafeBufferPointer { ob in
-            let boff = OffsetsBox(ob.baseAddress!)
+            let boff = MutablePointerBox(UnsafeMutablePointer(mutating: ob.baseAddress!))
             var mr = 0, nr = 0
             vck_conv_gemm_tile(&mr, &nr)
             // Output features per thread, in whole register tiles.
@@ -475,7 +475,7 @@ extension PiT {
                 return stride(from: 0, to: n, by: step).map { $0..<min(n, $0 + step) }
             }
             let dimSlices = slices(dim), qkvSlices = slices(3 * dim), hiddenSlices = slices(hidden)
-            let failed = FailureFlag()
+            let failed = Atomic<Bool>(false)
             @Sendable func linear(_ l: RawLinear, _ input: UnsafeMutablePointer<Float>, _ output: UnsafeMutablePointer<Float>,
                                   _ features: Range<Int>, activation: Int32 = -1, accumulate: Bool = false) {
                 var job = vck_conv_gemm(
@@ -483,7 +483,7 @@ extension PiT {
                     boff: boff.value, nq: ld, vw: ld, ow: ld, c: output, ldc: ld, scale: nil, shift: l.bias,
                     residual: accumulate ? output : nil, activation: activation, parameter: 0, residual_after: 0,
                     period: 0, oh: 1, image_stride: 0, readable: ld)
-                if vck_conv_gemm_run(&job, features.lowerBound, features.upperBound, 0, ld) != 0 { failed.set() }
+                if vck_conv_gemm_run(&job, features.lowerBound, features.upperBound, 0, ld) != 0 { failed.store(true, ordering: .relaxed) }
             }
             for blk in raw {
                 // Each slice normalizes all columns into its own buffer (cheap) rather than waiting for a shared one.
@@ -505,7 +505,7 @@ extension PiT {
                     linear(blk.fc2, ph.value, px.value, dimSlices[i], accumulate: true)
                 }
             }
-            if failed.value { throw VisionError.outOfMemory("PiT: no memory for the GEMM's scratch buffers") }
+            if failed.load(ordering: .relaxed) { throw VisionError.outOfMemory("PiT: no memory for the GEMM's scratch buffers") }
         }
         vck_transpose(px.value, dim, rows, ld, x, dim)
         withExtendedLifetime((xt, qkv, a, hid, norms)) {}
@@ -516,22 +516,13 @@ extension PiT {
     private func attentionOnColumns(_ qkv: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>, ld: Int,
                                     batch: Int, seqLen n: Int, dim: Int, heads: Int) {
         let d = dim / heads, scale = 1 / Float(d).squareRoot()
-        let qRows = min(n, 128), qChunks = (n + qRows - 1) / qRows
         let pq = MutablePointerBox(qkv), po = MutablePointerBox(out)
-        forEachItem(batch * heads * qChunks, threads: Threading.threadCount) { item in
-            let bi = item / (heads * qChunks), hi = (item / qChunks) % heads, q0 = (item % qChunks) * qRows
-            let m = min(qRows, n - q0)
+        forEachQueryChunk(batch: batch, heads: heads, seqLen: n) { bi, hi, q0, m, s in
             let q = pq.value + hi * d * ld + bi * n, k = q + dim * ld, v = k + dim * ld
-            let s = UnsafeMutablePointer<Float>.allocate(capacity: m * n)
-            defer { s.deallocate() }
-            // s [m, n] = q k^T (q^T and k^T are [d, n] blocks), then softmax's exponentials row by row.
+            // s [m, n] = q k^T (q^T and k^T are [d, n] blocks).
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, blasint(m), blasint(n), blasint(d), scale,
                         q + q0, blasint(ld), k, blasint(ld), 0, s, blasint(n))
-            var inv = [Float](repeating: 0, count: m)
-            for r in 0..<m {
-                let row = s + r * n
-                inv[r] = 1 / vck_exp_shift_sum(row, row, n, rowMax(row, n))
-            }
+            let inv = softmaxExponentials(s, rows: m, columns: n)
             // out^T [d, m] = v^T s^T, each column then scaled by its row's 1 / sum.
             let o = po.value + hi * d * ld + bi * n + q0
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(d), blasint(m), blasint(n), 1,
@@ -549,24 +540,12 @@ extension PiT {
                            seqLen n: Int, dim: Int, heads: Int) {
         let d = dim / heads, ld = 3 * dim
         let scale = 1 / Float(d).squareRoot()
-        let threads = Threading.threadCount
-        // Query rows per item: the [rows, n] score tile stays in L2.
-        let qRows = min(n, 128)
-        let qChunks = (n + qRows - 1) / qRows
         let pq = MutablePointerBox(qkv), po = MutablePointerBox(out)
-        forEachItem(batch * heads * qChunks, threads: threads) { item in
-            let bi = item / (heads * qChunks), hi = (item / qChunks) % heads, q0 = (item % qChunks) * qRows
-            let m = min(qRows, n - q0)
+        forEachQueryChunk(batch: batch, heads: heads, seqLen: n) { bi, hi, q0, m, s in
             let base = pq.value + bi * n * ld + hi * d
-            let s = UnsafeMutablePointer<Float>.allocate(capacity: m * n)
-            defer { s.deallocate() }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(m), blasint(n), blasint(d), scale,
                         base + q0 * ld, blasint(ld), base + dim, blasint(ld), 0, s, blasint(n))
-            var inv = [Float](repeating: 0, count: m)
-            for r in 0..<m {
-                let row = s + r * n
-                inv[r] = 1 / vck_exp_shift_sum(row, row, n, rowMax(row, n))
-            }
+            let inv = softmaxExponentials(s, rows: m, columns: n)
             let o = po.value + (bi * n + q0) * dim + hi * d
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(m), blasint(d), blasint(n), 1,
                         s, blasint(n), base + 2 * dim, blasint(ld), 0, o, blasint(dim))
@@ -622,6 +601,29 @@ private func linearRows(_ l: RawLinear, _ input: UnsafeMutablePointer<Float>, _ 
     let beta: Float = accumulate || l.bias != nil ? 1 : 0
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(rows), blasint(nc), blasint(k), 1,
                 input, blasint(k), l.weight + c0 * k, blasint(k), beta, output + c0, blasint(o))
+}
+
+/// Attention's work items, spread over the threads: each image, head and chunk of up to 128 queries (the
+/// [queries, n] score tile stays in L2). `body` gets the image, the head, the first query, the number of queries
+/// and a buffer for their scores.
+private func forEachQueryChunk(batch: Int, heads: Int, seqLen n: Int,
+                               _ body: @Sendable (_ image: Int, _ head: Int, _ q0: Int, _ m: Int,
+                                                  _ scores: UnsafeMutablePointer<Float>) -> Void) {
+    let qRows = min(n, 128), qChunks = (n + qRows - 1) / qRows
+    forEachItem(batch * heads * qChunks, threads: Threading.threadCount) { item in
+        let q0 = (item % qChunks) * qRows, m = min(qRows, n - q0)
+        let s = UnsafeMutablePointer<Float>.allocate(capacity: m * n)
+        defer { s.deallocate() }
+        body(item / (heads * qChunks), (item / qChunks) % heads, q0, m, s)
+    }
+}
+
+/// Softmax's exponentials of each row of s [m, n] in place (exp(x - row max)), returning each row's 1 / sum.
+private func softmaxExponentials(_ s: UnsafeMutablePointer<Float>, rows m: Int, columns n: Int) -> [Float] {
+    (0..<m).map { r in
+        let row = s + r * n
+        return 1 / vck_exp_shift_sum(row, row, n, rowMax(row, n))
+    }
 }
 
 /// The row stride of token columns for `rows` tokens: whole 16-float vectors, or whole 8-float halves where that
@@ -698,15 +700,3 @@ private func layerNormRows(_ src: UnsafeMutablePointer<Float>, _ dst: UnsafeMuta
     return m
 }
 
-/// A table of offsets shared by the threads of runBlocksOnColumns (read only).
-private struct OffsetsBox: @unchecked Sendable {
-    let value: UnsafePointer<Int>
-    init(_ p: UnsafePointer<Int>) { value = p }
-}
-
-/// Set by any thread whose kernel ran out of memory.
-private final class FailureFlag: Sendable {
-    private let flag = Atomic<Bool>(false)
-    func set() { flag.store(true, ordering: .relaxed) }
-    var value: Bool { flag.load(ordering: .relaxed) }
-}
