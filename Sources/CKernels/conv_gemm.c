@@ -46,17 +46,21 @@ INLINE int inline_activation(int act) {
          act == VCK_HARD_SIGMOID;
 }
 
-// One micro-kernel per ISA: an MR x (NV * VL) block of C accumulated over k in registers, then written to
-// `tile` (row stride NR) or, with `ds`, stored through the epilogue. `arow` holds the MR weight rows; row kk of
+// One micro-kernel per ISA: an MR x (NV * VL) block of C accumulated over k in registers, starting from zero or
+// from the partial sums at `init` (tile layout), then written to `tile` (row stride NR) or, with `ds`, stored
+// through the epilogue. `arow` holds the MR weight rows; row kk of
 // B is at b + boff[kk].
 #define DEFINE_MICRO(NAME, ATTR, VT, VI, VL, MR, NV, VACT)                                                \
   ATTR static void NAME(ptrdiff_t k, const float *const *arow, const float *b, const ptrdiff_t *boff,    \
-                        float *tile, const direct_store *ds) {                                            \
+                        const float *init, float *tile, const direct_store *ds) {                         \
     const float *a[MR];                                                                                   \
     for (int r = 0; r < MR; r++) a[r] = arow[r];                                                          \
     VT acc[MR][NV];                                                                                       \
     for (int r = 0; r < MR; r++)                                                                          \
-      for (int v = 0; v < NV; v++) acc[r][v] = (VT){0};                                                   \
+      for (int v = 0; v < NV; v++) {                                                                      \
+        acc[r][v] = (VT){0};                                                                              \
+        if (init) memcpy(&acc[r][v], init + r * (NV * VL) + v * VL, sizeof(VT));                          \
+      }                                                                                                   \
     for (ptrdiff_t kk = 0; kk < k; kk++) {                                                                \
       const float *bp = b + boff[kk];                                                                     \
       VT bv[NV];                                                                                          \
@@ -215,8 +219,8 @@ DEFINE_FINISH(finish_v4, ATTR_V4)
 DEFINE_FINISH(finish_v3, ATTR_V3)
 DEFINE_FINISH(finish_v1, ATTR_V1)
 
-typedef void (*micro_fn)(ptrdiff_t, const float *const *, const float *, const ptrdiff_t *, float *,
-                         const direct_store *);
+typedef void (*micro_fn)(ptrdiff_t, const float *const *, const float *, const ptrdiff_t *, const float *,
+                         float *, const direct_store *);
 typedef void (*finish_fn)(const float *, float *, ptrdiff_t, float, float, const float *, int, float, int);
 
 typedef struct {
@@ -376,38 +380,116 @@ static direct_store epilogue_store(const vck_conv_gemm *job, ptrdiff_t i, ptrdif
   return d;
 }
 
+// Rows [i, i + mr) of tile t over weight columns [k0, k0 + kn) (B's rows at t->boff[0..kn), already offset),
+// starting from the partial sums at `init` (tile layout) or zero; the result goes through the epilogue when
+// `partial` is NULL, else to `partial` (tile layout) for the next block of k.
 static void run_panel(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t i, ptrdiff_t me, const column_tile *t,
-                      float *tile) {
+                      float *tile, ptrdiff_t k0, ptrdiff_t kn, const float *init, float *partial) {
   const float *arow[MR_MAX];
   for (ptrdiff_t r = 0; r < ks.mr; r++) {
     ptrdiff_t row = i + r < me ? i + r : me - 1;  // rows past the end repeat the last one (discarded)
-    arow[r] = job->a + (job->aoff ? job->aoff[row] : row * job->lda);
+    arow[r] = job->a + (job->aoff ? job->aoff[row] : row * job->lda) + k0;
   }
   ptrdiff_t rows = me - i < ks.mr ? me - i : ks.mr, nr = t->nr;
   const micro_fn micro = t->nv == 0 ? ks.half : ks.micro[t->nv];
+  if (partial) {
+    micro(kn, arow, t->b, t->boff, init, partial, NULL);
+    return;
+  }
   if (job->vw == job->ow && job->period == 0 && t->qe - t->q == nr) {
     // A full tile of contiguous outputs: stored from registers through the epilogue.
     direct_store ds = epilogue_store(job, i, rows, job->c + i * job->ldc + t->q, job->ldc,
                                      job->residual ? job->residual + i * job->ldc + t->q : NULL);
-    micro(job->k, arow, t->b, t->boff, tile, &ds);
+    micro(kn, arow, t->b, t->boff, init, tile, &ds);
     return;
   }
   if (!job->residual) {
     // The epilogue in registers into the tile, which is then copied out segment by segment (a call of the
     // row epilogue per segment cost more than the products on short rows, SiLU most).
     direct_store ts = epilogue_store(job, i, rows, tile, nr, NULL);
-    micro(job->k, arow, t->b, t->boff, tile, &ts);
+    micro(kn, arow, t->b, t->boff, init, tile, &ts);
     store_tile(job, ks.finish, tile, nr, i, rows, t->q, t->qe, 1);
     return;
   }
-  micro(job->k, arow, t->b, t->boff, tile, NULL);
+  micro(kn, arow, t->b, t->boff, init, tile, NULL);
   store_tile(job, ks.finish, tile, nr, i, rows, t->q, t->qe, 0);
+}
+
+// Rows boff[0..kn) of b, nr floats each (a multiple of 4), one after another at dst: fixed-size copies that the
+// compiler turns into vector moves (a memcpy call per 64-byte row cost as much as the row's products).
+static void copy_slice(float *dst, const float *b, const ptrdiff_t *boff, ptrdiff_t kn, ptrdiff_t nr) {
+  for (ptrdiff_t kk = 0; kk < kn; kk++, dst += nr) {
+    const float *src = b + boff[kk];
+    for (ptrdiff_t j = 0; j < nr; j += 4) memcpy(dst + j, src + j, 4 * sizeof(float));
+  }
+}
+
+// Blocked order for narrow register tiles (AVX2's 6 x 16 reads 64 bytes of B per 12 multiply-adds, three times
+// AVX-512's rate, more than L2 delivers, and k of thousands pushes a tile's B rows out of L1). For each block of
+// BLOCK_KC weight columns and of rows whose weights fit BLOCK_A_FLOATS (L2), each column tile's slice of B
+// (k block x nr) is copied contiguous (16-32 KB, in L1) and meets every row panel of the block; with fewer than
+// BLOCK_PACK_MIN_PANELS panels the copy costs more than it saves and B is read in place. Partial sums wait
+// between k blocks in a scratch (tile layout) and seed the next block's accumulators, so that each output is the
+// same chain of multiply-adds in the same order as in one pass: the bits do not depend on the blocking.
+enum { BLOCK_MIN_K = 256, BLOCK_KC = 512, BLOCK_A_FLOATS = 65536, BLOCK_PACK_MIN_PANELS = 12 };
+
+static int blocked_order(isa_kernels ks, ptrdiff_t k) { return ks.vl * ks.nv <= 16 && k >= BLOCK_MIN_K; }
+
+static int run_blocked(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t m0, ptrdiff_t m1, ptrdiff_t q0,
+                       ptrdiff_t q1) {
+  const ptrdiff_t mr = ks.mr, nr = ks.vl * ks.nv, k = job->k;
+  const ptrdiff_t blocks = (k + BLOCK_KC - 1) / BLOCK_KC, kc = (k + blocks - 1) / blocks;  // even blocks
+  ptrdiff_t mc = BLOCK_A_FLOATS / kc / mr * mr;
+  if (mc < mr) mc = mr;
+  const ptrdiff_t ntiles = (q1 - q0 + nr - 1) / nr, panels = (m1 - m0 + mr - 1) / mr;
+  const ptrdiff_t last_q = q0 + (ntiles - 1) * nr;
+  ptrdiff_t last_nv, last_nr = tile_columns(ks, q1 - last_q, &last_nv);
+  const int needs_edge = last_q + last_nr > job->nq && last_q + last_nr > job->readable;
+  float tile[MR_MAX * NR_MAX] __attribute__((aligned(64)));
+  float *slice = NULL;  // 64-byte rows on whole cache lines
+  if (posix_memalign((void **)&slice, 64, (size_t)kc * nr * sizeof(float)) != 0) slice = NULL;
+  ptrdiff_t *slice_off = malloc((size_t)kc * sizeof(ptrdiff_t));
+  float *partials = blocks > 1 ? malloc((size_t)panels * ntiles * mr * nr * sizeof(float)) : NULL;
+  float *edge = needs_edge ? malloc((size_t)k * nr * sizeof(float)) : NULL;
+  ptrdiff_t *edge_off = needs_edge ? malloc((size_t)k * sizeof(ptrdiff_t)) : NULL;
+  const int ok = slice && slice_off && (blocks == 1 || partials) && (!needs_edge || (edge && edge_off));
+  if (ok) {
+    const column_tile last = make_tile(job, ks, last_q, q1, edge, edge_off);
+    for (ptrdiff_t kb = 0; kb < blocks; kb++) {
+      const ptrdiff_t k0 = kb * kc, kn = k0 + kc < k ? kc : k - k0;
+      for (ptrdiff_t mb = m0; mb < m1; mb += mc) {
+        const ptrdiff_t me = mb + mc < m1 ? mb + mc : m1;
+        for (ptrdiff_t ti = 0; ti < ntiles; ti++) {
+          column_tile t = ti == ntiles - 1 ? last : make_tile(job, ks, q0 + ti * nr, q1, NULL, NULL);
+          if ((me - mb) / mr >= BLOCK_PACK_MIN_PANELS) {
+            copy_slice(slice, t.b, t.boff + k0, kn, t.nr);
+            for (ptrdiff_t kk = 0; kk < kn; kk++) slice_off[kk] = kk * t.nr;
+            t.b = slice;
+            t.boff = slice_off;
+          } else {
+            t.boff += k0;
+          }
+          for (ptrdiff_t i = mb; i < me; i += mr) {
+            float *sums = partials ? partials + (((i - m0) / mr) * ntiles + ti) * (mr * nr) : NULL;
+            run_panel(job, ks, i, me, &t, tile, k0, kn, kb > 0 ? sums : NULL, kb < blocks - 1 ? sums : NULL);
+          }
+        }
+      }
+    }
+  }
+  free(slice);
+  free(slice_off);
+  free(partials);
+  free(edge);
+  free(edge_off);
+  return ok ? 0 : -1;
 }
 
 int vck_conv_gemm_run(const vck_conv_gemm *job, ptrdiff_t m0, ptrdiff_t m1, ptrdiff_t q0, ptrdiff_t q1) {
   isa_kernels ks = kernels();
   const ptrdiff_t mr = ks.mr, nr = ks.vl * ks.nv, k = job->k > 0 ? job->k : 1;
   if (m0 >= m1 || q0 >= q1) return 0;
+  if (blocked_order(ks, job->k)) return run_blocked(job, ks, m0, m1, q0, q1);
   float tile[MR_MAX * NR_MAX] __attribute__((aligned(64)));
   // B fits in L2 (at most 256 KB): panels outside, column tiles inside, so each weight panel is read from memory
   // once and stays in L1. Otherwise blocks of about 192 KB of weights stay in L2 while the column tiles go by.
@@ -436,7 +518,7 @@ int vck_conv_gemm_run(const vck_conv_gemm *job, ptrdiff_t m0, ptrdiff_t m1, ptrd
     for (ptrdiff_t q = q0; q < q1; q += nr) {
       ptrdiff_t ti = (q - q0) / nr;
       column_tile t = ti < ntiles ? tiles[ti] : make_tile(job, ks, q, q1, edge, edge_off);
-      for (ptrdiff_t i = mb; i < me; i += mr) run_panel(job, ks, i, me, &t, tile);
+      for (ptrdiff_t i = mb; i < me; i += mr) run_panel(job, ks, i, me, &t, tile, 0, job->k, NULL, NULL);
     }
   }
   free(edge);
@@ -507,9 +589,9 @@ int vck_conv_weight_grad_run(const float *a, const ptrdiff_t *aoff, ptrdiff_t m0
       float *ct = c + i * ldc + q;
       if (width == nv * ks.vl) {
         direct_store ds = {ct, ldc, rows, NULL, NULL, accumulate ? ct : NULL, -1, 0, 0.0f};
-        ks.micro[nv](k, arow, bt, boff, tile, &ds);
+        ks.micro[nv](k, arow, bt, boff, NULL, tile, &ds);
       } else {
-        ks.micro[nv](k, arow, bt, boff, tile, NULL);
+        ks.micro[nv](k, arow, bt, boff, NULL, tile, NULL);
         for (ptrdiff_t r = 0; r < rows; r++)
           ks.finish(tile + r * nv * ks.vl, ct + r * ldc, width, 1.0f, 0.0f, accumulate ? ct + r * ldc : NULL, -1, 0.0f, 0);
       }

@@ -184,6 +184,50 @@ import CKernels
     }
 }
 
+/// The blocked order of the narrow kernels (AVX2, SSE2; k >= 256): blocks of k whose partial sums seed the next
+/// block, B slices copied contiguous when a row block has 12+ panels and read in place otherwise, on contiguous
+/// outputs, padded rows (vw > ow), phase planes and batched small maps, through the whole epilogue, for every
+/// kernel variant; and an image gets the same bits alone as in its batch.
+extension ConvGemmISATests {
+    @Test func blockedOrderMatchesTheReference() throws {
+        defer { _ = vck_conv_gemm_set_isa(0) }
+        // (input, weight, stride, padding): k = 300 with 14 panels of 6 rows (one block, packed slices); k = 1080
+        // (three blocks) on padded rows, 100 rows; k = 576 (two blocks) on phase planes, 4 panels (B in place);
+        // k = 600 on a batch of 3x3 maps sharing one GEMM.
+        let cases: [([Int], [Int], (Int, Int), (Int, Int))] = [
+            ([2, 300, 9, 11], [80, 300, 1, 1], (1, 1), (0, 0)),
+            ([1, 120, 10, 9], [100, 120, 3, 3], (1, 1), (1, 1)),
+            ([2, 64, 11, 12], [20, 64, 3, 3], (2, 2), (1, 1)),
+            ([5, 600, 3, 3], [30, 600, 1, 1], (1, 1), (0, 0)),
+        ]
+        var tested = 0
+        for level: Int32 in [4, 3, 1] where vck_conv_gemm_set_isa(level) == 0 {
+            for (index, (xs, ws, stride, padding)) in cases.enumerated() {
+                let x = try randomTensor(xs, seed: UInt64(70 + index)), w = try randomTensor(ws, seed: UInt64(80 + index), scale: 0.1)
+                let cout = ws[0]
+                let scale = (0..<cout).map { 0.6 + Float($0 % 9) * 0.1 }, shift = (0..<cout).map { Float($0 % 7) * 0.05 - 0.2 }
+                let plain = try conv2dReference(x, weight: w, stride: stride, padding: padding)
+                let residual = try randomTensor(plain.shape, seed: UInt64(90 + index))
+                let affine = try add(try mul(plain, try Tensor(scale, shape: [1, cout, 1, 1])), try Tensor(shift, shape: [1, cout, 1, 1]))
+                for activation in [UnaryOp.silu, .relu] {
+                    let expected = try unary(activation, try add(affine, residual))
+                    let epilogue = ConvEpilogue(scale: scale, shift: shift, residual: residual, activation: activation)
+                    let got = try conv2dFused(x, weight: w, stride: stride, padding: padding, epilogue: epilogue)
+                    #expect(try maxRelativeError(got, expected) < 1e-5, "ISA \(level) case \(index) \(activation)")
+                }
+                let y = try conv2d(x, weight: w, stride: stride, padding: padding)
+                #expect(try maxRelativeError(y, plain) < 1e-5, "ISA \(level) case \(index) plain")
+                let last = xs[0] - 1
+                let alone = try conv2d(try x.slice(axis: 0, start: last, end: last + 1), weight: w, stride: stride, padding: padding)
+                #expect(try alone.toArray(Float.self) == y.slice(axis: 0, start: last, end: last + 1).contiguous().toArray(Float.self),
+                        "ISA \(level) case \(index): image \(last) alone")
+            }
+            tested += 1
+        }
+        #expect(tested >= 1)
+    }
+}
+
 /// The weight gradient on the conv GEMM (large maps, rows of at least 256 taps) for every ISA variant, against a
 /// Double sum over images and output pixels: stride, padding, dilation, groups, output channels that leave a
 /// partial column tile, and maps long enough for several reduction chunks. In the serialized ISA suite.
