@@ -352,7 +352,7 @@ typedef struct {
   ptrdiff_t q, qe, nv, nr;  // nv 0: the half kernel
 } column_tile;
 
-// Prepares the tile starting at q; `edge` / `edge_off` (k * NR_MAX floats / k offsets) take the copy if needed.
+// Prepares the tile starting at q; `edge` / `edge_off` (from alloc_edge) take the copy if needed.
 static column_tile make_tile(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t q, ptrdiff_t q1, float *edge,
                              ptrdiff_t *edge_off) {
   ptrdiff_t width = q1 - q < ks.vl * ks.nv ? q1 - q : ks.vl * ks.nv, nv;
@@ -415,12 +415,33 @@ static void run_panel(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t i, ptr
   store_tile(job, ks.finish, tile, nr, i, rows, t->q, t->qe, 0);
 }
 
-// Rows boff[0..kn) of b, nr floats each (a multiple of 4), one after another at dst: fixed-size copies that the
-// compiler turns into vector moves (a memcpy call per 64-byte row cost as much as the row's products).
-static void copy_slice(float *dst, const float *b, const ptrdiff_t *boff, ptrdiff_t kn, ptrdiff_t nr) {
-  for (ptrdiff_t kk = 0; kk < kn; kk++, dst += nr) {
+// The zero-padded copy that the last column tile of [q0, q1) reads when it runs past B's readable columns:
+// allocated (k rows of the widest tile, k offsets) into *edge / *edge_off, or left NULL when not needed.
+// Returns -1 when memory ran out (nothing is left allocated).
+static int alloc_edge(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t q0, ptrdiff_t q1, ptrdiff_t k, float **edge,
+                      ptrdiff_t **edge_off) {
+  const ptrdiff_t nr = ks.vl * ks.nv, last = q0 + (q1 - q0 - 1) / nr * nr;
+  ptrdiff_t last_nv, last_nr = tile_columns(ks, q1 - last, &last_nv);
+  *edge = NULL;
+  *edge_off = NULL;
+  if (last + last_nr <= job->nq || last + last_nr <= job->readable) return 0;
+  *edge = malloc((size_t)k * nr * sizeof(float));
+  *edge_off = malloc((size_t)k * sizeof(ptrdiff_t));
+  if (*edge && *edge_off) return 0;
+  free(*edge);
+  free(*edge_off);
+  *edge = NULL;
+  *edge_off = NULL;
+  return -1;
+}
+
+// The first `width` floats (a multiple of 4) of rows boff[0..kn) of b, at dst + kk * stride: fixed-size copies
+// that the compiler turns into vector moves (a memcpy call per 64-byte row cost as much as the row's products).
+static void copy_slice(float *dst, ptrdiff_t stride, const float *b, const ptrdiff_t *boff, ptrdiff_t kn,
+                       ptrdiff_t width) {
+  for (ptrdiff_t kk = 0; kk < kn; kk++, dst += stride) {
     const float *src = b + boff[kk];
-    for (ptrdiff_t j = 0; j < nr; j += 4) memcpy(dst + j, src + j, 4 * sizeof(float));
+    for (ptrdiff_t j = 0; j < width; j += 4) memcpy(dst + j, src + j, 4 * sizeof(float));
   }
 }
 
@@ -442,19 +463,17 @@ static int run_blocked(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t m0, p
   ptrdiff_t mc = BLOCK_A_FLOATS / kc / mr * mr;
   if (mc < mr) mc = mr;
   const ptrdiff_t ntiles = (q1 - q0 + nr - 1) / nr, panels = (m1 - m0 + mr - 1) / mr;
-  const ptrdiff_t last_q = q0 + (ntiles - 1) * nr;
-  ptrdiff_t last_nv, last_nr = tile_columns(ks, q1 - last_q, &last_nv);
-  const int needs_edge = last_q + last_nr > job->nq && last_q + last_nr > job->readable;
   float tile[MR_MAX * NR_MAX] __attribute__((aligned(64)));
-  float *slice = NULL;  // 64-byte rows on whole cache lines
+  float *edge, *slice = NULL;  // slice rows nr floats apart (64 bytes: whole cache lines), whatever a tile's width
+  ptrdiff_t *edge_off;
+  if (alloc_edge(job, ks, q0, q1, k, &edge, &edge_off) != 0) return -1;
   if (posix_memalign((void **)&slice, 64, (size_t)kc * nr * sizeof(float)) != 0) slice = NULL;
   ptrdiff_t *slice_off = malloc((size_t)kc * sizeof(ptrdiff_t));
   float *partials = blocks > 1 ? malloc((size_t)panels * ntiles * mr * nr * sizeof(float)) : NULL;
-  float *edge = needs_edge ? malloc((size_t)k * nr * sizeof(float)) : NULL;
-  ptrdiff_t *edge_off = needs_edge ? malloc((size_t)k * sizeof(ptrdiff_t)) : NULL;
-  const int ok = slice && slice_off && (blocks == 1 || partials) && (!needs_edge || (edge && edge_off));
+  const int ok = slice && slice_off && (blocks == 1 || partials);
   if (ok) {
-    const column_tile last = make_tile(job, ks, last_q, q1, edge, edge_off);
+    for (ptrdiff_t kk = 0; kk < kc; kk++) slice_off[kk] = kk * nr;
+    const column_tile last = make_tile(job, ks, q0 + (ntiles - 1) * nr, q1, edge, edge_off);
     for (ptrdiff_t kb = 0; kb < blocks; kb++) {
       const ptrdiff_t k0 = kb * kc, kn = k0 + kc < k ? kc : k - k0;
       for (ptrdiff_t mb = m0; mb < m1; mb += mc) {
@@ -462,8 +481,7 @@ static int run_blocked(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t m0, p
         for (ptrdiff_t ti = 0; ti < ntiles; ti++) {
           column_tile t = ti == ntiles - 1 ? last : make_tile(job, ks, q0 + ti * nr, q1, NULL, NULL);
           if ((me - mb) / mr >= BLOCK_PACK_MIN_PANELS) {
-            copy_slice(slice, t.b, t.boff + k0, kn, t.nr);
-            for (ptrdiff_t kk = 0; kk < kn; kk++) slice_off[kk] = kk * t.nr;
+            copy_slice(slice, nr, t.b, t.boff + k0, kn, t.nr);
             t.b = slice;
             t.boff = slice_off;
           } else {
@@ -497,15 +515,9 @@ int vck_conv_gemm_run(const vck_conv_gemm *job, ptrdiff_t m0, ptrdiff_t m1, ptrd
   ptrdiff_t mc = panels_outside ? mr : (49152 / k) / mr * mr;
   if (mc < mr) mc = mr;
   // Columns past the readable end of B (the last tile) are computed from a zero-padded copy of those columns.
-  ptrdiff_t last = q0 + (q1 - q0 - 1) / nr * nr, last_nv, last_nr = tile_columns(ks, q1 - last, &last_nv);
-  int needs_edge = last + last_nr > job->nq && last + last_nr > job->readable;
-  float *edge = needs_edge ? malloc((size_t)k * NR_MAX * sizeof(float)) : NULL;
-  ptrdiff_t *edge_off = needs_edge ? malloc((size_t)k * sizeof(ptrdiff_t)) : NULL;
-  if (needs_edge && (!edge || !edge_off)) {
-    free(edge);
-    free(edge_off);
-    return -1;
-  }
+  float *edge;
+  ptrdiff_t *edge_off;
+  if (alloc_edge(job, ks, q0, q1, k, &edge, &edge_off) != 0) return -1;
   // The column tiles are prepared once (only the last one may need the padded copy).
   column_tile tiles[64];
   ptrdiff_t ntiles = 0;
