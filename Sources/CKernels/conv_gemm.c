@@ -273,6 +273,12 @@ int vck_conv_gemm_set_isa(int level) {
   return 0;
 }
 
+int vck_conv_gemm_isa(void) {
+  (void)kernels();  // picks the best set on first use
+  const isa_kernels *k = __atomic_load_n(&current_isa, __ATOMIC_ACQUIRE);
+  return k == &isa_v4 ? 4 : k == &isa_v3 ? 3 : 1;
+}
+
 void vck_conv_gemm_tile(ptrdiff_t *mr, ptrdiff_t *nr) {
   isa_kernels ks = kernels();
   *mr = ks.mr;

@@ -14,12 +14,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+// The transforms run on AVX2 vectors with the conv GEMM's AVX2 or AVX-512 kernels (vck_conv_gemm_isa), as plain C
+// loops otherwise, so that tests that switch the GEMM's ISA check both. Both compute the same operations in the
+// same order: the bits do not depend on the path.
+static int vector_transforms(void) {
+#ifdef VCK_X86
+  return vck_conv_gemm_isa() >= 3;
+#else
+  return 0;
+#endif
+}
+
 // u[xi * stride + o - o0][i] (xi = 4 * row + column of G g G^T) for output channels [o0, o1) of the conv with
 // filters g(o, i) = w[o][i] (3 x 3), or, transposed, g(o, i) = w[i][o] rotated by 180 degrees (the input
 // gradient's conv). Each output channel's filters are first transposed to tap-major rows g[tap][i] (`buf`:
 // 9 * ins floats), so that the transform runs along contiguous input channels.
-CLONES static void weights_rows(const vck_winograd *job, ptrdiff_t o0, ptrdiff_t o1, float *u, ptrdiff_t stride,
-                                float *buf) {
+CLONES static void weights_rows_c(const vck_winograd *job, ptrdiff_t o0, ptrdiff_t o1, float *u, ptrdiff_t stride,
+                                  float *buf) {
   // The conv's channels: cout outputs of cin inputs; w's own shape swaps them when it is read transposed.
   const ptrdiff_t ins = job->cin, wcin = job->transposed ? job->cout : job->cin;
   for (ptrdiff_t o = o0; o < o1; o++) {
@@ -53,8 +64,92 @@ CLONES static void weights_rows(const vck_winograd *job, ptrdiff_t o0, ptrdiff_t
   }
 }
 
+#ifdef VCK_X86
+// weights_rows_c's transform of the untransposed filters, 8 input channels at a time: their 72 contiguous taps
+// (w[o][i .. i + 7][0 .. 8]) go to one vector per tap by an 8 x 8 transpose in registers and a gather of the 9th,
+// with no tap-major copy (the scalar transpose cost more than the transform on AVX2 machines). The last cin % 8
+// channels take the same arithmetic one at a time.
+#define HALF_OF(x) _mm256_mul_ps(half, (x))
+__attribute__((target("avx2"))) static void weights_rows_avx2(const vck_winograd *job, ptrdiff_t o0, ptrdiff_t o1,
+                                                              float *u, ptrdiff_t stride) {
+  const ptrdiff_t ins = job->cin, whole = ins / 8 * 8;
+  const __m256i ninth = _mm256_setr_epi32(8, 17, 26, 35, 44, 53, 62, 71);
+  const __m256 half = _mm256_set1_ps(0.5f);
+  for (ptrdiff_t o = o0; o < o1; o++) {
+    const float *wo = job->weights + o * ins * 9;
+    float *uo = u + (o - o0) * ins;
+    const ptrdiff_t xs = stride * ins;  // from one xi's row to the next
+    for (ptrdiff_t i = 0; i < whole; i += 8) {
+      const float *src = wo + i * 9;
+      __m256 r[8], t[8], g[9];
+      for (int j = 0; j < 8; j++) r[j] = _mm256_loadu_ps(src + 9 * j);
+      for (int j = 0; j < 8; j += 2) {
+        t[j] = _mm256_unpacklo_ps(r[j], r[j + 1]);
+        t[j + 1] = _mm256_unpackhi_ps(r[j], r[j + 1]);
+      }
+      for (int j = 0; j < 8; j += 4) {
+        r[j] = _mm256_shuffle_ps(t[j], t[j + 2], 0x44);
+        r[j + 1] = _mm256_shuffle_ps(t[j], t[j + 2], 0xee);
+        r[j + 2] = _mm256_shuffle_ps(t[j + 1], t[j + 3], 0x44);
+        r[j + 3] = _mm256_shuffle_ps(t[j + 1], t[j + 3], 0xee);
+      }
+      for (int j = 0; j < 4; j++) {
+        g[j] = _mm256_permute2f128_ps(r[j], r[j + 4], 0x20);
+        g[j + 4] = _mm256_permute2f128_ps(r[j], r[j + 4], 0x31);
+      }
+      g[8] = _mm256_i32gather_ps(src, ninth, 4);
+      __m256 tg[4][3];  // G g
+      for (int c = 0; c < 3; c++) {
+        __m256 a = g[c], b = g[3 + c], e = g[6 + c];
+        tg[0][c] = a;
+        tg[1][c] = HALF_OF(_mm256_add_ps(_mm256_add_ps(a, b), e));
+        tg[2][c] = HALF_OF(_mm256_add_ps(_mm256_sub_ps(a, b), e));
+        tg[3][c] = e;
+      }
+      for (int row = 0; row < 4; row++) {  // (G g) G^T
+        float *dst = uo + 4 * row * xs + i;
+        _mm256_storeu_ps(dst, tg[row][0]);
+        _mm256_storeu_ps(dst + xs, HALF_OF(_mm256_add_ps(_mm256_add_ps(tg[row][0], tg[row][1]), tg[row][2])));
+        _mm256_storeu_ps(dst + 2 * xs, HALF_OF(_mm256_add_ps(_mm256_sub_ps(tg[row][0], tg[row][1]), tg[row][2])));
+        _mm256_storeu_ps(dst + 3 * xs, tg[row][2]);
+      }
+    }
+    for (ptrdiff_t i = whole; i < ins; i++) {
+      const float *gi = wo + i * 9;
+      float t[4][3];
+      for (int c = 0; c < 3; c++) {
+        float a = gi[c], b = gi[3 + c], e = gi[6 + c];
+        t[0][c] = a;
+        t[1][c] = 0.5f * (a + b + e);
+        t[2][c] = 0.5f * (a - b + e);
+        t[3][c] = e;
+      }
+      for (int row = 0; row < 4; row++) {
+        float *dst = uo + 4 * row * xs + i;
+        dst[0] = t[row][0];
+        dst[xs] = 0.5f * (t[row][0] + t[row][1] + t[row][2]);
+        dst[2 * xs] = 0.5f * (t[row][0] - t[row][1] + t[row][2]);
+        dst[3 * xs] = t[row][2];
+      }
+    }
+  }
+}
+#undef HALF_OF
+#endif
+
+static void weights_rows(const vck_winograd *job, ptrdiff_t o0, ptrdiff_t o1, float *u, ptrdiff_t stride,
+                         float *buf, int vec) {
+#ifdef VCK_X86
+  if (!job->transposed && vec) {
+    weights_rows_avx2(job, o0, o1, u, stride);
+    return;
+  }
+#endif
+  weights_rows_c(job, o0, o1, u, stride, buf);
+}
+
 void vck_winograd_weights(const vck_winograd *job, ptrdiff_t o0, ptrdiff_t o1, float *u, float *buf) {
-  weights_rows(job, o0, o1, u + o0 * job->cin, job->cout, buf);
+  weights_rows(job, o0, o1, u + o0 * job->cin, job->cout, buf, vector_transforms());
 }
 
 // Output channels per block of transformed weights: U [16][rows][cin] within about 256 KB (a multiple of 8 rows,
@@ -67,45 +162,29 @@ static ptrdiff_t block_rows(const vck_winograd *job) {
 // Floats of a block's transformed weights in scratch: none when the job brings them transformed.
 static ptrdiff_t block_u_floats(const vck_winograd *job) { return job->u ? 0 : 16 * block_rows(job) * job->cin; }
 
+// Floats of each of the four rows that input_row transforms for a piece of nt tiles: the 2 nt + 2 columns it
+// reads, padded to what the vector transform reads (whole blocks of 8 tiles, zeros past the end); also enough for
+// output_row's two rows of 2 nt outputs each.
+static ptrdiff_t row_floats(ptrdiff_t nt) { return (nt + 7) / 8 * 16 + 2; }
+
+// Floats from one V row (a channel's nt tiles for one xi) to the next: whole vectors of 16, which a last partial
+// column tile of the GEMM reads in place (the columns past nt are computed and dropped) instead of from a
+// zero-padded copy, and at least 7 past nt, which input_columns_avx2's whole-vector stores may write.
+static ptrdiff_t v_stride(ptrdiff_t nt) { return (nt + 7 + 15) / 16 * 16; }
+
 ptrdiff_t vck_winograd_scratch(const vck_winograd *job, ptrdiff_t tiles) {
-  const ptrdiff_t tx = (job->ow + 1) / 2, width = 2 * tx + 2, rows = block_rows(job);
+  const ptrdiff_t tx = (job->ow + 1) / 2, rows = block_rows(job);
   // V, a block's U (unless the weights come transformed) and M, the weights' tap-major rows, four row-transformed
   // rows (or two output rows), a row of zeros.
-  return 16 * job->cin * ((tiles + 15) / 16 * 16) + block_u_floats(job) + 16 * rows * tiles + 9 * job->cin +
-         4 * width + job->w;
+  return 16 * job->cin * v_stride(tiles) + block_u_floats(job) + 16 * rows * tiles + 9 * job->cin +
+         4 * row_floats(tx) + job->w;
 }
 
-// The 16 transformed patches of one channel for tiles [ta, tb) of one tile row: v[xi * vstride + t - ta], from
-// the four input rows y0 .. y0 + 3 of `plane` (zero outside the image), tile t reading columns 2 t - pw ...
-// 2 t - pw + 3. `zeros`: at least w zero floats, read in place of rows outside the image; no padded copy.
-CLONES static void input_row(const float *plane, ptrdiff_t h, ptrdiff_t w, ptrdiff_t y0,
-                                                         ptrdiff_t pw, ptrdiff_t ta, ptrdiff_t tb, const float *zeros,
-                                                         float *d, float *v, ptrdiff_t vstride) {
-  const ptrdiff_t nt = tb - ta, width = 2 * nt + 2, x0 = 2 * ta - pw;
-  // Column k of the padded rows is input column x0 + k; [c0, c1) are inside the image.
-  ptrdiff_t c0 = x0 < 0 ? (-x0 < width ? -x0 : width) : 0, c1 = w - x0 < width ? w - x0 : width;
-  if (c1 < c0) c1 = c0;
-  const float *src[4];
+// (B^T p) B for nt tiles of one tile row: v[xi * vstride + t] (xi = 4 r + column) from the four row-transformed
+// rows B^T p (d, row r at d + r * ds), tile t reading their columns 2 t .. 2 t + 3.
+CLONES static void input_columns_c(const float *d, ptrdiff_t ds, ptrdiff_t nt, float *v, ptrdiff_t vstride) {
   for (int r = 0; r < 4; r++) {
-    ptrdiff_t y = y0 + r;
-    src[r] = y < 0 || y >= h ? zeros : plane + y * w + x0 + c0;
-  }
-  float *d0 = d, *d1 = d + width, *d2 = d1 + width, *d3 = d2 + width;
-  // B^T p over the four padded rows p (zero outside [c0, c1)).
-  for (ptrdiff_t k = 0; k < c0; k++) d0[k] = d1[k] = d2[k] = d3[k] = 0;
-  const float *s0 = src[0] - c0, *s1 = src[1] - c0, *s2 = src[2] - c0, *s3 = src[3] - c0;
-#pragma clang loop vectorize(assume_safety)
-  for (ptrdiff_t k = c0; k < c1; k++) {
-    float a = s0[k], b = s1[k], c = s2[k], e = s3[k];
-    d0[k] = a - c;
-    d1[k] = b + c;
-    d2[k] = c - b;
-    d3[k] = b - e;
-  }
-  for (ptrdiff_t k = c1; k < width; k++) d0[k] = d1[k] = d2[k] = d3[k] = 0;
-  // (B^T p) B: columns 2t .. 2t + 3 of each row.
-  for (int r = 0; r < 4; r++) {
-    const float *dr = d + r * width;
+    const float *dr = d + r * ds;
     float *v0 = v + (4 * r) * vstride, *v1 = v0 + vstride, *v2 = v1 + vstride, *v3 = v2 + vstride;
 #pragma clang loop vectorize(assume_safety)
     for (ptrdiff_t t = 0; t < nt; t++) {
@@ -118,12 +197,78 @@ CLONES static void input_row(const float *plane, ptrdiff_t h, ptrdiff_t w, ptrdi
   }
 }
 
-// Y = A^T m A for nt tiles of one channel's tile row (m[xi * mstride + t]), then the epilogue, into the first n
-// columns of output rows oy0 and oy0 + 1 (`rows` of them inside the output) at `out` (row stride ow).
-CLONES static void output_row(const vck_winograd *job, const float *m, ptrdiff_t mstride, ptrdiff_t nt, ptrdiff_t n,
-                              float s, float sh, float *buf, float *out, const float *res, ptrdiff_t rows) {
-  const ptrdiff_t ow = job->ow;
-  float *y0 = buf, *y1 = buf + 2 * nt;
+#ifdef VCK_X86
+// The even and odd floats of p[0 .. 15], in order.
+__attribute__((target("avx2"), always_inline)) static inline void split_even_odd(const float *p, __m256 *even,
+                                                                                  __m256 *odd) {
+  __m256 a = _mm256_loadu_ps(p), b = _mm256_loadu_ps(p + 8);
+  *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xd8));
+  *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xdd)), 0xd8));
+}
+
+// input_columns_c on blocks of 8 tiles, whose even and odd columns are split in registers (the compiler's loop
+// ran scalar on the 7 tiles of a 14-wide row). Reads d rows up to row_floats(nt) floats; the last block stores
+// whole vectors too, up to 7 floats past nt (a masked store cost more than the block's arithmetic): into V's
+// padding (v_stride), or into the next piece of the row, which is transformed after this one.
+__attribute__((target("avx2"))) static void input_columns_avx2(const float *d, ptrdiff_t ds, ptrdiff_t nt, float *v,
+                                                               ptrdiff_t vstride) {
+  for (int r = 0; r < 4; r++) {
+    const float *dr = d + r * ds;
+    float *v0 = v + (4 * r) * vstride, *v1 = v0 + vstride, *v2 = v1 + vstride, *v3 = v2 + vstride;
+    for (ptrdiff_t t = 0; t < nt; t += 8) {
+      __m256 e0, o0, e1, o1;
+      split_even_odd(dr + 2 * t, &e0, &o0);
+      split_even_odd(dr + 2 * t + 2, &e1, &o1);
+      __m256 y0 = _mm256_sub_ps(e0, e1), y1 = _mm256_add_ps(o0, e1), y2 = _mm256_sub_ps(e1, o0),
+             y3 = _mm256_sub_ps(o0, o1);
+      _mm256_storeu_ps(v0 + t, y0);
+      _mm256_storeu_ps(v1 + t, y1);
+      _mm256_storeu_ps(v2 + t, y2);
+      _mm256_storeu_ps(v3 + t, y3);
+    }
+  }
+}
+#endif
+
+// The 16 transformed patches of one channel for tiles [ta, tb) of one tile row: v[xi * vstride + t - ta], from
+// the four input rows y0 .. y0 + 3 of `plane` (zero outside the image), tile t reading columns 2 t - pw ...
+// 2 t - pw + 3. `zeros`: at least w zero floats, read in place of rows outside the image; no padded copy.
+// `d`: 4 row_floats(tb - ta) floats; `vec`: vector_transforms().
+CLONES static void input_row(const float *plane, ptrdiff_t h, ptrdiff_t w, ptrdiff_t y0, ptrdiff_t pw, ptrdiff_t ta,
+                             ptrdiff_t tb, const float *zeros, float *d, float *v, ptrdiff_t vstride, int vec) {
+  const ptrdiff_t nt = tb - ta, width = 2 * nt + 2, ds = row_floats(nt), x0 = 2 * ta - pw;
+  // Column k of the padded rows is input column x0 + k; [c0, c1) are inside the image.
+  ptrdiff_t c0 = x0 < 0 ? (-x0 < width ? -x0 : width) : 0, c1 = w - x0 < width ? w - x0 : width;
+  if (c1 < c0) c1 = c0;
+  const float *src[4];
+  for (int r = 0; r < 4; r++) {
+    ptrdiff_t y = y0 + r;
+    src[r] = y < 0 || y >= h ? zeros : plane + y * w + x0 + c0;
+  }
+  float *d0 = d, *d1 = d + ds, *d2 = d1 + ds, *d3 = d2 + ds;
+  // B^T p over the four padded rows p (zero outside [c0, c1)).
+  for (ptrdiff_t k = 0; k < c0; k++) d0[k] = d1[k] = d2[k] = d3[k] = 0;
+  const float *s0 = src[0] - c0, *s1 = src[1] - c0, *s2 = src[2] - c0, *s3 = src[3] - c0;
+#pragma clang loop vectorize(assume_safety)
+  for (ptrdiff_t k = c0; k < c1; k++) {
+    float a = s0[k], b = s1[k], c = s2[k], e = s3[k];
+    d0[k] = a - c;
+    d1[k] = b + c;
+    d2[k] = c - b;
+    d3[k] = b - e;
+  }
+  for (ptrdiff_t k = c1; k < ds; k++) d0[k] = d1[k] = d2[k] = d3[k] = 0;
+#ifdef VCK_X86
+  if (vec) {
+    input_columns_avx2(d, ds, nt, v, vstride);
+    return;
+  }
+#endif
+  input_columns_c(d, ds, nt, v, vstride);
+}
+
+// Y = A^T m A for nt tiles of one channel's tile row (m[xi * mstride + t]): output rows y0 and y1 (2 nt each).
+CLONES static void output_tiles_c(const float *m, ptrdiff_t mstride, ptrdiff_t nt, float *y0, float *y1) {
   for (ptrdiff_t t = 0; t < nt; t++) {
     float a[4][2];
     for (int r = 0; r < 4; r++) {
@@ -137,6 +282,48 @@ CLONES static void output_row(const vck_winograd *job, const float *m, ptrdiff_t
     y1[2 * t] = a[1][0] - a[2][0] - a[3][0];
     y1[2 * t + 1] = a[1][1] - a[2][1] - a[3][1];
   }
+}
+
+#ifdef VCK_X86
+// output_tiles_c on blocks of 8 tiles, the even and odd output columns interleaved in registers. Reads m up to
+// 7 floats past nt (the next channel's rows, or scratch after M) and writes y0 and y1 up to 16 ceil(nt / 8).
+__attribute__((target("avx2"))) static void output_tiles_avx2(const float *m, ptrdiff_t mstride, ptrdiff_t nt,
+                                                              float *y0, float *y1) {
+  for (ptrdiff_t t = 0; t < nt; t += 8) {
+    __m256 a[4][2];
+    for (int r = 0; r < 4; r++) {
+      const float *mr = m + 4 * r * mstride + t;
+      __m256 m0 = _mm256_loadu_ps(mr), m1 = _mm256_loadu_ps(mr + mstride), m2 = _mm256_loadu_ps(mr + 2 * mstride),
+             m3 = _mm256_loadu_ps(mr + 3 * mstride);
+      a[r][0] = _mm256_add_ps(_mm256_add_ps(m0, m1), m2);
+      a[r][1] = _mm256_sub_ps(_mm256_sub_ps(m1, m2), m3);
+    }
+    __m256 e0 = _mm256_add_ps(_mm256_add_ps(a[0][0], a[1][0]), a[2][0]);
+    __m256 o0 = _mm256_add_ps(_mm256_add_ps(a[0][1], a[1][1]), a[2][1]);
+    __m256 e1 = _mm256_sub_ps(_mm256_sub_ps(a[1][0], a[2][0]), a[3][0]);
+    __m256 o1 = _mm256_sub_ps(_mm256_sub_ps(a[1][1], a[2][1]), a[3][1]);
+    __m256 lo0 = _mm256_unpacklo_ps(e0, o0), hi0 = _mm256_unpackhi_ps(e0, o0);
+    __m256 lo1 = _mm256_unpacklo_ps(e1, o1), hi1 = _mm256_unpackhi_ps(e1, o1);
+    _mm256_storeu_ps(y0 + 2 * t, _mm256_permute2f128_ps(lo0, hi0, 0x20));
+    _mm256_storeu_ps(y0 + 2 * t + 8, _mm256_permute2f128_ps(lo0, hi0, 0x31));
+    _mm256_storeu_ps(y1 + 2 * t, _mm256_permute2f128_ps(lo1, hi1, 0x20));
+    _mm256_storeu_ps(y1 + 2 * t + 8, _mm256_permute2f128_ps(lo1, hi1, 0x31));
+  }
+}
+#endif
+
+// The output tiles of one channel's tile row, then the epilogue, into the first n columns of output rows oy0 and
+// oy0 + 1 (`rows` of them inside the output) at `out` (row stride ow). `buf`: 2 row_floats(nt) floats.
+static void output_row(const vck_winograd *job, const float *m, ptrdiff_t mstride, ptrdiff_t nt, ptrdiff_t n,
+                       float s, float sh, float *buf, float *out, const float *res, ptrdiff_t rows, int vec) {
+  const ptrdiff_t ow = job->ow;
+  float *y0 = buf, *y1 = buf + row_floats(nt);
+#ifdef VCK_X86
+  if (vec) {
+    output_tiles_avx2(m, mstride, nt, y0, y1);
+  } else
+#endif
+    output_tiles_c(m, mstride, nt, y0, y1);
   for (ptrdiff_t r = 0; r < rows; r++)
     vck_conv_finish_row(r == 0 ? y0 : y1, out + r * ow, n, s, sh, res ? res + r * ow : NULL, job->activation,
                         job->parameter, job->residual_after);
@@ -157,11 +344,10 @@ int vck_winograd_run(const vck_winograd *job, ptrdiff_t t0, ptrdiff_t t1, ptrdif
   const ptrdiff_t tx = (job->ow + 1) / 2, ty = (job->oh + 1) / 2, nt = t1 - t0;
   const ptrdiff_t cin = job->cin, cout = job->cout, ub = block_rows(job);
   if (nt <= 0 || co0 >= co1) return 0;
-  // V's rows are padded to whole vectors of 16, which a last partial column tile reads in place (the columns past
-  // nt are computed and dropped) instead of from a zero-padded copy.
-  const ptrdiff_t vs = (nt + 15) / 16 * 16;
+  const int vec = vector_transforms();
+  const ptrdiff_t vs = v_stride(nt);
   float *v = scratch, *u = v + 16 * cin * vs, *m = u + block_u_floats(job), *wbuf = m + 16 * ub * nt;
-  float *buf = wbuf + 9 * cin, *zeros = buf + 4 * (2 * tx + 2);
+  float *buf = wbuf + 9 * cin, *zeros = buf + 4 * row_floats(tx);
   memset(zeros, 0, (size_t)job->w * sizeof(float));
   ptrdiff_t *boff = malloc((size_t)cin * sizeof(ptrdiff_t));
   if (!boff) return -1;
@@ -171,13 +357,13 @@ int vck_winograd_run(const vck_winograd *job, ptrdiff_t t0, ptrdiff_t t1, ptrdif
     const ptrdiff_t n = row / ty, oy = (row - n * ty) * 2;
     for (ptrdiff_t ci = 0; ci < cin; ci++)
       input_row(job->x + (n * cin + ci) * job->h * job->w, job->h, job->w, oy - job->ph, job->pw, ta, tb, zeros,
-                buf, v + ci * vs + at, cin * vs);
+                buf, v + ci * vs + at, cin * vs, vec);
   })
   int status = 0;
   for (ptrdiff_t b0 = co0; b0 < co1 && status == 0; b0 += ub) {
     const ptrdiff_t b1 = co1 - b0 < ub ? co1 : b0 + ub, rows = b1 - b0;
     // The block's transformed weights: made here, or rows of the shared ones.
-    if (!job->u) weights_rows(job, b0, b1, u, rows, wbuf);
+    if (!job->u) weights_rows(job, b0, b1, u, rows, wbuf, vec);
     // M[xi] = U[xi] V[xi]: 16 GEMMs [rows x cin] x [cin x nt].
     for (int xi = 0; xi < 16 && status == 0; xi++) {
       vck_conv_gemm g = {0};
@@ -204,7 +390,7 @@ int vck_winograd_run(const vck_winograd *job, ptrdiff_t t0, ptrdiff_t t1, ptrdif
         const ptrdiff_t off = (n * cout + co) * job->oh * job->ow + oy * job->ow + ox;
         output_row(job, m + (co - b0) * nt + at, rows * nt, tb - ta, count, job->scale ? job->scale[co] : 1.0f,
                    job->shift ? job->shift[co] : 0.0f, buf, job->y + off,
-                   job->residual ? job->residual + off : NULL, orows);
+                   job->residual ? job->residual + off : NULL, orows, vec);
       }
     })
   }

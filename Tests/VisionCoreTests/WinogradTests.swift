@@ -1,5 +1,6 @@
 import Testing
 @testable import VisionCore
+import CKernels
 
 /// 3x3 stride-1 convolutions by Winograd's F(2x2, 3x3) against the Double reference: odd and even output sizes,
 /// padding 0 to 2, chunks of tiles that end inside a tile row, few tiles whose output channels are split over
@@ -30,6 +31,26 @@ import Testing
         let got = try conv2d(x, weight: w, bias: bias, padding: padding)
         let expected = try conv2dReference(x, weight: w, bias: bias, padding: padding)
         try expectClose(got, expected, rtol: 1e-5, atol: 2e-5, "geometry \(index)")
+    }
+
+    /// The transforms' AVX2 code and their plain C loops (which run with the conv GEMM's SSE2 kernels) against the
+    /// reference: rows of 2, 5, 7 and 15 tiles (a last partial block of 8 tiles), 17 and 20 input channels (a
+    /// remainder after the weight transform's blocks of 8) and 64 (none).
+    @Test func everyTransformPathMatchesTheReference() throws {
+        defer { _ = vck_conv_gemm_set_isa(0) }
+        var levels = 0
+        for level: Int32 in [4, 3, 1] where vck_conv_gemm_set_isa(level) == 0 {
+            levels += 1
+            for index in [2, 3, 4, 5, 6] {
+                let (xs, ws, padding) = Self.geometries[index]
+                let x = try randomTensor(xs, seed: UInt64(70 + index))
+                let w = try randomTensor(ws, seed: UInt64(80 + index), scale: 0.3)
+                let got = try conv2d(x, weight: w, padding: padding)
+                let expected = try conv2dReference(x, weight: w, bias: nil, padding: padding)
+                try expectClose(got, expected, rtol: 1e-5, atol: 2e-5, "geometry \(index) at ISA level \(level)")
+            }
+        }
+        #expect(levels >= 1)
     }
 
     @Test func fusedEpilogueMatchesTheComposition() throws {

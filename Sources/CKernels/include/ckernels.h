@@ -60,6 +60,8 @@ void vck_conv_gemm_tile(ptrdiff_t *mr, ptrdiff_t *nr);
 /// Selects the GEMM kernels of an ISA level (4: AVX-512, 3: AVX2+FMA, 1: SSE2, 0: the best this CPU has), so
 /// that tests can check every variant on one machine; returns -1 when the CPU lacks that level.
 int vck_conv_gemm_set_isa(int level);
+/// The ISA level of the kernels in use (4, 3 or 1); the Winograd transforms follow it.
+int vck_conv_gemm_isa(void);
 
 /// The column tile width for a weight-gradient GEMM of n columns: the kernels' full width, or, for fewer columns,
 /// the narrowest whole number of vectors that holds them (no zero columns computed).
