@@ -174,10 +174,10 @@ DEFINE_MICRO(micro_v3_2, ATTR_V3, v8, i8v, 8, 6, 2, vact_v8)
 
 #ifdef VCK_X86
 // micro_v3_2 written out for the AVX2 machines it runs on: named accumulators stay in registers through the k
-// loop and the common epilogue (no residual; no activation or ReLU; every row stored), where the generic code's
-// arrays went through the stack and its per-vector branches cost about as much as a k = 64 tile's products. Same
-// operations in the same order as micro_v3_2 (whose epilogue contracts to the same multiply-add), which takes
-// the other epilogues: same bits either way.
+// loop and the common epilogues (no activation or ReLU, after the residual if any; every row stored), where the
+// generic code's arrays went through the stack and its per-vector branches cost about as much as a k = 64 tile's
+// products. Same operations in the same order as micro_v3_2 (whose epilogue contracts to the same multiply-add),
+// which takes the other epilogues: same bits either way.
 __attribute__((target("avx2,fma"))) static void micro_v3_6x16(ptrdiff_t k, const float *const *arow, const float *b,
                                                               const ptrdiff_t *boff, const float *init, float *tile,
                                                               const direct_store *ds) {
@@ -209,7 +209,7 @@ __attribute__((target("avx2,fma"))) static void micro_v3_6x16(ptrdiff_t k, const
     c51 = _mm256_fmadd_ps(av, b1, c51);
   }
   const __m256 sums[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
-  if (!ds || ds->residual || (ds->activation != -1 && ds->activation != VCK_RELU) || ds->rows < 6) {
+  if (!ds || (ds->residual && ds->after) || (ds->activation != -1 && ds->activation != VCK_RELU) || ds->rows < 6) {
     float t[96] __attribute__((aligned(32)));
     for (int i = 0; i < 12; i++) _mm256_store_ps(t + 8 * i, sums[i]);
     if (!ds) {
@@ -224,6 +224,10 @@ __attribute__((target("avx2,fma"))) static void micro_v3_6x16(ptrdiff_t k, const
   for (int r = 0; r < 6; r++) {
     const __m256 s = _mm256_set1_ps(ds->scale ? ds->scale[r] : 1.0f), t = _mm256_set1_ps(ds->shift ? ds->shift[r] : 0.0f);
     __m256 y0 = _mm256_fmadd_ps(sums[2 * r], s, t), y1 = _mm256_fmadd_ps(sums[2 * r + 1], s, t);
+    if (ds->residual) {
+      y0 = _mm256_add_ps(y0, _mm256_loadu_ps(ds->residual + r * ds->ldc));
+      y1 = _mm256_add_ps(y1, _mm256_loadu_ps(ds->residual + r * ds->ldc + 8));
+    }
     if (relu) {  // max(0, y) keeps a NaN y, like the generic select
       y0 = _mm256_max_ps(zero, y0);
       y1 = _mm256_max_ps(zero, y1);
