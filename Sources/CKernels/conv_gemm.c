@@ -510,14 +510,62 @@ static int alloc_edge(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t q0, pt
   return -1;
 }
 
-// The first `width` floats (a multiple of 4) of rows boff[0..kn) of b, at dst + kk * stride: fixed-size copies
-// that the compiler turns into vector moves (a memcpy call per 64-byte row cost as much as the row's products).
+// The first `width` floats (a multiple of 4) of src at dst: fixed-size copies that the compiler turns into vector
+// moves (a memcpy call per 64-byte row cost as much as the row's products).
+static void copy_row(float *dst, const float *src, ptrdiff_t width) {
+  for (ptrdiff_t j = 0; j < width; j += 4) memcpy(dst + j, src + j, 4 * sizeof(float));
+}
+
+// copy_row for rows boff[0..kn) of b, at dst + kk * stride.
 static void copy_slice(float *dst, ptrdiff_t stride, const float *b, const ptrdiff_t *boff, ptrdiff_t kn,
                        ptrdiff_t width) {
-  for (ptrdiff_t kk = 0; kk < kn; kk++, dst += stride) {
-    const float *src = b + boff[kk];
-    for (ptrdiff_t j = 0; j < width; j += 4) memcpy(dst + j, src + j, 4 * sizeof(float));
+  for (ptrdiff_t kk = 0; kk < kn; kk++, dst += stride) copy_row(dst, b + boff[kk], width);
+}
+
+// Whether the kernels read B from a tile-major copy packed once per GEMM (vck_conv_gemm_pack_b) when the caller
+// splits the rows over several work items: the narrow tiles, whose calls otherwise each re-read every column
+// tile's rows of B where they lie (k rows a B row apart; in a network, fresh from the previous layer in L3).
+static int packs_b(isa_kernels ks) { return ks.vl * ks.nv <= 16; }
+
+ptrdiff_t vck_conv_gemm_packed_floats(const vck_conv_gemm *job) {
+  isa_kernels ks = kernels();
+  const ptrdiff_t nr = ks.vl * ks.nv;
+  if (!packs_b(ks) || job->k <= 0 || job->nq <= 0) return 0;
+  return job->k * ((job->nq + nr - 1) / nr) * nr;
+}
+
+ptrdiff_t vck_conv_gemm_pack_b(const vck_conv_gemm *job, ptrdiff_t k0, ptrdiff_t k1, float *packed,
+                               ptrdiff_t capacity) {
+  isa_kernels ks = kernels();
+  const ptrdiff_t nr = ks.vl * ks.nv, ntiles = (job->nq + nr - 1) / nr, full = job->nq / nr;
+  if (job->k * ntiles * nr > capacity) return 0;
+  for (ptrdiff_t kk = k0; kk < k1; kk++) {
+    const float *row = job->b + job->boff[kk];
+    for (ptrdiff_t t = 0; t < full; t++) copy_row(packed + (t * job->k + kk) * nr, row + t * nr, nr);
+    if (full < ntiles) {
+      float *dst = packed + (full * job->k + kk) * nr;
+      const ptrdiff_t n = job->nq - full * nr;
+      memcpy(dst, row + full * nr, (size_t)n * sizeof(float));
+      memset(dst + n, 0, (size_t)(nr - n) * sizeof(float));
+    }
   }
+  return nr;
+}
+
+// The packed copy of B when the job brings one for these kernels and the columns start on a tile, else NULL.
+static const float *packed_b(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t q0) {
+  const ptrdiff_t nr = ks.vl * ks.nv;
+  return job->packed_b && job->packed_nr == nr && q0 % nr == 0 ? job->packed_b : NULL;
+}
+
+// The tile at q read from the packed copy `pk`: its rows nr floats apart (`offsets`: kk * nr).
+static column_tile packed_tile(const vck_conv_gemm *job, isa_kernels ks, const float *pk, ptrdiff_t q, ptrdiff_t q1,
+                               const ptrdiff_t *offsets) {
+  const ptrdiff_t nr = ks.vl * ks.nv;
+  ptrdiff_t width = q1 - q < nr ? q1 - q : nr, nv;
+  ptrdiff_t tnr = tile_columns(ks, width, &nv);
+  column_tile t = {pk + (q / nr) * job->k * nr, offsets, q, q + width, nv, tnr};
+  return t;
 }
 
 // Blocked order for narrow register tiles (AVX2's 6 x 16 reads 64 bytes of B per 12 multiply-adds, three times
@@ -539,23 +587,29 @@ static int run_blocked(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t m0, p
   if (mc < mr) mc = mr;
   const ptrdiff_t ntiles = (q1 - q0 + nr - 1) / nr, panels = (m1 - m0 + mr - 1) / mr;
   float tile[MR_MAX * NR_MAX] __attribute__((aligned(64)));
-  float *edge, *slice = NULL;  // slice rows nr floats apart (64 bytes: whole cache lines), whatever a tile's width
-  ptrdiff_t *edge_off;
-  if (alloc_edge(job, ks, q0, q1, k, &edge, &edge_off) != 0) return -1;
+  float *edge = NULL, *slice = NULL;  // slice rows nr floats apart (64 bytes: whole cache lines), whatever a tile's width
+  ptrdiff_t *edge_off = NULL;
+  const float *pk = packed_b(job, ks, q0);
+  if (!pk && alloc_edge(job, ks, q0, q1, k, &edge, &edge_off) != 0) return -1;
   if (posix_memalign((void **)&slice, 64, (size_t)kc * nr * sizeof(float)) != 0) slice = NULL;
   ptrdiff_t *slice_off = malloc((size_t)kc * sizeof(ptrdiff_t));
   float *partials = blocks > 1 ? malloc((size_t)panels * ntiles * mr * nr * sizeof(float)) : NULL;
   const int ok = slice && slice_off && (blocks == 1 || partials);
   if (ok) {
     for (ptrdiff_t kk = 0; kk < kc; kk++) slice_off[kk] = kk * nr;
-    const column_tile last = make_tile(job, ks, q0 + (ntiles - 1) * nr, q1, edge, edge_off);
+    const column_tile last = pk ? packed_tile(job, ks, pk, q0 + (ntiles - 1) * nr, q1, slice_off)
+                                : make_tile(job, ks, q0 + (ntiles - 1) * nr, q1, edge, edge_off);
     for (ptrdiff_t kb = 0; kb < blocks; kb++) {
       const ptrdiff_t k0 = kb * kc, kn = k0 + kc < k ? kc : k - k0;
       for (ptrdiff_t mb = m0; mb < m1; mb += mc) {
         const ptrdiff_t me = mb + mc < m1 ? mb + mc : m1;
         for (ptrdiff_t ti = 0; ti < ntiles; ti++) {
-          column_tile t = ti == ntiles - 1 ? last : make_tile(job, ks, q0 + ti * nr, q1, NULL, NULL);
-          if ((me - mb) / mr >= BLOCK_PACK_MIN_PANELS) {
+          column_tile t = ti == ntiles - 1 ? last
+                          : pk ? packed_tile(job, ks, pk, q0 + ti * nr, q1, slice_off)
+                               : make_tile(job, ks, q0 + ti * nr, q1, NULL, NULL);
+          if (pk) {
+            t.b += k0 * nr;  // the block's rows, contiguous already
+          } else if ((me - mb) / mr >= BLOCK_PACK_MIN_PANELS) {
             copy_slice(slice, nr, t.b, t.boff + k0, kn, t.nr);
             t.b = slice;
             t.boff = slice_off;
@@ -589,27 +643,37 @@ int vck_conv_gemm_run(const vck_conv_gemm *job, ptrdiff_t m0, ptrdiff_t m1, ptrd
   int panels_outside = k * (q1 - q0) <= 65536;
   ptrdiff_t mc = panels_outside ? mr : (49152 / k) / mr * mr;
   if (mc < mr) mc = mr;
-  // Columns past the readable end of B (the last tile) are computed from a zero-padded copy of those columns.
-  float *edge;
-  ptrdiff_t *edge_off;
-  if (alloc_edge(job, ks, q0, q1, k, &edge, &edge_off) != 0) return -1;
+  // Columns past the readable end of B (the last tile) are computed from a zero-padded copy of those columns,
+  // unless B comes packed (its tiles zero-padded already; offsets_nr: its rows' offsets, kk * nr).
+  float *edge = NULL;
+  ptrdiff_t *edge_off = NULL, *offsets_nr = NULL;
+  const float *pk = packed_b(job, ks, q0);
+  if (pk) {
+    offsets_nr = malloc((size_t)k * sizeof(ptrdiff_t));
+    if (!offsets_nr) return -1;
+    for (ptrdiff_t kk = 0; kk < k; kk++) offsets_nr[kk] = kk * nr;
+  } else if (alloc_edge(job, ks, q0, q1, k, &edge, &edge_off) != 0) {
+    return -1;
+  }
   // The column tiles are prepared once (only the last one may need the padded copy).
   column_tile tiles[64];
   ptrdiff_t ntiles = 0;
   for (ptrdiff_t q = q0; q < q1; q += nr) {
     if (ntiles == 64) break;
-    tiles[ntiles++] = make_tile(job, ks, q, q1, edge, edge_off);
+    tiles[ntiles++] = pk ? packed_tile(job, ks, pk, q, q1, offsets_nr) : make_tile(job, ks, q, q1, edge, edge_off);
   }
   for (ptrdiff_t mb = m0; mb < m1; mb += mc) {
     ptrdiff_t me = mb + mc < m1 ? mb + mc : m1;
     for (ptrdiff_t q = q0; q < q1; q += nr) {
       ptrdiff_t ti = (q - q0) / nr;
-      column_tile t = ti < ntiles ? tiles[ti] : make_tile(job, ks, q, q1, edge, edge_off);
+      column_tile t = ti < ntiles ? tiles[ti]
+                      : pk ? packed_tile(job, ks, pk, q, q1, offsets_nr) : make_tile(job, ks, q, q1, edge, edge_off);
       for (ptrdiff_t i = mb; i < me; i += mr) run_panel(job, ks, i, me, &t, tile, 0, job->k, NULL, NULL);
     }
   }
   free(edge);
   free(edge_off);
+  free(offsets_nr);
   return 0;
 }
 

@@ -228,6 +228,49 @@ extension ConvGemmISATests {
     }
 }
 
+/// B packed once into column tiles and shared by the row blocks of a batch-1 conv whose output channels outnumber
+/// its columns (the narrow kernels; AVX-512 reads B in place): k = 64 on 1x1 (tiles read whole), k = 1080 in
+/// blocks on explicit columns, k = 864 on phase planes with a last partial tile, through the whole epilogue,
+/// against the reference (float sums of up to 1080 products); and the 1x1 conv's image gets the same bits alone
+/// (packed) as in a batch of two (in place).
+extension ConvGemmISATests {
+    @Test func packedColumnsMatchTheReference() throws {
+        defer { _ = vck_conv_gemm_set_isa(0) }
+        let cases: [([Int], [Int], (Int, Int), (Int, Int))] = [
+            ([2, 64, 7, 7], [200, 64, 1, 1], (1, 1), (0, 0)),
+            ([1, 120, 6, 6], [150, 120, 3, 3], (1, 1), (1, 1)),
+            ([1, 96, 13, 13], [128, 96, 3, 3], (2, 2), (1, 1)),
+        ]
+        var tested = 0
+        for level: Int32 in [4, 3, 1] where vck_conv_gemm_set_isa(level) == 0 {
+            for (index, (xs, ws, stride, padding)) in cases.enumerated() {
+                let x = try randomTensor(xs, seed: UInt64(40 + index)), w = try randomTensor(ws, seed: UInt64(50 + index), scale: 0.1)
+                let cout = ws[0]
+                let scale = (0..<cout).map { 0.6 + Float($0 % 9) * 0.1 }, shift = (0..<cout).map { Float($0 % 7) * 0.05 - 0.2 }
+                let image = try x.slice(axis: 0, start: 0, end: 1)
+                let plain = try conv2dReference(image, weight: w, stride: stride, padding: padding)
+                let residual = try randomTensor(plain.shape, seed: UInt64(60 + index))
+                let affine = try add(try mul(plain, try Tensor(scale, shape: [1, cout, 1, 1])), try Tensor(shift, shape: [1, cout, 1, 1]))
+                for activation in [UnaryOp.relu, .silu] {
+                    let expected = try unary(activation, try add(affine, residual))
+                    let epilogue = ConvEpilogue(scale: scale, shift: shift, residual: residual, activation: activation)
+                    let got = try conv2dFused(image, weight: w, stride: stride, padding: padding, epilogue: epilogue)
+                    #expect(try maxRelativeError(got, expected) < 2e-5, "ISA \(level) case \(index) \(activation)")
+                }
+                let alone = try conv2d(image, weight: w, stride: stride, padding: padding)
+                #expect(try maxRelativeError(alone, plain) < 1e-5, "ISA \(level) case \(index) plain")
+                if xs[0] > 1 {
+                    let batch = try conv2d(x, weight: w, stride: stride, padding: padding)
+                    #expect(try alone.toArray(Float.self) == batch.slice(axis: 0, start: 0, end: 1).contiguous().toArray(Float.self),
+                            "ISA \(level) case \(index): image 0 alone")
+                }
+            }
+            tested += 1
+        }
+        #expect(tested >= 1)
+    }
+}
+
 /// The weight gradient on the conv GEMM (large maps, rows of at least 256 taps) for every ISA variant, against a
 /// Double sum over images and output pixels: stride, padding, dilation, groups, output channels that leave a
 /// partial column tile, and maps long enough for several reduction chunks. In the serialized ISA suite.

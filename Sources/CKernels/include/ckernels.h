@@ -49,10 +49,23 @@ typedef struct {
   /* Columns of each B row that may be read (at least nq): where a last partial tile fits, it is read in place
      (the columns past nq are computed and dropped) instead of from a zero-padded copy. */
   ptrdiff_t readable;
+  /* NULL, or B's column tiles packed beforehand by vck_conv_gemm_pack_b (packed_nr columns each), read in place of
+     B by every call whose column range starts on a tile (when the kernels in use have packed_nr columns). */
+  const float *packed_b;
+  ptrdiff_t packed_nr;
 } vck_conv_gemm;
 
 /// Computes rows [m0, m1) and virtual columns [q0, q1) of `job`; returns 0, or -1 when scratch memory ran out.
 int vck_conv_gemm_run(const vck_conv_gemm *job, ptrdiff_t m0, ptrdiff_t m1, ptrdiff_t q0, ptrdiff_t q1);
+
+/// Floats of the tile-major copy of B that vck_conv_gemm_pack_b writes for a job (k rows of every column tile of
+/// [0, nq), zero-padded), or 0 where the kernels in use read B in place instead (AVX-512's wide tiles).
+ptrdiff_t vck_conv_gemm_packed_floats(const vck_conv_gemm *job);
+/// Copies rows [k0, k1) of the job's B into `packed` (tile t's row kk at packed + (t * k + kk) * nr, zero past
+/// nq); returns the tile width nr, to be stored in the job's packed_nr with the pointer, or 0 (nothing written)
+/// when that layout needs more than `capacity` floats (the kernels were switched since it was sized).
+ptrdiff_t vck_conv_gemm_pack_b(const vck_conv_gemm *job, ptrdiff_t k0, ptrdiff_t k1, float *packed,
+                               ptrdiff_t capacity);
 
 /// The register tile of the kernels chosen for this CPU: work split on multiples of it wastes nothing.
 void vck_conv_gemm_tile(ptrdiff_t *mr, ptrdiff_t *nr);

@@ -156,9 +156,15 @@ func convGemm(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<F
     let failed = Atomic<Bool>(false)
     let sb = SendablePointer(UnsafeMutablePointer(mutating: b)), sw = SendablePointer(UnsafeMutablePointer(mutating: w))
     let so = SendablePointer(out)
-    withExtendedLifetime(packed) {
-        plan.offsets.withUnsafeBufferPointer { offsets in
+    try withExtendedLifetime(packed) {
+        try plan.offsets.withUnsafeBufferPointer { offsets in
             let so2 = SendablePointer(UnsafeMutablePointer(mutating: offsets.baseAddress!))
+            // Row blocks would each read every column tile of B where it lies (k rows a B row apart; in a network,
+            // fresh from the previous layer in L3): one tile-major copy packed beforehand serves them all.
+            let columns = rowBlocks > 1 && gemms == 1
+                ? try packedColumns(b + plan.inputBase(image: 0, group: 0), offsets: offsets.baseAddress!, k: k, nq: nq)
+                : nil
+            let pb = columns.map { SendablePointer($0.tensor.pointer(Float.self)) }, packedNR = columns?.nr ?? 0
             forEachWorkItem(gemms * chunks * rowBlocks, scratch: 0) { item, _ in
                 let block = item % rowBlocks, chunk = (item / rowBlocks) % chunks, gemm = item / (rowBlocks * chunks)
                 let (n, grp) = plan.batched ? (0, gemm) : (gemm / g.groups, gemm % g.groups)
@@ -173,15 +179,50 @@ func convGemm(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<F
                     scale: epi.scale.map { $0 + channel0 }, shift: epi.shift.map { $0 + channel0 },
                     residual: residual.map { $0 + outBase }, activation: act, parameter: epi.parameter,
                     residual_after: epi.residualAfter ? 1 : 0, period: plan.batched ? plan.period : 0,
-                    oh: g.outHeight, image_stride: g.outChannels * ohw, readable: nq)
+                    oh: g.outHeight, image_stride: g.outChannels * ohw, readable: nq,
+                    packed_b: pb.map { UnsafePointer($0.p) }, packed_nr: packedNR)
                 if vck_conv_gemm_run(&job, m0, min(m, m0 + blockSize), q0, min(nq, q0 + chunkSize)) != 0 {
                     failed.store(true, ordering: .relaxed)
                 }
             }
+            withExtendedLifetime(columns) {}
         }
     }
     if failed.load(ordering: .relaxed) { throw VisionError.outOfMemory("conv2d: no memory for the GEMM's scratch buffers") }
     epi.finishDeferred(out, g.batch * g.outChannels * ohw)
+}
+
+/// The most floats of B that `packedColumns` copies (4 MB; resnet50 at batch 1 packs up to 2 MB).
+private let packedColumnsLimit = 1 << 20
+
+/// One GEMM's B (row kk at b + offsets[kk], nq columns) packed into column tiles by the threads
+/// (vck_conv_gemm_pack_b), with the tile width the kernels read them with; nil where they read B in place
+/// (AVX-512's wide tiles), where the copy would exceed `packedColumnsLimit`, or where a test switched the kernels
+/// while the threads packed.
+private func packedColumns(_ b: UnsafePointer<Float>, offsets: UnsafePointer<Int>, k: Int, nq: Int) throws
+    -> (tensor: Tensor, nr: Int)? {
+    var job = vck_conv_gemm()
+    job.b = b
+    job.boff = offsets
+    job.k = k
+    job.nq = nq
+    job.readable = nq
+    let floats = vck_conv_gemm_packed_floats(&job)
+    guard floats > 0, floats <= packedColumnsLimit else { return nil }
+    let packed = try Tensor.uninitialized([floats])
+    let parts = min(k, 2 * Threading.threadCount)
+    var widths = [Int](repeating: 0, count: parts)
+    let box = UncheckedBox(job), dst = SendablePointer(packed.pointer(Float.self))
+    widths.withUnsafeMutableBufferPointer { w in
+        let sw = SendablePointer(w.baseAddress!)
+        forEachWorkItem(parts, scratch: 0) { part, _ in
+            withUnsafePointer(to: box.value) {
+                sw.p[part] = vck_conv_gemm_pack_b($0, part * k / parts, (part + 1) * k / parts, dst.p, floats)
+            }
+        }
+    }
+    guard let nr = widths.first, nr > 0, widths.allSatisfy({ $0 == nr }) else { return nil }
+    return (packed, nr)
 }
 
 /// Floats of explicit columns that one chunk of `convGemmColumnChunks` builds (half of a 1 MB L2), and the most
@@ -226,7 +267,7 @@ private func convGemmColumnChunks(_ plan: ConvGemmPlan, _ x: UnsafePointer<Float
                 scale: epi.scale.map { $0 + channel0 }, shift: epi.shift.map { $0 + channel0 },
                 residual: residual.map { $0 + outBase }, activation: act, parameter: epi.parameter,
                 residual_after: epi.residualAfter ? 1 : 0, period: ohw, oh: g.outHeight,
-                image_stride: g.outChannels * ohw, readable: cw + slack)
+                image_stride: g.outChannels * ohw, readable: cw + slack, packed_b: nil, packed_nr: 0)
             if vck_conv_gemm_run(&job, 0, m, 0, cw) != 0 { failed.store(2, ordering: .relaxed) }
         }
     }

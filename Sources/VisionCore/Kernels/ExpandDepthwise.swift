@@ -73,7 +73,7 @@ public func expandDepthwiseConv(_ x: Tensor, expandWeight: Tensor, expand: ConvE
                         b: px.p + image * cin * h * w + iy0 * w, boff: offsets.baseAddress!, nq: nq, vw: nq, ow: nq,
                         c: expanded, ldc: nq, scale: es.map { $0 + c0 }, shift: et.map { $0 + c0 }, residual: nil,
                         activation: eAct, parameter: expand.activationParameter, residual_after: 0, period: 0, oh: 1,
-                        image_stride: 0, readable: nq)
+                        image_stride: 0, readable: nq, packed_b: nil, packed_nr: 0)
                     if vck_conv_gemm_run(&job, 0, c1 - c0, 0, nq) != 0 { failed.store(true, ordering: .relaxed); return }
                 }
                 // No input rows (every tap of the band in the padding): the depthwise conv of zeros.

@@ -482,7 +482,7 @@ extension PiT {
                     a: l.weight, lda: l.inFeatures, m: l.outFeatures, k: l.inFeatures, aoff: nil, b: input,
                     boff: boff.value, nq: ld, vw: ld, ow: ld, c: output, ldc: ld, scale: nil, shift: l.bias,
                     residual: accumulate ? output : nil, activation: activation, parameter: 0, residual_after: 0,
-                    period: 0, oh: 1, image_stride: 0, readable: ld)
+                    period: 0, oh: 1, image_stride: 0, readable: ld, packed_b: nil, packed_nr: 0)
                 if vck_conv_gemm_run(&job, features.lowerBound, features.upperBound, 0, ld) != 0 { failed.store(true, ordering: .relaxed) }
             }
             for blk in raw {
