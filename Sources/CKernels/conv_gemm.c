@@ -189,24 +189,14 @@ __attribute__((target("avx2,fma"))) static void micro_v3_6x16(ptrdiff_t k, const
   for (ptrdiff_t kk = 0; kk < k; kk++) {
     const float *bp = b + boff[kk];
     const __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
-    __m256 av = _mm256_broadcast_ss(a0 + kk);
-    c00 = _mm256_fmadd_ps(av, b0, c00);
-    c01 = _mm256_fmadd_ps(av, b1, c01);
-    av = _mm256_broadcast_ss(a1 + kk);
-    c10 = _mm256_fmadd_ps(av, b0, c10);
-    c11 = _mm256_fmadd_ps(av, b1, c11);
-    av = _mm256_broadcast_ss(a2 + kk);
-    c20 = _mm256_fmadd_ps(av, b0, c20);
-    c21 = _mm256_fmadd_ps(av, b1, c21);
-    av = _mm256_broadcast_ss(a3 + kk);
-    c30 = _mm256_fmadd_ps(av, b0, c30);
-    c31 = _mm256_fmadd_ps(av, b1, c31);
-    av = _mm256_broadcast_ss(a4 + kk);
-    c40 = _mm256_fmadd_ps(av, b0, c40);
-    c41 = _mm256_fmadd_ps(av, b1, c41);
-    av = _mm256_broadcast_ss(a5 + kk);
-    c50 = _mm256_fmadd_ps(av, b0, c50);
-    c51 = _mm256_fmadd_ps(av, b1, c51);
+#define ROW(r)                                  \
+  {                                             \
+    const __m256 av = _mm256_broadcast_ss(a##r + kk); \
+    c##r##0 = _mm256_fmadd_ps(av, b0, c##r##0); \
+    c##r##1 = _mm256_fmadd_ps(av, b1, c##r##1); \
+  }
+    ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5)
+#undef ROW
   }
   const __m256 sums[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
   if (!ds || (ds->residual && ds->after) || (ds->activation != -1 && ds->activation != VCK_RELU) || ds->rows < 6) {

@@ -184,6 +184,28 @@ import CKernels
     }
 }
 
+extension ConvGemmISATests {
+    /// conv(x, w) through the whole epilogue (scale, shift, a residual drawn with `seed`; SiLU, ReLU) and plain,
+    /// against the Double reference within `tolerance`; returns the plain conv.
+    func expectEpiloguesMatchTheReference(_ x: Tensor, _ w: Tensor, stride: (Int, Int), padding: (Int, Int), seed: UInt64,
+                                          tolerance: Float, _ label: String) throws -> Tensor {
+        let cout = w.shape[0]
+        let scale = (0..<cout).map { 0.6 + Float($0 % 9) * 0.1 }, shift = (0..<cout).map { Float($0 % 7) * 0.05 - 0.2 }
+        let plain = try conv2dReference(x, weight: w, stride: stride, padding: padding)
+        let residual = try randomTensor(plain.shape, seed: seed)
+        let affine = try add(try mul(plain, try Tensor(scale, shape: [1, cout, 1, 1])), try Tensor(shift, shape: [1, cout, 1, 1]))
+        for activation in [UnaryOp.silu, .relu] {
+            let expected = try unary(activation, try add(affine, residual))
+            let epilogue = ConvEpilogue(scale: scale, shift: shift, residual: residual, activation: activation)
+            let got = try conv2dFused(x, weight: w, stride: stride, padding: padding, epilogue: epilogue)
+            #expect(try maxRelativeError(got, expected) < tolerance, "\(label) \(activation)")
+        }
+        let y = try conv2d(x, weight: w, stride: stride, padding: padding)
+        #expect(try maxRelativeError(y, plain) < tolerance, "\(label) plain")
+        return y
+    }
+}
+
 /// The blocked order of the narrow kernels (AVX2, SSE2; k >= 256): blocks of k whose partial sums seed the next
 /// block, B slices copied contiguous when a row block has 12+ panels and read in place otherwise, on contiguous
 /// outputs, padded rows (vw > ow), phase planes and batched small maps, through the whole epilogue, for every
@@ -204,19 +226,8 @@ extension ConvGemmISATests {
         for level: Int32 in [4, 3, 1] where vck_conv_gemm_set_isa(level) == 0 {
             for (index, (xs, ws, stride, padding)) in cases.enumerated() {
                 let x = try randomTensor(xs, seed: UInt64(70 + index)), w = try randomTensor(ws, seed: UInt64(80 + index), scale: 0.1)
-                let cout = ws[0]
-                let scale = (0..<cout).map { 0.6 + Float($0 % 9) * 0.1 }, shift = (0..<cout).map { Float($0 % 7) * 0.05 - 0.2 }
-                let plain = try conv2dReference(x, weight: w, stride: stride, padding: padding)
-                let residual = try randomTensor(plain.shape, seed: UInt64(90 + index))
-                let affine = try add(try mul(plain, try Tensor(scale, shape: [1, cout, 1, 1])), try Tensor(shift, shape: [1, cout, 1, 1]))
-                for activation in [UnaryOp.silu, .relu] {
-                    let expected = try unary(activation, try add(affine, residual))
-                    let epilogue = ConvEpilogue(scale: scale, shift: shift, residual: residual, activation: activation)
-                    let got = try conv2dFused(x, weight: w, stride: stride, padding: padding, epilogue: epilogue)
-                    #expect(try maxRelativeError(got, expected) < 1e-5, "ISA \(level) case \(index) \(activation)")
-                }
-                let y = try conv2d(x, weight: w, stride: stride, padding: padding)
-                #expect(try maxRelativeError(y, plain) < 1e-5, "ISA \(level) case \(index) plain")
+                let y = try expectEpiloguesMatchTheReference(x, w, stride: stride, padding: padding, seed: UInt64(90 + index),
+                                                             tolerance: 1e-5, "ISA \(level) case \(index)")
                 let last = xs[0] - 1
                 let alone = try conv2d(try x.slice(axis: 0, start: last, end: last + 1), weight: w, stride: stride, padding: padding)
                 #expect(try alone.toArray(Float.self) == y.slice(axis: 0, start: last, end: last + 1).contiguous().toArray(Float.self),
@@ -245,20 +256,10 @@ extension ConvGemmISATests {
         for level: Int32 in [4, 3, 1] where vck_conv_gemm_set_isa(level) == 0 {
             for (index, (xs, ws, stride, padding)) in cases.enumerated() {
                 let x = try randomTensor(xs, seed: UInt64(40 + index)), w = try randomTensor(ws, seed: UInt64(50 + index), scale: 0.1)
-                let cout = ws[0]
-                let scale = (0..<cout).map { 0.6 + Float($0 % 9) * 0.1 }, shift = (0..<cout).map { Float($0 % 7) * 0.05 - 0.2 }
                 let image = try x.slice(axis: 0, start: 0, end: 1)
-                let plain = try conv2dReference(image, weight: w, stride: stride, padding: padding)
-                let residual = try randomTensor(plain.shape, seed: UInt64(60 + index))
-                let affine = try add(try mul(plain, try Tensor(scale, shape: [1, cout, 1, 1])), try Tensor(shift, shape: [1, cout, 1, 1]))
-                for activation in [UnaryOp.relu, .silu] {
-                    let expected = try unary(activation, try add(affine, residual))
-                    let epilogue = ConvEpilogue(scale: scale, shift: shift, residual: residual, activation: activation)
-                    let got = try conv2dFused(image, weight: w, stride: stride, padding: padding, epilogue: epilogue)
-                    #expect(try maxRelativeError(got, expected) < 2e-5, "ISA \(level) case \(index) \(activation)")
-                }
-                let alone = try conv2d(image, weight: w, stride: stride, padding: padding)
-                #expect(try maxRelativeError(alone, plain) < 1e-5, "ISA \(level) case \(index) plain")
+                let alone = try expectEpiloguesMatchTheReference(image, w, stride: stride, padding: padding,
+                                                                 seed: UInt64(60 + index), tolerance: 2e-5,
+                                                                 "ISA \(level) case \(index)")
                 if xs[0] > 1 {
                     let batch = try conv2d(x, weight: w, stride: stride, padding: padding)
                     #expect(try alone.toArray(Float.self) == batch.slice(axis: 0, start: 0, end: 1).contiguous().toArray(Float.self),
