@@ -177,10 +177,15 @@ DEFINE_MICRO(micro_v3_2, ATTR_V3, v8, i8v, 8, 6, 2, vact_v8)
 // loop and the common epilogues (no activation or ReLU, after the residual if any; every row stored), where the
 // generic code's arrays went through the stack and its per-vector branches cost about as much as a k = 64 tile's
 // products. Same operations in the same order as micro_v3_2 (whose epilogue contracts to the same multiply-add),
-// which takes the other epilogues: same bits either way.
+// which runs the calls with other epilogues whole (SiLU, GELU, ...: a second call on finished sums cost them
+// time): same bits either way.
 __attribute__((target("avx2,fma"))) static void micro_v3_6x16(ptrdiff_t k, const float *const *arow, const float *b,
                                                               const ptrdiff_t *boff, const float *init, float *tile,
                                                               const direct_store *ds) {
+  if (ds && ((ds->residual && ds->after) || (ds->activation != -1 && ds->activation != VCK_RELU) || ds->rows < 6)) {
+    micro_v3_2(k, arow, b, boff, init, tile, ds);  // the other epilogues: the generic kernel, products and all
+    return;
+  }
   const float *a0 = arow[0], *a1 = arow[1], *a2 = arow[2], *a3 = arow[3], *a4 = arow[4], *a5 = arow[5];
   __m256 c[12];
   for (int i = 0; i < 12; i++) c[i] = init ? _mm256_loadu_ps(init + 8 * i) : _mm256_setzero_ps();
@@ -199,14 +204,8 @@ __attribute__((target("avx2,fma"))) static void micro_v3_6x16(ptrdiff_t k, const
 #undef ROW
   }
   const __m256 sums[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
-  if (!ds || (ds->residual && ds->after) || (ds->activation != -1 && ds->activation != VCK_RELU) || ds->rows < 6) {
-    float t[96] __attribute__((aligned(32)));
-    for (int i = 0; i < 12; i++) _mm256_store_ps(t + 8 * i, sums[i]);
-    if (!ds) {
-      memcpy(tile, t, sizeof(t));
-    } else {
-      micro_v3_2(0, arow, b, boff, t, tile, ds);  // no products: the generic epilogue on these sums
-    }
+  if (!ds) {  // partial sums for the next block of k, or a tile to copy out
+    for (int i = 0; i < 12; i++) _mm256_storeu_ps(tile + 8 * i, sums[i]);
     return;
   }
   const int relu = ds->activation == VCK_RELU;
