@@ -173,17 +173,35 @@ DEFINE_MICRO(micro_v3_1, ATTR_V3, v8, i8v, 8, 6, 1, vact_v8)
 DEFINE_MICRO(micro_v3_2, ATTR_V3, v8, i8v, 8, 6, 2, vact_v8)
 
 #ifdef VCK_X86
+// Whether vact_v8 computes `act` in registers (the transcendental activations of the epilogues).
+INLINE int vact_v8_covers(int act) {
+  return act == VCK_SILU || act == VCK_GELU_ERF || act == VCK_GELU_TANH || act == VCK_SIGMOID || act == VCK_TANH ||
+         act == VCK_EXP;
+}
+
+// The generic kernel's activation of one register (inline_activation's or vact_v8's): same operations, same bits.
+__attribute__((target("avx2,fma"), always_inline)) static inline __m256 activate_v8(__m256 x, int act, float p) {
+  v8 y = (v8)x;
+  if (inline_activation(act)) {
+    ACTIVATE(v8, i8v, y, act, p);
+  } else {
+    vact_v8(&y, act);
+  }
+  return (__m256)y;
+}
+
 // micro_v3_2 written out for the AVX2 machines it runs on: named accumulators stay in registers through the k
-// loop and the common epilogues (no activation or ReLU, after the residual if any; every row stored), where the
-// generic code's arrays went through the stack and its per-vector branches cost about as much as a k = 64 tile's
-// products. Same operations in the same order as micro_v3_2 (whose epilogue contracts to the same multiply-add),
-// which runs the calls with other epilogues whole (SiLU, GELU, ...: a second call on finished sums cost them
-// time): same bits either way.
+// loop and the whole epilogue (any activation computed in registers, the residual before or after it, short
+// panels), where the generic code's arrays went through the stack and its per-vector branches cost about as much
+// as a k = 64 tile's products; a SiLU epilogue on k = 16 took 1.4-1.6x as long through it. Same operations in the
+// same order as micro_v3_2 (whose epilogue contracts to the same multiply-add), which still runs whole the calls
+// whose activation has no register code (log, abs, ...: VisionCore defers those to a pass after the GEMM): same
+// bits either way.
 __attribute__((target("avx2,fma"))) static void micro_v3_6x16(ptrdiff_t k, const float *const *arow, const float *b,
                                                               const ptrdiff_t *boff, const float *init, float *tile,
                                                               const direct_store *ds) {
-  if (ds && ((ds->residual && ds->after) || (ds->activation != -1 && ds->activation != VCK_RELU) || ds->rows < 6)) {
-    micro_v3_2(k, arow, b, boff, init, tile, ds);  // the other epilogues: the generic kernel, products and all
+  if (ds && !inline_activation(ds->activation) && !vact_v8_covers(ds->activation)) {
+    micro_v3_2(k, arow, b, boff, init, tile, ds);  // activations stored first: the generic kernel, products and all
     return;
   }
   const float *a0 = arow[0], *a1 = arow[1], *a2 = arow[2], *a3 = arow[3], *a4 = arow[4], *a5 = arow[5];
@@ -208,18 +226,31 @@ __attribute__((target("avx2,fma"))) static void micro_v3_6x16(ptrdiff_t k, const
     for (int i = 0; i < 12; i++) _mm256_storeu_ps(tile + 8 * i, sums[i]);
     return;
   }
-  const int relu = ds->activation == VCK_RELU;
+  const int act = ds->activation, after = ds->residual && ds->after;
   const __m256 zero = _mm256_setzero_ps();
   for (int r = 0; r < 6; r++) {
+    if (r >= ds->rows) break;  // the rows past the end repeated the last row's weights
     const __m256 s = _mm256_set1_ps(ds->scale ? ds->scale[r] : 1.0f), t = _mm256_set1_ps(ds->shift ? ds->shift[r] : 0.0f);
     __m256 y0 = _mm256_fmadd_ps(sums[2 * r], s, t), y1 = _mm256_fmadd_ps(sums[2 * r + 1], s, t);
+    __m256 r0 = zero, r1 = zero;
     if (ds->residual) {
-      y0 = _mm256_add_ps(y0, _mm256_loadu_ps(ds->residual + r * ds->ldc));
-      y1 = _mm256_add_ps(y1, _mm256_loadu_ps(ds->residual + r * ds->ldc + 8));
+      r0 = _mm256_loadu_ps(ds->residual + r * ds->ldc);
+      r1 = _mm256_loadu_ps(ds->residual + r * ds->ldc + 8);
+      if (!after) {
+        y0 = _mm256_add_ps(y0, r0);
+        y1 = _mm256_add_ps(y1, r1);
+      }
     }
-    if (relu) {  // max(0, y) keeps a NaN y, like the generic select
+    if (act == VCK_RELU) {  // max(0, y) keeps a NaN y, like the generic select
       y0 = _mm256_max_ps(zero, y0);
       y1 = _mm256_max_ps(zero, y1);
+    } else if (act != -1) {
+      y0 = activate_v8(y0, act, ds->parameter);
+      y1 = activate_v8(y1, act, ds->parameter);
+    }
+    if (after) {
+      y0 = _mm256_add_ps(y0, r0);
+      y1 = _mm256_add_ps(y1, r1);
     }
     _mm256_storeu_ps(ds->c + r * ds->ldc, y0);
     _mm256_storeu_ps(ds->c + r * ds->ldc + 8, y1);

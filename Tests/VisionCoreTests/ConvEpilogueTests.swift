@@ -185,6 +185,36 @@ import CKernels
 }
 
 extension ConvGemmISATests {
+    /// Every activation the kernels take, with no residual, the residual before it and after it, on panels of 6
+    /// rows and a short last one (13 output channels) and on full and partial column tiles (9x11), for every kernel
+    /// variant: the AVX2 6x16 kernel computes all of them in registers.
+    @Test func everyEpilogueOfEveryKernelVariantMatchesTheReference() throws {
+        defer { _ = vck_conv_gemm_set_isa(0) }
+        let c = 13
+        let x = try randomTensor([1, 16, 9, 11], seed: 21), w = try randomTensor([c, 16, 1, 1], seed: 22, scale: 0.5)
+        let scale = (0..<c).map { 0.6 + Float($0 % 5) * 0.2 }, shift = (0..<c).map { Float($0 % 7) * 0.1 - 0.3 }
+        let plain = try conv2dReference(x, weight: w), residual = try randomTensor(plain.shape, seed: 23)
+        let affine = try add(try mul(plain, try Tensor(scale, shape: [1, c, 1, 1])), try Tensor(shift, shape: [1, c, 1, 1]))
+        let activations: [UnaryOp?] = [nil, .relu, .relu6, .leakyRelu, .hardSwish, .hardSigmoid, .silu, .geluErf,
+                                       .geluTanh, .sigmoid, .tanh, .exp]
+        var tested = 0
+        for level: Int32 in [4, 3, 1] where vck_conv_gemm_set_isa(level) == 0 {
+            for activation in activations {
+                func act(_ t: Tensor) throws -> Tensor { try activation.map { try unaryReference($0, t, parameter: 0.1) } ?? t }
+                for (mode, expected) in [("none", try act(affine)), ("before", try act(try add(affine, residual))),
+                                         ("after", try add(try act(affine), residual))] {
+                    let epilogue = ConvEpilogue(scale: scale, shift: shift, residual: mode == "none" ? nil : residual,
+                                                activation: activation, activationParameter: 0.1,
+                                                residualAfterActivation: mode == "after")
+                    let got = try conv2dFused(x, weight: w, epilogue: epilogue)
+                    #expect(try maxRelativeError(got, expected) < 1e-5, "ISA \(level) \(String(describing: activation)) residual \(mode)")
+                }
+            }
+            tested += 1
+        }
+        #expect(tested >= 1)
+    }
+
     /// conv(x, w) through the whole epilogue (scale, shift, a residual drawn with `seed`; SiLU, ReLU) and plain,
     /// against the Double reference within `tolerance`; returns the plain conv.
     func expectEpiloguesMatchTheReference(_ x: Tensor, _ w: Tensor, stride: (Int, Int), padding: (Int, Int), seed: UInt64,
