@@ -230,7 +230,8 @@ __attribute__((target("avx2,fma"))) static void micro_v3_6x16(ptrdiff_t k, const
   const __m256 zero = _mm256_setzero_ps();
   if (ds->rows == 6 && !after && (act == -1 || act == VCK_RELU)) {
     // The common epilogues on their own, so that the compiler unrolls the rows and keeps the sums in registers
-    // (with the general code below in the same loop they went through the stack: resnet's k = 64 1x1 convs -9%).
+    // (with the general code below in the same loop, the rows stayed a loop and the residual went through the
+    // stack).
     const int relu = act == VCK_RELU;
     for (int r = 0; r < 6; r++) {
       const __m256 s = _mm256_set1_ps(ds->scale ? ds->scale[r] : 1.0f), t = _mm256_set1_ps(ds->shift ? ds->shift[r] : 0.0f);

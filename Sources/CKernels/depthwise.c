@@ -144,10 +144,6 @@ static inline __attribute__((always_inline)) void zero_padding(ptrdiff_t h, ptrd
   }
 }
 
-// Cloned per ISA level with its inlined helpers, so that the short row copies vectorize in place instead of
-// costing a memcpy call each; for the same reason the padding's zero fills (a float or two at each row's ends)
-// stay loops rather than memset calls.
-#define NO_MEMSET __attribute__((no_builtin("memset")))
 // The plane for one stride: with s a constant (1 and 2, inlined below), the phase arithmetic of every row
 // (R % s, R / s) and of the tap offsets folds away, which cost more than the products on 7x7 and 14x14 planes.
 static inline __attribute__((always_inline)) void depthwise_plane(const float *x, ptrdiff_t h, ptrdiff_t w,
@@ -186,6 +182,10 @@ static inline __attribute__((always_inline)) void depthwise_plane(const float *x
     vck_conv_finish_row(acc + oy * rs, y + oy * ow, ow, scale, shift, res ? res + oy * ow : NULL, act, p, after);
 }
 
+// Cloned per ISA level with its inlined helpers, so that the short row copies vectorize in place instead of
+// costing a memcpy call each; for the same reason the padding's zero fills (a float or two at each row's ends)
+// stay loops rather than memset calls.
+#define NO_MEMSET __attribute__((no_builtin("memset")))
 CLONES NO_MEMSET void vck_depthwise_plane(const float *x, ptrdiff_t h, ptrdiff_t w, ptrdiff_t k, ptrdiff_t s, ptrdiff_t ph,
                          ptrdiff_t pw, ptrdiff_t oh, ptrdiff_t ow, const float *wt, float scale, float shift,
                          const float *res, int act, float p, int after, float *y, float *scratch) {
