@@ -113,18 +113,23 @@ typedef int i4v __attribute__((vector_size(16), aligned(4)));
 #define ATTR_V3 __attribute__((target("avx2,fma")))
 #define ATTR_V1
 
+// The activations with register code (one list for the kernels' switches and vact_v8_covers): code, function stem.
+#define VACT_CODES(X)                                                                                     \
+  X(VCK_SILU, silu) X(VCK_GELU_ERF, gelu_erf) X(VCK_GELU_TANH, gelu_tanh) X(VCK_SIGMOID, sigmoid) X(VCK_TANH, tanh) \
+  X(VCK_EXP, exp_full)
+#define VACT_CASE512(code, f) \
+  case code: x = f##512(x); break;
+#define VACT_CASE256(code, f) \
+  case code: x = f##256(x); break;
+#define VACT_COVERED(code, f) case code:
+
 // The transcendental activations on one register (the element-wise loops' vector code); 0 when the ISA has none
 // here, and the stored row then goes through vck_activation.
 #ifdef VCK_X86
 __attribute__((target("avx512f,avx512vl,avx512dq"), always_inline)) static inline int vact_v16(v16 *y, int act) {
   __m512 x = (__m512)*y;
   switch (act) {
-  case VCK_SILU: x = silu512(x); break;
-  case VCK_GELU_ERF: x = gelu_erf512(x); break;
-  case VCK_GELU_TANH: x = gelu_tanh512(x); break;
-  case VCK_SIGMOID: x = sigmoid512(x); break;
-  case VCK_TANH: x = tanh512(x); break;
-  case VCK_EXP: x = exp_full512(x); break;
+  VACT_CODES(VACT_CASE512)
   default: return 0;
   }
   *y = (v16)x;
@@ -134,12 +139,7 @@ __attribute__((target("avx512f,avx512vl,avx512dq"), always_inline)) static inlin
 __attribute__((target("avx2,fma"), always_inline)) static inline int vact_v8(v8 *y, int act) {
   __m256 x = (__m256)*y;
   switch (act) {
-  case VCK_SILU: x = silu256(x); break;
-  case VCK_GELU_ERF: x = gelu_erf256(x); break;
-  case VCK_GELU_TANH: x = gelu_tanh256(x); break;
-  case VCK_SIGMOID: x = sigmoid256(x); break;
-  case VCK_TANH: x = tanh256(x); break;
-  case VCK_EXP: x = exp_full256(x); break;
+  VACT_CODES(VACT_CASE256)
   default: return 0;
   }
   *y = (v8)x;
@@ -175,8 +175,12 @@ DEFINE_MICRO(micro_v3_2, ATTR_V3, v8, i8v, 8, 6, 2, vact_v8)
 #ifdef VCK_X86
 // Whether vact_v8 computes `act` in registers (the transcendental activations of the epilogues).
 INLINE int vact_v8_covers(int act) {
-  return act == VCK_SILU || act == VCK_GELU_ERF || act == VCK_GELU_TANH || act == VCK_SIGMOID || act == VCK_TANH ||
-         act == VCK_EXP;
+  switch (act) {
+  VACT_CODES(VACT_COVERED)
+    return 1;
+  default:
+    return 0;
+  }
 }
 
 // The generic kernel's activation of one register (inline_activation's or vact_v8's): same operations, same bits.
