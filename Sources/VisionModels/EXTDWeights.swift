@@ -155,17 +155,22 @@ extension StateDictReader {
 /// Runs `body(item)` for items 0..<n on up to `threads` threads that claim items from a shared counter, so a
 /// thread the OS delays (the machine is shared) does not hold the others up at the join.
 func forEachItem(_ n: Int, threads: Int, _ body: @Sendable (Int) -> Void) {
+    forEachItem(n, threads: threads) { item, _ in body(item) }
+}
+
+/// forEachItem that also tells `body` which of the threads (0..<threads) runs the item, for per-thread scratch.
+func forEachItem(_ n: Int, threads: Int, _ body: @Sendable (_ item: Int, _ thread: Int) -> Void) {
     if n <= 0 { return }
     if threads <= 1 || n == 1 {
-        for i in 0..<n { body(i) }
+        for i in 0..<n { body(i, 0) }
         return
     }
     let counter = ItemCounter()
-    Threading.runOnThreads(min(threads, n)) { _ in
+    Threading.runOnThreads(min(threads, n)) { thread in
         while true {
             let i = counter.next.add(1, ordering: .relaxed).oldValue
             if i >= n { break }
-            body(i)
+            body(i, thread)
         }
     }
 }

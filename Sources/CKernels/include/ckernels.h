@@ -129,6 +129,26 @@ void vck_bn_grad_apply(const float *g, const float *mask, const float *x, float 
                        ptrdiff_t span, ptrdiff_t c0, ptrdiff_t c1, const float *a, const float *p, const float *q,
                        float *scratch);
 
+/// Scaled dot-product attention of one head (see attention.c): n keys and values of d features, key j's feature
+/// c at k[j * k_rs + c * k_cs], value j's at v[j * v_rs + c * v_cs]; scores are scaled by `scale`.
+typedef struct {
+  const float *k, *v;
+  ptrdiff_t k_rs, k_cs, v_rs, v_cs, n, d;
+  float scale;
+} vck_attention_head;
+/// Floats of the per-thread scratch for n keys of d features.
+ptrdiff_t vck_attention_scratch(ptrdiff_t n, ptrdiff_t d);
+/// Packs the head's keys (and values, unless they are read in place) into `scratch`.
+void vck_attention_pack(const vck_attention_head *h, float *scratch);
+/// out_i = softmax_j(scale * q_i . k_j) v_j for the m queries at q (query i's feature c at q[i * q_rs + c * q_cs],
+/// output at out[i * o_rs + c * o_cs]), with the keys and values that vck_attention_pack left in `scratch` (and
+/// the values at h->v when it reads them in place, so h must not change in between).
+void vck_attention_queries(const vck_attention_head *h, const float *q, ptrdiff_t q_rs, ptrdiff_t q_cs, ptrdiff_t m,
+                           float *scratch, float *out, ptrdiff_t o_rs, ptrdiff_t o_cs);
+/// Selects the attention kernels (3 or 4: AVX2+FMA, 1: portable C, 0: the best this CPU has) for tests; returns
+/// -1 when the CPU lacks that level. The exponentials follow vck_activation_set_isa.
+int vck_attention_set_isa(int level);
+
 /// dst[j * ds + i] = src[i * ss + j] for i < rows, j < cols (out of place).
 void vck_transpose(const float *src, ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t ss, float *dst, ptrdiff_t ds);
 /// Selects vck_transpose's code (4: AVX-512 tiles, 1: scalar, 0: the best this CPU has), so that tests can check

@@ -413,6 +413,7 @@ extension PiT {
         }
         let y = try Tensor.uninitialized([rows, dim]), qkv = try Tensor.uninitialized([rows, 3 * dim])
         let a = try Tensor.uninitialized([rows, dim]), hid = try Tensor.uninitialized([rows, hidden])
+        let attentionScratch = try AttentionScratch(threads: threads, seqLen: seqLen, headDim: dim / heads)
         let px = MutablePointerBox(x), py = MutablePointerBox(y.pointer(Float.self))
         let pq = MutablePointerBox(qkv.pointer(Float.self)), pa = MutablePointerBox(a.pointer(Float.self))
         let ph = MutablePointerBox(hid.pointer(Float.self))
@@ -430,7 +431,8 @@ extension PiT {
             if m > 0 { qkvRows(first, r0, m) }
         }
         for (j, blk) in raw.enumerated() {
-            attention(pq.value, pa.value, batch: batch, seqLen: seqLen, dim: dim, heads: heads)
+            attention(pq.value, pa.value, batch: batch, seqLen: seqLen, dim: dim, heads: heads, columns: nil,
+                      scratch: attentionScratch)
             let nextBlock = j + 1 < raw.count ? raw[j + 1] : nil
             forEachItem(chunks, threads: threads) { ci in
                 let r0 = ci * per, m = min(per, rows - r0)
@@ -460,6 +462,7 @@ extension PiT {
         let xt = try Tensor.zeros([dim, ld]), a = try Tensor.zeros([dim, ld])
         let qkv = try Tensor.uninitialized([3 * dim, ld]), hid = try Tensor.uninitialized([hidden, ld])
         let norms = try Tensor.uninitialized([threads, dim, ld])
+        let attentionScratch = try AttentionScratch(threads: threads, seqLen: seqLen, headDim: dim / heads)
         let offsets = (0..<max(dim, hidden)).map { $0 * ld }
         let px = MutablePointerBox(xt.pointer(Float.self)), pq = MutablePointerBox(qkv.pointer(Float.self))
         let pa = MutablePointerBox(a.pointer(Float.self)), ph = MutablePointerBox(hid.pointer(Float.self))
@@ -492,7 +495,8 @@ extension PiT {
                     layerNormColumns(px.value, yi, columns: ld, dim: dim, blk.norm1)
                     linear(blk.qkv, yi, pq.value, qkvSlices[i])
                 }
-                attentionOnColumns(pq.value, pa.value, ld: ld, batch: batch, seqLen: seqLen, dim: dim, heads: heads)
+                attention(pq.value, pa.value, batch: batch, seqLen: seqLen, dim: dim, heads: heads, columns: ld,
+                          scratch: attentionScratch)
                 forEachItem(dimSlices.count, threads: threads) { i in
                     linear(blk.proj, pa.value, px.value, dimSlices[i], accumulate: true)
                 }
@@ -511,50 +515,58 @@ extension PiT {
         withExtendedLifetime((xt, qkv, a, hid, norms)) {}
     }
 
-    /// attention() on token columns: q^T, k^T, v^T are row blocks of qkv^T [3 dim, ld] (image i's tokens at
-    /// columns i * n ..< (i + 1) * n), and each head's output is written as columns of out [dim, ld].
-    private func attentionOnColumns(_ qkv: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>, ld: Int,
-                                    batch: Int, seqLen n: Int, dim: Int, heads: Int) {
-        let d = dim / heads, scale = 1 / Float(d).squareRoot()
-        let pq = MutablePointerBox(qkv), po = MutablePointerBox(out)
-        forEachQueryChunk(batch: batch, heads: heads, seqLen: n) { bi, hi, q0, m, s in
-            let q = pq.value + hi * d * ld + bi * n, k = q + dim * ld, v = k + dim * ld
-            // s [m, n] = q k^T (q^T and k^T are [d, n] blocks).
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, blasint(m), blasint(n), blasint(d), scale,
-                        q + q0, blasint(ld), k, blasint(ld), 0, s, blasint(n))
-            let inv = softmaxExponentials(s, rows: m, columns: n)
-            // out^T [d, m] = v^T s^T, each column then scaled by its row's 1 / sum.
-            let o = po.value + hi * d * ld + bi * n + q0
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(d), blasint(m), blasint(n), 1,
-                        v, blasint(ld), s, blasint(n), 0, o, blasint(ld))
-            for c in 0..<d {
-                let orow = o + c * ld
-                for j in 0..<m { orow[j] *= inv[j] }
-            }
-        }
-    }
-
-    /// softmax(q k^T / sqrt(d)) v per image and head, q / k / v read in place from the qkv rows
-    /// ([q heads | k heads | v heads] per token, as timm's reshape(B, N, 3, H, d)), heads written side by side.
+    /// softmax(q k^T / sqrt(d)) v per image and head (vck_attention: each block of queries' scores stays in L1).
+    /// On token rows (`columns` nil), q / k / v are read in place from the qkv rows ([q heads | k heads | v heads]
+    /// per token, as timm's reshape(B, N, 3, H, d)) and the heads are written side by side; on token columns
+    /// (`columns` = ld), q^T, k^T, v^T are row blocks of qkv^T [3 dim, ld] (image i's tokens at columns
+    /// i * n ..< (i + 1) * n) and each head's output is written as columns of out [dim, ld].
     private func attention(_ qkv: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>, batch: Int,
-                           seqLen n: Int, dim: Int, heads: Int) {
-        let d = dim / heads, ld = 3 * dim
-        let scale = 1 / Float(d).squareRoot()
+                           seqLen n: Int, dim: Int, heads: Int, columns: Int?, scratch: AttentionScratch) {
+        let d = dim / heads, scale = 1 / Float(d).squareRoot()
+        // Token stride, feature stride, q-to-k offset, and the output's token and feature strides.
+        let (ts, fs, kOffset, ots, ofs) = columns.map { (1, $0, dim * $0, 1, $0) } ?? (3 * dim, 1, dim, dim, 1)
         let pq = MutablePointerBox(qkv), po = MutablePointerBox(out)
-        forEachQueryChunk(batch: batch, heads: heads, seqLen: n) { bi, hi, q0, m, s in
-            let base = pq.value + bi * n * ld + hi * d
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(m), blasint(n), blasint(d), scale,
-                        base + q0 * ld, blasint(ld), base + dim, blasint(ld), 0, s, blasint(n))
-            let inv = softmaxExponentials(s, rows: m, columns: n)
-            let o = po.value + (bi * n + q0) * dim + hi * d
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(m), blasint(d), blasint(n), 1,
-                        s, blasint(n), base + 2 * dim, blasint(ld), 0, o, blasint(dim))
-            for r in 0..<m {
-                let f = inv[r], orow = o + r * dim
-                for j in 0..<d { orow[j] *= f }
+        @Sendable func head(_ bi: Int, _ hi: Int) -> (q: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
+            columns.map { (pq.value + hi * d * $0 + bi * n, po.value + hi * d * $0 + bi * n) }
+                ?? (pq.value + bi * n * 3 * dim + hi * d, po.value + bi * n * dim + hi * d)
+        }
+        // Query chunks of whole six-query blocks, about 48 queries each, so that the threads share out short batches.
+        let target = max(1, (n + 24) / 48), chunk = ((n + target - 1) / target + 5) / 6 * 6
+        let chunks = (n + chunk - 1) / chunk
+        scratch.reset()
+        forEachItem(batch * heads * chunks, threads: scratch.threads) { item, thread in
+            let h = item / chunks, q0 = (item % chunks) * chunk, m = min(chunk, n - q0)
+            let (q, o) = head(h / heads, h % heads), s = scratch.buffer(thread)
+            var keys = vck_attention_head(k: q + kOffset, v: q + 2 * kOffset, k_rs: ts, k_cs: fs, v_rs: ts, v_cs: fs,
+                                          n: n, d: d, scale: scale)
+            // A thread packs k and v again only when it moves on to another head.
+            if scratch.packedHead[thread] != h {
+                vck_attention_pack(&keys, s)
+                scratch.packedHead[thread] = h
             }
+            vck_attention_queries(&keys, q + q0 * ts, ts, fs, m, s, o + q0 * ots, ots, ofs)
         }
     }
+}
+
+/// Per-thread scratch for vck_attention (packed k and v, one block's scores), allocated once per stage, and the
+/// head each thread last packed.
+private final class AttentionScratch: @unchecked Sendable {
+    let threads: Int, floats: Int
+    private let storage: Tensor
+    let packedHead: UnsafeMutablePointer<Int>
+
+    init(threads: Int, seqLen: Int, headDim: Int) throws {
+        self.threads = max(1, threads)
+        floats = (vck_attention_scratch(seqLen, headDim) + 15) / 16 * 16
+        storage = try Tensor.uninitialized([self.threads * floats])
+        packedHead = .allocate(capacity: self.threads)
+    }
+    deinit { packedHead.deallocate() }
+
+    func buffer(_ thread: Int) -> UnsafeMutablePointer<Float> { storage.pointer(Float.self) + thread * floats }
+    /// Forgets the packed heads (the next call's qkv holds another block's keys and values).
+    func reset() { packedHead.update(repeating: -1, count: threads) }
 }
 
 /// A Linear's weights as raw pointers (valid while the module holds its parameters; module tensors are
@@ -601,29 +613,6 @@ private func linearRows(_ l: RawLinear, _ input: UnsafeMutablePointer<Float>, _ 
     let beta: Float = accumulate || l.bias != nil ? 1 : 0
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(rows), blasint(nc), blasint(k), 1,
                 input, blasint(k), l.weight + c0 * k, blasint(k), beta, output + c0, blasint(o))
-}
-
-/// Attention's work items, spread over the threads: each image, head and chunk of up to 128 queries (the
-/// [queries, n] score tile stays in L2). `body` gets the image, the head, the first query, the number of queries
-/// and a buffer for their scores.
-private func forEachQueryChunk(batch: Int, heads: Int, seqLen n: Int,
-                               _ body: @Sendable (_ image: Int, _ head: Int, _ q0: Int, _ m: Int,
-                                                  _ scores: UnsafeMutablePointer<Float>) -> Void) {
-    let qRows = min(n, 128), qChunks = (n + qRows - 1) / qRows
-    forEachItem(batch * heads * qChunks, threads: Threading.threadCount) { item in
-        let q0 = (item % qChunks) * qRows, m = min(qRows, n - q0)
-        let s = UnsafeMutablePointer<Float>.allocate(capacity: m * n)
-        defer { s.deallocate() }
-        body(item / (heads * qChunks), (item / qChunks) % heads, q0, m, s)
-    }
-}
-
-/// Softmax's exponentials of each row of s [m, n] in place (exp(x - row max)), returning each row's 1 / sum.
-private func softmaxExponentials(_ s: UnsafeMutablePointer<Float>, rows m: Int, columns n: Int) -> [Float] {
-    (0..<m).map { r in
-        let row = s + r * n
-        return 1 / vck_exp_shift_sum(row, row, n, rowMax(row, n))
-    }
 }
 
 /// The row stride of token columns for `rows` tokens: whole 16-float vectors, or whole 8-float halves where that
@@ -688,15 +677,3 @@ private func layerNormRows(_ src: UnsafeMutablePointer<Float>, _ dst: UnsafeMuta
 @inline(__always) private func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
 }
-
-/// The largest of n floats.
-@inline(__always) private func rowMax(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Float {
-    var acc = SIMD8<Float>(repeating: -.infinity)
-    var j = 0
-    // compare + select vectorizes; pointwiseMax's NaN rules make it lane by lane.
-    while j + 8 <= n { let v = load8(p + j); acc.replace(with: v, where: v .> acc); j += 8 }
-    var m = acc.max()
-    while j < n { m = max(m, p[j]); j += 1 }
-    return m
-}
-
