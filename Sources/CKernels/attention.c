@@ -51,11 +51,18 @@ static void pack_keys_c(const vck_attention_head *h, float *kt) {
   }
 }
 
+// v [n, d8] (zero past d), generic strides.
+static void pack_values_c(const vck_attention_head *h, float *v, ptrdiff_t d8) {
+  for (ptrdiff_t j = 0; j < h->n; j++)
+    for (ptrdiff_t c = 0; c < d8; c++) v[j * d8 + c] = c < h->d ? h->v[j * h->v_rs + c * h->v_cs] : 0;
+}
+
 // The two passes, per ISA. scores: s[r][j] = scale * q_r . k_j for the `rows` queries at q (row r at q + r * q_rs,
 // element c at + c * q_cs), j < n16 (those past n set to -inf), and maxes[r] = the row's maximum.
 // values: tile[r][c] = inv[r] * sum over j < n of s[r][j] v[j][c], for c < d8.
 typedef struct {
   void (*pack_keys)(const vck_attention_head *h, float *kt);
+  void (*pack_values)(const vck_attention_head *h, float *v, ptrdiff_t d8);
   void (*scores)(const float *q, ptrdiff_t q_rs, ptrdiff_t q_cs, int rows, const attention_scratch *p, ptrdiff_t n,
                  ptrdiff_t d, float scale, float *maxes);
   void (*values)(int rows, const attention_scratch *p, ptrdiff_t n);
@@ -86,7 +93,7 @@ static void values_c(int rows, const attention_scratch *p, ptrdiff_t n) {
   }
 }
 
-static const attention_kernels attention_portable = {pack_keys_c, scores_c, values_c};
+static const attention_kernels attention_portable = {pack_keys_c, pack_values_c, scores_c, values_c};
 
 #ifdef VCK_X86
 #define ATTR_V3 __attribute__((target("avx2,fma")))
@@ -174,50 +181,73 @@ ATTR_V3 static void values_v3(int rows, const attention_scratch *p, ptrdiff_t n)
   if (c0 < p->d8) values_block_v3(rows, p, n, c0, 1);
 }
 
-// Keys as rows of contiguous features (PiT's token rows): 8 x 8 blocks transposed in registers.
+// dst[j * ds + i] = src[i * ss + j] for i, j < 8, in registers.
+ALWAYS_INLINE_V3 void transpose8x8_v3(const float *src, ptrdiff_t ss, float *dst, ptrdiff_t ds) {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * ss);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  // Column j: the low 128-bit halves of r[j] and r[j + 4] (j < 4), or their high halves (j - 4).
+  for (int j = 0; j < 4; j++) {
+    _mm256_storeu_ps(dst + j * ds, _mm256_permute2f128_ps(r[j], r[j + 4], 0x20));
+    _mm256_storeu_ps(dst + (j + 4) * ds, _mm256_permute2f128_ps(r[j], r[j + 4], 0x31));
+  }
+}
+
+// Keys as rows of contiguous features (token rows): 8 x 8 blocks transposed in registers; features as rows of
+// contiguous keys (token columns): 16-key row pieces copied.
 ATTR_V3 static void pack_keys_v3(const vck_attention_head *h, float *kt) {
-  const ptrdiff_t n = h->n, d = h->d, rs = h->k_rs;
+  const ptrdiff_t n = h->n, d = h->d;
+  if (h->k_rs == 1) {
+    for (ptrdiff_t j0 = 0; j0 < n; j0 += 16) {
+      const ptrdiff_t nj = n - j0 < 16 ? n - j0 : 16;
+      float *tile = kt + j0 * d;
+      for (ptrdiff_t c = 0; c < d; c++) {
+        memcpy(tile + c * 16, h->k + c * h->k_cs + j0, (size_t)nj * sizeof(float));
+        memset(tile + c * 16 + nj, 0, (size_t)(16 - nj) * sizeof(float));
+      }
+    }
+    return;
+  }
   if (h->k_cs != 1 || d % 8 != 0) {
     pack_keys_c(h, kt);
     return;
   }
   ptrdiff_t j0 = 0;
-  for (; j0 + 8 <= n; j0 += 8) {
-    float *tile = kt + (j0 / 16 * d) * 16 + j0 % 16;
-    const float *k = h->k + j0 * rs;
-    for (ptrdiff_t c = 0; c < d; c += 8) {
-      __m256 r0 = _mm256_loadu_ps(k + c), r1 = _mm256_loadu_ps(k + rs + c), r2 = _mm256_loadu_ps(k + 2 * rs + c);
-      __m256 r3 = _mm256_loadu_ps(k + 3 * rs + c), r4 = _mm256_loadu_ps(k + 4 * rs + c);
-      __m256 r5 = _mm256_loadu_ps(k + 5 * rs + c), r6 = _mm256_loadu_ps(k + 6 * rs + c);
-      __m256 r7 = _mm256_loadu_ps(k + 7 * rs + c);
-      __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3);
-      __m256 t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-      __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-      r0 = _mm256_shuffle_ps(t0, t2, 0x44), r1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-      r2 = _mm256_shuffle_ps(t1, t3, 0x44), r3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-      r4 = _mm256_shuffle_ps(t4, t6, 0x44), r5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-      r6 = _mm256_shuffle_ps(t5, t7, 0x44), r7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-      // Feature c + f of the eight keys: 128-bit lane halves of r(f % 4) and r(f % 4 + 4).
-      float *o = tile + c * 16;
-      _mm256_storeu_ps(o + 0 * 16, _mm256_permute2f128_ps(r0, r4, 0x20));
-      _mm256_storeu_ps(o + 1 * 16, _mm256_permute2f128_ps(r1, r5, 0x20));
-      _mm256_storeu_ps(o + 2 * 16, _mm256_permute2f128_ps(r2, r6, 0x20));
-      _mm256_storeu_ps(o + 3 * 16, _mm256_permute2f128_ps(r3, r7, 0x20));
-      _mm256_storeu_ps(o + 4 * 16, _mm256_permute2f128_ps(r0, r4, 0x31));
-      _mm256_storeu_ps(o + 5 * 16, _mm256_permute2f128_ps(r1, r5, 0x31));
-      _mm256_storeu_ps(o + 6 * 16, _mm256_permute2f128_ps(r2, r6, 0x31));
-      _mm256_storeu_ps(o + 7 * 16, _mm256_permute2f128_ps(r3, r7, 0x31));
-    }
-  }
+  for (; j0 + 8 <= n; j0 += 8)
+    for (ptrdiff_t c = 0; c < d; c += 8)
+      transpose8x8_v3(h->k + j0 * h->k_rs + c, h->k_rs, kt + (j0 / 16 * d + c) * 16 + j0 % 16, 16);
   // The last keys (fewer than eight) and the zero half-tile past them.
   for (; j0 < round_up(n, 16); j0 += 8) {
     float *tile = kt + (j0 / 16 * d) * 16 + j0 % 16;
     for (ptrdiff_t c = 0; c < d; c++)
-      for (ptrdiff_t j = 0; j < 8; j++) tile[c * 16 + j] = j0 + j < n ? h->k[(j0 + j) * rs + c] : 0;
+      for (ptrdiff_t j = 0; j < 8; j++) tile[c * 16 + j] = j0 + j < n ? h->k[(j0 + j) * h->k_rs + c] : 0;
   }
 }
 
-static const attention_kernels attention_v3 = {pack_keys_v3, scores_v3, values_v3};
+// Values as rows of contiguous keys (token columns): 8 x 8 blocks transposed in registers.
+ATTR_V3 static void pack_values_v3(const vck_attention_head *h, float *v, ptrdiff_t d8) {
+  const ptrdiff_t n = h->n, d = h->d, cs = h->v_cs;
+  if (h->v_rs != 1 || d % 8 != 0) {
+    pack_values_c(h, v, d8);
+    return;
+  }
+  ptrdiff_t j0 = 0;
+  for (; j0 + 8 <= n; j0 += 8)
+    for (ptrdiff_t c = 0; c < d; c += 8) transpose8x8_v3(h->v + c * cs + j0, cs, v + j0 * d8 + c, d8);
+  for (; j0 < n; j0++)
+    for (ptrdiff_t c = 0; c < d; c++) v[j0 * d8 + c] = h->v[c * cs + j0];
+}
+
+static const attention_kernels attention_v3 = {pack_keys_v3, pack_values_v3, scores_v3, values_v3};
 #endif
 
 static const attention_kernels *current_attention = NULL;
@@ -255,16 +285,7 @@ void vck_attention_pack(const vck_attention_head *h, float *scratch) {
   if (h->n <= 0 || h->d <= 0) return;
   attention_scratch p = scratch_parts(h, scratch);
   kernels()->pack_keys(h, p.kt);
-  if (values_in_place(h)) return;
-  float *v = (float *)p.v;
-  if (h->v_rs == 1) { // features as rows (token columns): a plain transpose
-    vck_transpose(h->v, h->d, h->n, h->v_cs, v, p.d8);
-  } else {
-    for (ptrdiff_t j = 0; j < h->n; j++)
-      for (ptrdiff_t c = 0; c < h->d; c++) v[j * p.d8 + c] = h->v[j * h->v_rs + c * h->v_cs];
-  }
-  for (ptrdiff_t j = 0; j < h->n; j++)
-    for (ptrdiff_t c = h->d; c < p.d8; c++) v[j * p.d8 + c] = 0;
+  if (!values_in_place(h)) kernels()->pack_values(h, (float *)p.v, p.d8);
 }
 
 void vck_attention_queries(const vck_attention_head *h, const float *q, ptrdiff_t q_rs, ptrdiff_t q_cs, ptrdiff_t m,
