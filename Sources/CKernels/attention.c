@@ -1,185 +1,77 @@
-// Scaled dot-product attention of one head, softmax(q k^T * scale) v, six queries at a time: their scores
-// ([6, keys], in L1) are computed by a register-tiled pass that also keeps each row's maximum in registers, the
-// exponentials are taken in place, and a second register-tiled pass multiplies them by v. The [queries, keys]
-// score matrix never goes through L2, and no GEMM call packs k or v per query block: they are packed once per
-// head (vck_attention_pack) into the layouts the two passes read.
+// Scaled dot-product attention of one head, softmax(q k^T * scale) v, sixteen queries at a time, computed on
+// the transposed scores s^T [keys, 16 queries] so that each query is a vector lane:
+// - scores: six keys by sixteen queries per register tile, the keys broadcast where they lie and the block's
+//   queries, packed once as q^T [d, 16], reused from L1 for every key; each query's running maximum is an
+//   element-wise max of the tiles (no horizontal reductions);
+// - the exponentials and their sums run down s^T (in L1) with one shift per lane;
+// - values: six features by sixteen queries per tile, the values broadcast where they lie, s^T's rows as the
+//   vector operand, scaled by each lane's 1 / sum.
+// Keys and values are read where they lie, except that strided rows (token rows, where q, k and v interleave)
+// are first copied dense, once per head and thread (vck_attention_pack); the [queries, keys] matrix never
+// leaves L1/L2.
 #include "ckernels.h"
+#include "activation_math.h"
 #include "cpu.h"
 #include <math.h>
 #include <string.h>
 
-#define QROWS 6
+#define QB 16
 
-static inline ptrdiff_t round_up(ptrdiff_t x, ptrdiff_t to) { return (x + to - 1) / to * to; }
+// Keys per pass of the values tiles: s^T's rows for them (8 KB) and their values stay in L1 while every panel of
+// features goes over them.
+#define KEY_CHUNK 128
 
-// Scratch layout: k^T by tiles of 16 keys (tile t's feature c at kt + (t * d + c) * 16, zero past n, so that the
-// scores pass streams it in order), v [n, d8] (zero past d) unless it is read in place, scores [QROWS, n16], an
-// output tile [QROWS, d8] and the rows' 1 / sum.
-typedef struct {
-  float *kt, *s, *tile, *inv;
-  const float *v;
-  ptrdiff_t ldv, n16, d8;
-} attention_scratch;
+// Scratch: one block's q^T, s^T, partial sums and output tile (block_floats), then the packed keys and values.
+static ptrdiff_t block_floats(ptrdiff_t n, ptrdiff_t d) { return QB * (2 * d + n + 6) + n; }
 
-// Values rows of d floats, d a whole number of vectors, are read where they are.
-static int values_in_place(const vck_attention_head *h) { return h->v_cs == 1 && h->d % 8 == 0; }
+ptrdiff_t vck_attention_scratch(ptrdiff_t n, ptrdiff_t d) { return block_floats(n, d) + 2 * n * d; }
 
-static attention_scratch scratch_parts(const vck_attention_head *h, float *scratch) {
-  const ptrdiff_t n16 = round_up(h->n, 16), d8 = round_up(h->d, 8);
-  attention_scratch p = {scratch, 0, 0, 0, scratch + h->d * n16, d8, n16, d8};
-  p.s = (float *)p.v + h->n * d8;
-  p.tile = p.s + QROWS * n16;
-  p.inv = p.tile + QROWS * d8;
-  if (values_in_place(h)) {
-    p.v = h->v;
-    p.ldv = h->v_rs;
-  }
-  return p;
-}
-
-ptrdiff_t vck_attention_scratch(ptrdiff_t n, ptrdiff_t d) {
-  return d * round_up(n, 16) + n * round_up(d, 8) + QROWS * round_up(n, 16) + QROWS * round_up(d, 8) + QROWS;
-}
-
-// k^T's tiles, generic strides (eight keys at a time, so that the rows being read stay in L1).
-static void pack_keys_c(const vck_attention_head *h, float *kt) {
+void vck_attention_pack(vck_attention_head *h, float *scratch) {
   const ptrdiff_t n = h->n, d = h->d;
-  for (ptrdiff_t j0 = 0; j0 < round_up(n, 16); j0 += 8) {
-    float *tile = kt + (j0 / 16 * d) * 16 + j0 % 16;
-    for (ptrdiff_t c = 0; c < d; c++)
-      for (ptrdiff_t j = 0; j < 8; j++) tile[c * 16 + j] = j0 + j < n ? h->k[(j0 + j) * h->k_rs + c * h->k_cs] : 0;
+  if (n <= 0 || d <= 0) return;
+  float *k = scratch + block_floats(n, d), *v = k + n * d;
+  if (h->k_cs == 1 && h->k_rs != d) {
+    for (ptrdiff_t j = 0; j < n; j++) memcpy(k + j * d, h->k + j * h->k_rs, (size_t)d * sizeof(float));
+    h->k = k;
+    h->k_rs = d;
+  }
+  if (h->v_cs == 1 && h->v_rs != d) {
+    for (ptrdiff_t j = 0; j < n; j++) memcpy(v + j * d, h->v + j * h->v_rs, (size_t)d * sizeof(float));
+    h->v = v;
+    h->v_rs = d;
   }
 }
 
-// v [n, d8] (zero past d), generic strides.
-static void pack_values_c(const vck_attention_head *h, float *v, ptrdiff_t d8) {
-  for (ptrdiff_t j = 0; j < h->n; j++)
-    for (ptrdiff_t c = 0; c < d8; c++) v[j * d8 + c] = c < h->d ? h->v[j * h->v_rs + c * h->v_cs] : 0;
-}
+// One block of up to 16 queries (i0, m of them): out_i = softmax(scale q_i k^T) v for each. `scratch` holds
+// vck_attention_scratch floats.
+typedef void (*attention_block_fn)(const vck_attention_head *h, const float *q, ptrdiff_t q_rs, ptrdiff_t q_cs,
+                                   int m, float *scratch, float *out, ptrdiff_t o_rs, ptrdiff_t o_cs);
 
-// The two passes, per ISA. scores: s[r][j] = scale * q_r . k_j for the `rows` queries at q (row r at q + r * q_rs,
-// element c at + c * q_cs), j < n16 (those past n set to -inf), and maxes[r] = the row's maximum.
-// values: tile[r][c] = inv[r] * sum over j < n of s[r][j] v[j][c], for c < d8.
-typedef struct {
-  void (*pack_keys)(const vck_attention_head *h, float *kt);
-  void (*pack_values)(const vck_attention_head *h, float *v, ptrdiff_t d8);
-  void (*scores)(const float *q, ptrdiff_t q_rs, ptrdiff_t q_cs, int rows, const attention_scratch *p, ptrdiff_t n,
-                 ptrdiff_t d, float scale, float *maxes);
-  void (*values)(int rows, const attention_scratch *p, ptrdiff_t n);
-} attention_kernels;
-
-static void scores_c(const float *q, ptrdiff_t q_rs, ptrdiff_t q_cs, int rows, const attention_scratch *p,
-                     ptrdiff_t n, ptrdiff_t d, float scale, float *maxes) {
-  for (int r = 0; r < rows; r++) {
-    float *s = p->s + r * p->n16, m = -INFINITY;
-    for (ptrdiff_t j = 0; j < p->n16; j++) {
+// Query by query, through vck_exp_shift_sum.
+static void block_c(const vck_attention_head *h, const float *q, ptrdiff_t q_rs, ptrdiff_t q_cs, int m,
+                    float *scratch, float *out, ptrdiff_t o_rs, ptrdiff_t o_cs) {
+  const ptrdiff_t n = h->n, d = h->d;
+  float *s = scratch;
+  for (int i = 0; i < m; i++) {
+    float top = -INFINITY;
+    for (ptrdiff_t j = 0; j < n; j++) {
       float acc = 0;
-      for (ptrdiff_t c = 0; c < d; c++) acc += q[r * q_rs + c * q_cs] * p->kt[(j / 16 * d + c) * 16 + j % 16];
-      s[j] = j < n ? acc * scale : -INFINITY;
-      m = s[j] > m ? s[j] : m;
+      for (ptrdiff_t c = 0; c < d; c++) acc += q[i * q_rs + c * q_cs] * h->k[j * h->k_rs + c * h->k_cs];
+      s[j] = acc * h->scale;
+      top = s[j] > top ? s[j] : top;
     }
-    maxes[r] = m;
+    const float inv = 1 / vck_exp_shift_sum(s, s, n, top);
+    for (ptrdiff_t c = 0; c < d; c++) {
+      float acc = 0;
+      for (ptrdiff_t j = 0; j < n; j++) acc += s[j] * h->v[j * h->v_rs + c * h->v_cs];
+      out[i * o_rs + c * o_cs] = acc * inv;
+    }
   }
 }
-
-static void values_c(int rows, const attention_scratch *p, ptrdiff_t n) {
-  for (int r = 0; r < rows; r++) {
-    const float *s = p->s + r * p->n16;
-    float *t = p->tile + r * p->d8;
-    for (ptrdiff_t c = 0; c < p->d8; c++) t[c] = 0;
-    for (ptrdiff_t j = 0; j < n; j++)
-      for (ptrdiff_t c = 0; c < p->d8; c++) t[c] += s[j] * p->v[j * p->ldv + c];
-    for (ptrdiff_t c = 0; c < p->d8; c++) t[c] *= p->inv[r];
-  }
-}
-
-static const attention_kernels attention_portable = {pack_keys_c, pack_values_c, scores_c, values_c};
 
 #ifdef VCK_X86
 #define ATTR_V3 __attribute__((target("avx2,fma")))
 #define ALWAYS_INLINE_V3 __attribute__((target("avx2,fma"), always_inline)) static inline
-
-// Rows past `rows` repeat the last one (computed, never stored), so the tile loops keep all six rows unrolled.
-ATTR_V3 static void scores_v3(const float *q, ptrdiff_t q_rs, ptrdiff_t q_cs, int rows, const attention_scratch *p,
-                              ptrdiff_t n, ptrdiff_t d, float scale, float *maxes) {
-  const float *qr[QROWS];
-  for (int r = 0; r < QROWS; r++) qr[r] = q + (r < rows ? r : rows - 1) * q_rs;
-  const ptrdiff_t n16 = p->n16;
-  const __m256 vscale = _mm256_set1_ps(scale), ninf = _mm256_set1_ps(-INFINITY);
-  __m256 mx[QROWS];
-  for (int r = 0; r < QROWS; r++) mx[r] = ninf;
-  for (ptrdiff_t j0 = 0; j0 < n16; j0 += 16) {
-    __m256 acc[QROWS][2];
-    for (int r = 0; r < QROWS; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-    const float *b = p->kt + j0 * d;
-    for (ptrdiff_t c = 0; c < d; c++, b += 16) {
-      const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-      for (int r = 0; r < QROWS; r++) {
-        const __m256 a = _mm256_broadcast_ss(qr[r] + c * q_cs);
-        acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
-        acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
-      }
-    }
-    // The keys past n (zero columns of k^T) get -inf: they must not raise a row's maximum.
-    __m256 keep0 = ninf, keep1 = ninf;
-    if (j0 + 16 > n) {
-      const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-      const __m256i left = _mm256_set1_epi32((int)(n - j0));
-      keep0 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(left, lane));
-      keep1 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(left, _mm256_add_epi32(lane, _mm256_set1_epi32(8))));
-    }
-    for (int r = 0; r < QROWS; r++) {
-      __m256 s0 = _mm256_mul_ps(acc[r][0], vscale), s1 = _mm256_mul_ps(acc[r][1], vscale);
-      if (j0 + 16 > n) {
-        s0 = _mm256_blendv_ps(ninf, s0, keep0);
-        s1 = _mm256_blendv_ps(ninf, s1, keep1);
-      }
-      mx[r] = _mm256_max_ps(mx[r], _mm256_max_ps(s0, s1));
-      if (r < rows) {
-        _mm256_storeu_ps(p->s + r * n16 + j0, s0);
-        _mm256_storeu_ps(p->s + r * n16 + j0 + 8, s1);
-      }
-    }
-  }
-  // Every row, rows past `rows` included: indexing the accumulators by a run-time bound would keep them in memory.
-  for (int r = 0; r < QROWS; r++) {
-    float lanes[8];
-    _mm256_storeu_ps(lanes, mx[r]);
-    float m = lanes[0];
-    for (int l = 1; l < 8; l++) m = lanes[l] > m ? lanes[l] : m;
-    maxes[r] = m;
-  }
-}
-
-// NV vectors (8 columns each) of the output tile, starting at column c0.
-ALWAYS_INLINE_V3 void values_block_v3(int rows, const attention_scratch *p, ptrdiff_t n, ptrdiff_t c0, const int nv) {
-  const float *sr[QROWS];
-  for (int r = 0; r < QROWS; r++) sr[r] = p->s + (r < rows ? r : rows - 1) * p->n16;
-  __m256 acc[QROWS][2];
-  for (int r = 0; r < QROWS; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-  const float *b = p->v + c0;
-  for (ptrdiff_t j = 0; j < n; j++, b += p->ldv) {
-    const __m256 b0 = _mm256_loadu_ps(b), b1 = nv > 1 ? _mm256_loadu_ps(b + 8) : b0;
-    for (int r = 0; r < QROWS; r++) {
-      const __m256 a = _mm256_broadcast_ss(sr[r] + j);
-      acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
-      if (nv > 1) acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
-    }
-  }
-  for (int r = 0; r < QROWS; r++) {
-    if (r >= rows) break;
-    const __m256 f = _mm256_set1_ps(p->inv[r]);
-    float *t = p->tile + r * p->d8 + c0;
-    _mm256_storeu_ps(t, _mm256_mul_ps(acc[r][0], f));
-    if (nv > 1) _mm256_storeu_ps(t + 8, _mm256_mul_ps(acc[r][1], f));
-  }
-}
-
-ATTR_V3 static void values_v3(int rows, const attention_scratch *p, ptrdiff_t n) {
-  ptrdiff_t c0 = 0;
-  for (; c0 + 16 <= p->d8; c0 += 16) values_block_v3(rows, p, n, c0, 2);
-  if (c0 < p->d8) values_block_v3(rows, p, n, c0, 1);
-}
 
 // dst[j * ds + i] = src[i * ss + j] for i, j < 8, in registers.
 ALWAYS_INLINE_V3 void transpose8x8_v3(const float *src, ptrdiff_t ss, float *dst, ptrdiff_t ds) {
@@ -202,109 +94,160 @@ ALWAYS_INLINE_V3 void transpose8x8_v3(const float *src, ptrdiff_t ss, float *dst
   }
 }
 
-// Keys as rows of contiguous features (token rows): 8 x 8 blocks transposed in registers; features as rows of
-// contiguous keys (token columns): 16-key row pieces copied.
-ATTR_V3 static void pack_keys_v3(const vck_attention_head *h, float *kt) {
-  const ptrdiff_t n = h->n, d = h->d;
-  if (h->k_rs == 1) {
-    for (ptrdiff_t j0 = 0; j0 < n; j0 += 16) {
-      const ptrdiff_t nj = n - j0 < 16 ? n - j0 : 16;
-      float *tile = kt + j0 * d;
-      for (ptrdiff_t c = 0; c < d; c++) {
-        memcpy(tile + c * 16, h->k + c * h->k_cs + j0, (size_t)nj * sizeof(float));
-        memset(tile + c * 16 + nj, 0, (size_t)(16 - nj) * sizeof(float));
-      }
+// q^T [d, 16] of the block's queries, zero in the lanes past m.
+ATTR_V3 static void pack_queries_v3(const float *q, ptrdiff_t q_rs, ptrdiff_t q_cs, int m, ptrdiff_t d, float *qt) {
+  if (q_rs == 1) {  // features as rows of contiguous queries (token columns)
+    for (ptrdiff_t c = 0; c < d; c++) {
+      memcpy(qt + c * QB, q + c * q_cs, (size_t)m * sizeof(float));
+      memset(qt + c * QB + m, 0, (size_t)(QB - m) * sizeof(float));
     }
     return;
   }
-  if (h->k_cs != 1 || d % 8 != 0) {
-    pack_keys_c(h, kt);
-    return;
-  }
-  ptrdiff_t j0 = 0;
-  for (; j0 + 8 <= n; j0 += 8)
-    for (ptrdiff_t c = 0; c < d; c += 8)
-      transpose8x8_v3(h->k + j0 * h->k_rs + c, h->k_rs, kt + (j0 / 16 * d + c) * 16 + j0 % 16, 16);
-  // The last keys (fewer than eight) and the zero half-tile past them.
-  for (; j0 < round_up(n, 16); j0 += 8) {
-    float *tile = kt + (j0 / 16 * d) * 16 + j0 % 16;
-    for (ptrdiff_t c = 0; c < d; c++)
-      for (ptrdiff_t j = 0; j < 8; j++) tile[c * 16 + j] = j0 + j < n ? h->k[(j0 + j) * h->k_rs + c] : 0;
-  }
+  int i0 = 0;
+  if (q_cs == 1)  // queries as rows of contiguous features (token rows): 8 x 8 transposes
+    for (; i0 + 8 <= m; i0 += 8) {
+      ptrdiff_t c = 0;
+      for (; c + 8 <= d; c += 8) transpose8x8_v3(q + i0 * q_rs + c, q_rs, qt + c * QB + i0, QB);
+      for (; c < d; c++)
+        for (int i = i0; i < i0 + 8; i++) qt[c * QB + i] = q[i * q_rs + c];
+    }
+  for (ptrdiff_t c = 0; c < d; c++)
+    for (int i = i0; i < QB; i++) qt[c * QB + i] = i < m ? q[i * q_rs + c * q_cs] : 0;
 }
 
-// Values as rows of contiguous keys (token columns): 8 x 8 blocks transposed in registers.
-ATTR_V3 static void pack_values_v3(const vck_attention_head *h, float *v, ptrdiff_t d8) {
-  const ptrdiff_t n = h->n, d = h->d, cs = h->v_cs;
-  if (h->v_rs != 1 || d % 8 != 0) {
-    pack_values_c(h, v, d8);
+// out^T for features [c0, c0 + nf) (nf <= 6, a constant where inlined) over keys [j0, j1): the partial sums wait in
+// `sums` ([d, 16]) between chunks of keys, and after the last chunk are scaled by each lane's 1 / sum and stored.
+ALWAYS_INLINE_V3 void values_panel_v3(const vck_attention_head *h, const float *st, ptrdiff_t j0, ptrdiff_t j1,
+                                      ptrdiff_t c0, const int nf, float *sums, __m256 inv0, __m256 inv1, int m,
+                                      float *tile, float *out, ptrdiff_t o_rs, ptrdiff_t o_cs) {
+  const ptrdiff_t v_rs = h->v_rs;
+  const float *vr[6];
+  for (int f = 0; f < nf; f++) vr[f] = h->v + (c0 + f) * h->v_cs;
+  __m256 acc[6][2];
+  for (int f = 0; f < nf; f++) {
+    acc[f][0] = j0 > 0 ? _mm256_loadu_ps(sums + (c0 + f) * QB) : _mm256_setzero_ps();
+    acc[f][1] = j0 > 0 ? _mm256_loadu_ps(sums + (c0 + f) * QB + 8) : _mm256_setzero_ps();
+  }
+  const float *b = st + j0 * QB;
+  for (ptrdiff_t j = j0; j < j1; j++, b += QB) {
+    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+    for (int f = 0; f < nf; f++) {
+      const __m256 a = _mm256_broadcast_ss(vr[f] + j * v_rs);
+      acc[f][0] = _mm256_fmadd_ps(a, b0, acc[f][0]);
+      acc[f][1] = _mm256_fmadd_ps(a, b1, acc[f][1]);
+    }
+  }
+  if (j1 < h->n) {
+    for (int f = 0; f < nf; f++) {
+      _mm256_storeu_ps(sums + (c0 + f) * QB, acc[f][0]);
+      _mm256_storeu_ps(sums + (c0 + f) * QB + 8, acc[f][1]);
+    }
     return;
   }
-  ptrdiff_t j0 = 0;
-  for (; j0 + 8 <= n; j0 += 8)
-    for (ptrdiff_t c = 0; c < d; c += 8) transpose8x8_v3(h->v + c * cs + j0, cs, v + j0 * d8 + c, d8);
-  for (; j0 < n; j0++)
-    for (ptrdiff_t c = 0; c < d; c++) v[j0 * d8 + c] = h->v[c * cs + j0];
+  const int direct = o_rs == 1 && m == QB;  // output features as rows of contiguous queries (token columns)
+  for (int f = 0; f < nf; f++) {
+    float *dst = direct ? out + (c0 + f) * o_cs : tile + f * QB;
+    _mm256_storeu_ps(dst, _mm256_mul_ps(acc[f][0], inv0));
+    _mm256_storeu_ps(dst + 8, _mm256_mul_ps(acc[f][1], inv1));
+  }
+  if (!direct)
+    for (int f = 0; f < nf; f++)
+      for (int i = 0; i < m; i++) out[i * o_rs + (c0 + f) * o_cs] = tile[f * QB + i];
 }
 
-static const attention_kernels attention_v3 = {pack_keys_v3, pack_values_v3, scores_v3, values_v3};
+ATTR_V3 static void block_v3(const vck_attention_head *h, const float *q, ptrdiff_t q_rs, ptrdiff_t q_cs, int m,
+                             float *scratch, float *out, ptrdiff_t o_rs, ptrdiff_t o_cs) {
+  const ptrdiff_t n = h->n, d = h->d, k_rs = h->k_rs, k_cs = h->k_cs;
+  float *qt = scratch, *st = qt + QB * d, *tile = st + QB * n, *sums = tile + 6 * QB;
+  pack_queries_v3(q, q_rs, q_cs, m, d, qt);
+  const __m256 vscale = _mm256_set1_ps(h->scale);
+  __m256 mx0 = _mm256_set1_ps(-INFINITY), mx1 = mx0;
+  // s^T, six keys at a time; a last panel of fewer keys repeats its last key (a real score: harmless in the max,
+  // never stored).
+  for (ptrdiff_t j0 = 0; j0 < n; j0 += 6) {
+    const float *kr[6];
+    for (int r = 0; r < 6; r++) kr[r] = h->k + (j0 + r < n ? j0 + r : n - 1) * k_rs;
+    __m256 acc[6][2];
+    for (int r = 0; r < 6; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    const float *b = qt;
+    for (ptrdiff_t c = 0; c < d; c++, b += QB) {
+      const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+      for (int r = 0; r < 6; r++) {
+        const __m256 a = _mm256_broadcast_ss(kr[r] + c * k_cs);
+        acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
+        acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
+      }
+    }
+    for (int r = 0; r < 6; r++) {
+      const __m256 s0 = _mm256_mul_ps(acc[r][0], vscale), s1 = _mm256_mul_ps(acc[r][1], vscale);
+      mx0 = _mm256_max_ps(mx0, s0);
+      mx1 = _mm256_max_ps(mx1, s1);
+      if (j0 + r < n) {
+        _mm256_storeu_ps(st + (j0 + r) * QB, s0);
+        _mm256_storeu_ps(st + (j0 + r) * QB + 8, s1);
+      }
+    }
+  }
+  // exp(s - each query's maximum) in place, and the sums.
+  __m256 sum0 = _mm256_setzero_ps(), sum1 = sum0;
+  for (ptrdiff_t j = 0; j < n; j++) {
+    const __m256 e0 = exp256(_mm256_sub_ps(_mm256_loadu_ps(st + j * QB), mx0));
+    const __m256 e1 = exp256(_mm256_sub_ps(_mm256_loadu_ps(st + j * QB + 8), mx1));
+    _mm256_storeu_ps(st + j * QB, e0);
+    _mm256_storeu_ps(st + j * QB + 8, e1);
+    sum0 = _mm256_add_ps(sum0, e0);
+    sum1 = _mm256_add_ps(sum1, e1);
+  }
+  const __m256 inv0 = _mm256_div_ps(_mm256_set1_ps(1), sum0), inv1 = _mm256_div_ps(_mm256_set1_ps(1), sum1);
+  // out^T, six features at a time (then the 1 to 5 left), over chunks of keys; the partial sums wait in `sums`
+  // ([d, 16]) between chunks.
+  for (ptrdiff_t j0 = 0; j0 < n; j0 += KEY_CHUNK) {
+    const ptrdiff_t j1 = n - j0 < KEY_CHUNK ? n : j0 + KEY_CHUNK;
+    ptrdiff_t c0 = 0;
+    for (; c0 + 6 <= d; c0 += 6) values_panel_v3(h, st, j0, j1, c0, 6, sums, inv0, inv1, m, tile, out, o_rs, o_cs);
+    switch (d - c0) {
+    case 1: values_panel_v3(h, st, j0, j1, c0, 1, sums, inv0, inv1, m, tile, out, o_rs, o_cs); break;
+    case 2: values_panel_v3(h, st, j0, j1, c0, 2, sums, inv0, inv1, m, tile, out, o_rs, o_cs); break;
+    case 3: values_panel_v3(h, st, j0, j1, c0, 3, sums, inv0, inv1, m, tile, out, o_rs, o_cs); break;
+    case 4: values_panel_v3(h, st, j0, j1, c0, 4, sums, inv0, inv1, m, tile, out, o_rs, o_cs); break;
+    case 5: values_panel_v3(h, st, j0, j1, c0, 5, sums, inv0, inv1, m, tile, out, o_rs, o_cs); break;
+    default: break;
+    }
+  }
+}
 #endif
 
-static const attention_kernels *current_attention = NULL;
+static attention_block_fn current_block = NULL;
 
-static const attention_kernels *best_attention(void) {
+static attention_block_fn best_block(void) {
 #ifdef VCK_X86
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &attention_v3;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return block_v3;
 #endif
-  return &attention_portable;
+  return block_c;
 }
 
 int vck_attention_set_isa(int level) {
-  const attention_kernels *best = best_attention(), *k = NULL;
+  const attention_block_fn best = best_block();
+  attention_block_fn k = NULL;
   if (level == 0) k = best;
-  if (level == 1) k = &attention_portable;
+  if (level == 1) k = block_c;
 #ifdef VCK_X86
-  if ((level == 3 || level == 4) && best == &attention_v3) k = &attention_v3;
+  if ((level == 3 || level == 4) && best == block_v3) k = block_v3;
 #endif
   if (!k) return -1;
-  __atomic_store_n(&current_attention, k, __ATOMIC_RELEASE);
+  __atomic_store_n(&current_block, k, __ATOMIC_RELEASE);
   return 0;
-}
-
-static const attention_kernels *kernels(void) {
-  const attention_kernels *k = __atomic_load_n(&current_attention, __ATOMIC_ACQUIRE);
-  if (!k) {
-    k = best_attention(); // racing first calls store the same pointer
-    __atomic_store_n(&current_attention, k, __ATOMIC_RELEASE);
-  }
-  return k;
-}
-
-void vck_attention_pack(const vck_attention_head *h, float *scratch) {
-  if (h->n <= 0 || h->d <= 0) return;
-  attention_scratch p = scratch_parts(h, scratch);
-  kernels()->pack_keys(h, p.kt);
-  if (!values_in_place(h)) kernels()->pack_values(h, (float *)p.v, p.d8);
 }
 
 void vck_attention_queries(const vck_attention_head *h, const float *q, ptrdiff_t q_rs, ptrdiff_t q_cs, ptrdiff_t m,
                            float *scratch, float *out, ptrdiff_t o_rs, ptrdiff_t o_cs) {
-  const attention_kernels *k = kernels();
-  const ptrdiff_t n = h->n, d = h->d;
-  if (m <= 0 || n <= 0 || d <= 0) return;
-  attention_scratch p = scratch_parts(h, scratch);
-  float maxes[QROWS];
-  for (ptrdiff_t r0 = 0; r0 < m; r0 += QROWS) {
-    const int rows = m - r0 < QROWS ? (int)(m - r0) : QROWS;
-    k->scores(q + r0 * q_rs, q_rs, q_cs, rows, &p, n, d, h->scale, maxes);
-    for (int r = 0; r < rows; r++) p.inv[r] = 1 / vck_exp_shift_sum(p.s + r * p.n16, p.s + r * p.n16, n, maxes[r]);
-    k->values(rows, &p, n);
-    for (int r = 0; r < rows; r++) {
-      const float *t = p.tile + r * p.d8;
-      float *o = out + (r0 + r) * o_rs;
-      if (o_cs == 1) memcpy(o, t, (size_t)d * sizeof(float));
-      else for (ptrdiff_t c = 0; c < d; c++) o[c * o_cs] = t[c];
-    }
+  attention_block_fn k = __atomic_load_n(&current_block, __ATOMIC_ACQUIRE);
+  if (!k) {
+    k = best_block();  // racing first calls store the same pointer
+    __atomic_store_n(&current_block, k, __ATOMIC_RELEASE);
   }
+  if (h->n <= 0 || h->d <= 0) return;
+  for (ptrdiff_t i0 = 0; i0 < m; i0 += QB)
+    k(h, q + i0 * q_rs, q_rs, q_cs, m - i0 < QB ? (int)(m - i0) : QB, scratch, out + i0 * o_rs, o_rs, o_cs);
 }

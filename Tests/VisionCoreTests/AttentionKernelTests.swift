@@ -2,9 +2,10 @@ import CKernels
 import Foundation
 import Testing
 
-/// vck_attention (six-query register tiles on AVX2, plain loops elsewhere) against softmax(scale q k^T) v computed
-/// in double, for key counts on and off the 16-key tiles, query counts on and off the six-query blocks, head
-/// widths on and off the 8-float vectors, both memory layouts PiT uses, and scores far from zero.
+/// vck_attention (sixteen-query blocks of six-key and six-feature register tiles on AVX2, plain loops elsewhere)
+/// against softmax(scale q k^T) v computed in double: key counts on and off the six-key panels and the 128-key
+/// chunks, query counts on and off the blocks, head widths with every remainder of six, both memory layouts PiT
+/// uses (for the input and the output), and scores far from zero.
 @Suite struct AttentionKernelTests {
     struct Case: CustomTestStringConvertible, Sendable {
         let n: Int, d: Int, m: Int, onColumns: Bool
@@ -18,6 +19,9 @@ import Testing
         Case(n: 1, d: 8, m: 1, onColumns: false, offset: 0),
         Case(n: 5, d: 20, m: 7, onColumns: true, offset: 0),
         Case(n: 9, d: 12, m: 4, onColumns: false, offset: 0),
+        Case(n: 3, d: 7, m: 2, onColumns: false, offset: 0),
+        Case(n: 33, d: 9, m: 17, onColumns: false, offset: 0),
+        Case(n: 40, d: 29, m: 32, onColumns: true, offset: 0),
         Case(n: 16, d: 32, m: 6, onColumns: false, offset: 0),
         Case(n: 17, d: 32, m: 13, onColumns: true, offset: -150),
         Case(n: 50, d: 48, m: 50, onColumns: true, offset: 0),
@@ -61,27 +65,33 @@ import Testing
             }
         }
         let (ts, fs) = c.onColumns ? (1, ld) : (width, 1)
-        let outStride = d + 2
+        // The output in the same layout as the input, with two floats of slack past each row that must stay as
+        // they are: query i's feature f at out[f * (m + 2) + i] on columns, out[i * (d + 2) + f] on rows.
+        let (ors, ofs) = c.onColumns ? (1, m + 2) : (d + 2, 1)
+        func outIndex(_ i: Int, _ f: Int) -> Int { i * ors + f * ofs }
         defer { _ = vck_attention_set_isa(0) }
         var tested = 0
         for level: Int32 in [3, 1] where vck_attention_set_isa(level) == 0 {
             var scratch = [Float](repeating: .nan, count: vck_attention_scratch(n, d))
-            var out = [Float](repeating: -7, count: m * outStride)
+            var out = [Float](repeating: -7, count: (m + 2) * (d + 2))
             qkv.withUnsafeBufferPointer { p in
                 let q = p.baseAddress!
                 var keys = vck_attention_head(k: q + index(1, 0, 0), v: q + index(2, 0, 0), k_rs: ts, k_cs: fs,
                                               v_rs: ts, v_cs: fs, n: n, d: d, scale: scale)
                 vck_attention_pack(&keys, &scratch)
-                vck_attention_queries(&keys, q, ts, fs, m, &scratch, &out, outStride, 1)
+                vck_attention_queries(&keys, q, ts, fs, m, &scratch, &out, ors, ofs)
             }
             // Scores of size |offset| carry float rounding of about |offset| * 2^-24 each into the exponentials.
             let tolerance = 2e-5 + 3e-6 * Double(abs(c.offset))
-            var far = 0
+            var far = 0, touched = 0
             for i in 0..<m {
-                for f in 0..<d where !(abs(Double(out[i * outStride + f]) - expected[i * d + f]) <= tolerance) { far += 1 }
-                // The two floats past each output row are left alone.
-                #expect(out[i * outStride + d] == -7 && out[i * outStride + d + 1] == -7, "level \(level): wrote past the row")
+                for f in 0..<d where !(abs(Double(out[outIndex(i, f)]) - expected[i * d + f]) <= tolerance) { far += 1 }
             }
+            // Nothing is written outside the m x d outputs.
+            var written = Set<Int>()
+            for i in 0..<m { for f in 0..<d { written.insert(outIndex(i, f)) } }
+            for (j, value) in out.enumerated() where !written.contains(j) && value != -7 { touched += 1 }
+            #expect(touched == 0, "level \(level): \(touched) floats written outside the outputs")
             #expect(far == 0, "level \(level): \(far) outputs further than \(tolerance) from the reference")
             tested += 1
         }

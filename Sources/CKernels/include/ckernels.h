@@ -136,17 +136,17 @@ typedef struct {
   ptrdiff_t k_rs, k_cs, v_rs, v_cs, n, d;
   float scale;
 } vck_attention_head;
-/// Floats of the per-thread scratch for n keys of d features.
+/// Floats of the scratch that vck_attention_pack and vck_attention_queries need for n keys of d features.
 ptrdiff_t vck_attention_scratch(ptrdiff_t n, ptrdiff_t d);
-/// Packs the head's keys (and values, unless they are read in place) into `scratch`.
-void vck_attention_pack(const vck_attention_head *h, float *scratch);
+/// Copies keys and values that are strided rows into `scratch` as dense rows and points `h` at the copies (the
+/// copies live as long as the scratch is not packed again); leaves the others where they are.
+void vck_attention_pack(vck_attention_head *h, float *scratch);
 /// out_i = softmax_j(scale * q_i . k_j) v_j for the m queries at q (query i's feature c at q[i * q_rs + c * q_cs],
-/// output at out[i * o_rs + c * o_cs]), with the keys and values that vck_attention_pack left in `scratch` (and
-/// the values at h->v when it reads them in place, so h must not change in between).
+/// output at out[i * o_rs + c * o_cs]).
 void vck_attention_queries(const vck_attention_head *h, const float *q, ptrdiff_t q_rs, ptrdiff_t q_cs, ptrdiff_t m,
                            float *scratch, float *out, ptrdiff_t o_rs, ptrdiff_t o_cs);
-/// Selects the attention kernels (3 or 4: AVX2+FMA, 1: portable C, 0: the best this CPU has) for tests; returns
-/// -1 when the CPU lacks that level. The exponentials follow vck_activation_set_isa.
+/// Selects the attention kernel (3 or 4: AVX2+FMA, 1: portable C, 0: the best this CPU has) for tests; returns -1
+/// when the CPU lacks that level. The portable kernel's exponentials follow vck_activation_set_isa.
 int vck_attention_set_isa(int level);
 
 /// dst[j * ds + i] = src[i * ss + j] for i < rows, j < cols (out of place).

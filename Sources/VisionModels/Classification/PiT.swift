@@ -530,39 +530,44 @@ extension PiT {
             columns.map { (pq.value + hi * d * $0 + bi * n, po.value + hi * d * $0 + bi * n) }
                 ?? (pq.value + bi * n * 3 * dim + hi * d, po.value + bi * n * dim + hi * d)
         }
-        // Query chunks of whole six-query blocks, about 48 queries each, so that the threads share out short batches.
-        let target = max(1, (n + 24) / 48), chunk = ((n + target - 1) / target + 5) / 6 * 6
-        let chunks = (n + chunk - 1) / chunk
+        // Query chunks of whole sixteen-query blocks, so that the threads share out short batches.
+        let chunk = n >= 256 ? 64 : n >= 64 ? 32 : 16, chunks = (n + chunk - 1) / chunk
         scratch.reset()
         forEachItem(batch * heads * chunks, threads: scratch.threads) { item, thread in
             let h = item / chunks, q0 = (item % chunks) * chunk, m = min(chunk, n - q0)
             let (q, o) = head(h / heads, h % heads), s = scratch.buffer(thread)
-            var keys = vck_attention_head(k: q + kOffset, v: q + 2 * kOffset, k_rs: ts, k_cs: fs, v_rs: ts, v_cs: fs,
-                                          n: n, d: d, scale: scale)
             // A thread packs k and v again only when it moves on to another head.
             if scratch.packedHead[thread] != h {
-                vck_attention_pack(&keys, s)
+                scratch.keys[thread] = vck_attention_head(k: q + kOffset, v: q + 2 * kOffset, k_rs: ts, k_cs: fs,
+                                                          v_rs: ts, v_cs: fs, n: n, d: d, scale: scale)
+                vck_attention_pack(scratch.keys + thread, s)
                 scratch.packedHead[thread] = h
             }
-            vck_attention_queries(&keys, q + q0 * ts, ts, fs, m, s, o + q0 * ots, ots, ofs)
+            vck_attention_queries(scratch.keys + thread, q + q0 * ts, ts, fs, m, s, o + q0 * ots, ots, ofs)
         }
     }
 }
 
-/// Per-thread scratch for vck_attention (packed k and v, one block's scores), allocated once per stage, and the
-/// head each thread last packed.
+/// Per-thread scratch for vck_attention (a block's queries and scores, the packed keys and values), allocated once
+/// per stage, with the head each thread last packed and where its keys and values are.
 private final class AttentionScratch: @unchecked Sendable {
     let threads: Int, floats: Int
     private let storage: Tensor
     let packedHead: UnsafeMutablePointer<Int>
+    let keys: UnsafeMutablePointer<vck_attention_head>
 
     init(threads: Int, seqLen: Int, headDim: Int) throws {
         self.threads = max(1, threads)
         floats = (vck_attention_scratch(seqLen, headDim) + 15) / 16 * 16
         storage = try Tensor.uninitialized([self.threads * floats])
         packedHead = .allocate(capacity: self.threads)
+        keys = .allocate(capacity: self.threads)
+        keys.initialize(repeating: vck_attention_head(), count: self.threads)
     }
-    deinit { packedHead.deallocate() }
+    deinit {
+        packedHead.deallocate()
+        keys.deallocate()
+    }
 
     func buffer(_ thread: Int) -> UnsafeMutablePointer<Float> { storage.pointer(Float.self) + thread * floats }
     /// Forgets the packed heads (the next call's qkv holds another block's keys and values).
