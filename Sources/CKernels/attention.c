@@ -75,23 +75,10 @@ static void block_c(const vck_attention_head *h, const float *q, ptrdiff_t q_rs,
 
 // dst[j * ds + i] = src[i * ss + j] for i, j < 8, in registers.
 ALWAYS_INLINE_V3 void transpose8x8_v3(const float *src, ptrdiff_t ss, float *dst, ptrdiff_t ds) {
-  __m256 r[8], t[8];
+  __m256 r[8];
   for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * ss);
-  for (int i = 0; i < 8; i += 2) {
-    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 8; i += 4) {
-    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-  }
-  // Column j: the low 128-bit halves of r[j] and r[j + 4] (j < 4), or their high halves (j - 4).
-  for (int j = 0; j < 4; j++) {
-    _mm256_storeu_ps(dst + j * ds, _mm256_permute2f128_ps(r[j], r[j + 4], 0x20));
-    _mm256_storeu_ps(dst + (j + 4) * ds, _mm256_permute2f128_ps(r[j], r[j + 4], 0x31));
-  }
+  transpose8x8_ps(r);
+  for (int j = 0; j < 8; j++) _mm256_storeu_ps(dst + j * ds, r[j]);
 }
 
 // q^T [d, 16] of the block's queries, zero in the lanes past m.

@@ -81,22 +81,9 @@ __attribute__((target("avx2"))) static void weights_rows_avx2(const vck_winograd
     const ptrdiff_t xs = stride * ins;  // from one xi's row to the next
     for (ptrdiff_t i = 0; i < whole; i += 8) {
       const float *src = wo + i * 9;
-      __m256 r[8], t[8], g[9];
-      for (int j = 0; j < 8; j++) r[j] = _mm256_loadu_ps(src + 9 * j);
-      for (int j = 0; j < 8; j += 2) {
-        t[j] = _mm256_unpacklo_ps(r[j], r[j + 1]);
-        t[j + 1] = _mm256_unpackhi_ps(r[j], r[j + 1]);
-      }
-      for (int j = 0; j < 8; j += 4) {
-        r[j] = _mm256_shuffle_ps(t[j], t[j + 2], 0x44);
-        r[j + 1] = _mm256_shuffle_ps(t[j], t[j + 2], 0xee);
-        r[j + 2] = _mm256_shuffle_ps(t[j + 1], t[j + 3], 0x44);
-        r[j + 3] = _mm256_shuffle_ps(t[j + 1], t[j + 3], 0xee);
-      }
-      for (int j = 0; j < 4; j++) {
-        g[j] = _mm256_permute2f128_ps(r[j], r[j + 4], 0x20);
-        g[j + 4] = _mm256_permute2f128_ps(r[j], r[j + 4], 0x31);
-      }
+      __m256 g[9];
+      for (int j = 0; j < 8; j++) g[j] = _mm256_loadu_ps(src + 9 * j);
+      transpose8x8_ps(g);
       g[8] = _mm256_i32gather_ps(src, ninth, 4);
       __m256 tg[4][3];  // G g
       for (int c = 0; c < 3; c++) {
