@@ -42,7 +42,7 @@ void vck_attention_pack(vck_attention_head *h, float *scratch) {
   }
 }
 
-// One block of up to 16 queries (i0, m of them): out_i = softmax(scale q_i k^T) v for each. `scratch` holds
+// One block of the m <= 16 queries at q: out_i = softmax(scale q_i k^T) v for each. `scratch` holds
 // vck_attention_scratch floats.
 typedef void (*attention_block_fn)(const vck_attention_head *h, const float *q, ptrdiff_t q_rs, ptrdiff_t q_cs,
                                    int m, float *scratch, float *out, ptrdiff_t o_rs, ptrdiff_t o_cs);

@@ -271,8 +271,8 @@ public final class PiT: ImageClassifier {
 // one [B * N, C] row-major buffer for a whole stage (no concat / split / transpose copies). Work is spread over
 // VisionCore's threads here, BLAS itself running single-threaded (OpenBLAS's own threads cost more in wake-ups
 // than these small GEMMs gain). Linear layers seed their bias into the output and accumulate the residual in the
-// GEMM (beta = 1), GELU runs on the fc1 output in place; attention reads q / k / v as strided views of the qkv
-// buffer, the 1/sqrt(d) scale goes into the q k^T GEMM's alpha, and the softmax denominator is applied to the
+// GEMM (beta = 1), GELU runs on the fc1 output in place; attention (CKernels' attention.c) reads q / k / v from
+// the qkv buffer, scales the scores by 1/sqrt(d) in registers, and applies the softmax denominator to the
 // [rows, d] output rather than to the [rows, N] probabilities.
 
 extension PiT {
@@ -516,8 +516,8 @@ extension PiT {
     }
 
     /// softmax(q k^T / sqrt(d)) v per image and head (vck_attention: each block of queries' scores stays in L1).
-    /// On token rows (`columns` nil), q / k / v are read in place from the qkv rows ([q heads | k heads | v heads]
-    /// per token, as timm's reshape(B, N, 3, H, d)) and the heads are written side by side; on token columns
+    /// On token rows (`columns` nil), q / k / v are read from the qkv rows ([q heads | k heads | v heads] per
+    /// token, as timm's reshape(B, N, 3, H, d)) and the heads are written side by side; on token columns
     /// (`columns` = ld), q^T, k^T, v^T are row blocks of qkv^T [3 dim, ld] (image i's tokens at columns
     /// i * n ..< (i + 1) * n) and each head's output is written as columns of out [dim, ld].
     private func attention(_ qkv: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>, batch: Int,
