@@ -302,6 +302,32 @@ extension ConvGemmISATests {
     }
 }
 
+/// A batch-1 1x1 conv reads its input in place, and its rows (input planes, H x W floats apart) lie far apart for
+/// the threads' column chunks: each chunk runs in column blocks copied tile-major (k = 200: blocks of 320 columns,
+/// the last one ragged, 39 x 41 outputs; k = 16: one block per chunk), through the whole epilogue, for every
+/// kernel variant, on 1 and 2 threads.
+extension ConvGemmISATests {
+    @Test func scatteredRowsMatchTheReference() throws {
+        defer { _ = vck_conv_gemm_set_isa(0) }
+        let threads = Threading.threadCount
+        defer { try? Threading.setThreadCount(threads) }
+        let cases: [([Int], [Int])] = [([1, 200, 39, 41], [30, 200, 1, 1]), ([1, 16, 45, 37], [26, 16, 1, 1])]
+        var tested = 0
+        for level: Int32 in [4, 3, 1] where vck_conv_gemm_set_isa(level) == 0 {
+            for count in [1, 2] {
+                try Threading.setThreadCount(count)
+                for (index, (xs, ws)) in cases.enumerated() {
+                    let x = try randomTensor(xs, seed: UInt64(110 + index)), w = try randomTensor(ws, seed: UInt64(120 + index), scale: 0.1)
+                    _ = try expectEpiloguesMatchTheReference(x, w, stride: (1, 1), padding: (0, 0), seed: UInt64(130 + index),
+                                                             tolerance: 2e-5, "ISA \(level), \(count) threads, case \(index)")
+                }
+            }
+            tested += 1
+        }
+        #expect(tested >= 1)
+    }
+}
+
 /// The weight gradient on the conv GEMM (large maps, rows of at least 256 taps) for every ISA variant, against a
 /// Double sum over images and output pixels: stride, padding, dilation, groups, output channels that leave a
 /// partial column tile, and maps long enough for several reduction chunks. In the serialized ISA suite.
