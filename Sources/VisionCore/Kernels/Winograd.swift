@@ -38,11 +38,17 @@ func winogradConv(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePoint
                            ow: g.outWidth, y: out, scale: epi.scale, shift: epi.shift, residual: epi.cResidual,
                            activation: epi.cActivation, parameter: epi.parameter,
                            residual_after: epi.residualAfter ? 1 : 0)
-    // Chunks of tiles whose V (16 cin floats per tile) stays within about 1 MB, of equal sizes rounded to whole
-    // vectors; every part of the output channels transforms the chunk's input again, so parts only where there
-    // are fewer chunks than threads (resnet50's 14x14 convs at batch 1: one chunk of 49 tiles, two halves).
+    // Chunks of tiles whose V (16 cin floats per tile) stays in L2, of equal sizes rounded to whole vectors: within
+    // about 256 KB while that leaves a chunk 64 tiles or more, else within about 1 MB. Every chunk reads the
+    // weights' transform (16 floats per filter) again, or makes it again, which costs more than L2 saves below
+    // 64 tiles (32 multiply-adds per byte of it). On 2 threads (Zen 3, 512 KB of L2 per core), resnet50's
+    // 64-channel 56x56 convs ran 1.25x as fast in chunks of 64 tiles as of 208 (in the network: 0.78x the time);
+    // its 128-channel 28x28 ones as fast in chunks of 32 as of 112, its 256-channel 14x14 ones 0.8x as fast in
+    // 4 chunks of 16 tiles as in one of 49.
+    // Every part of the output channels transforms the chunk's input again, so parts only where there are fewer
+    // chunks than threads (resnet50's 14x14 convs at batch 1: one chunk of 49 tiles, two halves).
     let tiles = g.batch * ((g.outHeight + 1) / 2) * ((g.outWidth + 1) / 2)
-    let fit = max(16, 16_384 / cin)
+    let fit = 4096 / cin >= 64 ? 4096 / cin : max(16, 16_384 / cin)
     var chunks = (tiles + fit - 1) / fit
     let chunk = ((tiles + chunks - 1) / chunks + 15) / 16 * 16
     chunks = (tiles + chunk - 1) / chunk
