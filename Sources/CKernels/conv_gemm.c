@@ -582,7 +582,8 @@ static void copy_slice(float *dst, ptrdiff_t stride, const float *b, const ptrdi
 
 // Whether the kernels read B from a tile-major copy packed once per GEMM (vck_conv_gemm_pack_b) when the caller
 // splits the rows over several work items: the narrow tiles, whose calls otherwise each re-read every column
-// tile's rows of B where they lie (k rows a B row apart; in a network, fresh from the previous layer in L3).
+// tile's rows of B where they lie (k rows a B row apart; in a network, fresh from the previous layer in L3); and
+// which copy a column chunk's scattered rows block by block themselves (run_column_blocks).
 static int packs_b(isa_kernels ks) { return ks.vl * ks.nv <= 16; }
 
 ptrdiff_t vck_conv_gemm_packed_floats(const vck_conv_gemm *job) {
