@@ -309,17 +309,17 @@ extension ConvGemmISATests {
 extension ConvGemmISATests {
     @Test func scatteredRowsMatchTheReference() throws {
         defer { _ = vck_conv_gemm_set_isa(0) }
-        let threads = Threading.threadCount
-        defer { try? Threading.setThreadCount(threads) }
         let cases: [([Int], [Int])] = [([1, 200, 39, 41], [30, 200, 1, 1]), ([1, 16, 45, 37], [26, 16, 1, 1])]
         var tested = 0
         for level: Int32 in [4, 3, 1] where vck_conv_gemm_set_isa(level) == 0 {
+            // The thread count for this task only (a process-wide one would change other tests' bits mid-run).
             for count in [1, 2] {
-                try Threading.setThreadCount(count)
-                for (index, (xs, ws)) in cases.enumerated() {
-                    let x = try randomTensor(xs, seed: UInt64(110 + index)), w = try randomTensor(ws, seed: UInt64(120 + index), scale: 0.1)
-                    _ = try expectEpiloguesMatchTheReference(x, w, stride: (1, 1), padding: (0, 0), seed: UInt64(130 + index),
-                                                             tolerance: 2e-5, "ISA \(level), \(count) threads, case \(index)")
+                try Threading.withThreadCount(count) {
+                    for (index, (xs, ws)) in cases.enumerated() {
+                        let x = try randomTensor(xs, seed: UInt64(110 + index)), w = try randomTensor(ws, seed: UInt64(120 + index), scale: 0.1)
+                        _ = try expectEpiloguesMatchTheReference(x, w, stride: (1, 1), padding: (0, 0), seed: UInt64(130 + index),
+                                                                 tolerance: 2e-5, "ISA \(level), \(count) threads, case \(index)")
+                    }
                 }
             }
             tested += 1
