@@ -485,6 +485,35 @@ typedef struct {
   ptrdiff_t q, qe, nv, nr;  // nv 0: the half kernel
 } column_tile;
 
+// Row kk of a tile-major copy at kk * stride: the offsets the kernels read such a copy's rows by.
+static void fill_row_offsets(ptrdiff_t *offsets, ptrdiff_t n, ptrdiff_t stride) {
+  for (ptrdiff_t kk = 0; kk < n; kk++) offsets[kk] = kk * stride;
+}
+
+// The first `width` floats (a multiple of 4) of src at dst: fixed-size copies that the compiler turns into vector
+// moves (a memcpy call per 64-byte row cost as much as the row's products).
+static void copy_row(float *dst, const float *src, ptrdiff_t width) {
+  for (ptrdiff_t j = 0; j < width; j += 4) memcpy(dst + j, src + j, 4 * sizeof(float));
+}
+
+// Copies rows [k0, k1) of B's columns [q, q1) into `dst` tile-major (tile t's row kk at dst + (t * k + kk) * nr),
+// zero-padded to whole tiles.
+static void pack_columns(const vck_conv_gemm *job, ptrdiff_t nr, ptrdiff_t q, ptrdiff_t q1, ptrdiff_t k0, ptrdiff_t k1,
+                         float *dst) {
+  const ptrdiff_t k = job->k;
+  for (; q < q1; q += nr, dst += k * nr) {
+    const ptrdiff_t w = q1 - q < nr ? q1 - q : nr;
+    for (ptrdiff_t kk = k0; kk < k1; kk++) {
+      if (w == nr) {
+        copy_row(dst + kk * nr, job->b + job->boff[kk] + q, nr);
+      } else {
+        memcpy(dst + kk * nr, job->b + job->boff[kk] + q, (size_t)w * sizeof(float));
+        memset(dst + kk * nr + w, 0, (size_t)(nr - w) * sizeof(float));
+      }
+    }
+  }
+}
+
 // Prepares the tile starting at q; `edge` / `edge_off` (from alloc_edge) take the copy if needed.
 static column_tile make_tile(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t q, ptrdiff_t q1, float *edge,
                              ptrdiff_t *edge_off) {
@@ -492,12 +521,8 @@ static column_tile make_tile(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t
   ptrdiff_t nr = tile_columns(ks, width, &nv);
   column_tile t = {job->b + q, job->boff, q, q + width, nv, nr};
   if (q + nr > job->nq && q + nr > job->readable) {
-    ptrdiff_t avail = job->nq - q;
-    for (ptrdiff_t kk = 0; kk < job->k; kk++) {
-      memcpy(edge + kk * nr, job->b + job->boff[kk] + q, (size_t)avail * sizeof(float));
-      memset(edge + kk * nr + avail, 0, (size_t)(nr - avail) * sizeof(float));
-      edge_off[kk] = kk * nr;
-    }
+    pack_columns(job, nr, q, job->nq, 0, job->k, edge);  // one tile: its nq - q columns, zero-padded
+    fill_row_offsets(edge_off, job->k, nr);
     t.b = edge;
     t.boff = edge_off;
   }
@@ -568,12 +593,6 @@ static int alloc_edge(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t q0, pt
   return -1;
 }
 
-// The first `width` floats (a multiple of 4) of src at dst: fixed-size copies that the compiler turns into vector
-// moves (a memcpy call per 64-byte row cost as much as the row's products).
-static void copy_row(float *dst, const float *src, ptrdiff_t width) {
-  for (ptrdiff_t j = 0; j < width; j += 4) memcpy(dst + j, src + j, 4 * sizeof(float));
-}
-
 // copy_row for rows boff[0..kn) of b, at dst + kk * stride.
 static void copy_slice(float *dst, ptrdiff_t stride, const float *b, const ptrdiff_t *boff, ptrdiff_t kn,
                        ptrdiff_t width) {
@@ -591,24 +610,6 @@ ptrdiff_t vck_conv_gemm_packed_floats(const vck_conv_gemm *job) {
   const ptrdiff_t nr = ks.vl * ks.nv;
   if (!packs_b(ks) || job->k <= 0 || job->nq <= 0) return 0;
   return job->k * ((job->nq + nr - 1) / nr) * nr;
-}
-
-// Copies rows [k0, k1) of B's columns [q, q1) into `dst` tile-major (tile t's row kk at dst + (t * k + kk) * nr),
-// zero-padded to whole tiles.
-static void pack_columns(const vck_conv_gemm *job, ptrdiff_t nr, ptrdiff_t q, ptrdiff_t q1, ptrdiff_t k0, ptrdiff_t k1,
-                         float *dst) {
-  const ptrdiff_t k = job->k;
-  for (; q < q1; q += nr, dst += k * nr) {
-    const ptrdiff_t w = q1 - q < nr ? q1 - q : nr;
-    for (ptrdiff_t kk = k0; kk < k1; kk++) {
-      if (w == nr) {
-        copy_row(dst + kk * nr, job->b + job->boff[kk] + q, nr);
-      } else {
-        memcpy(dst + kk * nr, job->b + job->boff[kk] + q, (size_t)w * sizeof(float));
-        memset(dst + kk * nr + w, 0, (size_t)(nr - w) * sizeof(float));
-      }
-    }
-  }
 }
 
 ptrdiff_t vck_conv_gemm_pack_b(const vck_conv_gemm *job, ptrdiff_t k0, ptrdiff_t k1, float *packed,
@@ -664,7 +665,7 @@ static int run_blocked(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t m0, p
   float *partials = blocks > 1 ? malloc((size_t)panels * ntiles * mr * nr * sizeof(float)) : NULL;
   const int ok = slice && slice_off && (blocks == 1 || partials);
   if (ok) {
-    for (ptrdiff_t kk = 0; kk < kc; kk++) slice_off[kk] = kk * nr;
+    fill_row_offsets(slice_off, kc, nr);
     const column_tile last = pk ? packed_tile(job, ks, pk, q0 + (ntiles - 1) * nr, q1, slice_off)
                                 : make_tile(job, ks, q0 + (ntiles - 1) * nr, q1, edge, edge_off);
     for (ptrdiff_t kb = 0; kb < blocks; kb++) {
@@ -731,7 +732,7 @@ static int run_column_blocks(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t
     free(block);
     return -1;
   }
-  for (ptrdiff_t kk = 0; kk < k; kk++) offsets[kk] = kk * nr;
+  fill_row_offsets(offsets, k, nr);
   for (ptrdiff_t qs = q0; qs < q1; qs += qb) {
     const ptrdiff_t qe = qs + qb < q1 ? qs + qb : q1;
     pack_columns(job, nr, qs, qe, 0, k, block);
@@ -769,7 +770,7 @@ int vck_conv_gemm_run(const vck_conv_gemm *job, ptrdiff_t m0, ptrdiff_t m1, ptrd
   if (pk) {
     offsets_nr = malloc((size_t)k * sizeof(ptrdiff_t));
     if (!offsets_nr) return -1;
-    for (ptrdiff_t kk = 0; kk < k; kk++) offsets_nr[kk] = kk * nr;
+    fill_row_offsets(offsets_nr, k, nr);
   } else if (alloc_edge(job, ks, q0, q1, k, &edge, &edge_off) != 0) {
     return -1;
   }
