@@ -1,6 +1,6 @@
-// Out-of-place transposes of float blocks, in 16 x 16 tiles held in registers on AVX-512 (a scalar transpose
-// writes one float per store, and a fresh destination costs a read-for-ownership per line it spreads over), and
-// strided subsampling of planes (a strided 1x1 conv's input).
+// Out-of-place transposes of float blocks, in 16 x 16 tiles held in registers on AVX-512, 8 x 8 on AVX2 (a scalar
+// transpose writes one float per store, and a fresh destination costs a read-for-ownership per line it spreads
+// over), and strided subsampling of planes (a strided 1x1 conv's input).
 #include "ckernels.h"
 #include "cpu.h"
 
@@ -37,30 +37,41 @@ __attribute__((target("avx512f"))) static void tile16(const float *src, ptrdiff_
   for (int j = 0; j < cols; j++) _mm512_mask_storeu_ps(dst + j * ds, rm, r[j]);
 }
 
-// -1 until the first call; then 1 when the AVX-512 tiles run (vck_transpose_set_isa lets tests pick).
-static int use_avx512 = -1;
+// dst[j * ds + i] = src[i * ss + j] for a whole 8 x 8 block: pairs of rows interleaved, then pairs of pairs, then
+// the 128-bit halves swapped into columns.
+__attribute__((target("avx2"))) static void tile8(const float *src, ptrdiff_t ss, float *dst, ptrdiff_t ds) {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * ss);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  // r[h + c]: columns c and c + 4 of rows h .. h + 3, one per 128-bit lane.
+  for (int h = 0; h < 8; h += 4) {
+    r[h] = _mm256_shuffle_ps(t[h], t[h + 2], 0x44);
+    r[h + 1] = _mm256_shuffle_ps(t[h], t[h + 2], 0xee);
+    r[h + 2] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0x44);
+    r[h + 3] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0xee);
+  }
+  for (int c = 0; c < 4; c++) {
+    _mm256_storeu_ps(dst + c * ds, _mm256_permute2f128_ps(r[c], r[4 + c], 0x20));
+    _mm256_storeu_ps(dst + (c + 4) * ds, _mm256_permute2f128_ps(r[c], r[4 + c], 0x31));
+  }
+}
 
-static int has_avx512(void) {
+// -1 until the first call; then the code that runs: 4 (AVX-512 tiles), 3 (AVX2 tiles) or 1 (scalar);
+// vck_transpose_set_isa lets tests pick.
+static int level_in_use = -1;
+
+static int best_level(void) {
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f") ? 1 : 0;
+  return __builtin_cpu_supports("avx512f") ? 4 : __builtin_cpu_supports("avx2") ? 3 : 1;
 }
 #endif
 
-void vck_transpose(const float *src, ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t ss, float *dst, ptrdiff_t ds) {
-#ifdef VCK_X86
-  int v = __atomic_load_n(&use_avx512, __ATOMIC_RELAXED);
-  if (v < 0) {
-    v = has_avx512();
-    __atomic_store_n(&use_avx512, v, __ATOMIC_RELAXED);
-  }
-  if (v) {
-    for (ptrdiff_t i = 0; i < rows; i += 16)
-      for (ptrdiff_t j = 0; j < cols; j += 16)
-        tile16(src + i * ss + j, ss, rows - i < 16 ? rows - i : 16, cols - j < 16 ? cols - j : 16, dst + j * ds + i, ds);
-    return;
-  }
-#endif
-  // Blocks of 16 x 16, so that both sides stay within a few lines.
+// Blocks of 16 x 16, so that both sides stay within a few lines.
+static void transpose_scalar(const float *src, ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t ss, float *dst,
+                             ptrdiff_t ds) {
   for (ptrdiff_t i0 = 0; i0 < rows; i0 += 16)
     for (ptrdiff_t j0 = 0; j0 < cols; j0 += 16) {
       ptrdiff_t i1 = rows - i0 < 16 ? rows : i0 + 16, j1 = cols - j0 < 16 ? cols : j0 + 16;
@@ -69,17 +80,43 @@ void vck_transpose(const float *src, ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t s
     }
 }
 
+void vck_transpose(const float *src, ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t ss, float *dst, ptrdiff_t ds) {
+#ifdef VCK_X86
+  int v = __atomic_load_n(&level_in_use, __ATOMIC_RELAXED);
+  if (v < 0) {
+    v = best_level();
+    __atomic_store_n(&level_in_use, v, __ATOMIC_RELAXED);
+  }
+  if (v == 4) {
+    for (ptrdiff_t i = 0; i < rows; i += 16)
+      for (ptrdiff_t j = 0; j < cols; j += 16)
+        tile16(src + i * ss + j, ss, rows - i < 16 ? rows - i : 16, cols - j < 16 ? cols - j : 16, dst + j * ds + i, ds);
+    return;
+  }
+  if (v == 3) {
+    // Whole 8 x 8 tiles in registers; the last rows % 8 rows and cols % 8 columns by the scalar loops.
+    const ptrdiff_t r8 = rows / 8 * 8, c8 = cols / 8 * 8;
+    for (ptrdiff_t i = 0; i < r8; i += 8)
+      for (ptrdiff_t j = 0; j < c8; j += 8) tile8(src + i * ss + j, ss, dst + j * ds + i, ds);
+    transpose_scalar(src + r8 * ss, rows - r8, cols, ss, dst + r8, ds);
+    transpose_scalar(src + c8, r8, cols - c8, ss, dst + c8 * ds, ds);
+    return;
+  }
+#endif
+  transpose_scalar(src, rows, cols, ss, dst, ds);
+}
+
 int vck_transpose_set_isa(int level) {
 #ifdef VCK_X86
-  int best = has_avx512() ? 4 : 1;
+  int best = best_level();
 #else
   int best = 1;
 #endif
   if (level == 0) level = best;
-  if (level != 1 && level != 4) return -1;
+  if (level != 1 && level != 3 && level != 4) return -1;
   if (level > best) return -1;
 #ifdef VCK_X86
-  __atomic_store_n(&use_avx512, level == 4, __ATOMIC_RELAXED);
+  __atomic_store_n(&level_in_use, level, __ATOMIC_RELAXED);
 #endif
   return 0;
 }

@@ -9,6 +9,10 @@
 // for every chunk), rather than written to memory once and read back by every chunk, which cost more on the maps
 // of a few dozen tiles where the weights outweigh the inputs (resnet50's 14x14 stage); with many (batches,
 // training), they are transformed once beforehand (vck_winograd_weights) and shared.
+//
+// With 128 input channels or more on AVX2, the GEMMs take the tiles as rows instead (tiles_as_rows): V^T, a
+// block's U^T and M^T, each transposed from the layouts above through small staging buffers, and the same sums in
+// the same order, so that the bits do not depend on the order.
 #include "ckernels.h"
 #include "cpu.h"
 #include <stdlib.h>
@@ -159,12 +163,29 @@ static ptrdiff_t row_floats(ptrdiff_t nt) { return (nt + 7) / 8 * 16 + 2; }
 // zero-padded copy, and at least 7 past nt, which input_columns_avx2's whole-vector stores may write.
 static ptrdiff_t v_stride(ptrdiff_t nt) { return (nt + 7 + 15) / 16 * 16; }
 
+// Output channels per block when the tiles are the GEMM's rows: U^T [cin][rows] of one xi within 16 KB (in L1
+// while every panel of tiles meets it), whole 16-wide register tiles.
+static ptrdiff_t column_block(const vck_winograd *job) {
+  ptrdiff_t rows = 4096 / (job->cin > 0 ? job->cin : 1) / 16 * 16;
+  return rows < 16 ? 16 : rows;
+}
+
+// Floats of the staging buffer of the tiles-as-rows order: eight channels' V, or eight output channels' U.
+static ptrdiff_t stage_floats(const vck_winograd *job, ptrdiff_t tiles) {
+  const ptrdiff_t v = 16 * 8 * v_stride(tiles), u = 16 * 8 * job->cin;
+  return v > u ? v : u;
+}
+
+// The scratch of either order (the order follows the GEMM's ISA, which tests may switch between this call and
+// the run): the weights' tap-major rows, four row-transformed rows (or two output rows), a row of zeros, and
+// V, a block's U (unless the weights come transformed) and M; or V^T, a block's U^T, M^T, M and the staging;
+// then 8 floats that output_tiles_avx2 may read past M.
 ptrdiff_t vck_winograd_scratch(const vck_winograd *job, ptrdiff_t tiles) {
-  const ptrdiff_t tx = (job->ow + 1) / 2, rows = block_rows(job);
-  // V, a block's U (unless the weights come transformed) and M, the weights' tap-major rows, four row-transformed
-  // rows (or two output rows), a row of zeros.
-  return 16 * job->cin * v_stride(tiles) + block_u_floats(job) + 16 * rows * tiles + 9 * job->cin +
-         4 * row_floats(tx) + job->w;
+  const ptrdiff_t tx = (job->ow + 1) / 2, rows = block_rows(job), cols = column_block(job), cin = job->cin;
+  const ptrdiff_t common = 9 * cin + 4 * row_floats(tx) + job->w;
+  const ptrdiff_t by_columns = 16 * cin * v_stride(tiles) + block_u_floats(job) + 16 * rows * tiles;
+  const ptrdiff_t by_rows = 16 * tiles * cin + 16 * cin * cols + 2 * 16 * tiles * cols + stage_floats(job, tiles);
+  return common + (by_columns > by_rows ? by_columns : by_rows) + 8;
 }
 
 // (B^T p) B for nt tiles of one tile row: v[xi * vstride + t] (xi = 4 r + column) from the four row-transformed
@@ -326,15 +347,105 @@ static void output_row(const vck_winograd *job, const float *m, ptrdiff_t mstrid
     tile += tb - ta;                                                                                      \
   }
 
+// The output transform and epilogue of output channels [b0, b1) from their GEMM results m [16][b1 - b0][nt].
+static void output_block(const vck_winograd *job, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t b0, ptrdiff_t b1,
+                         const float *m, float *buf, int vec) {
+  const ptrdiff_t tx = (job->ow + 1) / 2, ty = (job->oh + 1) / 2, nt = t1 - t0, rows = b1 - b0, cout = job->cout;
+  FOR_TILE_PIECES(t0, t1, tx, {
+    const ptrdiff_t n = row / ty, oy = (row - n * ty) * 2, orows = job->oh - oy < 2 ? job->oh - oy : 2;
+    const ptrdiff_t ox = 2 * ta, count = (2 * tb < job->ow ? 2 * tb : job->ow) - ox;
+    for (ptrdiff_t co = b0; co < b1; co++) {
+      const ptrdiff_t off = (n * cout + co) * job->oh * job->ow + oy * job->ow + ox;
+      output_row(job, m + (co - b0) * nt + at, rows * nt, tb - ta, count, job->scale ? job->scale[co] : 1.0f,
+                 job->shift ? job->shift[co] : 0.0f, buf, job->y + off, job->residual ? job->residual + off : NULL,
+                 orows, vec);
+    }
+  })
+}
+
+// Whether the GEMMs take the tiles as rows and a block of output channels as columns: M^T[xi] = V^T[xi] U^T[xi],
+// [nt x cin] x [cin x 16 k]. The AVX2 kernel's 6 x 16 tile then keeps U^T[xi] (16 KB) in L1 and reads 6 floats
+// of V^T per step from L2, where with the output channels as rows it reads 16 floats of V per step and, for 49
+// tiles (a 14x14 map), computes 4 column tiles for 3.06 of work. The GEMMs alone, single thread: resnet50's
+// 256-channel 14x14 blocks 1.64x as fast, its 128-channel 28x28 chunks 1.27-1.39x. Whole convs with the
+// transposes, on 2 threads: 1.19-1.22x and 1.10-1.23x; in the network 0.84-0.87x and 0.94x the time. With 64
+// input channels (56x56, chunks of 64 tiles) the transposes cost more than the GEMMs save (0.85-0.9x), hence
+// TILES_AS_ROWS_MIN_CIN.
+enum { TILES_AS_ROWS_MIN_CIN = 128 };
+static int tiles_as_rows(const vck_winograd *job) {
+  return vck_conv_gemm_isa() == 3 && job->cin >= TILES_AS_ROWS_MIN_CIN;
+}
+
+static int run_tiles_as_rows(const vck_winograd *job, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t co0, ptrdiff_t co1,
+                             float *scratch, int vec) {
+  const ptrdiff_t tx = (job->ow + 1) / 2, ty = (job->oh + 1) / 2, nt = t1 - t0;
+  const ptrdiff_t cin = job->cin, cout = job->cout, ub = column_block(job), vs = v_stride(nt);
+  float *wbuf = scratch, *buf = wbuf + 9 * cin, *zeros = buf + 4 * row_floats(tx);
+  float *vt = zeros + job->w, *ut = vt + 16 * nt * cin, *mt = ut + 16 * cin * ub, *m = mt + 16 * nt * ub;
+  float *stage = m + 16 * ub * nt;
+  memset(zeros, 0, (size_t)job->w * sizeof(float));
+  ptrdiff_t *boff = malloc((size_t)cin * sizeof(ptrdiff_t));
+  if (!boff) return -1;
+  // Input transform, eight channels at a time: V [xi][8][vs] staged, then V^T[xi][tile - t0][ci].
+  for (ptrdiff_t c0 = 0; c0 < cin; c0 += 8) {
+    const ptrdiff_t cn = cin - c0 < 8 ? cin - c0 : 8;
+    FOR_TILE_PIECES(t0, t1, tx, {
+      const ptrdiff_t n = row / ty, oy = (row - n * ty) * 2;
+      for (ptrdiff_t c = 0; c < cn; c++)
+        input_row(job->x + (n * cin + c0 + c) * job->h * job->w, job->h, job->w, oy - job->ph, job->pw, ta, tb,
+                  zeros, buf, stage + c * vs + at, 8 * vs, vec);
+    })
+    for (int xi = 0; xi < 16; xi++) vck_transpose(stage + xi * 8 * vs, cn, nt, vs, vt + xi * nt * cin + c0, cin);
+  }
+  int status = 0;
+  for (ptrdiff_t b0 = co0; b0 < co1 && status == 0; b0 += ub) {
+    const ptrdiff_t b1 = co1 - b0 < ub ? co1 : b0 + ub, cols = b1 - b0;
+    // The block's U^T[xi][ci][co - b0]: from the shared transform, or made here eight output channels at a time.
+    if (job->u) {
+      for (int xi = 0; xi < 16; xi++)
+        vck_transpose(job->u + (xi * cout + b0) * cin, cols, cin, cin, ut + xi * cin * cols, cols);
+    } else {
+      for (ptrdiff_t o = b0; o < b1; o += 8) {
+        const ptrdiff_t on = b1 - o < 8 ? b1 - o : 8;
+        weights_rows(job, o, o + on, stage, on, wbuf, vec);
+        for (int xi = 0; xi < 16; xi++)
+          vck_transpose(stage + xi * on * cin, on, cin, cin, ut + xi * cin * cols + (o - b0), cols);
+      }
+    }
+    for (ptrdiff_t kk = 0; kk < cin; kk++) boff[kk] = kk * cols;
+    for (int xi = 0; xi < 16 && status == 0; xi++) {
+      vck_conv_gemm g = {0};
+      g.a = vt + xi * nt * cin;
+      g.lda = cin;
+      g.m = nt;
+      g.k = cin;
+      g.b = ut + xi * cin * cols;
+      g.boff = boff;
+      g.nq = g.vw = g.ow = g.readable = cols;
+      g.c = mt + xi * nt * cols;
+      g.ldc = cols;
+      g.activation = -1;
+      g.oh = 1;
+      status = vck_conv_gemm_run(&g, 0, nt, 0, cols);
+      // M[xi] for the output transform, which reads each channel's tiles contiguous.
+      if (status == 0) vck_transpose(mt + xi * nt * cols, nt, cols, cols, m + xi * cols * nt, nt);
+    }
+    if (status == 0) output_block(job, t0, t1, b0, b1, m, buf, vec);
+  }
+  free(boff);
+  return status;
+}
+
 int vck_winograd_run(const vck_winograd *job, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t co0, ptrdiff_t co1,
                      float *scratch) {
   const ptrdiff_t tx = (job->ow + 1) / 2, ty = (job->oh + 1) / 2, nt = t1 - t0;
   const ptrdiff_t cin = job->cin, cout = job->cout, ub = block_rows(job);
   if (nt <= 0 || co0 >= co1) return 0;
   const int vec = vector_transforms();
+  if (tiles_as_rows(job)) return run_tiles_as_rows(job, t0, t1, co0, co1, scratch, vec);
   const ptrdiff_t vs = v_stride(nt);
-  float *v = scratch, *u = v + 16 * cin * vs, *m = u + block_u_floats(job), *wbuf = m + 16 * ub * nt;
-  float *buf = wbuf + 9 * cin, *zeros = buf + 4 * row_floats(tx);
+  float *wbuf = scratch, *buf = wbuf + 9 * cin, *zeros = buf + 4 * row_floats(tx);
+  float *v = zeros + job->w, *u = v + 16 * cin * vs, *m = u + block_u_floats(job);
   memset(zeros, 0, (size_t)job->w * sizeof(float));
   ptrdiff_t *boff = malloc((size_t)cin * sizeof(ptrdiff_t));
   if (!boff) return -1;
@@ -370,16 +481,7 @@ int vck_winograd_run(const vck_winograd *job, ptrdiff_t t0, ptrdiff_t t1, ptrdif
     }
     if (status != 0) break;
     // Output transform and epilogue, channel by channel.
-    FOR_TILE_PIECES(t0, t1, tx, {
-      const ptrdiff_t n = row / ty, oy = (row - n * ty) * 2, orows = job->oh - oy < 2 ? job->oh - oy : 2;
-      const ptrdiff_t ox = 2 * ta, count = (2 * tb < job->ow ? 2 * tb : job->ow) - ox;
-      for (ptrdiff_t co = b0; co < b1; co++) {
-        const ptrdiff_t off = (n * cout + co) * job->oh * job->ow + oy * job->ow + ox;
-        output_row(job, m + (co - b0) * nt + at, rows * nt, tb - ta, count, job->scale ? job->scale[co] : 1.0f,
-                   job->shift ? job->shift[co] : 0.0f, buf, job->y + off,
-                   job->residual ? job->residual + off : NULL, orows, vec);
-      }
-    })
+    output_block(job, t0, t1, b0, b1, m, buf, vec);
   }
   free(boff);
   return status;

@@ -19,9 +19,14 @@ import CKernels
         // Two chunks that each transform the weights, and three that share one transform (two blocks of channels).
         ([1, 128, 30, 30], [40, 128, 3, 3], (1, 1)),
         ([1, 128, 34, 34], [40, 128, 3, 3], (1, 1)),
+        // The tiles as the GEMMs' rows (128 input channels and more on AVX2): one chunk whose output channels are
+        // split over the threads, input channels past the last 8, a last column block of 5 channels; and several
+        // images of narrow maps.
+        ([1, 130, 14, 14], [37, 130, 3, 3], (1, 1)),
+        ([4, 256, 7, 9], [48, 256, 3, 3], (1, 1)),
     ]
 
-    @Test(arguments: 0..<9) func matchesTheReference(_ index: Int) throws {
+    @Test(arguments: 0..<11) func matchesTheReference(_ index: Int) throws {
         let (xs, ws, padding) = Self.geometries[index]
         let x = try randomTensor(xs, seed: UInt64(70 + index)), w = try randomTensor(ws, seed: UInt64(80 + index), scale: 0.3)
         let geo = try ConvGeometry("conv2d", x: x, weight: w, bias: nil, stride: (1, 1), padding: padding,
@@ -53,8 +58,9 @@ import CKernels
         #expect(levels >= 1)
     }
 
-    @Test func fusedEpilogueMatchesTheComposition() throws {
-        let x = try randomTensor([3, 16, 10, 10], seed: 1), w = try randomTensor([24, 16, 3, 3], seed: 2, scale: 0.3)
+    /// 16 input channels (the output channels as the GEMMs' rows) and 136 (the tiles as rows, on AVX2).
+    @Test(arguments: [16, 136]) func fusedEpilogueMatchesTheComposition(_ cin: Int) throws {
+        let x = try randomTensor([3, cin, 10, 10], seed: 1), w = try randomTensor([24, cin, 3, 3], seed: 2, scale: 0.3)
         #expect(winogradApplies(try ConvGeometry("conv2d", x: x, weight: w, bias: nil, stride: (1, 1), padding: (1, 1),
                                                  dilation: (1, 1), groups: 1)))
         let plain = try conv2d(x, weight: w, padding: (1, 1))
@@ -70,7 +76,7 @@ import CKernels
                 var expected = after ? affine : try add(affine, residual)
                 if let activation { expected = try unary(activation, expected) }
                 if after { expected = try add(expected, residual) }
-                try expectClose(fused, expected, rtol: 1e-5, atol: 1e-5, "\(String(describing: activation)) after \(after)")
+                try expectClose(fused, expected, rtol: 1e-5, atol: 1e-5, "\(cin) inputs, \(String(describing: activation)) after \(after)")
             }
         }
     }
@@ -95,10 +101,11 @@ import CKernels
     }
 
     /// The input gradient of a stride-1 3x3 conv, which runs by Winograd with the weights read transposed and
-    /// rotated, against the Double sum gx[n][ci][y][x] = Σ g[n][co][y + p - ky][x + p - kx] w[co][ci][ky][kx].
-    @Test(arguments: [(1, 1), (0, 0), (2, 1)])
-    func inputGradientMatchesTheReference(_ padding: (Int, Int)) throws {
-        let (n, cin, cout, h, wd) = (2, 20, 24, 12, 11)
+    /// rotated, against the Double sum gx[n][ci][y][x] = Σ g[n][co][y + p - ky][x + p - kx] w[co][ci][ky][kx];
+    /// with 130 output channels, the gradient's conv takes the tiles as the GEMMs' rows (AVX2).
+    @Test(arguments: [((1, 1), 24), ((0, 0), 24), ((2, 1), 24), ((1, 1), 130)])
+    func inputGradientMatchesTheReference(_ padding: (Int, Int), _ cout: Int) throws {
+        let (n, cin, h, wd) = (2, 20, 12, 11)
         let x = try randomTensor([n, cin, h, wd], seed: 5).requiringGrad()
         let w = try randomTensor([cout, cin, 3, 3], seed: 6, scale: 0.3)
         let y = try conv2d(x, weight: w, padding: padding)
@@ -129,6 +136,6 @@ import CKernels
             }
         }
         let grad = try #require(x.grad)
-        try expectClose(grad, try Tensor(expected, shape: x.shape), rtol: 1e-5, atol: 2e-5, "padding \(padding)")
+        try expectClose(grad, try Tensor(expected, shape: x.shape), rtol: 1e-5, atol: 2e-5, "padding \(padding), \(cout) outputs")
     }
 }

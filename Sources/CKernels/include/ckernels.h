@@ -151,8 +151,8 @@ int vck_attention_set_isa(int level);
 
 /// dst[j * ds + i] = src[i * ss + j] for i < rows, j < cols (out of place).
 void vck_transpose(const float *src, ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t ss, float *dst, ptrdiff_t ds);
-/// Selects vck_transpose's code (4: AVX-512 tiles, 1: scalar, 0: the best this CPU has), so that tests can check
-/// both on one machine; returns -1 when the CPU lacks that level.
+/// Selects vck_transpose's code (4: AVX-512 tiles, 3: AVX2 tiles, 1: scalar, 0: the best this CPU has), so that
+/// tests can check each on one machine; returns -1 when the CPU lacks that level.
 int vck_transpose_set_isa(int level);
 /// dst[p][oy][ox] = src[p][oy * sh][ox * sw] for `planes` contiguous h x w planes, oh x ow outputs each (a 1x1
 /// strided conv's input, made contiguous for the stride-1 kernels).
