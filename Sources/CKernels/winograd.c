@@ -74,11 +74,30 @@ CLONES static void weights_rows_c(const vck_winograd *job, ptrdiff_t o0, ptrdiff
 // with no tap-major copy (the scalar transpose cost more than the transform on AVX2 machines). The last cin % 8
 // channels take the same arithmetic one at a time.
 #define HALF_OF(x) _mm256_mul_ps(half, (x))
+// G g G^T on 8 lanes: u[xi] (xi = 4 row + column) from the tap vectors g[3 ky + kx], in weights_rows_c's order.
+__attribute__((target("avx2"), always_inline)) static inline void filter_transform_avx2(const __m256 g[9],
+                                                                                         __m256 u[16]) {
+  const __m256 half = _mm256_set1_ps(0.5f);
+  __m256 tg[4][3];  // G g
+  for (int c = 0; c < 3; c++) {
+    __m256 a = g[c], b = g[3 + c], e = g[6 + c];
+    tg[0][c] = a;
+    tg[1][c] = HALF_OF(_mm256_add_ps(_mm256_add_ps(a, b), e));
+    tg[2][c] = HALF_OF(_mm256_add_ps(_mm256_sub_ps(a, b), e));
+    tg[3][c] = e;
+  }
+  for (int row = 0; row < 4; row++) {  // (G g) G^T
+    u[4 * row] = tg[row][0];
+    u[4 * row + 1] = HALF_OF(_mm256_add_ps(_mm256_add_ps(tg[row][0], tg[row][1]), tg[row][2]));
+    u[4 * row + 2] = HALF_OF(_mm256_add_ps(_mm256_sub_ps(tg[row][0], tg[row][1]), tg[row][2]));
+    u[4 * row + 3] = tg[row][2];
+  }
+}
+
 __attribute__((target("avx2"))) static void weights_rows_avx2(const vck_winograd *job, ptrdiff_t o0, ptrdiff_t o1,
                                                               float *u, ptrdiff_t stride) {
   const ptrdiff_t ins = job->cin, whole = ins / 8 * 8;
   const __m256i ninth = _mm256_setr_epi32(8, 17, 26, 35, 44, 53, 62, 71);
-  const __m256 half = _mm256_set1_ps(0.5f);
   for (ptrdiff_t o = o0; o < o1; o++) {
     const float *wo = job->weights + o * ins * 9;
     float *uo = u + (o - o0) * ins;
@@ -89,21 +108,9 @@ __attribute__((target("avx2"))) static void weights_rows_avx2(const vck_winograd
       for (int j = 0; j < 8; j++) g[j] = _mm256_loadu_ps(src + 9 * j);
       transpose8x8_ps(g);
       g[8] = _mm256_i32gather_ps(src, ninth, 4);
-      __m256 tg[4][3];  // G g
-      for (int c = 0; c < 3; c++) {
-        __m256 a = g[c], b = g[3 + c], e = g[6 + c];
-        tg[0][c] = a;
-        tg[1][c] = HALF_OF(_mm256_add_ps(_mm256_add_ps(a, b), e));
-        tg[2][c] = HALF_OF(_mm256_add_ps(_mm256_sub_ps(a, b), e));
-        tg[3][c] = e;
-      }
-      for (int row = 0; row < 4; row++) {  // (G g) G^T
-        float *dst = uo + 4 * row * xs + i;
-        _mm256_storeu_ps(dst, tg[row][0]);
-        _mm256_storeu_ps(dst + xs, HALF_OF(_mm256_add_ps(_mm256_add_ps(tg[row][0], tg[row][1]), tg[row][2])));
-        _mm256_storeu_ps(dst + 2 * xs, HALF_OF(_mm256_add_ps(_mm256_sub_ps(tg[row][0], tg[row][1]), tg[row][2])));
-        _mm256_storeu_ps(dst + 3 * xs, tg[row][2]);
-      }
+      __m256 uv[16];
+      filter_transform_avx2(g, uv);
+      for (int xi = 0; xi < 16; xi++) _mm256_storeu_ps(uo + xi * xs + i, uv[xi]);
     }
     for (ptrdiff_t i = whole; i < ins; i++) {
       const float *gi = wo + i * 9;
@@ -123,6 +130,28 @@ __attribute__((target("avx2"))) static void weights_rows_avx2(const vck_winograd
         dst[3 * xs] = t[row][2];
       }
     }
+  }
+}
+
+// weights_rows_avx2's transform for 8 output channels [o0, o0 + 8) of the untransposed filters, stored as the
+// tiles-as-rows GEMMs read them: ut[xi * cin * cols + ci * cols + o - o0], 8 contiguous channels per store. The
+// first 8 taps of each channel's filter come to one vector per tap by an 8 x 8 transpose, the 9th by a gather
+// (making U [xi][o][ci] and transposing it cost twice as much on AVX2). Same operations as weights_rows_avx2.
+__attribute__((target("avx2"))) static void weights_cols_avx2(const vck_winograd *job, ptrdiff_t o0, float *ut,
+                                                              ptrdiff_t cols) {
+  const ptrdiff_t ins = job->cin, ws = ins * 9, xs = ins * cols;
+  const int s = (int)ws;
+  const __m256i ninth = _mm256_setr_epi32(8, 8 + s, 8 + 2 * s, 8 + 3 * s, 8 + 4 * s, 8 + 5 * s, 8 + 6 * s, 8 + 7 * s);
+  const float *w0 = job->weights + o0 * ws;
+  for (ptrdiff_t i = 0; i < ins; i++) {
+    const float *src = w0 + i * 9;
+    __m256 g[9];
+    for (int j = 0; j < 8; j++) g[j] = _mm256_loadu_ps(src + j * ws);
+    transpose8x8_ps(g);
+    g[8] = _mm256_i32gather_ps(src, ninth, 4);
+    __m256 uv[16];
+    filter_transform_avx2(g, uv);
+    for (int xi = 0; xi < 16; xi++) _mm256_storeu_ps(ut + xi * xs + i * cols, uv[xi]);
   }
 }
 #undef HALF_OF
@@ -407,6 +436,12 @@ static int run_tiles_as_rows(const vck_winograd *job, ptrdiff_t t0, ptrdiff_t t1
     } else {
       for (ptrdiff_t o = b0; o < b1; o += 8) {
         const ptrdiff_t on = b1 - o < 8 ? b1 - o : 8;
+#ifdef VCK_X86
+        if (on == 8 && vec && !job->transposed) {
+          weights_cols_avx2(job, o, ut + (o - b0), cols);
+          continue;
+        }
+#endif
         weights_rows(job, o, o + on, stage, on, wbuf, vec);
         for (int xi = 0; xi < 16; xi++)
           vck_transpose(stage + xi * on * cin, on, cin, cin, ut + xi * cin * cols + (o - b0), cols);
