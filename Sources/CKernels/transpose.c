@@ -37,26 +37,12 @@ __attribute__((target("avx512f"))) static void tile16(const float *src, ptrdiff_
   for (int j = 0; j < cols; j++) _mm512_mask_storeu_ps(dst + j * ds, rm, r[j]);
 }
 
-// dst[j * ds + i] = src[i * ss + j] for a whole 8 x 8 block: pairs of rows interleaved, then pairs of pairs, then
-// the 128-bit halves swapped into columns.
+// dst[j * ds + i] = src[i * ss + j] for a whole 8 x 8 block, transposed in registers.
 __attribute__((target("avx2"))) static void tile8(const float *src, ptrdiff_t ss, float *dst, ptrdiff_t ds) {
-  __m256 r[8], t[8];
+  __m256 r[8];
   for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * ss);
-  for (int i = 0; i < 8; i += 2) {
-    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-  }
-  // r[h + c]: columns c and c + 4 of rows h .. h + 3, one per 128-bit lane.
-  for (int h = 0; h < 8; h += 4) {
-    r[h] = _mm256_shuffle_ps(t[h], t[h + 2], 0x44);
-    r[h + 1] = _mm256_shuffle_ps(t[h], t[h + 2], 0xee);
-    r[h + 2] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0x44);
-    r[h + 3] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0xee);
-  }
-  for (int c = 0; c < 4; c++) {
-    _mm256_storeu_ps(dst + c * ds, _mm256_permute2f128_ps(r[c], r[4 + c], 0x20));
-    _mm256_storeu_ps(dst + (c + 4) * ds, _mm256_permute2f128_ps(r[c], r[4 + c], 0x31));
-  }
+  transpose8x8_ps(r);
+  for (int j = 0; j < 8; j++) _mm256_storeu_ps(dst + j * ds, r[j]);
 }
 
 // -1 until the first call; then the code that runs: 4 (AVX-512 tiles), 3 (AVX2 tiles) or 1 (scalar);

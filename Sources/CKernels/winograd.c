@@ -192,11 +192,11 @@ static ptrdiff_t row_floats(ptrdiff_t nt) { return (nt + 7) / 8 * 16 + 2; }
 // zero-padded copy, and at least 7 past nt, which input_columns_avx2's whole-vector stores may write.
 static ptrdiff_t v_stride(ptrdiff_t nt) { return (nt + 7 + 15) / 16 * 16; }
 
-// Output channels per block when the tiles are the GEMM's rows: U^T [cin][rows] of one xi within 16 KB (in L1
+// Output channels per block when the tiles are the GEMM's rows: U^T [cin][cols] of one xi within 16 KB (in L1
 // while every panel of tiles meets it), whole 16-wide register tiles.
 static ptrdiff_t column_block(const vck_winograd *job) {
-  ptrdiff_t rows = 4096 / (job->cin > 0 ? job->cin : 1) / 16 * 16;
-  return rows < 16 ? 16 : rows;
+  ptrdiff_t cols = 4096 / (job->cin > 0 ? job->cin : 1) / 16 * 16;
+  return cols < 16 ? 16 : cols;
 }
 
 // Floats of the staging buffer of the tiles-as-rows order: eight channels' V, or eight output channels' U.
