@@ -38,7 +38,9 @@ func winogradConv(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePoint
                            ow: g.outWidth, y: out, scale: epi.scale, shift: epi.shift, residual: epi.cResidual,
                            activation: epi.cActivation, parameter: epi.parameter,
                            residual_after: epi.residualAfter ? 1 : 0)
-    // Chunks of tiles whose V (16 cin floats per tile) stays in L2, of equal sizes rounded to whole vectors: within
+    // Chunks of tiles whose V (16 cin floats per tile) stays in L2, of equal sizes rounded to 8 tiles (whole AVX2
+    // vectors, whole transposed blocks; rounding to 16 split 128-channel 28x28 maps into 112 + 84 tiles, one
+    // thread's work 1.14x the other's, and cost 1.08x the time of 104 + 92): within
     // about 256 KB while that leaves a chunk 64 tiles or more, else within about 1 MB. Every chunk reads the
     // weights' transform (16 floats per filter) again, or makes it again, which costs more than L2 saves below
     // 64 tiles (32 multiply-adds per byte of it). On 2 threads (Zen 3, 512 KB of L2 per core), resnet50's
@@ -50,7 +52,7 @@ func winogradConv(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePoint
     let tiles = g.batch * ((g.outHeight + 1) / 2) * ((g.outWidth + 1) / 2)
     let fit = 4096 / cin >= 64 ? 4096 / cin : max(16, 16_384 / cin)
     var chunks = (tiles + fit - 1) / fit
-    let chunk = ((tiles + chunks - 1) / chunks + 15) / 16 * 16
+    let chunk = ((tiles + chunks - 1) / chunks + 7) / 8 * 8
     chunks = (tiles + chunk - 1) / chunk
     let parts = chunks >= threads ? 1 : min((threads + chunks - 1) / chunks, max(1, cout / 16))
     let rowsPerPart = ((cout + parts - 1) / parts + 7) / 8 * 8
