@@ -69,13 +69,25 @@ import Testing
     }
 }
 
-/// 1x1 convs on small maps (`pointwiseSmallMapsConv` for reductions: OpenBLAS products per image and block of 256
-/// output channels, or two halves of fewer; expansions on the conv GEMM): against conv2dReference with a partial
-/// last block, and each image bit for bit the same alone as in a batch.
+/// 1x1 convs on small maps (`pointwiseSmallMapsConv` for reductions: OpenBLAS products per image and block of
+/// output channels, an even number of blocks of up to 256; expansions on the conv GEMM): against conv2dReference
+/// with a partial last block, and each image bit for bit the same alone as in a batch.
 @Suite struct PointwiseSmallMapTests {
+    /// Two threads taking the blocks in turn get shares within an eighth of the channels (or one block of 8) of
+    /// each other, from blocks of at most 256 channels in whole multiples of 8.
+    @Test func rowBlocksShareTheChannelsEvenly() {
+        for cout in [8, 9, 150, 256, 257, 261, 277, 300, 512, 777, 1280, 2048, 2100] {
+            let rb = pointwiseRowBlock(outChannels: cout)
+            #expect(rb % 8 == 0 && rb <= 256, "\(cout)")
+            var shares = [0, 0]
+            for (i, c0) in stride(from: 0, to: cout, by: rb).enumerated() { shares[i % 2] += min(rb, cout - c0) }
+            #expect(abs(shares[0] - shares[1]) <= max(8, cout / 8), "\(cout): \(shares)")
+        }
+    }
+
     @Test(arguments: [(300, 320), (150, 170), (300, 20), (150, 20)])
     func matchesTheReferenceAndIgnoresTheBatch(_ cout: Int, _ cin: Int) throws {
-        #expect(pointwiseRowBlock(outChannels: cout) == (cout > 256 ? 256 : 80))
+        #expect(pointwiseRowBlock(outChannels: cout) == (cout > 256 ? 152 : 80))
         let x = try randomTensor([3, cin, 7, 7], seed: 70), w = try randomTensor([cout, cin, 1, 1], seed: 71, scale: 0.5)
         let b = try randomTensor([cout], seed: 72)
         let geo = try ConvGeometry("conv2d", x: x, weight: w, bias: b, stride: (1, 1), padding: (0, 0),
