@@ -65,7 +65,7 @@ import Testing
     /// threads finish close together).
     @Test func guidedPartsCoverTheUnitsInShrinkingSizes() {
         for (units, parts) in [(805, 6), (43, 6), (5, 6), (196, 12), (1, 3), (1000, 1)] {
-            let starts = (0...parts).map { guidedStart($0, units: units, parts: parts) }
+            let starts = (0...parts).map { Threading.guidedStart($0, units: units, parts: parts) }
             #expect(starts.first == 0 && starts.last == units, "\(units) / \(parts)")
             let sizes = (0..<parts).map { starts[$0 + 1] - starts[$0] }
             #expect(zip(sizes, sizes.dropFirst()).allSatisfy { $0 + 1 >= $1 }, "\(units) / \(parts): \(sizes)")

@@ -145,9 +145,10 @@ func convGemm(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<F
     let b = packed.map { UnsafePointer($0.pointer(Float.self)) } ?? x
     let m = g.outPerGroup, k = plan.offsets.count, nq = plan.columns, ohw = g.outHeight * g.outWidth
     let (mr, nr) = convGemmTile
-    // Splits per GEMM: about three work items per thread, of decreasing sizes (`guidedStart`; threads claim them
-    // dynamically). A column chunk re-reads all the weights and a row block all the input columns, so the larger
-    // operand is the one split.
+    // Splits per GEMM: about three work items per thread, of decreasing sizes (`Threading.guidedStart`; threads
+    // claim them dynamically; each output is computed whole by one item, so the split does not change its bits).
+    // A column chunk re-reads all the weights and a row block all the input columns, so the larger operand is the
+    // one split.
     let threads = Threading.threadCount, gemms = plan.gemms
     let tiles = (nq + nr - 1) / nr, panels = (m + mr - 1) / mr
     let splits = gemms >= 2 * threads ? 1 : (3 * threads + gemms - 1) / gemms
@@ -168,10 +169,10 @@ func convGemm(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<F
             forEachWorkItem(gemms * chunks * rowBlocks, scratch: 0) { item, _ in
                 let block = item % rowBlocks, chunk = (item / rowBlocks) % chunks, gemm = item / (rowBlocks * chunks)
                 let (n, grp) = plan.batched ? (0, gemm) : (gemm / g.groups, gemm % g.groups)
-                let m0 = guidedStart(block, units: panels, parts: rowBlocks) * mr
-                let m1 = min(m, guidedStart(block + 1, units: panels, parts: rowBlocks) * mr)
-                let q0 = guidedStart(chunk, units: tiles, parts: chunks) * nr
-                let q1 = min(nq, guidedStart(chunk + 1, units: tiles, parts: chunks) * nr)
+                let m0 = Threading.guidedStart(block, units: panels, parts: rowBlocks) * mr
+                let m1 = min(m, Threading.guidedStart(block + 1, units: panels, parts: rowBlocks) * mr)
+                let q0 = Threading.guidedStart(chunk, units: tiles, parts: chunks) * nr
+                let q1 = min(nq, Threading.guidedStart(chunk + 1, units: tiles, parts: chunks) * nr)
                 guard m0 < m1, q0 < q1 else { return }
                 let channel0 = grp * m
                 let inBase = plan.inputBase(image: n, group: grp)
@@ -193,22 +194,6 @@ func convGemm(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<F
     }
     if failed.load(ordering: .relaxed) { throw VisionError.outOfMemory("conv2d: no memory for the GEMM's scratch buffers") }
     epi.finishDeferred(out, g.batch * g.outChannels * ohw)
-}
-
-/// Where part `i` of `units` split into `parts` parts begins (part `parts` begins at `units`): the first third of
-/// the parts weigh 4, the second 2, the last 1 (six parts: 4/14, 4/14, 2/14, 2/14, 1/14, 1/14 of the units), so
-/// that the threads claiming them in order finish within a small last part of each other. Equal parts left
-/// a thread idle for up to a sixth of a conv at the join (resnet50 at batch 1, 2 threads: 6.3 -> 4.2 ms of idle
-/// thread time per forward, 0.97-0.98x the time; single convs 0.92-1.01x). The partition does not change an
-/// output's sum: each is computed whole by one item.
-func guidedStart(_ i: Int, units: Int, parts: Int) -> Int {
-    func weight(_ j: Int) -> Int { 3 * j < parts ? 4 : 3 * j < 2 * parts ? 2 : 1 }
-    var before = 0, total = 0
-    for j in 0..<parts {
-        total += weight(j)
-        if j < i { before += weight(j) }
-    }
-    return units * before / total
 }
 
 /// The most floats of B that `packedColumns` copies (4 MB; resnet50 at batch 1 packs up to 2 MB).
