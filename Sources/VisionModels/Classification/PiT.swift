@@ -417,17 +417,23 @@ extension PiT {
         let px = MutablePointerBox(x), py = MutablePointerBox(y.pointer(Float.self))
         let pq = MutablePointerBox(qkv.pointer(Float.self)), pa = MutablePointerBox(a.pointer(Float.self))
         let ph = MutablePointerBox(hid.pointer(Float.self))
-        // Long sequences: one row chunk per thread, each running the whole block chain on its rows through
-        // OpenBLAS (its packing of the weights is small next to the rows' arithmetic here).
-        let chunks = max(1, min(threads, rows / 16))
-        let per = (rows + chunks - 1) / chunks
+        // Long sequences: row chunks, each running the whole block chain on its rows through OpenBLAS (its packing
+        // of the weights is small next to the rows' arithmetic here): three per thread, of decreasing sizes in
+        // whole 8-row units (Threading.guidedStart), which the threads claim in turn (one per thread left one
+        // waiting for the other: pit_s / pit_ti batch 1 0.94-0.96x the time with three).
+        let chunks = max(1, min(3 * threads, rows / 16)), units = (rows + 7) / 8
+        // The first row of chunk `ci` and its number of rows.
+        @Sendable func rowRange(_ ci: Int) -> (first: Int, count: Int) {
+            let r0 = Threading.guidedStart(ci, units: units, parts: chunks) * 8
+            return (r0, min(rows, Threading.guidedStart(ci + 1, units: units, parts: chunks) * 8) - r0)
+        }
         @Sendable func qkvRows(_ blk: RawBlock, _ r0: Int, _ m: Int) {
             layerNormRows(px.value + r0 * dim, py.value + r0 * dim, rows: m, dim: dim, blk.norm1)
             linearRows(blk.qkv, py.value + r0 * dim, pq.value + r0 * 3 * dim, rows: m, cols: 0..<(3 * dim), accumulate: false)
         }
         let first = raw[0]
         forEachItem(chunks, threads: threads) { ci in
-            let r0 = ci * per, m = min(per, rows - r0)
+            let (r0, m) = rowRange(ci)
             if m > 0 { qkvRows(first, r0, m) }
         }
         for (j, blk) in raw.enumerated() {
@@ -435,7 +441,7 @@ extension PiT {
                       scratch: attentionScratch)
             let nextBlock = j + 1 < raw.count ? raw[j + 1] : nil
             forEachItem(chunks, threads: threads) { ci in
-                let r0 = ci * per, m = min(per, rows - r0)
+                let (r0, m) = rowRange(ci)
                 guard m > 0 else { return }
                 let xr = px.value + r0 * dim
                 linearRows(blk.proj, pa.value + r0 * dim, xr, rows: m, cols: 0..<dim, accumulate: true)
