@@ -15,9 +15,9 @@ func pointwiseSmallMapsApplies(_ g: ConvGeometry) -> Bool {
 
 /// Output channels per OpenBLAS product of `pointwiseSmallMapsConv`: an even number of blocks (multiples of 8) of
 /// up to 256 channels, as equal as that allows, so that a single image gives two threads equal work: a projection
-/// to 150-200 channels two halves, and rexnet_150's to 277 channels 140 + 137 where blocks of 256 left the second
-/// thread 21 (1566 -> 277 at 7x7, 2 threads: 0.74 -> 0.45 ms). The rule reads the channel count only, so an image
-/// is computed the same way whatever the batch.
+/// to 150-200 channels two halves, rexnet_150's 1560 -> 277 at 7x7 144 + 133 channels where blocks of 256 left
+/// the second thread 21 (and its 1458 -> 260, 4); 2 threads, 1566 -> 277: 0.74 -> 0.45 ms. The rule reads the
+/// channel count only, so an image is computed the same way whatever the batch.
 func pointwiseRowBlock(outChannels cout: Int) -> Int {
     let blocks = (cout + 255) / 256, even = max(2, blocks + blocks % 2)
     return max(8, ((cout + even - 1) / even + 7) / 8 * 8)
