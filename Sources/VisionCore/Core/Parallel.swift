@@ -55,6 +55,14 @@ public enum Threading {
         return units * before / total
     }
 
+    /// Part `i` of `count` items cut into `parts` parts of whole `unit`s (the last unit may be partial) by
+    /// `guidedStart`: empty where the units run out before the parts do.
+    public static func guidedRange(_ i: Int, count: Int, unit: Int, parts: Int) -> Range<Int> {
+        let units = (count + unit - 1) / unit
+        let lower = min(count, guidedStart(i, units: units, parts: parts) * unit)
+        return lower..<max(lower, min(count, guidedStart(i + 1, units: units, parts: parts) * unit))
+    }
+
     /// Sets OpenBLAS to one thread (once). Code that calls CBLAS directly, outside VisionCore's kernels, calls it
     /// first: otherwise OpenBLAS splits each product over its own threads, which then compete with this pool's.
     public static func prepareBLAS() { _ = blasSingleThreaded }

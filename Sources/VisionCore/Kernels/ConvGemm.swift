@@ -169,11 +169,9 @@ func convGemm(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<F
             forEachWorkItem(gemms * chunks * rowBlocks, scratch: 0) { item, _ in
                 let block = item % rowBlocks, chunk = (item / rowBlocks) % chunks, gemm = item / (rowBlocks * chunks)
                 let (n, grp) = plan.batched ? (0, gemm) : (gemm / g.groups, gemm % g.groups)
-                let m0 = Threading.guidedStart(block, units: panels, parts: rowBlocks) * mr
-                let m1 = min(m, Threading.guidedStart(block + 1, units: panels, parts: rowBlocks) * mr)
-                let q0 = Threading.guidedStart(chunk, units: tiles, parts: chunks) * nr
-                let q1 = min(nq, Threading.guidedStart(chunk + 1, units: tiles, parts: chunks) * nr)
-                guard m0 < m1, q0 < q1 else { return }
+                let rowRange = Threading.guidedRange(block, count: m, unit: mr, parts: rowBlocks)
+                let columnRange = Threading.guidedRange(chunk, count: nq, unit: nr, parts: chunks)
+                guard !rowRange.isEmpty, !columnRange.isEmpty else { return }
                 let channel0 = grp * m
                 let inBase = plan.inputBase(image: n, group: grp)
                 let outBase = (n * g.outChannels + channel0) * ohw
@@ -185,7 +183,8 @@ func convGemm(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<F
                     residual_after: epi.residualAfter ? 1 : 0, period: plan.batched ? plan.period : 0,
                     oh: g.outHeight, image_stride: g.outChannels * ohw, readable: nq,
                     packed_b: pb.map { UnsafePointer($0.p) }, packed_nr: packedNR)
-                if vck_conv_gemm_run(&job, m0, m1, q0, q1) != 0 {
+                if vck_conv_gemm_run(&job, rowRange.lowerBound, rowRange.upperBound, columnRange.lowerBound,
+                                     columnRange.upperBound) != 0 {
                     failed.store(true, ordering: .relaxed)
                 }
             }

@@ -421,11 +421,11 @@ extension PiT {
         // of the weights is small next to the rows' arithmetic here): three per thread, of decreasing sizes in
         // whole 8-row units (Threading.guidedStart), which the threads claim in turn (one per thread left one
         // waiting for the other: pit_s / pit_ti batch 1 0.94-0.96x the time with three).
-        let chunks = max(1, min(3 * threads, rows / 16)), units = (rows + 7) / 8
+        let chunks = max(1, min(3 * threads, rows / 16))
         // The first row of chunk `ci` and its number of rows.
         @Sendable func rowRange(_ ci: Int) -> (first: Int, count: Int) {
-            let r0 = Threading.guidedStart(ci, units: units, parts: chunks) * 8
-            return (r0, min(rows, Threading.guidedStart(ci + 1, units: units, parts: chunks) * 8) - r0)
+            let range = Threading.guidedRange(ci, count: rows, unit: 8, parts: chunks)
+            return (range.lowerBound, range.count)
         }
         @Sendable func qkvRows(_ blk: RawBlock, _ r0: Int, _ m: Int) {
             layerNormRows(px.value + r0 * dim, py.value + r0 * dim, rows: m, dim: dim, blk.norm1)
@@ -483,11 +483,8 @@ extension PiT {
             // often waited for the other (pit_s batch 1, 2 threads: 7.1 ms of idle thread time in 44 ms of these
             // layers per forward, against 3.0 now; the whole forward 0.83x the time, pit_ti's too).
             func slices(_ n: Int) -> [Range<Int>] {
-                let tiles = (n + mr - 1) / mr, parts = min(tiles, 3 * threads)
-                return (0..<parts).map {
-                    Threading.guidedStart($0, units: tiles, parts: parts) * mr
-                        ..< min(n, Threading.guidedStart($0 + 1, units: tiles, parts: parts) * mr)
-                }.filter { !$0.isEmpty }
+                let parts = min((n + mr - 1) / mr, 3 * threads)
+                return (0..<parts).map { Threading.guidedRange($0, count: n, unit: mr, parts: parts) }.filter { !$0.isEmpty }
             }
             let dimSlices = slices(dim), qkvSlices = slices(3 * dim), hiddenSlices = slices(hidden)
             let failed = Atomic<Bool>(false)
