@@ -78,6 +78,32 @@ import CKernels
         try expectClose(fused, expected, rtol: 1e-5, atol: 1e-5)
     }
 
+    /// The fold's scale and shift carry the bits of the Double formula (scale = weight / sqrt(var + eps), shift =
+    /// bias + (convBias - mean) * scale, rounded to Float) for channel counts around its vector lanes and chunks,
+    /// with each optional term absent (weight 1, biases 0) and from a strided (non-contiguous) variance.
+    @Test func batchNormFoldHasTheBitsOfTheDoubleFormula() throws {
+        for c in [1, 3, 7, 64, 65, 131, 2048] {
+            let mean = try randomTensor([c], seed: 31), gamma = try randomTensor([c], seed: 32)
+            let beta = try randomTensor([c], seed: 33), convBias = try randomTensor([c], seed: 34)
+            let wide = try add(try unary(.abs, try randomTensor([c, 2], seed: 35)), try Tensor.full([], value: 0.01))
+            let variance = try wide.select(axis: 1, index: 1)
+            let eps = 1e-3
+            for (weight, bias, cb) in [(gamma, beta, convBias), (nil, nil, nil), (gamma, nil, convBias), (nil, beta, nil)] {
+                let e = try ConvEpilogue.batchNorm(mean: mean, variance: variance, weight: weight, bias: bias, eps: eps, convBias: cb)
+                let (m, v) = (try mean.toArray(Float.self), try variance.toArray(Float.self))
+                let (w, b, k) = (try weight?.toArray(Float.self), try bias?.toArray(Float.self), try cb?.toArray(Float.self))
+                var scale = [Double](repeating: 0, count: c), shift = [Double](repeating: 0, count: c)
+                for i in 0..<c {
+                    let wi = Double(w?[i] ?? 1), bi = Double(b?[i] ?? 0), ki = Double(k?[i] ?? 0)
+                    scale[i] = wi / (Double(v[i]) + eps).squareRoot()
+                    shift[i] = bi + (ki - Double(m[i])) * scale[i]
+                }
+                #expect(e.scale == scale.map { Float($0) }, "c \(c)")
+                #expect(e.shift == shift.map { Float($0) }, "c \(c)")
+            }
+        }
+    }
+
     @Test func badEpiloguesAreErrors() throws {
         let x = try randomTensor([1, 3, 4, 4], seed: 1), w = try randomTensor([2, 3, 1, 1], seed: 2)
         #expect(throws: VisionError.self) { try conv2dFused(x, weight: w, epilogue: ConvEpilogue(scale: [1, 2, 3])) }

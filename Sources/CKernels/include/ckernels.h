@@ -159,6 +159,10 @@ int vck_transpose_set_isa(int level);
 void vck_subsample(const float *src, ptrdiff_t planes, ptrdiff_t h, ptrdiff_t w, ptrdiff_t sh, ptrdiff_t sw,
                    ptrdiff_t oh, ptrdiff_t ow, float *dst);
 
+/// BatchNorm folded into a conv epilogue: scale = weight / sqrt(var + eps), shift = bias + (conv_bias - mean) * scale,
+/// in double, rounded to float, for c channels (weight, bias, conv_bias: NULL for 1, 0, 0).
+void vck_fold_batchnorm(const float *mean, const float *var, const float *weight, const float *bias,
+                        const float *conv_bias, double eps, ptrdiff_t c, float *scale, float *shift);
 /// The conv GEMM's epilogue on n contiguous outputs of one channel: y = act(x * s + t + res), or
 /// act(x * s + t) + res when `after` (res may be NULL; act -1: none).
 void vck_conv_finish_row(const float *x, float *y, ptrdiff_t n, float s, float t, const float *res, int act, float p,

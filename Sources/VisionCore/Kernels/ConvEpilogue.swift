@@ -1,3 +1,5 @@
+import CKernels
+
 /// What a fused convolution applies to its output, channel row by channel row, while each tile is still in
 /// registers or cache: y = act(scale[c] * conv(x) + shift[c] + residual), or act(scale[c] * conv(x) + shift[c]) +
 /// residual with `residualAfterActivation`.
@@ -34,13 +36,17 @@ public struct ConvEpilogue: Sendable {
         for (t, name) in [(mean, "mean"), (variance, "variance"), (weight, "weight"), (bias, "bias"), (convBias, "conv bias")] {
             if let t, t.shape != [c] { throw VisionError.shapeMismatch("batch-norm epilogue: \(name) \(t.shape) must be [\(c)]") }
         }
-        let m = try mean.toArray(Float.self), v = try variance.toArray(Float.self)
-        let w = try weight?.toArray(Float.self), b = try bias?.toArray(Float.self), cb = try convBias?.toArray(Float.self)
+        let m = try mean.contiguous(), v = try variance.contiguous()
+        let w = try weight?.contiguous(), b = try bias?.contiguous(), cb = try convBias?.contiguous()
+        for t in [m, v, w, b, cb] { try t?.requireDType(.float32, "batch-norm epilogue") }
         var scale = [Float](repeating: 1, count: c), shift = [Float](repeating: 0, count: c)
-        for i in 0..<c {
-            let s = Double(w?[i] ?? 1) / (Double(v[i]) + eps).squareRoot()
-            scale[i] = Float(s)
-            shift[i] = Float(Double(b?[i] ?? 0) + (Double(cb?[i] ?? 0) - Double(m[i])) * s)
+        withExtendedLifetime((m, v, w, b, cb)) {
+            scale.withUnsafeMutableBufferPointer { sc in
+                shift.withUnsafeMutableBufferPointer { sh in
+                    vck_fold_batchnorm(m.pointer(Float.self), v.pointer(Float.self), w?.pointer(Float.self),
+                                       b?.pointer(Float.self), cb?.pointer(Float.self), eps, c, sc.baseAddress, sh.baseAddress)
+                }
+            }
         }
         return ConvEpilogue(scale: scale, shift: shift)
     }
