@@ -198,7 +198,8 @@ static const act_kernels act_v3 = {silu_v3, gelu_erf_v3, gelu_tanh_v3, sigmoid_v
 
 // MARK: dispatch
 
-static const act_kernels *current_act = NULL;
+// The CPU's best set, found on first use (racing first calls store the same pointer).
+static const act_kernels *best_known = NULL;
 
 static const act_kernels *best_act(void) {
 #ifdef VCK_X86
@@ -210,26 +211,30 @@ static const act_kernels *best_act(void) {
   return &act_portable;
 }
 
+// The set of an ISA level (4, 3, 1), or NULL when the CPU lacks it.
+static const act_kernels *act_of_level(int level) {
+  const act_kernels *best = best_act();
+  if (level == 1) return &act_portable;
+#ifdef VCK_X86
+  if (level == 4 && best == &act_v4) return &act_v4;
+  if (level == 3 && best != &act_portable) return &act_v3;
+#endif
+  return NULL;
+}
+
 static const act_kernels *act(void) {
-  // Racing first calls store the same pointer.
-  const act_kernels *k = __atomic_load_n(&current_act, __ATOMIC_ACQUIRE);
+  if (vck_thread_isa.activation) return act_of_level(vck_thread_isa.activation);
+  const act_kernels *k = __atomic_load_n(&best_known, __ATOMIC_ACQUIRE);
   if (!k) {
     k = best_act();
-    __atomic_store_n(&current_act, k, __ATOMIC_RELEASE);
+    __atomic_store_n(&best_known, k, __ATOMIC_RELEASE);
   }
   return k;
 }
 
 int vck_activation_set_isa(int level) {
-  const act_kernels *best = best_act(), *k = NULL;
-  if (level == 0) k = best;
-  if (level == 1) k = &act_portable;
-#ifdef VCK_X86
-  if (level == 4 && best == &act_v4) k = &act_v4;
-  if (level == 3 && best != &act_portable) k = &act_v3;
-#endif
-  if (!k) return -1;
-  __atomic_store_n(&current_act, k, __ATOMIC_RELEASE);
+  if (level != 0 && !act_of_level(level)) return -1;
+  vck_thread_isa.activation = level;
   return 0;
 }
 

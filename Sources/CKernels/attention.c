@@ -204,7 +204,8 @@ ATTR_V3 static void block_v3(const vck_attention_head *h, const float *q, ptrdif
 }
 #endif
 
-static attention_block_fn current_block = NULL;
+// The CPU's best kernel, found on first use (racing first calls store the same pointer).
+static attention_block_fn best_known = NULL;
 
 static attention_block_fn best_block(void) {
 #ifdef VCK_X86
@@ -214,25 +215,28 @@ static attention_block_fn best_block(void) {
   return block_c;
 }
 
-int vck_attention_set_isa(int level) {
-  const attention_block_fn best = best_block();
-  attention_block_fn k = NULL;
-  if (level == 0) k = best;
-  if (level == 1) k = block_c;
+// The kernel of an ISA level (1, 3 or 4), or NULL when the CPU lacks it.
+static attention_block_fn block_of_level(int level) {
+  if (level == 1) return block_c;
 #ifdef VCK_X86
-  if ((level == 3 || level == 4) && best == block_v3) k = block_v3;
+  if ((level == 3 || level == 4) && best_block() == block_v3) return block_v3;
 #endif
-  if (!k) return -1;
-  __atomic_store_n(&current_block, k, __ATOMIC_RELEASE);
+  return NULL;
+}
+
+int vck_attention_set_isa(int level) {
+  if (level != 0 && !block_of_level(level)) return -1;
+  vck_thread_isa.attention = level;
   return 0;
 }
 
 void vck_attention_queries(const vck_attention_head *h, const float *q, ptrdiff_t q_rs, ptrdiff_t q_cs, ptrdiff_t m,
                            float *scratch, float *out, ptrdiff_t o_rs, ptrdiff_t o_cs) {
-  attention_block_fn k = __atomic_load_n(&current_block, __ATOMIC_ACQUIRE);
+  attention_block_fn k = vck_thread_isa.attention ? block_of_level(vck_thread_isa.attention)
+                                                   : __atomic_load_n(&best_known, __ATOMIC_ACQUIRE);
   if (!k) {
-    k = best_block();  // racing first calls store the same pointer
-    __atomic_store_n(&current_block, k, __ATOMIC_RELEASE);
+    k = best_block();
+    __atomic_store_n(&best_known, k, __ATOMIC_RELEASE);
   }
   if (h->n <= 0 || h->d <= 0) return;
   for (ptrdiff_t i0 = 0; i0 < m; i0 += QB)

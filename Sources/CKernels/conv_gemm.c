@@ -372,7 +372,8 @@ static ptrdiff_t tile_columns(isa_kernels ks, ptrdiff_t width, ptrdiff_t *nv) {
   *nv = (width + ks.vl - 1) / ks.vl;
   return *nv * ks.vl;
 }
-static const isa_kernels *current_isa = NULL;
+// The CPU's best set, found on first use (racing first calls store the same pointer).
+static const isa_kernels *best_known = NULL;
 
 static const isa_kernels *best_isa(void) {
   __builtin_cpu_init();
@@ -382,27 +383,29 @@ static const isa_kernels *best_isa(void) {
   return &isa_v1;
 }
 
-static isa_kernels kernels(void) {
-  // Racing first calls store the same pointer.
-  const isa_kernels *k = __atomic_load_n(&current_isa, __ATOMIC_ACQUIRE);
+// The calling thread's set (vck_isa_choice).
+static const isa_kernels *current_isa(void) {
+  const int level = vck_thread_isa.conv_gemm;
+  if (level) return level == 4 ? &isa_v4 : level == 3 ? &isa_v3 : &isa_v1;
+  const isa_kernels *k = __atomic_load_n(&best_known, __ATOMIC_ACQUIRE);
   if (!k) {
     k = best_isa();
-    __atomic_store_n(&current_isa, k, __ATOMIC_RELEASE);
+    __atomic_store_n(&best_known, k, __ATOMIC_RELEASE);
   }
-  return *k;
+  return k;
 }
+
+static isa_kernels kernels(void) { return *current_isa(); }
 
 int vck_conv_gemm_set_isa(int level) {
   const isa_kernels *best = best_isa(), *k = level == 4 ? &isa_v4 : level == 3 ? &isa_v3 : level == 1 ? &isa_v1 : NULL;
-  if (level == 0) k = best;
-  if (!k || (k == &isa_v4 && best != &isa_v4) || (k == &isa_v3 && best == &isa_v1)) return -1;
-  __atomic_store_n(&current_isa, k, __ATOMIC_RELEASE);
+  if (level != 0 && (!k || (k == &isa_v4 && best != &isa_v4) || (k == &isa_v3 && best == &isa_v1))) return -1;
+  vck_thread_isa.conv_gemm = level;
   return 0;
 }
 
 int vck_conv_gemm_isa(void) {
-  (void)kernels();  // picks the best set on first use
-  const isa_kernels *k = __atomic_load_n(&current_isa, __ATOMIC_ACQUIRE);
+  const isa_kernels *k = current_isa();
   return k == &isa_v4 ? 4 : k == &isa_v3 ? 3 : 1;
 }
 

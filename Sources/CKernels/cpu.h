@@ -4,6 +4,8 @@
 #ifndef VISIONCORE_CPU_H
 #define VISIONCORE_CPU_H
 
+#include "ckernels.h"
+
 #if defined(__x86_64__) || defined(__i386__)
 #define VCK_X86 1
 #include <immintrin.h>
@@ -32,5 +34,8 @@ __attribute__((target("avx2"), always_inline)) static inline void transpose8x8_p
 #else
 #define CLONES
 #endif
+
+// The calling thread's ISA choice (isa_choice.c; needs ckernels.h).
+extern _Thread_local vck_isa_choice vck_thread_isa;
 
 #endif

@@ -107,7 +107,8 @@ __attribute__((target("avx512f"))) static void im2col_rows_v4(const float *x, pt
   }
 }
 
-// -1 until the first call; then 1 when the AVX-512 rows run (vck_im2col_set_isa lets tests pick).
+// Whether the AVX-512 rows run on this CPU (-1 until the first call); tests pick a level for their thread with
+// vck_im2col_set_isa.
 static int im2col_avx512 = -1;
 #endif
 
@@ -118,11 +119,8 @@ int vck_im2col_set_isa(int level) {
 #else
   const int best = 1;
 #endif
-  if (level == 0) level = best;
-  if ((level != 1 && level != 4) || level > best) return -1;
-#ifdef VCK_X86
-  __atomic_store_n(&im2col_avx512, level == 4, __ATOMIC_RELAXED);
-#endif
+  if (level != 0 && ((level != 1 && level != 4) || level > best)) return -1;
+  vck_thread_isa.im2col = level;
   return 0;
 }
 
@@ -134,8 +132,11 @@ int vck_im2col_batch(const float *x, ptrdiff_t batch, ptrdiff_t image_stride, pt
   if (!table) return -1;
   tap_table(h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, table);
 #ifdef VCK_X86
-  if (__atomic_load_n(&im2col_avx512, __ATOMIC_RELAXED) < 0) vck_im2col_set_isa(0);
-  if (__atomic_load_n(&im2col_avx512, __ATOMIC_RELAXED)) {
+  if (__atomic_load_n(&im2col_avx512, __ATOMIC_RELAXED) < 0) {
+    __builtin_cpu_init();
+    __atomic_store_n(&im2col_avx512, __builtin_cpu_supports("avx512f") ? 1 : 0, __ATOMIC_RELAXED);
+  }
+  if (vck_thread_isa.im2col ? vck_thread_isa.im2col == 4 : __atomic_load_n(&im2col_avx512, __ATOMIC_RELAXED)) {
     // Several images per vector where their planes fit in the four held registers.
     const ptrdiff_t per = ohw < 16 && 16 % ohw == 0 ? 16 / ohw : 0;
     int *wide = per > 0 && per * h * w <= 64 ? table + area * ohw : NULL;

@@ -45,9 +45,9 @@ __attribute__((target("avx2"))) static void tile8(const float *src, ptrdiff_t ss
   for (int j = 0; j < 8; j++) _mm256_storeu_ps(dst + j * ds, r[j]);
 }
 
-// -1 until the first call; then the code that runs: 4 (AVX-512 tiles), 3 (AVX2 tiles) or 1 (scalar);
-// vck_transpose_set_isa lets tests pick.
-static int level_in_use = -1;
+// -1 until the first call; then the CPU's best code: 4 (AVX-512 tiles), 3 (AVX2 tiles) or 1 (scalar). Tests pick
+// another for their thread with vck_transpose_set_isa.
+static int best_known = -1;
 
 static int best_level(void) {
   __builtin_cpu_init();
@@ -68,10 +68,10 @@ static void transpose_scalar(const float *src, ptrdiff_t rows, ptrdiff_t cols, p
 
 void vck_transpose(const float *src, ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t ss, float *dst, ptrdiff_t ds) {
 #ifdef VCK_X86
-  int v = __atomic_load_n(&level_in_use, __ATOMIC_RELAXED);
+  int v = vck_thread_isa.transpose ? vck_thread_isa.transpose : __atomic_load_n(&best_known, __ATOMIC_RELAXED);
   if (v < 0) {
     v = best_level();
-    __atomic_store_n(&level_in_use, v, __ATOMIC_RELAXED);
+    __atomic_store_n(&best_known, v, __ATOMIC_RELAXED);
   }
   if (v == 4) {
     for (ptrdiff_t i = 0; i < rows; i += 16)
@@ -98,12 +98,8 @@ int vck_transpose_set_isa(int level) {
 #else
   int best = 1;
 #endif
-  if (level == 0) level = best;
-  if (level != 1 && level != 3 && level != 4) return -1;
-  if (level > best) return -1;
-#ifdef VCK_X86
-  __atomic_store_n(&level_in_use, level, __ATOMIC_RELAXED);
-#endif
+  if (level != 0 && ((level != 1 && level != 3 && level != 4) || level > best)) return -1;
+  vck_thread_isa.transpose = level;
   return 0;
 }
 

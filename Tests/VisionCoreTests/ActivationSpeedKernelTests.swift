@@ -5,9 +5,9 @@ import CKernels
 
 /// Every ISA variant of the transcendental activation kernels (AVX-512, AVX2+FMA, portable C where the CPU has
 /// them; vck_activation_set_isa) against the Double reference: odd lengths (vector tails), in-place use, special
-/// values, and softmax's vck_exp_shift_sum. Serialized: the variant is a process-wide setting (other tests stay
-/// correct under any of them).
-@Suite(.serialized) struct ActivationISAKernelTests {
+/// values, and softmax's vck_exp_shift_sum. The variant is the test thread's choice (vck_isa_choice): other tests
+/// running meanwhile keep the CPU's best.
+@Suite struct ActivationISAKernelTests {
     static let ops: [UnaryOp] = [.silu, .geluErf, .geluTanh, .sigmoid, .tanh, .exp]
     static let lengths = [1, 5, 8, 15, 16, 17, 31, 32, 33, 47, 1000, 4099]
 

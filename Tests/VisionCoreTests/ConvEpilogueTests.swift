@@ -169,8 +169,9 @@ import CKernels
 }
 
 /// Every ISA variant of the convolution GEMM (AVX-512, AVX2, SSE2 where the CPU has them) against the Double
-/// reference. Serialized: the variant is a process-wide setting (other tests stay correct under any of them).
-@Suite(.serialized) struct ConvGemmISATests {
+/// reference. The variant is the test thread's choice (vck_isa_choice), which the pool's workers take for its jobs;
+/// other tests running meanwhile keep the CPU's best.
+@Suite struct ConvGemmISATests {
     @Test func everyKernelVariantMatchesTheReference() throws {
         defer { _ = vck_conv_gemm_set_isa(0) }
         let x = try randomTensor([2, 13, 15, 17], seed: 11), w = try randomTensor([19, 13, 3, 3], seed: 12)
@@ -356,7 +357,7 @@ extension ConvGemmISATests {
 
 /// The weight gradient on the conv GEMM (large maps, rows of at least 256 taps) for every ISA variant, against a
 /// Double sum over images and output pixels: stride, padding, dilation, groups, output channels that leave a
-/// partial column tile, and maps long enough for several reduction chunks. In the serialized ISA suite.
+/// partial column tile, and maps long enough for several reduction chunks. In the ISA suite.
 extension ConvGemmISATests {
     /// dW[co][ci][ky][kx] = Σ_n,oy,ox G[n][co][oy][ox] · X[n][g·Cin/g + ci][oy·s + ky·d - p][ox·s + kx·d - p].
     static func weightGradReference(_ x: Tensor, _ g: Tensor, weightShape: [Int], stride: (Int, Int), padding: (Int, Int),

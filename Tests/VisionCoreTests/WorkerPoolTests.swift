@@ -1,3 +1,5 @@
+import CKernels
+import Foundation
 import Synchronization
 import Testing
 @testable import VisionCore
@@ -47,25 +49,46 @@ import Glibc
     }
 
     @Test func concurrentCallersAllComplete() async throws {
-        // Several tasks run parallel kernels at once: whichever holds the pool, each result is the same as alone.
-        // Bit for bit on a depthwise conv (its kernel is picked once per process); the dense conv's GEMM variant is
-        // a process-wide setting that ConvGemmISATests switch while other suites run (a CI run caught this test
-        // comparing bits across a switch), so its results are compared within rounding.
+        // Several tasks run parallel kernels at once: whichever holds the pool, each result is the same as alone,
+        // bit for bit (tests that pick kernel ISAs do so for their own threads only: `vck_isa_choice`).
         let x = try randomTensor([2, 16, 64, 64], seed: 90), w = try randomTensor([24, 16, 3, 3], seed: 91)
         let dw = try randomTensor([16, 1, 3, 3], seed: 92)
-        let want = try conv2d(x, weight: dw, padding: (1, 1), groups: 16).toArray(Float.self)
-        let wantDense = try conv2d(x, weight: w, padding: (1, 1))
-        try await withThrowingTaskGroup(of: ([Float], Tensor).self) { group in
-            for _ in 0..<6 {
-                group.addTask {
-                    (try conv2d(x, weight: dw, padding: (1, 1), groups: 16).toArray(Float.self),
-                     try conv2d(x, weight: w, padding: (1, 1)))
-                }
-            }
-            for try await (got, gotDense) in group {
-                #expect(got == want)
-                #expect(try maxRelativeError(gotDense, wantDense) < 1e-5)
-            }
+        func run() throws -> [Float] {
+            try conv2d(x, weight: w, padding: (1, 1)).toArray(Float.self)
+                + conv2d(x, weight: dw, padding: (1, 1), groups: 16).toArray(Float.self)
         }
+        let want = try run()
+        try await withThrowingTaskGroup(of: [Float].self) { group in
+            for _ in 0..<6 { group.addTask { try run() } }
+            for try await got in group { #expect(got == want) }
+        }
+    }
+
+    /// A kernel ISA picked on one thread (as the ISA tests do) holds for the pool's workers in that thread's jobs,
+    /// and for no other thread.
+    @Test func isaChoiceIsPerThreadAndReachesTheWorkers() throws {
+        defer { _ = vck_conv_gemm_set_isa(0) }
+        let best = vck_conv_gemm_isa()
+        #expect(vck_conv_gemm_set_isa(1) == 0)
+        #expect(vck_conv_gemm_isa() == 1)
+        let levels = Mutex<[Int32]>([0, 0])
+        Threading.runOnThreads(2) { t in
+            let level = vck_conv_gemm_isa()
+            levels.withLock { $0[t] = level }
+        }
+        #expect(levels.withLock { $0 } == [1, 1])
+        let elsewhere = Mutex<Int32>(0), done = DispatchSemaphore(value: 0)
+        Thread {
+            elsewhere.withLock { $0 = vck_conv_gemm_isa() }
+            done.signal()
+        }.start()
+        done.wait()
+        #expect(elsewhere.withLock { $0 } == best)
+        #expect(vck_conv_gemm_set_isa(0) == 0)
+        Threading.runOnThreads(2) { t in
+            let level = vck_conv_gemm_isa()
+            levels.withLock { $0[t] = level }
+        }
+        #expect(levels.withLock { $0 } == [best, best])
     }
 }

@@ -21,9 +21,18 @@ int vck_activation_grad(int op, const float *g, const float *x, const float *y, 
 /// dst[i] = exp(src[i] - shift), returning the sum of the results (softmax's inner loop).
 float vck_exp_shift_sum(const float *src, float *dst, ptrdiff_t n, float shift);
 
+/// The ISA level of each kernel family on the calling thread, as the vck_*_set_isa functions below set it for tests
+/// (0: the best this CPU has). Thread-local: a test's choice never changes what other threads compute.
+typedef struct {
+  int activation, conv_gemm, im2col, attention, transpose;
+} vck_isa_choice;
+/// The calling thread's choice, and setting it (VisionCore's pool gives each job's workers the caller's).
+void vck_isa_choice_get(vck_isa_choice *out);
+void vck_isa_choice_set(const vck_isa_choice *choice);
+
 /// Selects the variant of the kernels above for an ISA level (4: AVX-512, 3: AVX2+FMA, 1: portable C, 0: the best
-/// this CPU has), so that tests can check every variant on one machine; returns -1 when the CPU lacks that level.
-/// The silu and gelu gradients of vck_activation_grad follow it too (AVX-512, or target_clones loops otherwise).
+/// this CPU has) on the calling thread (vck_isa_choice), so that tests can check every variant on one machine;
+/// returns -1 when the CPU lacks that level. The silu and gelu gradients of vck_activation_grad follow it too (AVX-512, or target_clones loops otherwise).
 int vck_activation_set_isa(int level);
 /// One convolution GEMM (see conv_gemm.c): C = epilogue(A x B) with A [m, k] row-major (`lda`), row kk of B at
 /// b + boff[kk], contiguous in the virtual column q in [0, nq). Virtual column q = oy * vw + ox (of an image, see
@@ -70,10 +79,11 @@ ptrdiff_t vck_conv_gemm_pack_b(const vck_conv_gemm *job, ptrdiff_t k0, ptrdiff_t
 /// The register tile of the kernels chosen for this CPU: work split on multiples of it wastes nothing.
 void vck_conv_gemm_tile(ptrdiff_t *mr, ptrdiff_t *nr);
 
-/// Selects the GEMM kernels of an ISA level (4: AVX-512, 3: AVX2+FMA, 1: SSE2, 0: the best this CPU has), so
-/// that tests can check every variant on one machine; returns -1 when the CPU lacks that level.
+/// Selects the GEMM kernels of an ISA level (4: AVX-512, 3: AVX2+FMA, 1: SSE2, 0: the best this CPU has) on the
+/// calling thread (vck_isa_choice), so that tests can check every variant on one machine; returns -1 when the CPU
+/// lacks that level.
 int vck_conv_gemm_set_isa(int level);
-/// The ISA level of the kernels in use (4, 3 or 1); the Winograd transforms follow it.
+/// The ISA level of the kernels the calling thread uses (4, 3 or 1); the Winograd transforms follow it.
 int vck_conv_gemm_isa(void);
 
 /// The column tile width for a weight-gradient GEMM of n columns: the kernels' full width, or, for fewer columns,
@@ -108,8 +118,8 @@ void vck_conv_pack_input(const float *src, ptrdiff_t channels, ptrdiff_t h, ptrd
 int vck_im2col_batch(const float *x, ptrdiff_t batch, ptrdiff_t image_stride, ptrdiff_t h, ptrdiff_t w,
                       ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t ph, ptrdiff_t pw,
                       ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t oh, ptrdiff_t ow, ptrdiff_t r0, ptrdiff_t r1, float *dst);
-/// Picks vck_im2col_batch's kernels for tests: 4 (AVX-512 permutes and gathers), 1 (scalar) or 0 (the best this
-/// CPU runs). Returns -1 when the CPU lacks the level.
+/// Picks vck_im2col_batch's kernels on the calling thread (vck_isa_choice) for tests: 4 (AVX-512 permutes and
+/// gathers), 1 (scalar) or 0 (the best this CPU runs). Returns -1 when the CPU lacks the level.
 int vck_im2col_set_isa(int level);
 
 /// Batch normalization over small spans (x and g are [n, c, span]), for the channels [c0, c1), in double, with
@@ -145,14 +155,15 @@ void vck_attention_pack(vck_attention_head *h, float *scratch);
 /// output at out[i * o_rs + c * o_cs]).
 void vck_attention_queries(const vck_attention_head *h, const float *q, ptrdiff_t q_rs, ptrdiff_t q_cs, ptrdiff_t m,
                            float *scratch, float *out, ptrdiff_t o_rs, ptrdiff_t o_cs);
-/// Selects the attention kernel (3 or 4: AVX2+FMA, 1: portable C, 0: the best this CPU has) for tests; returns -1
-/// when the CPU lacks that level. The portable kernel's exponentials follow vck_activation_set_isa.
+/// Selects the attention kernel (3 or 4: AVX2+FMA, 1: portable C, 0: the best this CPU has) on the calling thread
+/// (vck_isa_choice) for tests; returns -1 when the CPU lacks that level. The portable kernel's exponentials follow vck_activation_set_isa.
 int vck_attention_set_isa(int level);
 
 /// dst[j * ds + i] = src[i * ss + j] for i < rows, j < cols (out of place).
 void vck_transpose(const float *src, ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t ss, float *dst, ptrdiff_t ds);
-/// Selects vck_transpose's code (4: AVX-512 tiles, 3: AVX2 tiles, 1: scalar, 0: the best this CPU has), so that
-/// tests can check each on one machine; returns -1 when the CPU lacks that level.
+/// Selects vck_transpose's code (4: AVX-512 tiles, 3: AVX2 tiles, 1: scalar, 0: the best this CPU has) on the
+/// calling thread (vck_isa_choice), so that tests can check each on one machine; returns -1 when the CPU lacks that
+/// level.
 int vck_transpose_set_isa(int level);
 /// dst[p][oy][ox] = src[p][oy * sh][ox * sw] for `planes` contiguous h x w planes, oh x ow outputs each (a 1x1
 /// strided conv's input, made contiguous for the stride-1 kernels).

@@ -27,6 +27,8 @@ final class SpinPool: @unchecked Sendable {
     private let sleepers = Atomic<Int>(0)
     // Written by the caller that holds `busy` before it publishes the job, read by workers after they see it.
     nonisolated(unsafe) private var job: UncheckedBox<(Int) -> Void>?
+    /// The caller's kernel ISA choice (thread-local, set by tests), which the workers take for the job.
+    nonisolated(unsafe) private var jobISA = vck_isa_choice()
     nonisolated(unsafe) private var workers = 0
     /// Polls of about 50-150 cycles each (`pause`) before a worker sleeps.
     private let pollsBeforeSleep = 4_000
@@ -52,6 +54,7 @@ final class SpinPool: @unchecked Sendable {
         }
         withoutActuallyEscaping(body) { body in
             job = UncheckedBox(body)
+            vck_isa_choice_get(&jobISA)
             remaining.store(n - 1, ordering: .relaxed)
             let generation = (state.load(ordering: .relaxed) >> 16) + 1
             state.store(generation << 16 | n, ordering: .sequentiallyConsistent)
@@ -91,7 +94,10 @@ final class SpinPool: @unchecked Sendable {
     }
 
     /// Calls the job; its reference is released before this returns (the caller's closure must not escape).
-    @inline(never) private func runJob(_ index: Int) { job?.value(index) }
+    @inline(never) private func runJob(_ index: Int) {
+        vck_isa_choice_set(&jobISA)
+        job?.value(index)
+    }
 
     private func loop(_ index: Int, from start: Int) -> Never {
         var seen = start
