@@ -383,16 +383,20 @@ static const isa_kernels *best_isa(void) {
   return &isa_v1;
 }
 
-// The calling thread's set (vck_isa_choice).
-static const isa_kernels *current_isa(void) {
-  const int level = vck_thread_isa.conv_gemm;
-  if (level) return level == 4 ? &isa_v4 : level == 3 ? &isa_v3 : &isa_v1;
+static const isa_kernels *best_kernels(void) {
   const isa_kernels *k = __atomic_load_n(&best_known, __ATOMIC_ACQUIRE);
   if (!k) {
     k = best_isa();
     __atomic_store_n(&best_known, k, __ATOMIC_RELEASE);
   }
   return k;
+}
+
+// The calling thread's set (vck_isa_choice).
+static const isa_kernels *current_isa(void) {
+  const int level = vck_thread_isa.conv_gemm;
+  if (level) return level == 4 ? &isa_v4 : level == 3 ? &isa_v3 : &isa_v1;
+  return best_kernels();
 }
 
 static isa_kernels kernels(void) { return *current_isa(); }
@@ -410,7 +414,8 @@ int vck_conv_gemm_isa(void) {
 }
 
 void vck_conv_gemm_tile(ptrdiff_t *mr, ptrdiff_t *nr) {
-  isa_kernels ks = kernels();
+  // The CPU's best set whatever this thread's choice: callers cache it, and its tiles are the widest.
+  isa_kernels ks = *best_kernels();
   *mr = ks.mr;
   *nr = ks.vl * ks.nv;
 }

@@ -32,7 +32,8 @@ void vck_isa_choice_set(const vck_isa_choice *choice);
 
 /// Selects the variant of the kernels above for an ISA level (4: AVX-512, 3: AVX2+FMA, 1: portable C, 0: the best
 /// this CPU has) on the calling thread (vck_isa_choice), so that tests can check every variant on one machine;
-/// returns -1 when the CPU lacks that level. The silu and gelu gradients of vck_activation_grad follow it too (AVX-512, or target_clones loops otherwise).
+/// returns -1 when the CPU lacks that level. The silu and gelu gradients of vck_activation_grad follow it too
+/// (AVX-512, or target_clones loops otherwise).
 int vck_activation_set_isa(int level);
 /// One convolution GEMM (see conv_gemm.c): C = epilogue(A x B) with A [m, k] row-major (`lda`), row kk of B at
 /// b + boff[kk], contiguous in the virtual column q in [0, nq). Virtual column q = oy * vw + ox (of an image, see
@@ -76,7 +77,8 @@ ptrdiff_t vck_conv_gemm_packed_floats(const vck_conv_gemm *job);
 ptrdiff_t vck_conv_gemm_pack_b(const vck_conv_gemm *job, ptrdiff_t k0, ptrdiff_t k1, float *packed,
                                ptrdiff_t capacity);
 
-/// The register tile of the kernels chosen for this CPU: work split on multiples of it wastes nothing.
+/// The register tile of the best kernels this CPU has (whatever the calling thread's vck_isa_choice): work split
+/// on multiples of it wastes nothing.
 void vck_conv_gemm_tile(ptrdiff_t *mr, ptrdiff_t *nr);
 
 /// Selects the GEMM kernels of an ISA level (4: AVX-512, 3: AVX2+FMA, 1: SSE2, 0: the best this CPU has) on the
@@ -156,7 +158,8 @@ void vck_attention_pack(vck_attention_head *h, float *scratch);
 void vck_attention_queries(const vck_attention_head *h, const float *q, ptrdiff_t q_rs, ptrdiff_t q_cs, ptrdiff_t m,
                            float *scratch, float *out, ptrdiff_t o_rs, ptrdiff_t o_cs);
 /// Selects the attention kernel (3 or 4: AVX2+FMA, 1: portable C, 0: the best this CPU has) on the calling thread
-/// (vck_isa_choice) for tests; returns -1 when the CPU lacks that level. The portable kernel's exponentials follow vck_activation_set_isa.
+/// (vck_isa_choice) for tests; returns -1 when the CPU lacks that level. The portable kernel's exponentials follow
+/// vck_activation_set_isa.
 int vck_attention_set_isa(int level);
 
 /// dst[j * ds + i] = src[i * ss + j] for i < rows, j < cols (out of place).
