@@ -115,15 +115,15 @@ public struct Tensor: @unchecked Sendable {
         (storage.base + offset * dtype.size).assumingMemoryBound(to: T.self)
     }
 
-    func requireDType(_ expected: DType, _ op: String) throws {
+    func requireDType(_ expected: DType, _ op: @autoclosure () -> String) throws {
         guard dtype == expected else {
-            throw VisionError.dtypeMismatch("\(op): expected a \(expected) tensor, got \(dtype)")
+            throw VisionError.dtypeMismatch("\(op()): expected a \(expected) tensor, got \(dtype)")
         }
     }
 
-    func requireRank(_ r: Int, _ op: String, _ name: String = "input") throws {
+    func requireRank(_ r: Int, _ op: @autoclosure () -> String, _ name: @autoclosure () -> String = "input") throws {
         guard rank == r else {
-            throw VisionError.shapeMismatch("\(op): \(name) must have \(r) dimensions, got shape \(shape)")
+            throw VisionError.shapeMismatch("\(op()): \(name()) must have \(r) dimensions, got shape \(shape)")
         }
     }
 

@@ -2,10 +2,10 @@
 /// tensor whose strides cannot express the new shape (as PyTorch's `reshape`).
 extension Tensor {
     /// Resolves a possibly negative axis (-1 is the last) against `rank`.
-    public static func normalizeAxis(_ axis: Int, rank: Int, _ op: String) throws -> Int {
+    public static func normalizeAxis(_ axis: Int, rank: Int, _ op: @autoclosure () -> String) throws -> Int {
         let a = axis < 0 ? axis + rank : axis
         guard a >= 0, a < max(rank, 1) else {
-            throw VisionError.invalidArgument("\(op): axis \(axis) is out of range for a tensor of rank \(rank)")
+            throw VisionError.invalidArgument("\(op()): axis \(axis) is out of range for a tensor of rank \(rank)")
         }
         return a
     }
@@ -206,14 +206,14 @@ func scatterIntoZeros(_ g: Tensor, shape: [Int], region: (Tensor) throws -> Tens
 }
 
 /// The shape two shapes broadcast to (NumPy / PyTorch rules).
-public func broadcastShapes(_ a: [Int], _ b: [Int], _ op: String) throws -> [Int] {
+public func broadcastShapes(_ a: [Int], _ b: [Int], _ op: @autoclosure () -> String) throws -> [Int] {
     let r = max(a.count, b.count)
     var out = [Int](repeating: 1, count: r)
     for i in 0..<r {
         let x = i < r - a.count ? 1 : a[i - (r - a.count)]
         let y = i < r - b.count ? 1 : b[i - (r - b.count)]
         guard x == y || x == 1 || y == 1 else {
-            throw VisionError.shapeMismatch("\(op): shapes \(a) and \(b) cannot be broadcast together (dimension \(i): \(x) vs \(y))")
+            throw VisionError.shapeMismatch("\(op()): shapes \(a) and \(b) cannot be broadcast together (dimension \(i): \(x) vs \(y))")
         }
         out[i] = x == 1 ? y : x
     }

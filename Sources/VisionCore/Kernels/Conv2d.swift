@@ -22,30 +22,31 @@ struct ConvGeometry {
         try weight.requireDType(.float32, op)
         try bias?.requireDType(.float32, op)
         try weight.requireRank(4, op, "weight")
-        let shapes = "input \(x.shape), weight \(weight.shape)"
+        // Built only for an error message: interpolating the shapes costs microseconds (dynamic casts) per call.
+        func shapes() -> String { "input \(x.shape), weight \(weight.shape)" }
         guard groups >= 1 else { throw VisionError.invalidArgument("\(op): groups must be positive, got \(groups)") }
         batch = x.shape[0]; inChannels = x.shape[1]; height = x.shape[2]; width = x.shape[3]
         outChannels = weight.shape[0]
         self.groups = groups
         guard inChannels % groups == 0 else {
-            throw VisionError.shapeMismatch("\(op): input channels \(inChannels) are not divisible by groups \(groups) (\(shapes))")
+            throw VisionError.shapeMismatch("\(op): input channels \(inChannels) are not divisible by groups \(groups) (\(shapes()))")
         }
         guard outChannels >= 1, outChannels % groups == 0 else {
-            throw VisionError.shapeMismatch("\(op): output channels \(outChannels) must be a positive multiple of groups \(groups) (\(shapes))")
+            throw VisionError.shapeMismatch("\(op): output channels \(outChannels) must be a positive multiple of groups \(groups) (\(shapes()))")
         }
         // Compared per group: weight.shape[1] * groups could overflow for absurd group counts.
         guard weight.shape[1] == inChannels / groups else {
-            throw VisionError.shapeMismatch("\(op): weight has \(weight.shape[1]) input channels per group; input channels \(inChannels) / groups \(groups) = \(inChannels / groups) (\(shapes))")
+            throw VisionError.shapeMismatch("\(op): weight has \(weight.shape[1]) input channels per group; input channels \(inChannels) / groups \(groups) = \(inChannels / groups) (\(shapes()))")
         }
         if let bias, bias.shape != [outChannels] {
-            throw VisionError.shapeMismatch("\(op): bias \(bias.shape) must be [\(outChannels)] (\(shapes))")
+            throw VisionError.shapeMismatch("\(op): bias \(bias.shape) must be [\(outChannels)] (\(shapes()))")
         }
         window = Window2d(kernel: (weight.shape[2], weight.shape[3]), stride: stride, padding: padding, dilation: dilation)
         try window.validate(op)
         outHeight = try Window2d.convOutput(op, input: height, kernel: window.kernel.0, stride: stride.0,
-                                            padding: padding.0, dilation: dilation.0, shapes: shapes)
+                                            padding: padding.0, dilation: dilation.0, shapes: shapes())
         outWidth = try Window2d.convOutput(op, input: width, kernel: window.kernel.1, stride: stride.1,
-                                           padding: padding.1, dilation: dilation.1, shapes: shapes)
+                                           padding: padding.1, dilation: dilation.1, shapes: shapes())
         _ = try Tensor.checkedCount(outShape)
     }
 }

@@ -18,22 +18,23 @@ struct ConvTransposeGeometry {
         try weight.requireDType(.float32, op)
         try bias?.requireDType(.float32, op)
         try weight.requireRank(4, op, "weight")
-        let shapes = "input \(x.shape), weight \(weight.shape)"
+        // Built only for an error message (interpolating the shapes costs microseconds per call).
+        func shapes() -> String { "input \(x.shape), weight \(weight.shape)" }
         guard groups >= 1 else { throw VisionError.invalidArgument("\(op): groups must be positive, got \(groups)") }
         batch = x.shape[0]; inChannels = x.shape[1]; height = x.shape[2]; width = x.shape[3]
         self.groups = groups
         guard weight.shape[0] == inChannels else {
-            throw VisionError.shapeMismatch("\(op): weight's first dimension \(weight.shape[0]) must equal the input channels \(inChannels) (\(shapes))")
+            throw VisionError.shapeMismatch("\(op): weight's first dimension \(weight.shape[0]) must equal the input channels \(inChannels) (\(shapes()))")
         }
         guard inChannels >= 1, inChannels % groups == 0 else {
-            throw VisionError.shapeMismatch("\(op): input channels \(inChannels) must be a positive multiple of groups \(groups) (\(shapes))")
+            throw VisionError.shapeMismatch("\(op): input channels \(inChannels) must be a positive multiple of groups \(groups) (\(shapes()))")
         }
         guard weight.shape[1] >= 1 else {
             throw VisionError.shapeMismatch("\(op): weight \(weight.shape) has no output channels")
         }
         outChannels = weight.shape[1] * groups
         if let bias, bias.shape != [outChannels] {
-            throw VisionError.shapeMismatch("\(op): bias \(bias.shape) must be [\(outChannels)] (\(shapes))")
+            throw VisionError.shapeMismatch("\(op): bias \(bias.shape) must be [\(outChannels)] (\(shapes()))")
         }
         window = Window2d(kernel: (weight.shape[2], weight.shape[3]), stride: stride, padding: padding, dilation: dilation)
         try window.validate(op)
@@ -59,7 +60,7 @@ struct ConvTransposeGeometry {
         outWidth = try size(width, stride.1, padding.1, span.1, outputPadding.1)
         // PyTorch's main kernels refuse an output with an empty axis ("output size is too small").
         guard outHeight >= 1, outWidth >= 1 else {
-            throw VisionError.shapeMismatch("\(op): output size (\(outHeight), \(outWidth)) is too small (\(shapes), stride \(stride), padding \(padding), dilation \(dilation))")
+            throw VisionError.shapeMismatch("\(op): output size (\(outHeight), \(outWidth)) is too small (\(shapes()), stride \(stride), padding \(padding), dilation \(dilation))")
         }
         _ = try Tensor.checkedCount(outShape)
     }

@@ -63,8 +63,8 @@ struct BroadcastPlan {
     var stridesB: [Int]
     let outShape: [Int]
 
-    init(_ a: Tensor, _ b: Tensor, _ op: String) throws {
-        outShape = try broadcastShapes(a.shape, b.shape, op)
+    init(_ a: Tensor, _ b: Tensor, _ op: @autoclosure () -> String) throws {
+        outShape = try broadcastShapes(a.shape, b.shape, op())
         let ea = try a.expand(outShape), eb = try b.expand(outShape)
         var sh = [Int](), sa = [Int](), sb = [Int]()
         for d in 0..<outShape.count where outShape[d] != 1 {

@@ -22,11 +22,13 @@ struct PoolGeometry {
         guard padding.0 <= kernelSize.0 / 2, padding.1 <= kernelSize.1 / 2 else {
             throw VisionError.invalidArgument("\(op): padding \(padding) must be at most half of kernel size \(kernelSize)")
         }
-        let shapes = "input \(x.shape), \(window)"
+        // Built only for an error message (interpolating the shapes costs microseconds per call).
+        let placed = window
+        func shapes() -> String { "input \(x.shape), \(placed)" }
         outHeight = try Window2d.poolOutput(op, input: height, kernel: kernelSize.0, stride: window.stride.0,
-                                            padding: padding.0, dilation: dilation.0, ceilMode: ceilMode, shapes: shapes)
+                                            padding: padding.0, dilation: dilation.0, ceilMode: ceilMode, shapes: shapes())
         outWidth = try Window2d.poolOutput(op, input: width, kernel: kernelSize.1, stride: window.stride.1,
-                                           padding: padding.1, dilation: dilation.1, ceilMode: ceilMode, shapes: shapes)
+                                           padding: padding.1, dilation: dilation.1, ceilMode: ceilMode, shapes: shapes())
         outShape = [n, c, outHeight, outWidth]
         _ = try Tensor.checkedCount(outShape)
     }

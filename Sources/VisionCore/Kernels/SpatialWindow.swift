@@ -60,11 +60,11 @@ struct Window2d: CustomStringConvertible {
     /// Output size of a convolution along one axis (floor mode); throws when the dilated kernel is larger than the
     /// padded input. Inputs are validated, so no intermediate can overflow.
     static func convOutput(_ op: String, input: Int, kernel: Int, stride: Int, padding: Int, dilation: Int,
-                           shapes: String) throws -> Int {
+                           shapes: @autoclosure () -> String) throws -> Int {
         let padded = input + 2 * padding
         let span = (kernel - 1) * dilation + 1
         guard span <= padded else {
-            throw VisionError.shapeMismatch("\(op): dilated kernel size \(span) is larger than the padded input size \(padded) (\(shapes))")
+            throw VisionError.shapeMismatch("\(op): dilated kernel size \(span) is larger than the padded input size \(padded) (\(shapes()))")
         }
         return (padded - span) / stride + 1
     }
@@ -72,7 +72,7 @@ struct Window2d: CustomStringConvertible {
     /// Output size of a pooling window along one axis with PyTorch's rule for ceil mode: rounding up may add one
     /// more window, but only if that window starts inside the input or the left padding.
     static func poolOutput(_ op: String, input: Int, kernel: Int, stride: Int, padding: Int, dilation: Int,
-                           ceilMode: Bool, shapes: String) throws -> Int {
+                           ceilMode: Bool, shapes: @autoclosure () -> String) throws -> Int {
         // Floor division of a possibly negative numerator (a ceil-mode window may start inside the input and
         // still reach past the padded input, which PyTorch allows).
         let numerator = input + 2 * padding - ((kernel - 1) * dilation + 1) + (ceilMode ? stride - 1 : 0)
@@ -80,7 +80,7 @@ struct Window2d: CustomStringConvertible {
         var out = floorQ + 1
         if ceilMode && out >= 1 && (out - 1) * stride >= input + padding { out -= 1 }
         guard out >= 1 else {
-            throw VisionError.shapeMismatch("\(op): output size is \(out) for input size \(input) (\(shapes)); the window does not fit")
+            throw VisionError.shapeMismatch("\(op): output size is \(out) for input size \(input) (\(shapes())); the window does not fit")
         }
         return out
     }
