@@ -107,6 +107,26 @@ int vck_conv_weight_grad_run(const float *a, const ptrdiff_t *aoff, ptrdiff_t m0
 void vck_conv_grad_rows(const float *g, ptrdiff_t channels, ptrdiff_t oh, ptrdiff_t ow, ptrdiff_t vw, ptrdiff_t rows,
                         float *dst, ptrdiff_t ld);
 
+/// A convolution of few input channels for one image, output pixels as the register tile's rows (conv_rows.c).
+typedef struct {
+  const float *x;        /* the zero-padded input: planes of hp x wp */
+  ptrdiff_t hp, wp, sh, sw;
+  const ptrdiff_t *koff; /* tap kk (in the conv GEMM's order: channel, ky, kx) at a window origin + koff[kk] */
+  ptrdiff_t k;
+  const float *wt;       /* the weights transposed: k rows of cp floats (cout, zero-padded to a multiple of 16) */
+  ptrdiff_t cout, cp;
+  float *y;              /* the output: cout planes of oh x ow */
+  ptrdiff_t oh, ow;
+  const float *scale, *shift, *residual; /* the conv GEMM's epilogue (residual: the output's layout) */
+  int activation;
+  float parameter;
+  int residual_after;
+} vck_conv_rows;
+
+/// Computes output rows [oy0, oy1) of `job` with `scratch` (16 * ow + 96 floats); returns 0, or -1 without
+/// AVX2 and FMA (nothing written).
+int vck_conv_rows_run(const vck_conv_rows *job, ptrdiff_t oy0, ptrdiff_t oy1, float *scratch);
+
 /// Copies `channels` contiguous h x w planes into the zero-padded, stride-phase-split layout read by a strided
 /// convolution's GEMM: per channel, sh * sw phase blocks (py, px) of `rows` x `rw`, element (r, col) holding the
 /// input at (r * sh + py - ph, col * sw + px - pw), zero outside the input. Then every tap is a constant offset.

@@ -225,6 +225,8 @@ private func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: (
                                                residualAfter: epilogue?.residualAfterActivation ?? false)
                     if let layout = depthwiseLayout {
                         depthwiseConv(g, layout, px, pw, epi, po)
+                    } else if convRowsApplies(g) {
+                        try convRows(g, px, pw, epi, po)
                     } else if winogradApplies(g) {
                         try winogradConv(g, px, pw, epi, po)
                     } else if pointwiseSmallMapsApplies(g) {

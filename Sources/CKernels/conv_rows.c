@@ -1,0 +1,76 @@
+// Convolutions of a few input channels (the networks' stems: 3 -> 32 at 3x3, 3 -> 64 at 7x7, stride 2) with
+// output pixels as the register tile's rows and output channels as its vectors. The conv GEMM puts channels in
+// rows and pixels in vectors; for a stem its k (27 to 147 taps) is too short to pay for a tile's fixed costs, and
+// its strided, padded pixels go through a phase-split copy and, where rows end mid-tile, a tile buffer. Here each
+// tap of six output pixels is a broadcast from the zero-padded input in place, met by 16 channels of transposed
+// weights; an output row's tiles go to a pixel-major buffer, transposed into the channel planes and finished by
+// the conv GEMM's epilogue. Each output is the same chain of multiply-adds, in the same tap order, as in the conv
+// GEMM: the same bits.
+#include "ckernels.h"
+#include "cpu.h"
+#include <string.h>
+
+enum { ROWS_MR = 6, ROWS_NR = 16 };
+
+#ifdef VCK_X86
+// Six output pixels (window origins px[0..5]) by 16 channels (weights w, row kk at w + kk * ldw), summed over the
+// k taps (tap kk at px[j] + koff[kk]), stored pixel-major at out (row stride ROWS_NR).
+__attribute__((target("avx2,fma"))) static void rows_tile(ptrdiff_t k, const float *const *px, const ptrdiff_t *koff,
+                                                          const float *w, ptrdiff_t ldw, float *out) {
+  const float *p0 = px[0], *p1 = px[1], *p2 = px[2], *p3 = px[3], *p4 = px[4], *p5 = px[5];
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+  __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  for (ptrdiff_t kk = 0; kk < k; kk++, w += ldw) {
+    const ptrdiff_t o = koff[kk];
+    const __m256 w0 = _mm256_loadu_ps(w), w1 = _mm256_loadu_ps(w + 8);
+#define PIXEL(j)                                        \
+  {                                                     \
+    const __m256 xv = _mm256_broadcast_ss(p##j + o);    \
+    c##j##0 = _mm256_fmadd_ps(xv, w0, c##j##0);         \
+    c##j##1 = _mm256_fmadd_ps(xv, w1, c##j##1);         \
+  }
+    PIXEL(0) PIXEL(1) PIXEL(2) PIXEL(3) PIXEL(4) PIXEL(5)
+#undef PIXEL
+  }
+  const __m256 sums[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
+  for (int i = 0; i < 12; i++) _mm256_storeu_ps(out + 8 * i, sums[i]);
+}
+#endif
+
+int vck_conv_rows_run(const vck_conv_rows *job, ptrdiff_t oy0, ptrdiff_t oy1, float *scratch) {
+#ifdef VCK_X86
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return -1;
+  const ptrdiff_t ow = job->ow, ohw = job->oh * ow, tiles = (ow + ROWS_MR - 1) / ROWS_MR;
+  for (ptrdiff_t oy = oy0; oy < oy1; oy++) {
+    const float *row = job->x + oy * job->sh * job->wp;
+    for (ptrdiff_t c0 = 0; c0 < job->cout; c0 += ROWS_NR) {
+      for (ptrdiff_t t = 0; t < tiles; t++) {
+        const float *px[ROWS_MR];
+        for (ptrdiff_t j = 0; j < ROWS_MR; j++) {
+          const ptrdiff_t ox = t * ROWS_MR + j < ow ? t * ROWS_MR + j : ow - 1;  // the last tile repeats a pixel
+          px[j] = row + ox * job->sw;
+        }
+        rows_tile(job->k, px, job->koff, job->wt + c0, job->cp, scratch + t * ROWS_MR * ROWS_NR);
+      }
+      const ptrdiff_t channels = job->cout - c0 < ROWS_NR ? job->cout - c0 : ROWS_NR;
+      float *y = job->y + c0 * ohw + oy * ow;
+      vck_transpose(scratch, ow, channels, ROWS_NR, y, ohw);
+      for (ptrdiff_t c = 0; c < channels; c++) {
+        const ptrdiff_t ch = c0 + c;
+        vck_conv_finish_row(y + c * ohw, y + c * ohw, ow, job->scale ? job->scale[ch] : 1.0f,
+                            job->shift ? job->shift[ch] : 0.0f,
+                            job->residual ? job->residual + ch * ohw + oy * ow : NULL, job->activation,
+                            job->parameter, job->residual_after);
+      }
+    }
+  }
+  return 0;
+#else
+  (void)job;
+  (void)oy0;
+  (void)oy1;
+  (void)scratch;
+  return -1;
+#endif
+}
