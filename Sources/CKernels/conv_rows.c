@@ -3,9 +3,10 @@
 // rows and pixels in vectors; for a stem its k (27 to 147 taps) is too short to pay for a tile's fixed costs, and
 // its strided, padded pixels go through a phase-split copy and, where rows end mid-tile, a tile buffer. Here each
 // tap of six output pixels is a broadcast from the zero-padded input in place, met by 16 channels of transposed
-// weights; an output row's tiles go to a pixel-major buffer, transposed into the channel planes and finished by
-// the conv GEMM's epilogue. Each output is the same chain of multiply-adds, in the same tap order, as in the conv
-// GEMM: the same bits.
+// weights; an output row's tiles go to a pixel-major buffer through the conv GEMM's epilogue (on the lanes where
+// its operations allow, else on the rows afterwards) and are transposed into the channel planes. Each output is
+// the same chain of multiply-adds, in the same tap order, as in the conv GEMM, and the same epilogue operations:
+// the same bits.
 #include "ckernels.h"
 #include "cpu.h"
 #include <string.h>
@@ -14,9 +15,12 @@ enum { ROWS_MR = 6, ROWS_NR = 16 };
 
 #ifdef VCK_X86
 // Six output pixels (window origins px[0..5]) by 16 channels (weights w, row kk at w + kk * ldw), summed over the
-// k taps (tap kk at px[j] + koff[kk]), stored pixel-major at out (row stride ROWS_NR).
+// k taps (tap kk at px[j] + koff[kk]), stored pixel-major at out (row stride ROWS_NR): as they are, or, with the
+// 16 channels' scale and shift `st` (scale, then shift), as sum * scale + shift, then max(0, .) with `relu` (the
+// conv GEMM's epilogue operations on the lanes).
 __attribute__((target("avx2,fma"))) static void rows_tile(ptrdiff_t k, const float *const *px, const ptrdiff_t *koff,
-                                                          const float *w, ptrdiff_t ldw, float *out) {
+                                                          const float *w, ptrdiff_t ldw, float *out, const float *st,
+                                                          int relu) {
   const float *p0 = px[0], *p1 = px[1], *p2 = px[2], *p3 = px[3], *p4 = px[4], *p5 = px[5];
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
@@ -32,36 +36,61 @@ __attribute__((target("avx2,fma"))) static void rows_tile(ptrdiff_t k, const flo
     PIXEL(0) PIXEL(1) PIXEL(2) PIXEL(3) PIXEL(4) PIXEL(5)
 #undef PIXEL
   }
-  const __m256 sums[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
+  __m256 sums[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
+  if (st) {
+    const __m256 s[2] = {_mm256_loadu_ps(st), _mm256_loadu_ps(st + 8)};
+    const __m256 t[2] = {_mm256_loadu_ps(st + ROWS_NR), _mm256_loadu_ps(st + ROWS_NR + 8)};
+    for (int i = 0; i < 12; i++) {
+      sums[i] = _mm256_fmadd_ps(sums[i], s[i % 2], t[i % 2]);
+      if (relu) sums[i] = _mm256_max_ps(_mm256_setzero_ps(), sums[i]);  // keeps a NaN, as the epilogue's select
+    }
+  }
   for (int i = 0; i < 12; i++) _mm256_storeu_ps(out + 8 * i, sums[i]);
 }
 #endif
+
+// Whether the epilogue runs on the tiles' lanes (scale, shift, ReLU) and the row buffer (the activations that the
+// conv GEMM's row epilogue leaves to vck_activation): no residual, and no activation whose row epilogue has code of
+// its own (ReLU6, LeakyReLU, the hard ones); those, and the residual, go through vck_conv_finish_row afterwards.
+static int epilogue_in_tiles(const vck_conv_rows *job) {
+  const int act = job->activation;
+  return !job->residual && (act == -1 || act == VCK_RELU || (act != VCK_RELU6 && act != VCK_LEAKY_RELU &&
+                                                             act != VCK_HARD_SWISH && act != VCK_HARD_SIGMOID));
+}
 
 int vck_conv_rows_run(const vck_conv_rows *job, ptrdiff_t oy0, ptrdiff_t oy1, float *scratch) {
 #ifdef VCK_X86
   __builtin_cpu_init();
   if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return -1;
   const ptrdiff_t ow = job->ow, ohw = job->oh * ow, tiles = (ow + ROWS_MR - 1) / ROWS_MR;
+  const int in_tiles = epilogue_in_tiles(job), act = job->activation;
   for (ptrdiff_t oy = oy0; oy < oy1; oy++) {
     const float *row = job->x + oy * job->sh * job->wp;
     for (ptrdiff_t c0 = 0; c0 < job->cout; c0 += ROWS_NR) {
+      const ptrdiff_t channels = job->cout - c0 < ROWS_NR ? job->cout - c0 : ROWS_NR;
+      float st[2 * ROWS_NR];  // the block's scales and shifts, padded with 1 and 0
+      for (ptrdiff_t c = 0; c < ROWS_NR; c++) {
+        st[c] = c < channels && job->scale ? job->scale[c0 + c] : 1.0f;
+        st[ROWS_NR + c] = c < channels && job->shift ? job->shift[c0 + c] : 0.0f;
+      }
       for (ptrdiff_t t = 0; t < tiles; t++) {
         const float *px[ROWS_MR];
         for (ptrdiff_t j = 0; j < ROWS_MR; j++) {
           const ptrdiff_t ox = t * ROWS_MR + j < ow ? t * ROWS_MR + j : ow - 1;  // the last tile repeats a pixel
           px[j] = row + ox * job->sw;
         }
-        rows_tile(job->k, px, job->koff, job->wt + c0, job->cp, scratch + t * ROWS_MR * ROWS_NR);
+        rows_tile(job->k, px, job->koff, job->wt + c0, job->cp, scratch + t * ROWS_MR * ROWS_NR,
+                  in_tiles ? st : NULL, act == VCK_RELU);
       }
-      const ptrdiff_t channels = job->cout - c0 < ROWS_NR ? job->cout - c0 : ROWS_NR;
+      if (in_tiles && act != -1 && act != VCK_RELU) vck_activation(act, scratch, scratch, ow * ROWS_NR);
       float *y = job->y + c0 * ohw + oy * ow;
       vck_transpose(scratch, ow, channels, ROWS_NR, y, ohw);
+      if (in_tiles) continue;
       for (ptrdiff_t c = 0; c < channels; c++) {
         const ptrdiff_t ch = c0 + c;
-        vck_conv_finish_row(y + c * ohw, y + c * ohw, ow, job->scale ? job->scale[ch] : 1.0f,
-                            job->shift ? job->shift[ch] : 0.0f,
-                            job->residual ? job->residual + ch * ohw + oy * ow : NULL, job->activation,
-                            job->parameter, job->residual_after);
+        vck_conv_finish_row(y + c * ohw, y + c * ohw, ow, st[c], st[ROWS_NR + c],
+                            job->residual ? job->residual + ch * ohw + oy * ow : NULL, act, job->parameter,
+                            job->residual_after);
       }
     }
   }

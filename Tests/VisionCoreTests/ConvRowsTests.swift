@@ -37,15 +37,17 @@ import CKernels
         let scale = (0..<c).map { 0.6 + Float($0 % 9) * 0.1 }, shift = (0..<c).map { Float($0 % 7) * 0.05 - 0.2 }
         let residual = try randomTensor(plain.shape, seed: 51)
         let affine = try add(try mul(plain, try Tensor(scale, shape: [1, c, 1, 1])), try Tensor(shift, shape: [1, c, 1, 1]))
-        // .abs has no C epilogue code: applied after the kernels, with the residual that follows it.
-        for activation in [nil, UnaryOp.relu, .silu, .abs] {
-            for after in [false, true] {
+        // Without a residual the epilogue runs on the tiles (ReLU6 excepted); .abs has no C epilogue code: applied
+        // after the kernels, with the residual that follows it.
+        for activation in [nil, UnaryOp.relu, .relu6, .silu, .abs] {
+            for mode in ["none", "before", "after"] {
                 func act(_ t: Tensor) throws -> Tensor { try activation.map { try unary($0, t) } ?? t }
-                let expected = after ? try add(try act(affine), residual) : try act(try add(affine, residual))
-                let epilogue = ConvEpilogue(scale: scale, shift: shift, residual: residual, activation: activation,
-                                            residualAfterActivation: after)
+                let expected = mode == "none" ? try act(affine)
+                    : mode == "after" ? try add(try act(affine), residual) : try act(try add(affine, residual))
+                let epilogue = ConvEpilogue(scale: scale, shift: shift, residual: mode == "none" ? nil : residual,
+                                            activation: activation, residualAfterActivation: mode == "after")
                 let got = try conv2dFused(x, weight: w, stride: stride, padding: padding, epilogue: epilogue)
-                #expect(try maxRelativeError(got, expected) < tolerance, "\(index) \(String(describing: activation)) after \(after)")
+                #expect(try maxRelativeError(got, expected) < tolerance, "\(index) \(String(describing: activation)) \(mode)")
             }
         }
     }
@@ -57,19 +59,21 @@ import CKernels
         let c = g.outChannels
         let scale = (0..<c).map { 0.6 + Float($0 % 9) * 0.1 }, shift = (0..<c).map { Float($0 % 7) * 0.05 - 0.2 }
         let residual = try randomTensor(g.outShape, seed: 52)
-        for activation in [nil, UnaryOp.relu, .silu] {
+        let cases = [nil, UnaryOp.relu, .relu6, .silu].flatMap { a in [(a, false), (a, true)] }
+        for (activation, withResidual) in cases {
             let rows = try Tensor.uninitialized(g.outShape), gemm = try Tensor.uninitialized(g.outShape)
             try scale.withUnsafeBufferPointer { sc in
                 try shift.withUnsafeBufferPointer { sh in
                     let epi = EpiloguePointers(scale: sc.baseAddress, shift: sh.baseAddress,
-                                               residual: UnsafePointer(residual.pointer(Float.self)), activation: activation,
-                                               parameter: 0, residualAfter: false)
+                                               residual: withResidual ? UnsafePointer(residual.pointer(Float.self)) : nil,
+                                               activation: activation, parameter: 0, residualAfter: false)
                     let px = UnsafePointer(x.pointer(Float.self)), pw = UnsafePointer(w.pointer(Float.self))
                     try convRows(g, px, pw, epi, rows.pointer(Float.self))
                     try convGemm(g, px, pw, epi, gemm.pointer(Float.self))
                 }
             }
-            #expect(try rows.toArray(Float.self) == gemm.toArray(Float.self), "\(index) \(String(describing: activation))")
+            #expect(try rows.toArray(Float.self) == gemm.toArray(Float.self),
+                    "\(index) \(String(describing: activation)) residual \(withResidual)")
         }
     }
 
