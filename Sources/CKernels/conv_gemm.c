@@ -847,11 +847,9 @@ static int covers(isa_kernels ks, ptrdiff_t nr) { return nr > 0 && nr % ks.vl ==
 int vck_conv_weight_grad_run(const float *a, const ptrdiff_t *aoff, ptrdiff_t m0, ptrdiff_t m1, ptrdiff_t k,
                              const float *b, ptrdiff_t nr, ptrdiff_t tile_stride, const ptrdiff_t *boff, ptrdiff_t n,
                              float *c, ptrdiff_t ldc, int accumulate) {
-  // Kernels that cover the tile width B was laid out for: those in use, or, if a test switched the ISA since,
-  // another set whose vectors divide it.
+  // The calling thread's kernels laid B out (vck_conv_weight_grad_width; the pool's workers take the caller's
+  // choice), so they cover its tile width; a layout from other kernels is refused.
   isa_kernels ks = kernels();
-  const isa_kernels *all[] = {&isa_v4, &isa_v3, &isa_v1};
-  for (int v = 0; v < 3 && !covers(ks, nr); v++) ks = *all[v];
   if (!covers(ks, nr)) return -1;
   ks.nv = (int)(nr / ks.vl);
   const ptrdiff_t mr = ks.mr;

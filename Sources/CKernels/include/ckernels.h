@@ -73,7 +73,7 @@ int vck_conv_gemm_run(const vck_conv_gemm *job, ptrdiff_t m0, ptrdiff_t m1, ptrd
 ptrdiff_t vck_conv_gemm_packed_floats(const vck_conv_gemm *job);
 /// Copies rows [k0, k1) of the job's B into `packed` (tile t's row kk at packed + (t * k + kk) * nr, zero past
 /// nq); returns the tile width nr, to be stored in the job's packed_nr with the pointer, or 0 (nothing written)
-/// when that layout needs more than `capacity` floats (the kernels were switched since it was sized).
+/// when that layout needs more than `capacity` floats.
 ptrdiff_t vck_conv_gemm_pack_b(const vck_conv_gemm *job, ptrdiff_t k0, ptrdiff_t k1, float *packed,
                                ptrdiff_t capacity);
 
@@ -95,8 +95,8 @@ ptrdiff_t vck_conv_weight_grad_width(ptrdiff_t n);
 /// The weight-gradient GEMM of a convolution, rows [m0, m1) of C [m, n] (+)= A x B: row r of A (a tap) at
 /// a + aoff[r], k contiguous floats (the packed input, shifted); B [k, n] stored by column tiles of the register
 /// tile's width `nr` (`vck_conv_weight_grad_width`), tile t at b + t * tile_stride with row kk at boff[kk] (nr
-/// floats, zero past n), run by kernels that cover that width (those in use unless a test switched ISAs since B
-/// was laid out). `accumulate`: add to C instead of storing. Returns 0, or -1 when no kernel covers that width.
+/// floats, zero past n), run by the calling thread's kernels, which laid it out. `accumulate`: add to C instead of
+/// storing. Returns 0, or -1 when those kernels do not cover that width (a layout from other kernels).
 int vck_conv_weight_grad_run(const float *a, const ptrdiff_t *aoff, ptrdiff_t m0, ptrdiff_t m1, ptrdiff_t k,
                              const float *b, ptrdiff_t nr, ptrdiff_t tile_stride, const ptrdiff_t *boff, ptrdiff_t n,
                              float *c, ptrdiff_t ldc, int accumulate);

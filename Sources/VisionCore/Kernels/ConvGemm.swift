@@ -200,8 +200,8 @@ private let packedColumnsLimit = 1 << 20
 
 /// One GEMM's B (row kk at b + offsets[kk], nq columns) packed into column tiles by the threads
 /// (vck_conv_gemm_pack_b), with the tile width the kernels read them with; nil where they read B in place
-/// (AVX-512's wide tiles), where the copy would exceed `packedColumnsLimit`, or where a test switched the kernels
-/// while the threads packed.
+/// (AVX-512's wide tiles) or where the copy would exceed `packedColumnsLimit`. The threads pack with the caller's
+/// kernels (the pool hands its ISA choice to the workers), so every part reports the same width.
 private func packedColumns(_ b: UnsafePointer<Float>, offsets: UnsafePointer<Int>, k: Int, nq: Int) throws
     -> (tensor: Tensor, nr: Int)? {
     var job = vck_conv_gemm()
