@@ -54,8 +54,8 @@ __attribute__((target("avx2,fma"))) static void rows_tile(ptrdiff_t k, const flo
 // its own (ReLU6, LeakyReLU, the hard ones); those, and the residual, go through vck_conv_finish_row afterwards.
 static int epilogue_in_tiles(const vck_conv_rows *job) {
   const int act = job->activation;
-  return !job->residual && (act == -1 || act == VCK_RELU || (act != VCK_RELU6 && act != VCK_LEAKY_RELU &&
-                                                             act != VCK_HARD_SWISH && act != VCK_HARD_SIGMOID));
+  return !job->residual && act != VCK_RELU6 && act != VCK_LEAKY_RELU && act != VCK_HARD_SWISH &&
+         act != VCK_HARD_SIGMOID;
 }
 
 int vck_conv_rows_run(const vck_conv_rows *job, ptrdiff_t oy0, ptrdiff_t oy1, float *scratch) {
