@@ -35,6 +35,11 @@ import Testing
         Case(batch: 2, cin: 2, cout: 2, h: 2, w: 3, padding: (1, 1), groups: 2),
         Case(cin: 3, cout: 6, padding: (1, 1), groups: 3, bias: false),   // channel multiplier: grouped GEMM
         Case(cin: 1, cout: 1, h: 5, w: 40, k: (3, 3), padding: (1, 1)),
+        // Stride-2 GEMM convs on packed phase planes (maps of over 192 virtual columns) whose rows span several
+        // 16-column blocks (the vector stride-2 packing), with even and odd widths and paddings on either side.
+        Case(cin: 6, cout: 10, h: 31, w: 71, stride: (2, 2), padding: (1, 1)),
+        Case(cin: 5, cout: 9, h: 30, w: 66, stride: (2, 2), padding: (0, 2)),
+        Case(batch: 2, cin: 7, cout: 3, h: 27, w: 33, k: (5, 5), stride: (2, 2), padding: (2, 0)),
     ]
 
     @Test(arguments: cases)
