@@ -25,7 +25,22 @@ import CKernels
         return (x, w, g)
     }
 
+    /// Each test at every kernel level the CPU has of AVX-512 (eight pixels by 32 channels where more than 16
+    /// remain) and AVX2 (six by 16): the calling thread's choice, which the pool's workers take. The activations
+    /// of the row buffer (vck_activation) at the same level as the conv GEMM's in registers, as on a CPU of that
+    /// level.
+    static func atEachLevel(_ body: () throws -> Void) rethrows {
+        defer { _ = vck_conv_gemm_set_isa(0); _ = vck_activation_set_isa(0) }
+        for level: Int32 in [4, 3] where vck_conv_gemm_set_isa(level) == 0 && vck_activation_set_isa(level) == 0 {
+            try body()
+        }
+    }
+
     @Test(arguments: 0..<6) func stemsMatchTheReference(_ index: Int) throws {
+        try Self.atEachLevel { try stemMatchesTheReference(index) }
+    }
+
+    func stemMatchesTheReference(_ index: Int) throws {
         let (x, w, g) = try Self.geometry(index)
         let (_, _, stride, padding) = Self.geometries[index]
         #expect(convRowsApplies(g) == (vck_conv_gemm_isa() >= 3))
@@ -54,6 +69,10 @@ import CKernels
 
     /// Each output is the conv GEMM's chain of multiply-adds in the same order, and the same epilogue: same bits.
     @Test(arguments: 0..<6) func stemsHaveTheConvGemmBits(_ index: Int) throws {
+        try Self.atEachLevel { try stemHasTheConvGemmBits(index) }
+    }
+
+    func stemHasTheConvGemmBits(_ index: Int) throws {
         let (x, w, g) = try Self.geometry(index)
         guard convRowsApplies(g) else { return }
         let c = g.outChannels

@@ -123,7 +123,7 @@ typedef struct {
   int residual_after;
 } vck_conv_rows;
 
-/// Computes output rows [oy0, oy1) of `job` with `scratch` (16 * ow + 96 floats); returns 0, or -1 without
+/// Computes output rows [oy0, oy1) of `job` with `scratch` (32 * ow + 256 floats); returns 0, or -1 without
 /// AVX2 and FMA (nothing written).
 int vck_conv_rows_run(const vck_conv_rows *job, ptrdiff_t oy0, ptrdiff_t oy1, float *scratch);
 

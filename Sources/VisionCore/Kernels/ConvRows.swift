@@ -40,7 +40,7 @@ func convRows(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<F
     withExtendedLifetime((padded, weights)) {
         offsets.withUnsafeBufferPointer { koff in
             let sk = SendablePointer(UnsafeMutablePointer(mutating: koff.baseAddress!))
-            forEachWorkItem(g.batch * oh, scratch: 16 * ow + 96) { item, scratch in
+            forEachWorkItem(g.batch * oh, scratch: 32 * ow + 256) { item, scratch in
                 let n = item / oh, oy = item % oh
                 var job = vck_conv_rows(
                     x: sp.p + n * cin * plane, hp: hp, wp: wp, sh: win.stride.0, sw: win.stride.1, koff: sk.p, k: k,
