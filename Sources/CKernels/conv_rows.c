@@ -14,73 +14,60 @@
 enum { ROWS_MR = 6, ROWS_NR = 16, WIDE_MR = 8, WIDE_NR = 32 };
 
 #ifdef VCK_X86
-// Six output pixels (window origins px[0..5]) by 16 channels (weights w, row kk at w + kk * ldw), summed over the
-// k taps (tap kk at px[j] + koff[kk]), stored pixel-major at out (row stride ROWS_NR): as they are, or, with the
-// 16 channels' scale and shift `st` (scale, then shift), as sum * scale + shift, then max(0, .) with `relu` (the
-// conv GEMM's epilogue operations on the lanes).
-__attribute__((target("avx2,fma"))) static void rows_tile(ptrdiff_t k, const float *const *px, const ptrdiff_t *koff,
-                                                          const float *w, ptrdiff_t ldw, float *out, const float *st,
-                                                          int relu) {
-  const float *p0 = px[0], *p1 = px[1], *p2 = px[2], *p3 = px[3], *p4 = px[4], *p5 = px[5];
-  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-  __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-  for (ptrdiff_t kk = 0; kk < k; kk++, w += ldw) {
-    const ptrdiff_t o = koff[kk];
-    const __m256 w0 = _mm256_loadu_ps(w), w1 = _mm256_loadu_ps(w + 8);
-#define PIXEL(j)                                        \
-  {                                                     \
-    const __m256 xv = _mm256_broadcast_ss(p##j + o);    \
-    c##j##0 = _mm256_fmadd_ps(xv, w0, c##j##0);         \
-    c##j##1 = _mm256_fmadd_ps(xv, w1, c##j##1);         \
+// MR output pixels (window origins px[0 .. MR)) by 2 W channels (weights w, row kk at w + kk * ldw), summed over the
+// k taps (tap kk at px[j] + koff[kk]), stored pixel-major at out (row stride 2 W): as they are, or, with the 2 W
+// channels' scale and shift `st` (2 W scales, then 2 W shifts), as sum * scale + shift, then max(0, .) with `relu`
+// (the conv GEMM's epilogue operations on the lanes). The pixels' accumulators are named (PIXELS lists them), so
+// that they stay in registers; `x * w + c` contracts to the multiply-add the conv GEMM's kernels make.
+#define ROWS_DECL(j) const float *p##j = px[j]; vt c##j##0 = zero, c##j##1 = zero;
+#define ROWS_TAP(j)                         \
+  {                                         \
+    const vt xv = p##j[o] - zero; /* a splat (x - 0 is x, unlike 0 + x for x = -0) */ \
+    c##j##0 = xv * w0 + c##j##0;            \
+    c##j##1 = xv * w1 + c##j##1;            \
   }
-    PIXEL(0) PIXEL(1) PIXEL(2) PIXEL(3) PIXEL(4) PIXEL(5)
-#undef PIXEL
+#define ROWS_SUMS(j) c##j##0, c##j##1,
+#define DEFINE_ROWS_TILE(NAME, TARGET, VT, VI, W, PIXELS)                                                      \
+  __attribute__((target(TARGET))) static void NAME(ptrdiff_t k, const float *const *px, const ptrdiff_t *koff,  \
+                                                   const float *w, ptrdiff_t ldw, float *out, const float *st,  \
+                                                   int relu) {                                                  \
+    typedef VT vt;                                                                                             \
+    const vt zero = {0};                                                                                       \
+    PIXELS(ROWS_DECL)                                                                                          \
+    for (ptrdiff_t kk = 0; kk < k; kk++, w += ldw) {                                                           \
+      const ptrdiff_t o = koff[kk];                                                                            \
+      vt w0, w1;                                                                                               \
+      memcpy(&w0, w, sizeof w0);                                                                               \
+      memcpy(&w1, w + W, sizeof w1);                                                                           \
+      PIXELS(ROWS_TAP)                                                                                         \
+    }                                                                                                          \
+    vt sums[] = {PIXELS(ROWS_SUMS)};                                                                           \
+    const int n = (int)(sizeof sums / sizeof sums[0]);                                                         \
+    if (st) {                                                                                                  \
+      vt s[2], t[2];                                                                                           \
+      memcpy(s, st, sizeof s);                                                                                 \
+      memcpy(t, st + 2 * W, sizeof t);                                                                         \
+      for (int i = 0; i < n; i++) {                                                                            \
+        sums[i] = sums[i] * s[i % 2] + t[i % 2];                                                               \
+        if (relu) sums[i] = (vt)((VI)sums[i] & ~(sums[i] < zero)); /* 0 where negative; keeps a NaN */         \
+      }                                                                                                        \
+    }                                                                                                          \
+    memcpy(out, sums, sizeof sums);                                                                            \
   }
-  __m256 sums[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
-  if (st) {
-    const __m256 s[2] = {_mm256_loadu_ps(st), _mm256_loadu_ps(st + 8)};
-    const __m256 t[2] = {_mm256_loadu_ps(st + ROWS_NR), _mm256_loadu_ps(st + ROWS_NR + 8)};
-    for (int i = 0; i < 12; i++) {
-      sums[i] = _mm256_fmadd_ps(sums[i], s[i % 2], t[i % 2]);
-      if (relu) sums[i] = _mm256_max_ps(_mm256_setzero_ps(), sums[i]);  // keeps a NaN, as the epilogue's select
-    }
-  }
-  for (int i = 0; i < 12; i++) _mm256_storeu_ps(out + 8 * i, sums[i]);
-}
 
-// rows_tile on AVX-512: eight pixels by 32 channels (16 accumulators; eight broadcasts and two weight loads per
-// 16 multiply-adds, where the 6 x 16 AVX2 tile does six and two per 12 at half the width). ResNet's stem on a
-// Zen 4, which splits each AVX-512 multiply-add in two: 1.02-1.06x as fast (at its multiply-add peak; wider gains
-// where the AVX-512 units are whole). `st`: 32 scales, then 32 shifts.
-__attribute__((target("avx512f"))) static void rows_tile_v4(ptrdiff_t k, const float *const *px, const ptrdiff_t *koff,
-                                                            const float *w, ptrdiff_t ldw, float *out, const float *st,
-                                                            int relu) {
-  const float *p0 = px[0], *p1 = px[1], *p2 = px[2], *p3 = px[3], *p4 = px[4], *p5 = px[5], *p6 = px[6], *p7 = px[7];
-  __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
-  __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
-  for (ptrdiff_t kk = 0; kk < k; kk++, w += ldw) {
-    const ptrdiff_t o = koff[kk];
-    const __m512 w0 = _mm512_loadu_ps(w), w1 = _mm512_loadu_ps(w + 16);
-#define PIXEL(j)                                        \
-  {                                                     \
-    const __m512 xv = _mm512_set1_ps(p##j[o]);          \
-    c##j##0 = _mm512_fmadd_ps(xv, w0, c##j##0);         \
-    c##j##1 = _mm512_fmadd_ps(xv, w1, c##j##1);         \
-  }
-    PIXEL(0) PIXEL(1) PIXEL(2) PIXEL(3) PIXEL(4) PIXEL(5) PIXEL(6) PIXEL(7)
-#undef PIXEL
-  }
-  __m512 sums[16] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71};
-  if (st) {
-    const __m512 s[2] = {_mm512_loadu_ps(st), _mm512_loadu_ps(st + 16)};
-    const __m512 t[2] = {_mm512_loadu_ps(st + WIDE_NR), _mm512_loadu_ps(st + WIDE_NR + 16)};
-    for (int i = 0; i < 16; i++) {
-      sums[i] = _mm512_fmadd_ps(sums[i], s[i % 2], t[i % 2]);
-      if (relu) sums[i] = _mm512_max_ps(_mm512_setzero_ps(), sums[i]);  // keeps a NaN, as the epilogue's select
-    }
-  }
-  for (int i = 0; i < 16; i++) _mm512_storeu_ps(out + 16 * i, sums[i]);
-}
+typedef float rows_v8 __attribute__((vector_size(32), aligned(4)));
+typedef float rows_v16 __attribute__((vector_size(64), aligned(4)));
+typedef int rows_i8 __attribute__((vector_size(32), aligned(4)));
+typedef int rows_i16 __attribute__((vector_size(64), aligned(4)));
+#define SIX_PIXELS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#define EIGHT_PIXELS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+// AVX2: six pixels by 16 channels (12 accumulators of 16 registers).
+DEFINE_ROWS_TILE(rows_tile, "avx2,fma", rows_v8, rows_i8, 8, SIX_PIXELS)
+// AVX-512: eight pixels by 32 channels (16 accumulators; eight broadcasts and two weight loads per 16
+// multiply-adds, where the AVX2 tile does six and two per 12 at half the width). ResNet's stem on a Zen 4, which
+// splits each AVX-512 multiply-add in two: 1.02-1.06x as fast (at its multiply-add peak; wider gains where the
+// AVX-512 units are whole).
+DEFINE_ROWS_TILE(rows_tile_v4, "avx512f,fma", rows_v16, rows_i16, 16, EIGHT_PIXELS)
 #endif
 
 // Whether the epilogue runs on the tiles' lanes (scale, shift, ReLU) and the row buffer (the activations that the
