@@ -183,16 +183,20 @@ INLINE int vact_covers(int act) {
   }
 }
 
-// The generic kernel's activation of one register (inline_activation's or vact_v8's): same operations, same bits.
-__attribute__((target("avx2,fma"), always_inline)) static inline __m256 activate_v8(__m256 x, int act, float p) {
-  v8 y = (v8)x;
-  if (inline_activation(act)) {
-    ACTIVATE(v8, i8v, y, act, p);
-  } else {
-    vact_v8(&y, act);
+// The generic kernel's activation of one register (inline_activation's or the ISA's vact_*): same operations, same
+// bits.
+#define DEFINE_ACTIVATE(NAME, TARGET, RT, VT, VI, VACT)                                            \
+  __attribute__((target(TARGET), always_inline)) static inline RT NAME(RT x, int act, float p) {  \
+    VT y = (VT)x;                                                                                  \
+    if (inline_activation(act)) {                                                                  \
+      ACTIVATE(VT, VI, y, act, p);                                                                 \
+    } else {                                                                                       \
+      VACT(&y, act);                                                                               \
+    }                                                                                              \
+    return (RT)y;                                                                                  \
   }
-  return (__m256)y;
-}
+DEFINE_ACTIVATE(activate_v8, "avx2,fma", __m256, v8, i8v, vact_v8)
+DEFINE_ACTIVATE(activate_v16, "avx512f,avx512vl,avx512dq", __m512, v16, i16v, vact_v16)
 
 // micro_v3_2 written out for the AVX2 machines it runs on: named accumulators stay in registers through the k
 // loop and the whole epilogue (any activation computed in registers, the residual before or after it, short
@@ -295,18 +299,6 @@ __attribute__((target("avx2,fma"))) static void micro_v3_6x16(ptrdiff_t k, const
   }
 }
 #define MICRO_V3_WIDE micro_v3_6x16
-
-// The generic kernel's activation of one AVX-512 register: same operations, same bits.
-__attribute__((target("avx512f,avx512vl,avx512dq"), always_inline)) static inline __m512 activate_v16(__m512 x, int act,
-                                                                                                     float p) {
-  v16 y = (v16)x;
-  if (inline_activation(act)) {
-    ACTIVATE(v16, i16v, y, act, p);
-  } else {
-    vact_v16(&y, act);
-  }
-  return (__m512)y;
-}
 
 // micro_v4_1..3 written out as micro_v3_6x16 is, for the same reason: through the generic code the 24
 // accumulators of the 8 x 48 tile were stored to the stack on every step of the k loop (a store per multiply-add,
