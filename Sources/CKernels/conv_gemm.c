@@ -303,10 +303,12 @@ __attribute__((target("avx2,fma"))) static void micro_v3_6x16(ptrdiff_t k, const
 // micro_v4_1..3 written out as micro_v3_6x16 is, for the same reason: through the generic code the 24
 // accumulators of the 8 x 48 tile were stored to the stack on every step of the k loop (a store per multiply-add,
 // half the tile's speed: resnet50 at 2.8x ONNX Runtime's time on a Zen 4). NV vectors per row, a constant of each
-// caller, so that the unused accumulators vanish. Same operations in the same order: same bits. Unlike the AVX2
-// kernel it does not prefetch the output rows (1x1 convs 0.95-1.0x the time without, on a Zen 4; the residual's
-// alone, resnet50 1.0x).
+// caller, so that the unused accumulators vanish. Same operations in the same order: same bits. The prefetches
+// (output and residual rows, B's rows ahead) pay only where those lines are cold, as in a network: resnet50 on a
+// Zen 4 (per-conv times in-process, alternate forwards with and without): its convs 0.97-0.99x the time, the 1x1
+// convs with a residual 0.86-0.95x; the same convs repeated on hot operands gain nothing.
 #define V4_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+enum { B_AHEAD = 8 };
 __attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma"), always_inline)) static inline void micro_v4_body(
     const int NV, ptrdiff_t k, const float *const *arow, const float *b, const ptrdiff_t *boff, const float *init,
     float *tile, const direct_store *ds) {
@@ -318,10 +320,16 @@ __attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma"), always_inline)) sta
   __m512 c##r##2 = init && NV > 2 ? _mm512_loadu_ps(init + (r) * NV * 16 + 32) : zero;
   V4_ROWS(V4_DECL)
 #undef V4_DECL
-  for (ptrdiff_t kk = 0; kk < k; kk++) {
-    const float *bp = b + boff[kk];
-    const __m512 b0 = _mm512_loadu_ps(bp), b1 = NV > 1 ? _mm512_loadu_ps(bp + 16) : zero,
-                 b2 = NV > 2 ? _mm512_loadu_ps(bp + 32) : zero;
+  if (ds) {
+    // In a network the tile's output and residual rows are cold (a map row apart, in memory last touched layers
+    // ago): asked for now, their lines arrive while the products run.
+    for (ptrdiff_t r = 0; r < ds->rows; r++) {
+      for (int v = 0; v < NV; v++) {
+        __builtin_prefetch(ds->c + r * ds->ldc + 16 * v, 1, 3);
+        if (ds->residual) __builtin_prefetch(ds->residual + r * ds->ldc + 16 * v, 0, 3);
+      }
+    }
+  }
 #define V4_ROW(r)                                             \
   {                                                           \
     const __m512 av = _mm512_set1_ps(a##r[kk]);               \
@@ -329,9 +337,26 @@ __attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma"), always_inline)) sta
     if (NV > 1) c##r##1 = _mm512_fmadd_ps(av, b1, c##r##1);   \
     if (NV > 2) c##r##2 = _mm512_fmadd_ps(av, b2, c##r##2);   \
   }
-    V4_ROWS(V4_ROW)
-#undef V4_ROW
+#define V4_STEP                                                                               \
+  {                                                                                           \
+    const float *bp = b + boff[kk];                                                           \
+    const __m512 b0 = _mm512_loadu_ps(bp), b1 = NV > 1 ? _mm512_loadu_ps(bp + 16) : zero,    \
+                 b2 = NV > 2 ? _mm512_loadu_ps(bp + 32) : zero;                               \
+    V4_ROWS(V4_ROW)                                                                           \
   }
+  // B's rows lie a map row apart (1x1 convs read their input in place), and the first panel to meet a column
+  // tile reads them from L3: each row is asked for B_AHEAD steps before its products.
+  ptrdiff_t kk = 0;
+  for (; kk < k - B_AHEAD; kk++) {
+    const float *ahead = b + boff[kk + B_AHEAD];
+    __builtin_prefetch(ahead, 0, 3);
+    if (NV > 1) __builtin_prefetch(ahead + 16, 0, 3);
+    if (NV > 2) __builtin_prefetch(ahead + 32, 0, 3);
+    V4_STEP
+  }
+  for (; kk < k; kk++) V4_STEP
+#undef V4_STEP
+#undef V4_ROW
   const __m512 sums[8][3] = {{c00, c01, c02}, {c10, c11, c12}, {c20, c21, c22}, {c30, c31, c32},
                              {c40, c41, c42}, {c50, c51, c52}, {c60, c61, c62}, {c70, c71, c72}};
   if (!ds) {  // partial sums for the next block of k, or a tile to copy out
