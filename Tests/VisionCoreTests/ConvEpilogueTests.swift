@@ -483,3 +483,62 @@ extension ConvGemmISATests {
         }
     }
 }
+
+/// The output written over the residual: only when the epilogue holds the residual's only reference (handed over
+/// with `consume`) and the kernel reads each residual element before writing there (conv GEMM, Winograd); a
+/// residual the caller still holds, or a view's, keeps its values, and OpenBLAS's small-map products (which
+/// write the output first) take new memory. Every case against the reference.
+@Suite struct ConvResidualOutputTests {
+    /// (input, weight, padding, whether the output may take the residual's memory): a 1x1 conv on the conv GEMM, a
+    /// 3x3 conv on Winograd, a 1x1 reduction on 7x7 maps (OpenBLAS's products per image), a 3x3 conv with too few
+    /// channels for Winograd (the conv GEMM on a small map's explicit columns).
+    static let cases: [([Int], [Int], Int, Bool)] = [
+        ([1, 24, 9, 10], [40, 24, 1, 1], 0, true),
+        ([1, 32, 14, 14], [32, 32, 3, 3], 1, true),
+        ([2, 96, 7, 7], [40, 96, 1, 1], 0, false),
+        ([1, 12, 5, 6], [20, 12, 3, 3], 1, true),
+    ]
+
+    func expected(_ x: Tensor, _ w: Tensor, padding: Int, residual: Tensor, scale: [Float]) throws -> Tensor {
+        let plain = try conv2dReference(x, weight: w, padding: (padding, padding))
+        return try relu(try add(try mul(plain, try Tensor(scale, shape: [1, scale.count, 1, 1])), residual))
+    }
+
+    @Test(arguments: cases.indices)
+    func ownedResidualTakesTheOutput(_ index: Int) throws {
+        let (xs, ws, padding, reusable) = Self.cases[index]
+        let x = try randomTensor(xs, seed: UInt64(200 + index)), w = try randomTensor(ws, seed: UInt64(210 + index), scale: 0.2)
+        let outShape = try conv2dReference(x, weight: w, padding: (padding, padding)).shape
+        let scale = (0..<ws[0]).map { 0.5 + Float($0 % 5) * 0.1 }
+        let residual = try randomTensor(outShape, seed: UInt64(220 + index))
+        let want = try expected(x, w, padding: padding, residual: try residual.copyContiguous(), scale: scale)
+        let memory = residual.pointer(Float.self)
+        let got = try conv2dFused(x, weight: w, padding: (padding, padding),
+                                  epilogue: ConvEpilogue(scale: scale, residual: consume residual, activation: .relu))
+        #expect(try maxRelativeError(got, want) < 1e-5, "case \(index)")
+        #expect((got.pointer(Float.self) == memory) == reusable, "case \(index): output over the residual")
+    }
+
+    @Test(arguments: cases.indices)
+    func heldResidualKeepsItsValues(_ index: Int) throws {
+        let (xs, ws, padding, _) = Self.cases[index]
+        let x = try randomTensor(xs, seed: UInt64(300 + index)), w = try randomTensor(ws, seed: UInt64(310 + index), scale: 0.2)
+        let outShape = try conv2dReference(x, weight: w, padding: (padding, padding)).shape
+        let scale = (0..<ws[0]).map { 0.5 + Float($0 % 5) * 0.1 }
+        let residual = try randomTensor(outShape, seed: UInt64(320 + index)), before = try residual.toArray(Float.self)
+        let got = try conv2dFused(x, weight: w, padding: (padding, padding),
+                                  epilogue: ConvEpilogue(scale: scale, residual: residual, activation: .relu))
+        #expect(try residual.toArray(Float.self) == before, "case \(index)")
+        #expect(got.pointer(Float.self) != residual.pointer(Float.self))
+        #expect(try maxRelativeError(got, try expected(x, w, padding: padding, residual: residual, scale: scale)) < 1e-5)
+        // A view of a larger tensor shares its storage: never written over, even when the view itself is handed over.
+        let wide = try randomTensor([outShape[0], outShape[1] * 2] + outShape.suffix(2), seed: UInt64(330 + index))
+        let wideBefore = try wide.toArray(Float.self)
+        let view = try wide.slice(axis: 1, start: 0, end: outShape[1])
+        let viewValues = try view.copyContiguous()
+        let fromView = try conv2dFused(x, weight: w, padding: (padding, padding),
+                                       epilogue: ConvEpilogue(scale: scale, residual: consume view, activation: .relu))
+        #expect(try wide.toArray(Float.self) == wideBefore, "case \(index): the viewed tensor")
+        #expect(try maxRelativeError(fromView, try expected(x, w, padding: padding, residual: viewValues, scale: scale)) < 1e-5)
+    }
+}

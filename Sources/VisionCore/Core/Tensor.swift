@@ -150,6 +150,10 @@ public struct Tensor: @unchecked Sendable {
         self = c
     }
 
+    /// Whether this value holds the only reference to its storage: no other tensor (copy or view) would see a
+    /// write to it.
+    mutating func ownsStorageAlone() -> Bool { isKnownUniquelyReferenced(&storage) }
+
     /// The elements as a Swift array, in row-major order.
     public func toArray<T: TensorElement>(_ type: T.Type = T.self) throws -> [T] {
         try withUnsafeBufferPointer(as: T.self) { Array($0) }

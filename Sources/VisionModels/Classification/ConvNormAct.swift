@@ -7,13 +7,15 @@ import VisionNN
 /// the inference path can fuse the three (BatchNorm as a per-channel scale and shift in the convolution's
 /// epilogue) in one place without touching the models. In training, BN, the shortcut and a ReLU are one op
 /// (`BatchNorm2d.forward(_:residual:relu:)`); other activations follow it.
-func convNormAct(_ x: Tensor, conv: Conv2d, bn: BatchNorm2d, activation: UnaryOp?, residual: Tensor? = nil) throws -> Tensor {
+func convNormAct(_ x: Tensor, conv: Conv2d, bn: BatchNorm2d, activation: UnaryOp?,
+                 residual: consuming Tensor? = nil) throws -> Tensor {
     if !bn.isTraining && !(Autograd.isRecording && recordsGradient(x, conv, bn, residual)) {
-        // Inference: BatchNorm as the conv's per-channel scale and shift, residual and activation in its epilogue.
-        var epilogue = try inferenceEpilogue(conv: conv, bn: bn, activation: activation)
-        epilogue.residual = residual
+        // Inference: BatchNorm as the conv's per-channel scale and shift, residual and activation in its epilogue
+        // (which writes the output over the residual when the caller handed over its only reference).
         return try conv2dFused(x, weight: conv.weight.value, stride: conv.stride, padding: conv.padding,
-                               dilation: conv.dilation, groups: conv.groups, epilogue: epilogue)
+                               dilation: conv.dilation, groups: conv.groups,
+                               epilogue: try inferenceEpilogue(conv: conv, bn: bn, activation: activation,
+                                                               residual: consume residual))
     }
     if activation == nil || activation == .relu {
         // BatchNorm, the shortcut and ReLU as one op in training (one pass over the output).
@@ -26,11 +28,13 @@ func convNormAct(_ x: Tensor, conv: Conv2d, bn: BatchNorm2d, activation: UnaryOp
 }
 
 /// Eval-mode `bn` after `conv` (and its bias) as a conv epilogue, with `activation` after it.
-func inferenceEpilogue(conv: Conv2d, bn: BatchNorm2d, activation: UnaryOp?) throws -> ConvEpilogue {
+func inferenceEpilogue(conv: Conv2d, bn: BatchNorm2d, activation: UnaryOp?,
+                       residual: consuming Tensor? = nil) throws -> ConvEpilogue {
     var epilogue = try ConvEpilogue.batchNorm(mean: bn.runningMean.value, variance: bn.runningVar.value,
                                               weight: bn.weight?.value, bias: bn.bias?.value, eps: bn.eps,
                                               convBias: conv.bias?.value)
     epilogue.activation = activation
+    epilogue.residual = consume residual
     return epilogue
 }
 

@@ -73,16 +73,20 @@ final class ResNetBlock: Module {
         if let dropPath { register("drop_path", dropPath) }
     }
 
-    override func forward(_ x: Tensor) throws -> Tensor {
-        let shortcut = try downsample.map { try convNormAct(x, conv: $0.0, bn: $0.1, activation: nil) } ?? x
-        var y = x
+    override func forward(_ x: Tensor) throws -> Tensor { try forward(owning: x) }
+
+    /// The block on an input that the caller gives up (`consume`): in inference the last conv then writes its
+    /// output over the identity shortcut, which nothing else holds once the first conv has read it.
+    func forward(owning x: consuming Tensor) throws -> Tensor {
+        let shortcut = if let (conv, bn) = downsample { try convNormAct(x, conv: conv, bn: bn, activation: nil) } else { copy x }
+        var y = consume x
         for (conv, bn) in convs.dropLast() { y = try convNormAct(y, conv: conv, bn: bn, activation: .relu) }
         guard let (conv, bn) = convs.last else { return y }
         if let dropPath, isTraining {
             // Stochastic depth drops the branch before the shortcut joins (timm: drop_path(x) + shortcut).
             return try relu(try add(try dropPath(try convNormAct(y, conv: conv, bn: bn, activation: nil)), shortcut))
         }
-        return try convNormAct(y, conv: conv, bn: bn, activation: .relu, residual: shortcut)
+        return try convNormAct(y, conv: conv, bn: bn, activation: .relu, residual: consume shortcut)
     }
 }
 
@@ -158,7 +162,12 @@ public final class ResNet: ImageClassifier {
         }
         var y = try convNormAct(x, conv: conv1, bn: bn1, activation: .relu)
         y = try maxPool2d(y, kernelSize: (3, 3), stride: (2, 2), padding: (1, 1))
-        for stage in stages { y = try stage(y) }
+        for stage in stages {
+            // Each block owns its input (no reference kept here), so that it may write its output over it.
+            for layer in stage.layers {
+                if let block = layer as? ResNetBlock { y = try block.forward(owning: consume y) } else { y = try layer(y) }
+            }
+        }
         return y
     }
 
