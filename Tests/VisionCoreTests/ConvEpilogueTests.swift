@@ -188,8 +188,8 @@ import CKernels
         #expect(vck_conv_gemm_set_isa(2) == -1)
     }
 
-    /// Maps whose last column tile holds 1, 4 or 8 outputs (AVX-512 runs those on its 8-wide kernel) and 20 (a
-    /// 16-wide one), through the whole epilogue, for every kernel variant.
+    /// Maps whose last column tile holds 1, 4 or 8 outputs (AVX-512 runs the first two on its columns kernel,
+    /// the third on its 8-wide one) and 20 (a 16-wide one), through the whole epilogue, for every kernel variant.
     @Test func narrowLastTilesMatchTheReference() throws {
         defer { _ = vck_conv_gemm_set_isa(0) }
         let w = try randomTensor([11, 13, 1, 1], seed: 14, scale: 0.5)
@@ -481,6 +481,38 @@ extension ConvGemmISATests {
                                                                        dilation: dilation, groups: groups)
             #expect(try maxRelativeError(gw, gwExpected) < 1e-4, "weight gradient case \(index), im2col level \(level)")
         }
+    }
+}
+
+/// Last column tiles of 1 to 4 outputs, which AVX-512 computes with the rows as vector lanes (weights transposed
+/// in registers, eight steps of k at a time; k here with and without a remainder of k % 8): against the reference
+/// through the epilogue, and each image of a batch of two, whose tiles then fall elsewhere (its last columns
+/// inside a full tile), bit for bit the same alone; for every kernel variant.
+extension ConvGemmISATests {
+    @Test func columnsOfTheLastTileMatchTheReference() throws {
+        defer { _ = vck_conv_gemm_set_isa(0) }
+        // (input [batch 2], weight, padding): 49, 50, 51 and 196 columns at batch 1 (1x1: k = 5, 16, 37, 300),
+        // and a 3x3 conv on a 7x7 map's explicit columns (k = 63).
+        let cases: [([Int], [Int], Int)] = [
+            ([2, 5, 7, 7], [12, 5, 1, 1], 0), ([2, 16, 10, 5], [20, 16, 1, 1], 0), ([2, 37, 17, 3], [40, 37, 1, 1], 0),
+            ([2, 300, 14, 14], [24, 300, 1, 1], 0), ([2, 7, 7, 7], [16, 7, 3, 3], 1),
+        ]
+        var tested = 0
+        for level: Int32 in [4, 3, 1] where vck_conv_gemm_set_isa(level) == 0 {
+            for (index, (xs, ws, padding)) in cases.enumerated() {
+                let x = try randomTensor(xs, seed: UInt64(400 + index)), w = try randomTensor(ws, seed: UInt64(410 + index), scale: 0.3)
+                let batch = try expectEpiloguesMatchTheReference(x, w, stride: (1, 1), padding: (padding, padding),
+                                                                 seed: UInt64(420 + index), tolerance: 2e-5,
+                                                                 "ISA \(level) case \(index)")
+                for n in 0..<2 {
+                    let alone = try conv2d(try x.slice(axis: 0, start: n, end: n + 1), weight: w, padding: (padding, padding))
+                    #expect(try alone.toArray(Float.self) == batch.slice(axis: 0, start: n, end: n + 1).contiguous().toArray(Float.self),
+                            "ISA \(level) case \(index): image \(n) alone")
+                }
+            }
+            tested += 1
+        }
+        #expect(tested >= 1)
     }
 }
 
