@@ -540,6 +540,10 @@ static const isa_kernels isa_v4 = {{NULL, micro_v4_8x16, micro_v4_8x32, micro_v4
 static const isa_kernels isa_v3 = {{NULL, micro_v3_1, MICRO_V3_WIDE, NULL}, finish_v3, 6, 8, 2, NULL, NULL};
 static const isa_kernels isa_v1 = {{NULL, micro_v1_1, micro_v1_2, NULL}, finish_v1, 4, 4, 2, NULL, NULL};
 
+// Whether a last tile of `width` outputs takes the columns kernel, which reads B's columns [q, q + width) only
+// (no zero-padded copy needed past B's end).
+static int columns_tile(isa_kernels ks, ptrdiff_t width) { return ks.columns && width <= COLUMNS_NR; }
+
 // Columns a tile of `width` outputs computes: whole vectors, or HALF_NR with the half kernel (nv 0).
 static ptrdiff_t tile_columns(isa_kernels ks, ptrdiff_t width, ptrdiff_t *nv) {
   if (ks.half && width <= HALF_NR) {
@@ -705,7 +709,7 @@ static column_tile make_tile(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t
   ptrdiff_t width = q1 - q < ks.vl * ks.nv ? q1 - q : ks.vl * ks.nv, nv;
   ptrdiff_t nr = tile_columns(ks, width, &nv);
   column_tile t = {job->b + q, job->boff, q, q + width, nv, nr};
-  if (q + nr > job->nq && q + nr > job->readable) {
+  if (q + nr > job->nq && q + nr > job->readable && !columns_tile(ks, width)) {
     pack_columns(job, nr, q, job->nq, 0, job->k, edge);  // one tile: its nq - q columns, zero-padded
     fill_row_offsets(edge_off, job->k, nr);
     t.b = edge;
@@ -736,7 +740,7 @@ static void run_panel(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t i, ptr
   ptrdiff_t rows = me - i < ks.mr ? me - i : ks.mr, nr = t->nr;
   const micro_fn micro = t->nv == 0 ? ks.half : ks.micro[t->nv];
   float sums[MR_MAX * HALF_NR] __attribute__((aligned(64)));
-  if (t->nv == 0 && ks.columns && t->qe - t->q <= COLUMNS_NR) {
+  if (t->nv == 0 && columns_tile(ks, t->qe - t->q)) {
     // The narrow kernel's sums seed the half kernel, which then runs no step of k: its epilogue alone.
     ks.columns(kn, arow, t->b, t->boff, t->qe - t->q, init, sums);
     kn = 0;
@@ -774,7 +778,7 @@ static int alloc_edge(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t q0, pt
   ptrdiff_t last_nv, last_nr = tile_columns(ks, q1 - last, &last_nv);
   *edge = NULL;
   *edge_off = NULL;
-  if (last + last_nr <= job->nq || last + last_nr <= job->readable) return 0;
+  if (last + last_nr <= job->nq || last + last_nr <= job->readable || columns_tile(ks, q1 - last)) return 0;
   *edge = malloc((size_t)k * nr * sizeof(float));
   *edge_off = malloc((size_t)k * sizeof(ptrdiff_t));
   if (*edge && *edge_off) return 0;
