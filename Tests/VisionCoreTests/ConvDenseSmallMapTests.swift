@@ -1,5 +1,6 @@
 import Testing
 @testable import VisionCore
+import CKernels
 
 /// conv2d in training on maps with fewer pixels than kernel taps, which runs through the conv's dense matrix
 /// (`denseConv`): output against conv2dReference, and the input, weight and bias gradients of sum(y * r) against
@@ -69,9 +70,10 @@ import Testing
     }
 }
 
-/// 1x1 convs on small maps (`pointwiseSmallMapsConv` for reductions: OpenBLAS products per image and block of
-/// output channels, an even number of blocks of up to 256; expansions on the conv GEMM): against conv2dReference
-/// with a partial last block, and each image bit for bit the same alone as in a batch.
+/// 1x1 convs on small maps (`pointwiseSmallMapsConv` for reductions without AVX-512: OpenBLAS products per image
+/// and block of output channels, an even number of blocks of up to 256; expansions, and with AVX-512 reductions
+/// too, on the conv GEMM): against conv2dReference with a partial last block, and each image bit for bit the same
+/// alone as in a batch, with the conv GEMM's kernels of every level the CPU has.
 @Suite struct PointwiseSmallMapTests {
     /// Two threads taking the blocks in turn get shares within an eighth of the channels (or one block of 8) of
     /// each other, from blocks of at most 256 channels in whole multiples of 8.
@@ -88,18 +90,21 @@ import Testing
     @Test(arguments: [(300, 320), (150, 170), (300, 20), (150, 20)])
     func matchesTheReferenceAndIgnoresTheBatch(_ cout: Int, _ cin: Int) throws {
         #expect(pointwiseRowBlock(outChannels: cout) == (cout > 256 ? 152 : 80))
+        defer { _ = vck_conv_gemm_set_isa(0) }
         let x = try randomTensor([3, cin, 7, 7], seed: 70), w = try randomTensor([cout, cin, 1, 1], seed: 71, scale: 0.5)
         let b = try randomTensor([cout], seed: 72)
         let geo = try ConvGeometry("conv2d", x: x, weight: w, bias: b, stride: (1, 1), padding: (0, 0),
                                    dilation: (1, 1), groups: 1)
-        #expect(pointwiseSmallMapsApplies(geo) == (cout < cin))
-        let y = try conv2d(x, weight: w, bias: b)
-        // Float sums of up to 320 products against Double ones.
-        #expect(try maxRelativeError(y, try conv2dReference(x, weight: w, bias: b)) < 3e-5)
-        for n in 0..<3 {
-            let alone = try conv2d(try x.slice(axis: 0, start: n, end: n + 1), weight: w, bias: b)
-            #expect(try alone.toArray(Float.self) == y.slice(axis: 0, start: n, end: n + 1).contiguous().toArray(Float.self),
-                    "image \(n)")
+        for level: Int32 in [4, 3, 1] where vck_conv_gemm_set_isa(level) == 0 {
+            #expect(pointwiseSmallMapsApplies(geo) == (cout < cin && level < 4), "ISA \(level)")
+            let y = try conv2d(x, weight: w, bias: b)
+            // Float sums of up to 320 products against Double ones.
+            #expect(try maxRelativeError(y, try conv2dReference(x, weight: w, bias: b)) < 3e-5, "ISA \(level)")
+            for n in 0..<3 {
+                let alone = try conv2d(try x.slice(axis: 0, start: n, end: n + 1), weight: w, bias: b)
+                #expect(try alone.toArray(Float.self) == y.slice(axis: 0, start: n, end: n + 1).contiguous().toArray(Float.self),
+                        "ISA \(level) image \(n)")
+            }
         }
     }
 }

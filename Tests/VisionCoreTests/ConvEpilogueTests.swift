@@ -522,12 +522,12 @@ extension ConvGemmISATests {
 /// write the output first) take new memory. Every case against the reference.
 @Suite struct ConvResidualOutputTests {
     /// (input, weight, padding, whether the output may take the residual's memory): a 1x1 conv on the conv GEMM, a
-    /// 3x3 conv on Winograd, a 1x1 reduction on 7x7 maps (OpenBLAS's products per image), a 3x3 conv with too few
+    /// 3x3 conv on Winograd, a 1x1 conv on 3x3 maps (OpenBLAS's products per image), a 3x3 conv with too few
     /// channels for Winograd (the conv GEMM on a small map's explicit columns).
     static let cases: [([Int], [Int], Int, Bool)] = [
         ([1, 24, 9, 10], [40, 24, 1, 1], 0, true),
         ([1, 32, 14, 14], [32, 32, 3, 3], 1, true),
-        ([2, 96, 7, 7], [40, 96, 1, 1], 0, false),
+        ([2, 96, 3, 3], [40, 96, 1, 1], 0, false),
         ([1, 12, 5, 6], [20, 12, 3, 3], 1, true),
     ]
 

@@ -1,16 +1,18 @@
 import CKernels
 
-/// Whether a conv is 1x1, stride 1, unpadded and ungrouped on small maps (under 64 pixels) and either reduces the
-/// channels or has under 16 pixels: such a conv is a product per image, Y_n = W · X_n, which the batched conv GEMM
-/// would run only after packing the input into its shared column space and before scattering the outputs back,
-/// copies that cost more than the products on maps of a few dozen pixels. Expansions on 16 to 63 pixels run on
-/// the conv GEMM all the same, measured faster at batch 1 and no slower at 8 (resnet50's 512 -> 2048 at 7x7:
-/// 0.69 -> 0.59 ms; its 2048 -> 512, 0.62 here against 0.65 there, stays). The rule ignores the batch size, so
-/// that an image gets the same bits alone or in a batch.
+/// Whether a conv is 1x1, stride 1, unpadded and ungrouped on small maps (under 64 pixels) and either has under
+/// 16 pixels or, on CPUs without AVX-512, reduces the channels: such a conv is a product per image, Y_n = W · X_n,
+/// which the batched conv GEMM would run only after packing the input into its shared column space and before
+/// scattering the outputs back, copies that cost more than the products on maps of a few dozen pixels. Expansions
+/// on 16 to 63 pixels run on the conv GEMM all the same, measured faster at batch 1 and no slower at 8 (resnet50's
+/// 512 -> 2048 at 7x7: 0.69 -> 0.59 ms; its 2048 -> 512, 0.62 here against 0.65 there, on AVX2). With AVX-512's
+/// kernels (a 7x7 map's last column on the columns kernel) the reductions go there too: on a Zen 4, in-process,
+/// resnet50's 2048 -> 512 at 7x7 0.75-0.89x the time at batch 1 and 0.8-0.85x at 8, rexnet_150 0.99x at both.
+/// The rule ignores the batch size, so that an image gets the same bits alone or in a batch.
 func pointwiseSmallMapsApplies(_ g: ConvGeometry) -> Bool {
     let w = g.window, pixels = g.outHeight * g.outWidth
     return w.kernel == (1, 1) && w.stride == (1, 1) && w.padding == (0, 0) && g.groups == 1
-        && pixels < 64 && (g.outChannels < g.inChannels || pixels < 16)
+        && pixels < 64 && (pixels < 16 || g.outChannels < g.inChannels && vck_conv_gemm_isa() < 4)
 }
 
 /// Output channels per OpenBLAS product of `pointwiseSmallMapsConv`: an even number of blocks (multiples of 8) of
