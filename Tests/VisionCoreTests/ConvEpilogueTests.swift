@@ -536,12 +536,18 @@ extension ConvGemmISATests {
         return try relu(try add(try mul(plain, try Tensor(scale, shape: [1, scale.count, 1, 1])), residual))
     }
 
+    /// Case `index`'s input and weight (seeds from `seed`), its padding, output shape and per-channel scales.
+    func operands(_ index: Int, seed: UInt64) throws -> (x: Tensor, w: Tensor, padding: Int, outShape: [Int], scale: [Float]) {
+        let (xs, ws, padding, _) = Self.cases[index]
+        let x = try randomTensor(xs, seed: seed), w = try randomTensor(ws, seed: seed + 10, scale: 0.2)
+        let outShape = try conv2dReference(x, weight: w, padding: (padding, padding)).shape
+        return (x, w, padding, outShape, (0..<ws[0]).map { 0.5 + Float($0 % 5) * 0.1 })
+    }
+
     @Test(arguments: cases.indices)
     func ownedResidualTakesTheOutput(_ index: Int) throws {
-        let (xs, ws, padding, reusable) = Self.cases[index]
-        let x = try randomTensor(xs, seed: UInt64(200 + index)), w = try randomTensor(ws, seed: UInt64(210 + index), scale: 0.2)
-        let outShape = try conv2dReference(x, weight: w, padding: (padding, padding)).shape
-        let scale = (0..<ws[0]).map { 0.5 + Float($0 % 5) * 0.1 }
+        let (x, w, padding, outShape, scale) = try operands(index, seed: UInt64(200 + index))
+        let reusable = Self.cases[index].3
         let residual = try randomTensor(outShape, seed: UInt64(220 + index))
         let want = try expected(x, w, padding: padding, residual: try residual.copyContiguous(), scale: scale)
         let memory = residual.pointer(Float.self)
@@ -553,10 +559,7 @@ extension ConvGemmISATests {
 
     @Test(arguments: cases.indices)
     func heldResidualKeepsItsValues(_ index: Int) throws {
-        let (xs, ws, padding, _) = Self.cases[index]
-        let x = try randomTensor(xs, seed: UInt64(300 + index)), w = try randomTensor(ws, seed: UInt64(310 + index), scale: 0.2)
-        let outShape = try conv2dReference(x, weight: w, padding: (padding, padding)).shape
-        let scale = (0..<ws[0]).map { 0.5 + Float($0 % 5) * 0.1 }
+        let (x, w, padding, outShape, scale) = try operands(index, seed: UInt64(300 + index))
         let residual = try randomTensor(outShape, seed: UInt64(320 + index)), before = try residual.toArray(Float.self)
         let got = try conv2dFused(x, weight: w, padding: (padding, padding),
                                   epilogue: ConvEpilogue(scale: scale, residual: residual, activation: .relu))
