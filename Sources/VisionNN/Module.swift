@@ -59,6 +59,11 @@ open class Module {
 
     public func callAsFunction(_ x: Tensor) throws -> Tensor { try forward(x) }
 
+    /// `forward` on an input the caller gives up (`consume`), so that a layer holding its only reference may
+    /// reuse its memory (ResNet's blocks write their output over the identity shortcut). Same result as
+    /// `forward(x)`, which this default calls.
+    open func forward(owning x: consuming Tensor) throws -> Tensor { try forward(x) }
+
     // MARK: registration (names are the PyTorch attribute names)
 
     public func register(_ name: String, _ p: Parameter) { replace(&ownParameters, name, p) }
@@ -136,6 +141,13 @@ public final class Sequential: Module {
 
     public override func forward(_ x: Tensor) throws -> Tensor {
         try layers.reduce(x) { try $1($0) }
+    }
+
+    /// Each layer takes the previous one's output over (no reference kept here).
+    public override func forward(owning x: consuming Tensor) throws -> Tensor {
+        var y = consume x
+        for layer in layers { y = try layer.forward(owning: consume y) }
+        return y
     }
 }
 

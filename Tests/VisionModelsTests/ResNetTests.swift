@@ -136,6 +136,27 @@ func checkDropPath<Block: Module>(_ model: ImageClassifier, block: Block.Type, c
         #expect(keys.suffix(2) == ["fc.weight", "fc.bias"])
     }
 
+    /// Blocks handed their input (`forward(owning:)`, as the stages pass it on) write their output over the identity
+    /// shortcut in inference (no gradients recorded): two bottleneck blocks in a Sequential return the input's own
+    /// memory, with the bits of the plain `forward`, which leaves its input as it was and takes new memory.
+    @Test func blocksHandedTheirInputWriteOverIt() throws {
+        var rng = RandomGenerator(seed: 5)
+        let blocks = Sequential([
+            try ResNetBlock(kind: .bottleneck, inChannels: 32, planes: 8, stride: 1, dropPath: 0, rng: &rng),
+            try ResNetBlock(kind: .bottleneck, inChannels: 32, planes: 8, stride: 1, dropPath: 0, rng: &rng)])
+        blocks.eval()
+        let x = try randomTensorModels([1, 32, 10, 10], seed: 6), before = try x.toArray(Float.self)
+        let plain = try Autograd.noGrad { try blocks(x) }
+        #expect(try x.toArray(Float.self) == before)
+        #expect(plain.pointer(Float.self) != x.pointer(Float.self))
+        let (y, memory) = try Autograd.noGrad { () throws -> (Tensor, UnsafeMutablePointer<Float>) in
+            let owned = try x.copyContiguous(), memory = owned.pointer(Float.self)
+            return (try blocks.forward(owning: consume owned), memory)
+        }
+        #expect(y.pointer(Float.self) == memory)
+        #expect(try y.toArray(Float.self) == plain.toArray(Float.self))
+    }
+
     @Test func registryEntriesCarryTimmsDefaultConfig() throws {
         for name in ["resnet18", "resnet34", "resnet50", "resnet101"] {
             let e = try ClassifierRegistry.entry(name)

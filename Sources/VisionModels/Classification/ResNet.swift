@@ -77,7 +77,7 @@ final class ResNetBlock: Module {
 
     /// The block on an input that the caller gives up (`consume`): in inference the last conv then writes its
     /// output over the identity shortcut, which nothing else holds once the first conv has read it.
-    func forward(owning x: consuming Tensor) throws -> Tensor {
+    override func forward(owning x: consuming Tensor) throws -> Tensor {
         let shortcut = if let (conv, bn) = downsample { try convNormAct(x, conv: conv, bn: bn, activation: nil) } else { copy x }
         var y = consume x
         for (conv, bn) in convs.dropLast() { y = try convNormAct(y, conv: conv, bn: bn, activation: .relu) }
@@ -162,12 +162,8 @@ public final class ResNet: ImageClassifier {
         }
         var y = try convNormAct(x, conv: conv1, bn: bn1, activation: .relu)
         y = try maxPool2d(y, kernelSize: (3, 3), stride: (2, 2), padding: (1, 1))
-        for stage in stages {
-            // Each block owns its input (no reference kept here), so that it may write its output over it.
-            for layer in stage.layers {
-                if let block = layer as? ResNetBlock { y = try block.forward(owning: consume y) } else { y = try layer(y) }
-            }
-        }
+        // Each block owns its input (no reference kept here), so that it may write its output over it.
+        for stage in stages { y = try stage.forward(owning: consume y) }
         return y
     }
 
