@@ -65,21 +65,6 @@ import Testing
         #expect(try maxRelativeError(try conv2d(x, weight: w1), try conv2dReference(x, weight: w1)) < 1e-5)
     }
 
-    /// The conv GEMM's work split: parts that cover the units in order (some empty when there are few units), none
-    /// larger than the one before it (give or take the rounding), the last about a quarter of the first (so that
-    /// threads finish close together).
-    @Test func guidedPartsCoverTheUnitsInShrinkingSizes() {
-        for (units, parts) in [(805, 6), (43, 6), (5, 6), (196, 12), (1, 3), (1000, 1)] {
-            let starts = (0...parts).map { Threading.guidedStart($0, units: units, parts: parts) }
-            #expect(starts.first == 0 && starts.last == units, "\(units) / \(parts)")
-            let sizes = (0..<parts).map { starts[$0 + 1] - starts[$0] }
-            #expect(zip(sizes, sizes.dropFirst()).allSatisfy { $0 + 1 >= $1 }, "\(units) / \(parts): \(sizes)")
-            if units >= 14 * parts && parts >= 3 {
-                #expect(4 * (sizes.last ?? 0) <= sizes[0] + 4, "\(units) / \(parts): \(sizes)")
-            }
-        }
-    }
-
     @Test func conv2dAcceptsNonContiguousAndUnbatchedInput() throws {
         // [N, H, C, W] permuted to [N, C, H, W]: a view with non-contiguous strides.
         let x = try Self.random([2, 7, 4, 9], seed: 9).permute([0, 2, 1, 3])

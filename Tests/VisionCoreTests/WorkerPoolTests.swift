@@ -92,3 +92,79 @@ import Glibc
         #expect(participantLevels() == [best, best])
     }
 }
+
+/// `Threading.forEachPiece`: pieces that cover the units exactly once at any thread count, nested or not, and a
+/// thread that stalls has the rest of its share taken by the others.
+@Suite struct BalancedPiecesTests {
+    /// How many times each unit was run, and the pieces (thread, range), for `units` at `threads` threads.
+    static func run(_ units: Int, threads: Int) throws -> (counts: [Int], pieces: [(Int, Range<Int>)]) {
+        let counts = Mutex<[Int]>(Array(repeating: 0, count: units)), pieces = Mutex<[(Int, Range<Int>)]>([])
+        try Threading.withThreadCount(threads) {
+            Threading.forEachPiece(units) { piece, thread in
+                counts.withLock { for u in piece { $0[u] += 1 } }
+                pieces.withLock { $0.append((thread, piece)) }
+            }
+        }
+        return (counts.withLock { $0 }, pieces.withLock { $0 })
+    }
+
+    @Test func piecesCoverEveryUnitOnce() throws {
+        for threads in [1, 2, 3, 8] {
+            for units in [0, 1, 2, 5, 17, 98, 1000] {
+                let (counts, pieces) = try Self.run(units, threads: threads)
+                #expect(counts == Array(repeating: 1, count: units), "\(units) units, \(threads) threads")
+                #expect(pieces.allSatisfy { !$0.1.isEmpty && $0.0 >= 0 && $0.0 < max(1, min(threads, units)) })
+            }
+        }
+        // One thread: one piece, the whole range.
+        #expect(try Self.run(40, threads: 1).pieces.map(\.1) == [0..<40])
+    }
+
+    @Test func nestedCallsStillCoverEveryUnitOnce() throws {
+        // Inside a pool job the participants run one after another on the calling thread.
+        let counts = Mutex<[Int]>(Array(repeating: 0, count: 64))
+        try Threading.withThreadCount(2) {
+            Threading.runOnThreads(2) { t in
+                guard t == 0 else { return }
+                Threading.forEachPiece(64) { piece in counts.withLock { for u in piece { $0[u] += 1 } } }
+            }
+        }
+        #expect(counts.withLock { $0 } == Array(repeating: 1, count: 64))
+    }
+
+    @Test func piecesShrinkAndStartOnContiguousShares() throws {
+        // Thread 0's first piece is a third of its share [0, 500); the pieces it then takes from its share's front
+        // follow on, each no larger than the one before.
+        let (_, pieces) = try Self.run(1000, threads: 2)
+        let mine = pieces.filter { $0.0 == 0 }.map(\.1)
+        #expect(mine.first == 0..<167)
+        var front = [mine[0]]
+        for piece in mine.dropFirst() where piece.lowerBound == front.last!.upperBound { front.append(piece) }
+        #expect(front.count >= 2 && zip(front, front.dropFirst()).allSatisfy { $0.count >= $1.count }, "\(front)")
+    }
+
+    @Test func aStalledThreadHasItsShareTaken() throws {
+        // The thread that starts on the second share sleeps through its first piece; the other takes the rest.
+        let osThreads = Mutex<Set<Int>>([])
+        let (counts, pieces) = try { () throws -> ([Int], [(Int, Range<Int>)]) in
+            let counts = Mutex<[Int]>(Array(repeating: 0, count: 300)), pieces = Mutex<[(Int, Range<Int>)]>([])
+            try Threading.withThreadCount(2) {
+                Threading.forEachPiece(300) { piece, thread in
+                    if piece.lowerBound == 150 { usleep(200_000) }
+                    let me = Int(bitPattern: UInt(pthread_self()))
+                    osThreads.withLock { _ = $0.insert(me) }
+                    counts.withLock { for u in piece { $0[u] += 1 } }
+                    pieces.withLock { $0.append((thread, piece)) }
+                }
+            }
+            return (counts.withLock { $0 }, pieces.withLock { $0 })
+        }()
+        #expect(counts == Array(repeating: 1, count: 300))
+        // Unless another test held the pool (then one thread ran everything in order), the thread that did not
+        // stall ran most of the stalled thread's share [150, 300).
+        if osThreads.withLock({ $0.count }) == 2, let stalled = pieces.first(where: { $0.1.lowerBound == 150 })?.0 {
+            let taken = pieces.filter { $0.0 != stalled && $0.1.lowerBound >= 150 }.map(\.1.count).reduce(0, +)
+            #expect(taken >= 90, "\(pieces)")
+        }
+    }
+}

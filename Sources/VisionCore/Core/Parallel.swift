@@ -39,30 +39,6 @@ public enum Threading {
     /// application thread) the n calls run in order on the calling thread.
     public static func runOnThreads(_ n: Int, _ body: (Int) -> Void) { SpinPool.shared.run(n, body) }
 
-    /// Where part `i` of `units` units of work split into `parts` parts begins (part `parts` begins at `units`),
-    /// for threads that claim the parts in order: the first third of the parts weigh 4, the second 2, the last 1
-    /// (six parts: 4/14, 4/14, 2/14, 2/14, 1/14, 1/14 of the units), so that the threads finish within a small
-    /// last part of each other. Equal parts left a thread idle for up to a sixth of a conv at the join (resnet50
-    /// at batch 1, 2 threads: 6.3 -> 4.2 ms of idle thread time per forward, 0.97-0.98x the time; single convs
-    /// 0.92-1.01x).
-    public static func guidedStart(_ i: Int, units: Int, parts: Int) -> Int {
-        func weight(_ j: Int) -> Int { 3 * j < parts ? 4 : 3 * j < 2 * parts ? 2 : 1 }
-        var before = 0, total = 0
-        for j in 0..<parts {
-            total += weight(j)
-            if j < i { before += weight(j) }
-        }
-        return units * before / total
-    }
-
-    /// Part `i` of `count` items cut into `parts` parts of whole `unit`s (the last unit may be partial) by
-    /// `guidedStart`: empty where the units run out before the parts do.
-    public static func guidedRange(_ i: Int, count: Int, unit: Int, parts: Int) -> Range<Int> {
-        let units = (count + unit - 1) / unit
-        let lower = min(count, guidedStart(i, units: units, parts: parts) * unit)
-        return lower..<max(lower, min(count, guidedStart(i + 1, units: units, parts: parts) * unit))
-    }
-
     /// Sets OpenBLAS to one thread (once). Code that calls CBLAS directly, outside VisionCore's kernels, calls it
     /// first: otherwise OpenBLAS splits each product over its own threads, which then compete with this pool's.
     public static func prepareBLAS() { _ = blasSingleThreaded }

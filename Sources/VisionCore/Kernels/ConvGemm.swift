@@ -145,14 +145,12 @@ func convGemm(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<F
     let b = packed.map { UnsafePointer($0.pointer(Float.self)) } ?? x
     let m = g.outPerGroup, k = plan.offsets.count, nq = plan.columns, ohw = g.outHeight * g.outWidth
     let (mr, nr) = convGemmTile
-    // Splits per GEMM: about three work items per thread, of decreasing sizes (`Threading.guidedStart`; threads
-    // claim them dynamically; each output is computed whole by one item, so the split does not change its bits).
-    // A column chunk re-reads all the weights and a row block all the input columns, so the larger operand is the
-    // one split.
-    let threads = Threading.threadCount, gemms = plan.gemms
-    let tiles = (nq + nr - 1) / nr, panels = (m + mr - 1) / mr
-    let splits = gemms >= 2 * threads ? 1 : (3 * threads + gemms - 1) / gemms
-    let chunks = nq >= m ? min(tiles, splits) : 1, rowBlocks = nq >= m ? 1 : min(panels, splits)
+    // The work is cut into units of whole register tiles of one GEMM: column tiles where the columns outnumber
+    // the rows, else row panels (a column unit re-reads all the weights, a row unit all the input columns, so
+    // the larger operand is the one cut). The threads take pieces of units (`Threading.forEachPiece`); each output
+    // is computed whole by one piece, so the split does not change its bits.
+    let gemms = plan.gemms, byColumns = nq >= m
+    let unitsPerGemm = byColumns ? (nq + nr - 1) / nr : (m + mr - 1) / mr, unit = byColumns ? nr : mr
     let act = epi.cActivation, residual = epi.cResidual
     let failed = Atomic<Bool>(false)
     let sb = SendablePointer(UnsafeMutablePointer(mutating: b)), sw = SendablePointer(UnsafeMutablePointer(mutating: w))
@@ -162,16 +160,13 @@ func convGemm(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<F
             let so2 = SendablePointer(UnsafeMutablePointer(mutating: offsets.baseAddress!))
             // Row blocks would each read every column tile of B where it lies (k rows a B row apart; in a network,
             // fresh from the previous layer in L3): one tile-major copy packed beforehand serves them all.
-            let columns = rowBlocks > 1 && gemms == 1
+            let columns = !byColumns && gemms == 1 && Threading.threadCount > 1
                 ? try packedColumns(b + plan.inputBase(image: 0, group: 0), offsets: offsets.baseAddress!, k: k, nq: nq)
                 : nil
             let pb = columns.map { SendablePointer($0.tensor.pointer(Float.self)) }, packedNR = columns?.nr ?? 0
-            forEachWorkItem(gemms * chunks * rowBlocks, scratch: 0) { item, _ in
-                let block = item % rowBlocks, chunk = (item / rowBlocks) % chunks, gemm = item / (rowBlocks * chunks)
-                let (n, grp) = plan.batched ? (0, gemm) : (gemm / g.groups, gemm % g.groups)
-                let rowRange = Threading.guidedRange(block, count: m, unit: mr, parts: rowBlocks)
-                let columnRange = Threading.guidedRange(chunk, count: nq, unit: nr, parts: chunks)
+            func runGemm(_ gemm: Int, _ rowRange: Range<Int>, _ columnRange: Range<Int>) {
                 guard !rowRange.isEmpty, !columnRange.isEmpty else { return }
+                let (n, grp) = plan.batched ? (0, gemm) : (gemm / g.groups, gemm % g.groups)
                 let channel0 = grp * m
                 let inBase = plan.inputBase(image: n, group: grp)
                 let outBase = (n * g.outChannels + channel0) * ohw
@@ -186,6 +181,16 @@ func convGemm(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<F
                 if vck_conv_gemm_run(&job, rowRange.lowerBound, rowRange.upperBound, columnRange.lowerBound,
                                      columnRange.upperBound) != 0 {
                     failed.store(true, ordering: .relaxed)
+                }
+            }
+            Threading.forEachPiece(gemms * unitsPerGemm) { piece in
+                // A piece may span GEMMs (batches, groups): each GEMM's part of it in turn.
+                var u = piece.lowerBound
+                while u < piece.upperBound {
+                    let gemm = u / unitsPerGemm, end = min(piece.upperBound, (gemm + 1) * unitsPerGemm)
+                    let cut = (u - gemm * unitsPerGemm) * unit..<min(byColumns ? nq : m, (end - gemm * unitsPerGemm) * unit)
+                    runGemm(gemm, byColumns ? 0..<m : cut, byColumns ? cut : 0..<nq)
+                    u = end
                 }
             }
             withExtendedLifetime(columns) {}

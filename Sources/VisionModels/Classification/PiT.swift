@@ -417,32 +417,25 @@ extension PiT {
         let px = MutablePointerBox(x), py = MutablePointerBox(y.pointer(Float.self))
         let pq = MutablePointerBox(qkv.pointer(Float.self)), pa = MutablePointerBox(a.pointer(Float.self))
         let ph = MutablePointerBox(hid.pointer(Float.self))
-        // Long sequences: row chunks, each running the whole block chain on its rows through OpenBLAS (its packing
-        // of the weights is small next to the rows' arithmetic here): three per thread, of decreasing sizes in
-        // whole 8-row units (Threading.guidedStart), which the threads claim in turn (one per thread left one
-        // waiting for the other: pit_s / pit_ti batch 1 0.94-0.96x the time with three).
-        let chunks = max(1, min(3 * threads, rows / 16))
-        // The first row of chunk `ci` and its number of rows.
-        @Sendable func rowRange(_ ci: Int) -> (first: Int, count: Int) {
-            let range = Threading.guidedRange(ci, count: rows, unit: 8, parts: chunks)
-            return (range.lowerBound, range.count)
+        // Long sequences: pieces of whole 8-row units (Threading.forEachPiece), each running the whole block chain on
+        // its rows through OpenBLAS (its packing of the weights is small next to the rows' arithmetic here).
+        func forEachRowPiece(_ body: (_ first: Int, _ count: Int) -> Void) {
+            Threading.forEachPiece((rows + 7) / 8) { piece in
+                let first = piece.lowerBound * 8
+                body(first, min(rows, piece.upperBound * 8) - first)
+            }
         }
         @Sendable func qkvRows(_ blk: RawBlock, _ r0: Int, _ m: Int) {
             layerNormRows(px.value + r0 * dim, py.value + r0 * dim, rows: m, dim: dim, blk.norm1)
             linearRows(blk.qkv, py.value + r0 * dim, pq.value + r0 * 3 * dim, rows: m, cols: 0..<(3 * dim), accumulate: false)
         }
         let first = raw[0]
-        forEachItem(chunks, threads: threads) { ci in
-            let (r0, m) = rowRange(ci)
-            if m > 0 { qkvRows(first, r0, m) }
-        }
+        forEachRowPiece { r0, m in qkvRows(first, r0, m) }
         for (j, blk) in raw.enumerated() {
             attention(pq.value, pa.value, batch: batch, seqLen: seqLen, dim: dim, heads: heads, columns: nil,
                       scratch: attentionScratch)
             let nextBlock = j + 1 < raw.count ? raw[j + 1] : nil
-            forEachItem(chunks, threads: threads) { ci in
-                let (r0, m) = rowRange(ci)
-                guard m > 0 else { return }
+            forEachRowPiece { r0, m in
                 let xr = px.value + r0 * dim
                 linearRows(blk.proj, pa.value + r0 * dim, xr, rows: m, cols: 0..<dim, accumulate: true)
                 layerNormRows(xr, py.value + r0 * dim, rows: m, dim: dim, blk.norm2)
@@ -478,15 +471,15 @@ extension PiT {
             let boff = MutablePointerBox(UnsafeMutablePointer(mutating: ob.baseAddress!))
             var mr = 0, nr = 0
             vck_conv_gemm_tile(&mr, &nr)
-            // Slices of the output features in whole register tiles, three per thread of decreasing sizes
-            // (Threading.guidedStart), which the threads claim in turn: with one equal slice per thread, one thread
-            // often waited for the other (pit_s batch 1, 2 threads: 7.1 ms of idle thread time in 44 ms of these
-            // layers per forward, against 3.0 now; the whole forward 0.83x the time, pit_ti's too).
-            func slices(_ n: Int) -> [Range<Int>] {
-                let parts = min((n + mr - 1) / mr, 3 * threads)
-                return (0..<parts).map { Threading.guidedRange($0, count: n, unit: mr, parts: parts) }.filter { !$0.isEmpty }
+            // Pieces of the output features in whole register tiles (Threading.forEachPiece): with one equal slice
+            // per thread, one thread often waited for the other (pit_s batch 1, 2 threads: 7.1 ms of idle thread
+            // time in 44 ms of these layers per forward; three slices per thread of decreasing sizes, claimed in
+            // turn, left 3.0; the whole forward 0.83x the time, pit_ti's too).
+            func forEachFeaturePiece(_ n: Int, _ body: (_ features: Range<Int>, _ thread: Int) -> Void) {
+                Threading.forEachPiece((n + mr - 1) / mr) { piece, thread in
+                    body(piece.lowerBound * mr..<min(n, piece.upperBound * mr), thread)
+                }
             }
-            let dimSlices = slices(dim), qkvSlices = slices(3 * dim), hiddenSlices = slices(hidden)
             let failed = Atomic<Bool>(false)
             @Sendable func linear(_ l: RawLinear, _ input: UnsafeMutablePointer<Float>, _ output: UnsafeMutablePointer<Float>,
                                   _ features: Range<Int>, activation: Int32 = -1, accumulate: Bool = false) {
@@ -512,21 +505,21 @@ extension PiT {
             }
             for blk in raw {
                 normalized.initialize(repeating: false, count: threads)
-                forEachItem(qkvSlices.count, threads: threads) { i, thread in
-                    linear(blk.qkv, normalizedColumns(blk.norm1, thread: thread), pq.value, qkvSlices[i])
+                forEachFeaturePiece(3 * dim) { features, thread in
+                    linear(blk.qkv, normalizedColumns(blk.norm1, thread: thread), pq.value, features)
                 }
                 attention(pq.value, pa.value, batch: batch, seqLen: seqLen, dim: dim, heads: heads, columns: ld,
                           scratch: attentionScratch)
-                forEachItem(dimSlices.count, threads: threads) { i in
-                    linear(blk.proj, pa.value, px.value, dimSlices[i], accumulate: true)
+                forEachFeaturePiece(dim) { features, _ in
+                    linear(blk.proj, pa.value, px.value, features, accumulate: true)
                 }
                 normalized.initialize(repeating: false, count: threads)
-                forEachItem(hiddenSlices.count, threads: threads) { i, thread in
-                    linear(blk.fc1, normalizedColumns(blk.norm2, thread: thread), ph.value, hiddenSlices[i],
+                forEachFeaturePiece(hidden) { features, thread in
+                    linear(blk.fc1, normalizedColumns(blk.norm2, thread: thread), ph.value, features,
                            activation: Int32(VCK_GELU_ERF))
                 }
-                forEachItem(dimSlices.count, threads: threads) { i in
-                    linear(blk.fc2, ph.value, px.value, dimSlices[i], accumulate: true)
+                forEachFeaturePiece(dim) { features, _ in
+                    linear(blk.fc2, ph.value, px.value, features, accumulate: true)
                 }
             }
             if failed.load(ordering: .relaxed) { throw VisionError.outOfMemory("PiT: no memory for the GEMM's scratch buffers") }
