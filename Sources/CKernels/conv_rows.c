@@ -79,41 +79,57 @@ static int epilogue_in_tiles(const vck_conv_rows *job) {
          act != VCK_HARD_SIGMOID;
 }
 
+#ifdef VCK_X86
+// The channel blocks of an output row: 32 channels on the AVX-512 tile where more than 16 remain (the conv GEMM's
+// ISA choice of the calling thread, which tests switch), else 16 on the AVX2 one. Their widths sum to the
+// channels rounded up to 16.
+static ptrdiff_t block_width(const vck_conv_rows *job, ptrdiff_t c0, int avx512) {
+  return avx512 && job->cout - c0 > ROWS_NR ? WIDE_NR : ROWS_NR;
+}
+
+// Output row oy's channels [c0, c0 + nr) pixel-major at `out` ([ow][nr]; the lanes past the channels hold the
+// padding weights' zeros), through the epilogue when epilogue_in_tiles; `st` receives the block's scales and
+// shifts (nr of each, padded with 1 and 0).
+static void row_block(const vck_conv_rows *job, ptrdiff_t oy, ptrdiff_t c0, ptrdiff_t nr, int in_tiles, float *st,
+                      float *out) {
+  const ptrdiff_t ow = job->ow, channels = job->cout - c0 < nr ? job->cout - c0 : nr;
+  const int wide = nr == WIDE_NR, act = job->activation;
+  const ptrdiff_t mr = wide ? WIDE_MR : ROWS_MR, tiles = (ow + mr - 1) / mr;
+  const float *row = job->x + oy * job->sh * job->wp;
+  for (ptrdiff_t c = 0; c < nr; c++) {
+    st[c] = c < channels && job->scale ? job->scale[c0 + c] : 1.0f;
+    st[nr + c] = c < channels && job->shift ? job->shift[c0 + c] : 0.0f;
+  }
+  for (ptrdiff_t t = 0; t < tiles; t++) {
+    const float *px[WIDE_MR];
+    for (ptrdiff_t j = 0; j < mr; j++) {
+      const ptrdiff_t ox = t * mr + j < ow ? t * mr + j : ow - 1;  // the last tile repeats a pixel
+      px[j] = row + ox * job->sw;
+    }
+    // The last tile's repeated pixels land past the row (the caller's buffer has room for a whole tile).
+    if (wide)
+      rows_tile_v4(job->k, px, job->koff, job->wt + c0, job->cp, out + t * mr * nr, in_tiles ? st : NULL,
+                   act == VCK_RELU);
+    else
+      rows_tile(job->k, px, job->koff, job->wt + c0, job->cp, out + t * mr * nr, in_tiles ? st : NULL,
+                act == VCK_RELU);
+  }
+  if (in_tiles && act != -1 && act != VCK_RELU) vck_activation(act, out, out, ow * nr);
+}
+#endif
+
 int vck_conv_rows_run(const vck_conv_rows *job, ptrdiff_t oy0, ptrdiff_t oy1, float *scratch) {
 #ifdef VCK_X86
   __builtin_cpu_init();
   if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return -1;
   const ptrdiff_t ow = job->ow, ohw = job->oh * ow;
-  const int in_tiles = epilogue_in_tiles(job), act = job->activation;
-  // Blocks of 32 channels on the AVX-512 tile where more than 16 remain (the conv GEMM's ISA choice of the
-  // calling thread, which tests switch), else of 16 on the AVX2 one.
-  const int avx512 = vck_conv_gemm_isa() == 4;
+  const int in_tiles = epilogue_in_tiles(job), act = job->activation, avx512 = vck_conv_gemm_isa() == 4;
   for (ptrdiff_t oy = oy0; oy < oy1; oy++) {
-    const float *row = job->x + oy * job->sh * job->wp;
     for (ptrdiff_t c0 = 0, nr; c0 < job->cout; c0 += nr) {
-      const int wide = avx512 && job->cout - c0 > ROWS_NR;
-      nr = wide ? WIDE_NR : ROWS_NR;
-      const ptrdiff_t mr = wide ? WIDE_MR : ROWS_MR, tiles = (ow + mr - 1) / mr;
+      nr = block_width(job, c0, avx512);
       const ptrdiff_t channels = job->cout - c0 < nr ? job->cout - c0 : nr;
-      float st[2 * WIDE_NR];  // the block's nr scales, then its nr shifts, padded with 1 and 0
-      for (ptrdiff_t c = 0; c < nr; c++) {
-        st[c] = c < channels && job->scale ? job->scale[c0 + c] : 1.0f;
-        st[nr + c] = c < channels && job->shift ? job->shift[c0 + c] : 0.0f;
-      }
-      for (ptrdiff_t t = 0; t < tiles; t++) {
-        const float *px[WIDE_MR];
-        for (ptrdiff_t j = 0; j < mr; j++) {
-          const ptrdiff_t ox = t * mr + j < ow ? t * mr + j : ow - 1;  // the last tile repeats a pixel
-          px[j] = row + ox * job->sw;
-        }
-        if (wide)
-          rows_tile_v4(job->k, px, job->koff, job->wt + c0, job->cp, scratch + t * mr * nr, in_tiles ? st : NULL,
-                       act == VCK_RELU);
-        else
-          rows_tile(job->k, px, job->koff, job->wt + c0, job->cp, scratch + t * mr * nr, in_tiles ? st : NULL,
-                    act == VCK_RELU);
-      }
-      if (in_tiles && act != -1 && act != VCK_RELU) vck_activation(act, scratch, scratch, ow * nr);
+      float st[2 * WIDE_NR];
+      row_block(job, oy, c0, nr, in_tiles, st, scratch);
       float *y = job->y + c0 * ohw + oy * ow;
       vck_transpose(scratch, ow, channels, nr, y, ohw);
       if (in_tiles) continue;
@@ -130,6 +146,77 @@ int vck_conv_rows_run(const vck_conv_rows *job, ptrdiff_t oy0, ptrdiff_t oy1, fl
   (void)job;
   (void)oy0;
   (void)oy1;
+  (void)scratch;
+  return -1;
+#endif
+}
+
+ptrdiff_t vck_conv_rows_pool_scratch(const vck_conv_rows *job, const vck_pool_window *pool) {
+  const ptrdiff_t cp = (job->cout + 15) / 16 * 16, row = (job->ow + WIDE_MR) * cp;
+  return pool->kh * row + pool->ow * WIDE_NR + 2 * WIDE_NR;
+}
+
+// One pooled row of a channel block: pooled[px][c] = the max over the window's conv rows lines[0 .. rows) (each
+// [ow][nr], channel-minor) and its in-map columns, starting from the first element and taking a larger one or a
+// NaN (max_pool2d's rule: a NaN in the window wins). Channels are the vector lanes.
+CLONES static void pool_block(const float *const *lines, ptrdiff_t rows, ptrdiff_t ow, ptrdiff_t nr,
+                              const vck_pool_window *pool, float *restrict pooled) {
+  for (ptrdiff_t px = 0; px < pool->ow; px++) {
+    const ptrdiff_t left = px * pool->sw - pool->pw;
+    const ptrdiff_t x0 = left < 0 ? 0 : left, x1 = left + pool->kw < ow ? left + pool->kw : ow;
+    for (ptrdiff_t c0 = 0; c0 < nr; c0 += 16) {  // 16 channels at a time, in registers
+      float m[16];
+      for (int c = 0; c < 16; c++) m[c] = lines[0][x0 * nr + c0 + c];
+      for (ptrdiff_t r = 0; r < rows; r++)
+        for (ptrdiff_t x = r == 0 ? x0 + 1 : x0; x < x1; x++) {
+          const float *restrict v = lines[r] + x * nr + c0;
+          for (int c = 0; c < 16; c++) m[c] = v[c] > m[c] || v[c] != v[c] ? v[c] : m[c];
+        }
+      for (int c = 0; c < 16; c++) pooled[px * nr + c0 + c] = m[c];
+    }
+  }
+}
+
+int vck_conv_rows_pool_run(const vck_conv_rows *job, const vck_pool_window *pool, ptrdiff_t py0, ptrdiff_t py1,
+                           ptrdiff_t *tags, float *scratch) {
+#ifdef VCK_X86
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") || !epilogue_in_tiles(job) || pool->kh < 1 ||
+      pool->kh > 4)
+    return -1;
+  const ptrdiff_t ow = job->ow, cp = (job->cout + 15) / 16 * 16, row = (ow + WIDE_MR) * cp;
+  const ptrdiff_t pw = pool->ow, pohw = pool->oh * pool->ow;
+  const int avx512 = vck_conv_gemm_isa() == 4;
+  float *ring = scratch, *pooled = ring + pool->kh * row, *st = pooled + pw * WIDE_NR;
+  for (ptrdiff_t py = py0; py < py1; py++) {
+    // The window's conv rows [r0, r1) (within the map), each in ring slot r % kh: made unless already there.
+    const ptrdiff_t top = py * pool->sh - pool->ph;
+    const ptrdiff_t r0 = top < 0 ? 0 : top, r1 = top + pool->kh < job->oh ? top + pool->kh : job->oh;
+    for (ptrdiff_t r = r0; r < r1; r++) {
+      float *slot = ring + (r % pool->kh) * row;
+      if (tags[r % pool->kh] == r) continue;
+      for (ptrdiff_t c0 = 0, nr; c0 < job->cout; c0 += nr) {
+        nr = block_width(job, c0, avx512);
+        row_block(job, r, c0, nr, 1, st, slot + c0 * (ow + WIDE_MR));
+      }
+      tags[r % pool->kh] = r;
+    }
+    for (ptrdiff_t c0 = 0, nr; c0 < job->cout; c0 += nr) {
+      nr = block_width(job, c0, avx512);
+      const ptrdiff_t channels = job->cout - c0 < nr ? job->cout - c0 : nr;
+      const float *lines[4];
+      for (ptrdiff_t r = r0; r < r1; r++) lines[r - r0] = ring + (r % pool->kh) * row + c0 * (ow + WIDE_MR);
+      pool_block(lines, r1 - r0, ow, nr, pool, pooled);
+      vck_transpose(pooled, pw, channels, nr, job->y + c0 * pohw + py * pw, pohw);
+    }
+  }
+  return 0;
+#else
+  (void)job;
+  (void)pool;
+  (void)py0;
+  (void)py1;
+  (void)tags;
   (void)scratch;
   return -1;
 #endif

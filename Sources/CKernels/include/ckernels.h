@@ -126,6 +126,20 @@ typedef struct {
 /// Computes output rows [oy0, oy1) of `job` with `scratch` (32 * ow + 256 floats); returns 0, or -1 without
 /// AVX2 and FMA (nothing written).
 int vck_conv_rows_run(const vck_conv_rows *job, ptrdiff_t oy0, ptrdiff_t oy1, float *scratch);
+/// A max pooling window over a conv's output map (no dilation; kh at most 4), and the pooled map's size.
+typedef struct {
+  ptrdiff_t kh, kw, sh, sw, ph, pw;
+  ptrdiff_t oh, ow;
+} vck_pool_window;
+/// Floats of scratch that vck_conv_rows_pool_run needs (a ring of kh conv rows, one pooled row, scales).
+ptrdiff_t vck_conv_rows_pool_scratch(const vck_conv_rows *job, const vck_pool_window *pool);
+/// Pooled rows [py0, py1) of `pool` over one image's conv output (job->y: that image's pooled planes,
+/// [cout][pool->oh][pool->ow]), the conv rows made as needed into the ring at the start of `scratch`, whose row
+/// numbers `tags` (kh entries, -1 for none) records: a caller that keeps both across calls for the same image
+/// makes each row once. Needs the epilogue in the tiles (no residual, not ReLU6, LeakyReLU or the hard ones);
+/// returns 0, or -1 without AVX2 and FMA, with another epilogue, or kh outside 1...4 (nothing written).
+int vck_conv_rows_pool_run(const vck_conv_rows *job, const vck_pool_window *pool, ptrdiff_t py0, ptrdiff_t py1,
+                           ptrdiff_t *tags, float *scratch);
 
 /// Copies `channels` contiguous h x w planes into the zero-padded, stride-phase-split layout read by a strided
 /// convolution's GEMM: per channel, sh * sw phase blocks (py, px) of `rows` x `rw`, element (r, col) holding the

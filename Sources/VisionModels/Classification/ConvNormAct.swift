@@ -27,6 +27,20 @@ func convNormAct(_ x: Tensor, conv: Conv2d, bn: BatchNorm2d, activation: UnaryOp
     return y
 }
 
+/// convNormAct, then max_pool2d of its output (a network stem). At inference one pass that writes only the pooled
+/// map where the conv's kernels allow (`conv2dFusedMaxPool`), with the same bits.
+func convNormActMaxPool(_ x: Tensor, conv: Conv2d, bn: BatchNorm2d, activation: UnaryOp?, poolKernel: (Int, Int),
+                        poolStride: (Int, Int), poolPadding: (Int, Int)) throws -> Tensor {
+    if !bn.isTraining && !(Autograd.isRecording && recordsGradient(x, conv, bn, nil)) && conv.groups == 1
+        && conv.dilation == (1, 1) {
+        return try conv2dFusedMaxPool(x, weight: conv.weight.value, stride: conv.stride, padding: conv.padding,
+                                      epilogue: try inferenceEpilogue(conv: conv, bn: bn, activation: activation),
+                                      poolKernel: poolKernel, poolStride: poolStride, poolPadding: poolPadding)
+    }
+    return try maxPool2d(try convNormAct(x, conv: conv, bn: bn, activation: activation), kernelSize: poolKernel,
+                         stride: poolStride, padding: poolPadding)
+}
+
 /// Eval-mode `bn` after `conv` (and its bias) as a conv epilogue, with `activation` after it.
 func inferenceEpilogue(conv: Conv2d, bn: BatchNorm2d, activation: UnaryOp?,
                        residual: consuming Tensor? = nil) throws -> ConvEpilogue {

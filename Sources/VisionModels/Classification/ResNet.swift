@@ -160,8 +160,8 @@ public final class ResNet: ImageClassifier {
         guard x.rank == 4, x.shape[1] == inChans, x.dtype == .float32 else {
             throw VisionError.shapeMismatch("\(name): input must be float32 [B, \(inChans), H, W], got \(x.dtype) \(x.shape)")
         }
-        var y = try convNormAct(x, conv: conv1, bn: bn1, activation: .relu)
-        y = try maxPool2d(y, kernelSize: (3, 3), stride: (2, 2), padding: (1, 1))
+        var y = try convNormActMaxPool(x, conv: conv1, bn: bn1, activation: .relu, poolKernel: (3, 3), poolStride: (2, 2),
+                                       poolPadding: (1, 1))
         // Each block owns its input (no reference kept here), so that it may write its output over it.
         for stage in stages { y = try stage.forward(owning: consume y) }
         return y
