@@ -220,7 +220,7 @@ static ptrdiff_t stage_floats(const vck_winograd *job, ptrdiff_t tiles) {
 ptrdiff_t vck_winograd_scratch(const vck_winograd *job, ptrdiff_t tiles) {
   const ptrdiff_t tx = (job->ow + 1) / 2, rows = block_rows(job), cols = column_block(job), cin = job->cin;
   const ptrdiff_t common = 9 * cin + 4 * row_floats(tx) + job->w;
-  const ptrdiff_t by_columns = 16 * cin * v_stride(tiles) + block_u_floats(job) + 16 * rows * tiles;
+  const ptrdiff_t by_columns = (job->v ? 0 : 16 * cin * v_stride(tiles)) + block_u_floats(job) + 16 * rows * tiles;
   const ptrdiff_t by_rows = 16 * tiles * cin + 16 * cin * cols + 2 * 16 * tiles * cols + stage_floats(job, tiles);
   return common + (by_columns > by_rows ? by_columns : by_rows) + 8;
 }
@@ -479,27 +479,46 @@ static int run_tiles_as_rows(const vck_winograd *job, ptrdiff_t t0, ptrdiff_t t1
   return status;
 }
 
+ptrdiff_t vck_winograd_input_floats(const vck_winograd *job, ptrdiff_t tiles) {
+  return tiles_as_rows(job) ? 0 : 16 * job->cin * v_stride(tiles);
+}
+
+// V[xi][ci][tile - t0] (rows vs apart) of channels [c0, c1) for tiles [t0, t1); `buf` and `zeros` as in the run.
+static void input_tiles(const vck_winograd *job, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t c0, ptrdiff_t c1, float *v,
+                        ptrdiff_t vs, float *buf, const float *zeros, int vec) {
+  const ptrdiff_t tx = (job->ow + 1) / 2, ty = (job->oh + 1) / 2, cin = job->cin;
+  FOR_TILE_PIECES(t0, t1, tx, {
+    const ptrdiff_t n = row / ty, oy = (row - n * ty) * 2;
+    for (ptrdiff_t ci = c0; ci < c1; ci++)
+      input_row(job->x + (n * cin + ci) * job->h * job->w, job->h, job->w, oy - job->ph, job->pw, ta, tb, zeros,
+                buf, v + ci * vs + at, cin * vs, vec);
+  })
+}
+
+void vck_winograd_input(const vck_winograd *job, ptrdiff_t tiles, ptrdiff_t c0, ptrdiff_t c1, float *v, float *buf) {
+  const ptrdiff_t tx = (job->ow + 1) / 2;
+  float *rows = buf + 9 * job->cin, *zeros = rows + 4 * row_floats(tx);
+  memset(zeros, 0, (size_t)job->w * sizeof(float));
+  input_tiles(job, 0, tiles, c0, c1, v, v_stride(tiles), rows, zeros, vector_transforms());
+}
+
 int vck_winograd_run(const vck_winograd *job, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t co0, ptrdiff_t co1,
                      float *scratch) {
-  const ptrdiff_t tx = (job->ow + 1) / 2, ty = (job->oh + 1) / 2, nt = t1 - t0;
+  const ptrdiff_t tx = (job->ow + 1) / 2, nt = t1 - t0;
   const ptrdiff_t cin = job->cin, cout = job->cout, ub = block_rows(job);
   if (nt <= 0 || co0 >= co1) return 0;
   const int vec = vector_transforms();
   if (tiles_as_rows(job)) return run_tiles_as_rows(job, t0, t1, co0, co1, scratch, vec);
   const ptrdiff_t vs = v_stride(nt);
   float *wbuf = scratch, *buf = wbuf + 9 * cin, *zeros = buf + 4 * row_floats(tx);
-  float *v = zeros + job->w, *u = v + 16 * cin * vs, *m = u + block_u_floats(job);
+  // V[xi][ci][tile - t0]: the job's (all its tiles, made beforehand) or transformed here.
+  float *own_v = zeros + job->w, *u = own_v + (job->v ? 0 : 16 * cin * vs), *m = u + block_u_floats(job);
+  const float *v = job->v ? job->v : own_v;
   memset(zeros, 0, (size_t)job->w * sizeof(float));
   ptrdiff_t *boff = malloc((size_t)cin * sizeof(ptrdiff_t));
   if (!boff) return -1;
   for (ptrdiff_t kk = 0; kk < cin; kk++) boff[kk] = kk * vs;
-  // Input transform: V[xi][ci][tile - t0].
-  FOR_TILE_PIECES(t0, t1, tx, {
-    const ptrdiff_t n = row / ty, oy = (row - n * ty) * 2;
-    for (ptrdiff_t ci = 0; ci < cin; ci++)
-      input_row(job->x + (n * cin + ci) * job->h * job->w, job->h, job->w, oy - job->ph, job->pw, ta, tb, zeros,
-                buf, v + ci * vs + at, cin * vs, vec);
-  })
+  if (!job->v) input_tiles(job, t0, t1, 0, cin, own_v, vs, buf, zeros, vec);
   int status = 0;
   for (ptrdiff_t b0 = co0; b0 < co1 && status == 0; b0 += ub) {
     const ptrdiff_t b1 = co1 - b0 < ub ? co1 : b0 + ub, rows = b1 - b0;

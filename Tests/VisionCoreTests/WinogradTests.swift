@@ -58,6 +58,26 @@ import CKernels
         #expect(levels >= 1)
     }
 
+    /// One chunk of tiles on several threads (resnet50's 14x14 convs at batch 1): its input transformed once by all
+    /// of them and the output channels taken in pieces; the same bits as on one thread (one part that transforms
+    /// its input itself), at every kernel level (AVX2 with 128 input channels takes the tiles as rows, unshared).
+    @Test func oneChunkOnSeveralThreadsGivesTheBitsOfOne() throws {
+        defer { _ = vck_conv_gemm_set_isa(0) }
+        var levels = 0
+        for level: Int32 in [4, 3, 1] where vck_conv_gemm_set_isa(level) == 0 {
+            levels += 1
+            for (index, (xs, ws)) in [([1, 64, 14, 14], [70, 64, 3, 3]), ([1, 256, 14, 14], [256, 256, 3, 3])].enumerated() {
+                let x = try randomTensor(xs, seed: UInt64(90 + index)), w = try randomTensor(ws, seed: UInt64(95 + index), scale: 0.1)
+                let one = try Threading.withThreadCount(1) { try conv2d(x, weight: w, padding: (1, 1)) }.toArray(Float.self)
+                for threads in [2, 3] {
+                    let many = try Threading.withThreadCount(threads) { try conv2d(x, weight: w, padding: (1, 1)) }
+                    #expect(try many.toArray(Float.self) == one, "case \(index), ISA \(level), \(threads) threads")
+                }
+            }
+        }
+        #expect(levels >= 1)
+    }
+
     /// 16 input channels (the output channels as the GEMMs' rows) and 136 (the tiles as rows, on AVX2).
     @Test(arguments: [16, 136]) func fusedEpilogueMatchesTheComposition(_ cin: Int) throws {
         let x = try randomTensor([3, cin, 10, 10], seed: 1), w = try randomTensor([24, cin, 3, 3], seed: 2, scale: 0.3)

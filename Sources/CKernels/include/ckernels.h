@@ -229,6 +229,9 @@ typedef struct {
   int transposed;
   /* NULL, or the weights transformed beforehand by vck_winograd_weights, [16][cout][cin] */
   const float *u;
+  /* NULL, or the input transformed beforehand by vck_winograd_input for every tile of the job (one chunk), which
+     each vck_winograd_run call then reads instead of transforming its tiles itself */
+  const float *v;
   ptrdiff_t cout, oh, ow;
   float *y;
   const float *scale, *shift, *residual;
@@ -239,6 +242,12 @@ typedef struct {
 
 /// Transformed weights u[xi][o][i] ([16][cout][cin]) for the output channels [o0, o1); `buf`: 9 * cin floats.
 void vck_winograd_weights(const vck_winograd *job, ptrdiff_t o0, ptrdiff_t o1, float *u, float *buf);
+/// Floats of the transformed input of all `tiles` tiles (vck_winograd_input's `v`), or 0 where vck_winograd_run
+/// would not read it (the GEMM's order with the tiles as rows, AVX2 with 128 input channels or more).
+ptrdiff_t vck_winograd_input_floats(const vck_winograd *job, ptrdiff_t tiles);
+/// Transforms input channels [c0, c1) of all `tiles` tiles into `v` (vck_winograd_input_floats floats; `buf`:
+/// vck_winograd_scratch floats), for the job's `v`.
+void vck_winograd_input(const vck_winograd *job, ptrdiff_t tiles, ptrdiff_t c0, ptrdiff_t c1, float *v, float *buf);
 /// Floats of scratch that vck_winograd_run needs for a chunk of `tiles` tiles.
 ptrdiff_t vck_winograd_scratch(const vck_winograd *job, ptrdiff_t tiles);
 /// Computes output channels [co0, co1) of tiles [t0, t1) (tile t: row t / tx, column t % tx, tx = ceil(ow / 2));
@@ -257,4 +266,5 @@ void vck_depthwise_plane(const float *x, ptrdiff_t h, ptrdiff_t w, ptrdiff_t k, 
 
 /// A spin-wait hint (x86 `pause`): lets the sibling hyperthread run and saves power while a thread polls a flag.
 void vck_cpu_relax(void);
+
 #endif

@@ -34,7 +34,7 @@ func winogradConv(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePoint
     let cin = g.inChannels, cout = g.outChannels
     let threads = Threading.threadCount
     var job = vck_winograd(x: x, cin: cin, h: g.height, w: g.width, ph: g.window.padding.0, pw: g.window.padding.1,
-                           weights: w, transposed: transposedWeights ? 1 : 0, u: nil, cout: cout, oh: g.outHeight,
+                           weights: w, transposed: transposedWeights ? 1 : 0, u: nil, v: nil, cout: cout, oh: g.outHeight,
                            ow: g.outWidth, y: out, scale: epi.scale, shift: epi.shift, residual: epi.cResidual,
                            activation: epi.cActivation, parameter: epi.parameter,
                            residual_after: epi.residualAfter ? 1 : 0)
@@ -69,18 +69,47 @@ func winogradConv(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePoint
         }
         job.u = UnsafePointer(pu.p)
     }
-    let scratch = withUnsafePointer(to: job) { vck_winograd_scratch($0, chunk) }
     let failed = Atomic<Bool>(false)
-    let box = UncheckedBox(job)
-    withExtendedLifetime(shared) {
-        forEachWorkItem(chunks * parts, scratch: scratch) { item, buf in
-            let t0 = (item / parts) * chunk, co0 = (item % parts) * rowsPerPart
-            guard co0 < cout else { return }
-            let status = withUnsafePointer(to: box.value) {
-                vck_winograd_run($0, t0, min(tiles, t0 + chunk), co0, min(cout, co0 + rowsPerPart), buf)
+    // One chunk split over the threads (resnet50's 14x14 convs at batch 1): its input transformed once, by all
+    // threads over the channels, and the output channels taken in pieces (`Threading.forEachPiece`), rather than
+    // each of `parts` fixed parts transforming the whole input again and the threads waiting for the slower one.
+    let vFloats = chunks == 1 && parts > 1 ? withUnsafePointer(to: job) { vck_winograd_input_floats($0, tiles) } : 0
+    if vFloats > 0 {
+        let v = try Tensor.uninitialized([vFloats])
+        let pv = SendablePointer(v.pointer(Float.self)), inputBox = UncheckedBox(job)
+        let inputScratch = withUnsafePointer(to: job) { vck_winograd_scratch($0, tiles) }
+        let blocks = min(cin, 4 * threads), per = (cin + blocks - 1) / blocks
+        forEachWorkItem(blocks, scratch: inputScratch) { item, buf in
+            let c0 = item * per
+            guard c0 < cin else { return }
+            withUnsafePointer(to: inputBox.value) { vck_winograd_input($0, tiles, c0, min(cin, c0 + per), pv.p, buf) }
+        }
+        job.v = UnsafePointer(pv.p)
+        let scratch = withUnsafePointer(to: job) { vck_winograd_scratch($0, tiles) }
+        let buffers = try Tensor.uninitialized([threads * scratch]), pb = SendablePointer(buffers.pointer(Float.self))
+        let box = UncheckedBox(job), unit = 8
+        withExtendedLifetime((shared, v, buffers)) {
+            Threading.forEachPiece((cout + unit - 1) / unit) { piece, thread in
+                let status = withUnsafePointer(to: box.value) {
+                    vck_winograd_run($0, 0, tiles, piece.lowerBound * unit, min(cout, piece.upperBound * unit),
+                                     pb.p + thread * scratch)
+                }
+                if status != 0 { failed.store(true, ordering: .relaxed) }
             }
-            if status != 0 {
-                failed.store(true, ordering: .relaxed)
+        }
+    } else {
+        let scratch = withUnsafePointer(to: job) { vck_winograd_scratch($0, chunk) }
+        let box = UncheckedBox(job)
+        withExtendedLifetime(shared) {
+            forEachWorkItem(chunks * parts, scratch: scratch) { item, buf in
+                let t0 = (item / parts) * chunk, co0 = (item % parts) * rowsPerPart
+                guard co0 < cout else { return }
+                let status = withUnsafePointer(to: box.value) {
+                    vck_winograd_run($0, t0, min(tiles, t0 + chunk), co0, min(cout, co0 + rowsPerPart), buf)
+                }
+                if status != 0 {
+                    failed.store(true, ordering: .relaxed)
+                }
             }
         }
     }
