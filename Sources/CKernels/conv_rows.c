@@ -151,9 +151,12 @@ int vck_conv_rows_run(const vck_conv_rows *job, ptrdiff_t oy0, ptrdiff_t oy1, fl
 #endif
 }
 
-ptrdiff_t vck_conv_rows_pool_scratch(const vck_conv_rows *job, const vck_pool_window *pool) {
-  const ptrdiff_t cp = (job->cout + 15) / 16 * 16, row = (job->ow + WIDE_MR) * cp;
-  return pool->kh * row + pool->ow * WIDE_NR + 2 * WIDE_NR;
+// Floats of one conv row in the pooling ring: every channel block of ow pixels, with room for a last tile's
+// repeated pixels.
+static ptrdiff_t ring_row_floats(ptrdiff_t cout, ptrdiff_t ow) { return (ow + WIDE_MR) * ((cout + 15) / 16 * 16); }
+
+ptrdiff_t vck_conv_rows_pool_scratch(ptrdiff_t cout, ptrdiff_t ow, const vck_pool_window *pool) {
+  return pool->kh * ring_row_floats(cout, ow) + pool->ow * WIDE_NR + 2 * WIDE_NR;
 }
 
 // One pooled row of a channel block: pooled[px][c] = the max over the window's conv rows lines[0 .. rows) (each
@@ -184,7 +187,7 @@ int vck_conv_rows_pool_run(const vck_conv_rows *job, const vck_pool_window *pool
   if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") || !epilogue_in_tiles(job) || pool->kh < 1 ||
       pool->kh > 4)
     return -1;
-  const ptrdiff_t ow = job->ow, cp = (job->cout + 15) / 16 * 16, row = (ow + WIDE_MR) * cp;
+  const ptrdiff_t ow = job->ow, row = ring_row_floats(job->cout, ow);
   const ptrdiff_t pw = pool->ow, pohw = pool->oh * pool->ow;
   const int avx512 = vck_conv_gemm_isa() == 4;
   float *ring = scratch, *pooled = ring + pool->kh * row, *st = pooled + pw * WIDE_NR;

@@ -131,8 +131,9 @@ typedef struct {
   ptrdiff_t kh, kw, sh, sw, ph, pw;
   ptrdiff_t oh, ow;
 } vck_pool_window;
-/// Floats of scratch that vck_conv_rows_pool_run needs (a ring of kh conv rows, one pooled row, scales).
-ptrdiff_t vck_conv_rows_pool_scratch(const vck_conv_rows *job, const vck_pool_window *pool);
+/// Floats of scratch that vck_conv_rows_pool_run needs for a conv of `cout` channels and `ow` output columns (a
+/// ring of kh conv rows, one pooled row, scales).
+ptrdiff_t vck_conv_rows_pool_scratch(ptrdiff_t cout, ptrdiff_t ow, const vck_pool_window *pool);
 /// Pooled rows [py0, py1) of `pool` over one image's conv output (job->y: that image's pooled planes,
 /// [cout][pool->oh][pool->ow]), the conv rows made as needed into the ring at the start of `scratch`, whose row
 /// numbers `tags` (kh entries, -1 for none) records: a caller that keeps both across calls for the same image

@@ -60,6 +60,15 @@ extension Threading {
         forEachPiece(units) { piece, _ in body(piece) }
     }
 
+    /// forEachPiece over the elements 0..<count in units of `unit` elements (the last one may be shorter): `body`
+    /// gets ranges of elements, and the thread that runs them.
+    public static func forEachPiece(of count: Int, unit: Int, _ body: (_ range: Range<Int>, _ thread: Int) -> Void) {
+        let unit = max(1, unit)
+        forEachPiece((count + unit - 1) / unit) { piece, thread in
+            body(piece.lowerBound * unit..<min(count, piece.upperBound * unit), thread)
+        }
+    }
+
     /// forEachPiece that also tells `body` which of the threads (0..<threadCount) runs the piece, for per-thread
     /// scratch.
     public static func forEachPiece(_ units: Int, _ body: (_ piece: Range<Int>, _ thread: Int) -> Void) {

@@ -18,14 +18,10 @@ public func conv2dFusedMaxPool(_ x: Tensor, weight: Tensor, stride: (Int, Int) =
                              dilation: (1, 1), groups: 1)
     try epilogue.validate(outShape: g.outShape)
     guard convRowsMaxPoolApplies(g, pool, epilogue) else { return try unfused(epilogue) }
-    // The pooled map's size and max_pool2d's checks (on the conv's output map).
-    try pool.validate("max_pool2d")
-    guard pool.padding.0 <= pool.kernel.0 / 2, pool.padding.1 <= pool.kernel.1 / 2 else { return try unfused(epilogue) }
-    let shapes = "conv output \(g.outShape), \(pool)"
-    let ph = try Window2d.poolOutput("max_pool2d", input: g.outHeight, kernel: pool.kernel.0, stride: pool.stride.0,
-                                     padding: pool.padding.0, dilation: 1, ceilMode: false, shapes: shapes)
-    let pw = try Window2d.poolOutput("max_pool2d", input: g.outWidth, kernel: pool.kernel.1, stride: pool.stride.1,
-                                     padding: pool.padding.1, dilation: 1, ceilMode: false, shapes: shapes)
+    // max_pool2d's checks and pooled size, on the conv's output map.
+    let pooled = try PoolGeometry("max_pool2d", shape: g.outShape, kernelSize: pool.kernel, stride: pool.stride,
+                                  padding: pool.padding, dilation: (1, 1), ceilMode: false)
+    let (ph, pw) = (pooled.outHeight, pooled.outWidth)
     let out = try Tensor.uninitialized([g.batch, g.outChannels, ph, pw])
     if out.count == 0 { return out }
     let xc = try x.contiguous(), wc = try weight.detach().contiguous()

@@ -100,9 +100,7 @@ func convRowsMaxPool(_ g: ConvGeometry, _ pool: Window2d, pooledHeight ph: Int, 
     var window = vck_pool_window(kh: pool.kernel.0, kw: pool.kernel.1, sh: pool.stride.0, sw: pool.stride.1,
                                  ph: pool.padding.0, pw: pool.padding.1, oh: ph, ow: pw)
     let threads = Threading.threadCount
-    let perThread = withUnsafePointer(to: operands.job(g, image: 0, offsets: [], epi, out)) { job in
-        withUnsafePointer(to: &window) { vck_conv_rows_pool_scratch(job, $0) }
-    }
+    let perThread = vck_conv_rows_pool_scratch(g.outChannels, g.outWidth, &window)
     let scratch = try Tensor.uninitialized([threads * perThread])
     // Per thread: the image its ring holds, then the ring's row numbers.
     let kh = pool.kernel.0

@@ -10,10 +10,17 @@ struct PoolGeometry {
     init(_ op: String, x: Tensor, kernelSize: (Int, Int), stride: (Int, Int)?, padding: (Int, Int),
          dilation: (Int, Int), ceilMode: Bool) throws {
         try x.requireDType(.float32, op)
-        let n = x.shape[0], c = x.shape[1]
-        height = x.shape[2]; width = x.shape[3]
+        try self.init(op, shape: x.shape, kernelSize: kernelSize, stride: stride, padding: padding, dilation: dilation,
+                      ceilMode: ceilMode)
+    }
+
+    /// The geometry of pooling an NCHW input of `shape` (the fused conv and pool's conv output included).
+    init(_ op: String, shape: [Int], kernelSize: (Int, Int), stride: (Int, Int)?, padding: (Int, Int),
+         dilation: (Int, Int), ceilMode: Bool) throws {
+        let n = shape[0], c = shape[1]
+        height = shape[2]; width = shape[3]
         guard c >= 1, height >= 1, width >= 1 else {
-            throw VisionError.shapeMismatch("\(op): input \(x.shape) must have non-zero channels, height and width")
+            throw VisionError.shapeMismatch("\(op): input \(shape) must have non-zero channels, height and width")
         }
         planes = n * c
         window = Window2d(kernel: kernelSize, stride: stride ?? kernelSize, padding: padding, dilation: dilation)
@@ -24,7 +31,7 @@ struct PoolGeometry {
         }
         // Built only for an error message (interpolating the shapes costs microseconds per call).
         let placed = window
-        func shapes() -> String { "input \(x.shape), \(placed)" }
+        func shapes() -> String { "input \(shape), \(placed)" }
         outHeight = try Window2d.poolOutput(op, input: height, kernel: kernelSize.0, stride: window.stride.0,
                                             padding: padding.0, dilation: dilation.0, ceilMode: ceilMode, shapes: shapes())
         outWidth = try Window2d.poolOutput(op, input: width, kernel: kernelSize.1, stride: window.stride.1,

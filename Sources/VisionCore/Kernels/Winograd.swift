@@ -90,12 +90,11 @@ func winogradConv(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePoint
         let scratch = withUnsafePointer(to: job) { vck_winograd_scratch($0, tiles) }
         let pb = SendablePointer(UnsafeMutablePointer<Float>.allocate(capacity: threads * scratch))
         defer { pb.p.deallocate() }
-        let box = UncheckedBox(job), unit = 8
+        let box = UncheckedBox(job)
         withExtendedLifetime(shared) {
-            Threading.forEachPiece((cout + unit - 1) / unit) { piece, thread in
+            Threading.forEachPiece(of: cout, unit: 8) { channels, thread in
                 let status = withUnsafePointer(to: box.value) {
-                    vck_winograd_run($0, 0, tiles, piece.lowerBound * unit, min(cout, piece.upperBound * unit),
-                                     pb.p + thread * scratch)
+                    vck_winograd_run($0, 0, tiles, channels.lowerBound, channels.upperBound, pb.p + thread * scratch)
                 }
                 if status != 0 { failed.store(true, ordering: .relaxed) }
             }

@@ -420,10 +420,7 @@ extension PiT {
         // Long sequences: pieces of whole 8-row units (Threading.forEachPiece), each running the whole block chain on
         // its rows through OpenBLAS (its packing of the weights is small next to the rows' arithmetic here).
         func forEachRowPiece(_ body: (_ first: Int, _ count: Int) -> Void) {
-            Threading.forEachPiece((rows + 7) / 8) { piece in
-                let first = piece.lowerBound * 8
-                body(first, min(rows, piece.upperBound * 8) - first)
-            }
+            Threading.forEachPiece(of: rows, unit: 8) { range, _ in body(range.lowerBound, range.count) }
         }
         @Sendable func qkvRows(_ blk: RawBlock, _ r0: Int, _ m: Int) {
             layerNormRows(px.value + r0 * dim, py.value + r0 * dim, rows: m, dim: dim, blk.norm1)
@@ -471,15 +468,10 @@ extension PiT {
             let boff = MutablePointerBox(UnsafeMutablePointer(mutating: ob.baseAddress!))
             var mr = 0, nr = 0
             vck_conv_gemm_tile(&mr, &nr)
-            // Pieces of the output features in whole register tiles (Threading.forEachPiece): with one equal slice
-            // per thread, one thread often waited for the other (pit_s batch 1, 2 threads: 7.1 ms of idle thread
+            // The linear layers' output features go in pieces of whole register tiles (Threading.forEachPiece): with
+            // one equal slice per thread, one thread often waited for the other (pit_s batch 1, 2 threads: 7.1 ms of idle thread
             // time in 44 ms of these layers per forward; three slices per thread of decreasing sizes, claimed in
             // turn, left 3.0; the whole forward 0.83x the time, pit_ti's too).
-            func forEachFeaturePiece(_ n: Int, _ body: (_ features: Range<Int>, _ thread: Int) -> Void) {
-                Threading.forEachPiece((n + mr - 1) / mr) { piece, thread in
-                    body(piece.lowerBound * mr..<min(n, piece.upperBound * mr), thread)
-                }
-            }
             let failed = Atomic<Bool>(false)
             @Sendable func linear(_ l: RawLinear, _ input: UnsafeMutablePointer<Float>, _ output: UnsafeMutablePointer<Float>,
                                   _ features: Range<Int>, activation: Int32 = -1, accumulate: Bool = false) {
@@ -505,20 +497,20 @@ extension PiT {
             }
             for blk in raw {
                 normalized.initialize(repeating: false, count: threads)
-                forEachFeaturePiece(3 * dim) { features, thread in
+                Threading.forEachPiece(of: 3 * dim, unit: mr) { features, thread in
                     linear(blk.qkv, normalizedColumns(blk.norm1, thread: thread), pq.value, features)
                 }
                 attention(pq.value, pa.value, batch: batch, seqLen: seqLen, dim: dim, heads: heads, columns: ld,
                           scratch: attentionScratch)
-                forEachFeaturePiece(dim) { features, _ in
+                Threading.forEachPiece(of: dim, unit: mr) { features, _ in
                     linear(blk.proj, pa.value, px.value, features, accumulate: true)
                 }
                 normalized.initialize(repeating: false, count: threads)
-                forEachFeaturePiece(hidden) { features, thread in
+                Threading.forEachPiece(of: hidden, unit: mr) { features, thread in
                     linear(blk.fc1, normalizedColumns(blk.norm2, thread: thread), ph.value, features,
                            activation: Int32(VCK_GELU_ERF))
                 }
-                forEachFeaturePiece(dim) { features, _ in
+                Threading.forEachPiece(of: dim, unit: mr) { features, _ in
                     linear(blk.fc2, ph.value, px.value, features, accumulate: true)
                 }
             }
