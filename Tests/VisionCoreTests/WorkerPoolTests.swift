@@ -133,38 +133,49 @@ import Glibc
     }
 
     @Test func piecesShrinkAndStartOnContiguousShares() throws {
-        // Thread 0's first piece is a third of its share [0, 500); the pieces it then takes from its share's front
-        // follow on, each no larger than the one before.
+        // Thread 0's first piece starts its share [0, 500) and is a third of what was left of it: 167 units when
+        // the other thread took none of it (which it may, when the caller's thread starts late on a loaded
+        // machine); the pieces it then takes from its share's front follow on, each no larger than the one before.
         let (_, pieces) = try Self.run(1000, threads: 2)
         let mine = pieces.filter { $0.0 == 0 }.map(\.1)
-        #expect(mine.first == 0..<167)
+        let stolen = pieces.contains { $0.0 != 0 && $0.1.lowerBound < 500 }
+        #expect(mine.first?.lowerBound == 0 && (mine.first?.count ?? 0) <= 167)
+        if !stolen { #expect(mine.first == 0..<167) }
         var front = [mine[0]]
         for piece in mine.dropFirst() where piece.lowerBound == front.last!.upperBound { front.append(piece) }
-        #expect(front.count >= 2 && zip(front, front.dropFirst()).allSatisfy { $0.count >= $1.count }, "\(front)")
+        #expect(zip(front, front.dropFirst()).allSatisfy { $0.count >= $1.count }, "\(front)")
+        if !stolen { #expect(front.count >= 2) }
     }
 
     @Test func aStalledThreadHasItsShareTaken() throws {
         // The thread that starts on the second share sleeps through its first piece; the other takes the rest.
-        let osThreads = Mutex<Set<Int>>([])
-        let (counts, pieces) = try { () throws -> ([Int], [(Int, Range<Int>)]) in
-            let counts = Mutex<[Int]>(Array(repeating: 0, count: 300)), pieces = Mutex<[(Int, Range<Int>)]>([])
+        let clock = ContinuousClock()
+        let woke = Mutex<ContinuousClock.Instant?>(nil)
+        let (counts, pieces) = try { () throws -> ([Int], [(Int, Range<Int>, ContinuousClock.Instant)]) in
+            let counts = Mutex<[Int]>(Array(repeating: 0, count: 300))
+            let pieces = Mutex<[(Int, Range<Int>, ContinuousClock.Instant)]>([])
             try Threading.withThreadCount(2) {
                 Threading.forEachPiece(300) { piece, thread in
-                    if piece.lowerBound == 150 { usleep(200_000) }
-                    let me = Int(bitPattern: UInt(pthread_self()))
-                    osThreads.withLock { _ = $0.insert(me) }
+                    if piece.lowerBound == 150 {
+                        usleep(200_000)
+                        woke.withLock { $0 = clock.now }
+                    }
                     counts.withLock { for u in piece { $0[u] += 1 } }
-                    pieces.withLock { $0.append((thread, piece)) }
+                    pieces.withLock { $0.append((thread, piece, clock.now)) }
                 }
             }
             return (counts.withLock { $0 }, pieces.withLock { $0 })
         }()
         #expect(counts == Array(repeating: 1, count: 300))
-        // Unless another test held the pool (then one thread ran everything in order), the thread that did not
-        // stall ran most of the stalled thread's share [150, 300).
-        if osThreads.withLock({ $0.count }) == 2, let stalled = pieces.first(where: { $0.1.lowerBound == 150 })?.0 {
+        // Unless a loaded machine kept the other thread from finishing its own share well before the stalled one
+        // woke, the thread that did not stall ran most of the stalled thread's share [150, 300). (When another test
+        // holds the pool, the two run one after the other on one thread: the first still takes the second's share.)
+        if let stalled = pieces.first(where: { $0.1.lowerBound == 150 })?.0,
+           let wake = woke.withLock({ $0 }),
+           let ownDone = pieces.filter({ $0.0 != stalled && $0.1.lowerBound < 150 }).map(\.2).max(),
+           ownDone < wake - .milliseconds(50) {
             let taken = pieces.filter { $0.0 != stalled && $0.1.lowerBound >= 150 }.map(\.1.count).reduce(0, +)
-            #expect(taken >= 90, "\(pieces)")
+            #expect(taken >= 90, "\(pieces.map { ($0.0, $0.1) })")
         }
     }
 }
