@@ -11,12 +11,16 @@
 
 // Where a micro-kernel stores a tile whose columns are contiguous outputs: straight to C with the epilogue
 // applied in registers (rows past `rows` are not stored). Pointers are already offset to the tile's first row.
+// `next_a`: the first of the next panel's 8 weight rows (next_lda apart), which the kernel asks for while its
+// products run, or NULL.
 typedef struct {
   float *c;
   ptrdiff_t ldc, rows;
   const float *scale, *shift, *residual;
   int activation, after;
   float parameter;
+  const float *next_a;
+  ptrdiff_t next_lda;
 } direct_store;
 
 
@@ -326,6 +330,8 @@ __attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma"), always_inline)) sta
   const float *const res = ds ? ds->residual : NULL, *const scale = ds ? ds->scale : NULL;
   const float *const shift = ds ? ds->shift : NULL;
   const ptrdiff_t ldc = ds ? ds->ldc : 0;
+  const float *const next_a = ds ? ds->next_a : NULL;
+  const ptrdiff_t next_lda = ds ? ds->next_lda : 0;
   if (ds && ds->rows == 8) {
     // In a network the tile's output and residual rows are cold (a map row apart, in memory last touched layers
     // ago): asked for now, their lines arrive while the products run. (Written out for whole panels: the loop
@@ -360,13 +366,16 @@ __attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma"), always_inline)) sta
     V4_ROWS(V4_ROW)                                                                           \
   }
   // B's rows lie a map row apart (1x1 convs read their input in place), and the first panel to meet a column
-  // tile reads them from L3: each row is asked for B_AHEAD steps before its products.
+  // tile reads them from L3: each row is asked for B_AHEAD steps before its products. The next panel's weights
+  // (cold in a network, and rows of a few hundred floats are too short for the hardware prefetcher to follow
+  // eight at once) come one line every other step, row after row: all 8 x k of them by the end of the loop.
   ptrdiff_t kk = 0;
   for (; kk < k - B_AHEAD; kk++) {
     const float *ahead = b + boff[kk + B_AHEAD];
     __builtin_prefetch(ahead, 0, 3);
     if (NV > 1) __builtin_prefetch(ahead + 16, 0, 3);
     if (NV > 2) __builtin_prefetch(ahead + 32, 0, 3);
+    if (next_a && !(kk & 1)) __builtin_prefetch(next_a + ((kk >> 1) & 7) * next_lda + (kk >> 4) * 16, 0, 3);
     V4_STEP
   }
   for (; kk < k; kk++) V4_STEP
@@ -444,15 +453,18 @@ DEFINE_MICRO_V4(micro_v4_8x48, 3, micro_v4_3)
 // Full panels of 8 rows of one column tile (rows p * 8 .. p * 8 + 7 of A at a, lda apart), each through the
 // direct store of `first` moved 8 rows on per panel: one call per tile instead of one per panel and tile, so
 // that one panel's epilogue overlaps the next one's products (resnet50's 1x1 convs with k = 64 on one thread,
-// hot: 0.95x the time; k = 128 0.975x).
+// hot: 0.95x the time; k = 128 0.975x). Each panel asks for the next one's weights while it runs when `ahead`
+// (the full panels of A from a, 0 for no prefetch) says there is one.
 #define DEFINE_PANELS_V4(NAME, NV)                                                                          \
   __attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma"))) static void NAME(                            \
       ptrdiff_t k, const float *a, ptrdiff_t lda, ptrdiff_t panels, const float *b, const ptrdiff_t *boff,    \
-      const direct_store *first) {                                                                           \
+      const direct_store *first, ptrdiff_t ahead) {                                                          \
     direct_store ds = *first;                                                                                \
+    ds.next_lda = lda;                                                                                       \
     for (ptrdiff_t p = 0; p < panels; p++) {                                                                 \
       const float *arow[8];                                                                                  \
       for (int r = 0; r < 8; r++) arow[r] = a + (8 * p + r) * lda;                                           \
+      ds.next_a = p + 1 < ahead ? a + 8 * (p + 1) * lda : NULL;                                              \
       micro_v4_body(NV, k, arow, b, boff, NULL, NULL, &ds);                                                  \
       ds.c += 8 * ds.ldc;                                                                                    \
       if (ds.residual) ds.residual += 8 * ds.ldc;                                                            \
@@ -575,7 +587,7 @@ typedef void (*micro_fn)(ptrdiff_t, const float *const *, const float *, const p
                          float *, const direct_store *);
 typedef void (*finish_fn)(const float *, float *, ptrdiff_t, float, float, const float *, int, float, int);
 typedef void (*panels_fn)(ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, const float *, const ptrdiff_t *,
-                          const direct_store *);
+                          const direct_store *, ptrdiff_t);
 typedef void (*columns_fn)(ptrdiff_t, const float *const *, const float *, const ptrdiff_t *, ptrdiff_t, const float *,
                            float *);
 
@@ -778,15 +790,23 @@ static column_tile make_tile(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t
 static direct_store epilogue_store(const vck_conv_gemm *job, ptrdiff_t i, ptrdiff_t rows, float *c, ptrdiff_t ldc,
                                    const float *res) {
   direct_store d = {c, ldc, rows, job->scale ? job->scale + i : NULL, job->shift ? job->shift + i : NULL, res,
-                    job->activation, res ? job->residual_after : 0, job->parameter};
+                    job->activation, res ? job->residual_after : 0, job->parameter, NULL, 0};
   return d;
+}
+
+// The next panel's weights (rows [i + mr, i + 2 mr), columns from k0) for the kernel to prefetch when they lie
+// below row `ahead_end` a row stride apart, else NULL.
+static const float *next_panel(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t i, ptrdiff_t ahead_end,
+                               ptrdiff_t k0) {
+  return !job->aoff && i + 2 * ks.mr <= ahead_end ? job->a + (i + ks.mr) * job->lda + k0 : NULL;
 }
 
 // Rows [i, i + mr) of tile t over weight columns [k0, k0 + kn) (B's rows at t->boff[0..kn), already offset),
 // starting from the partial sums at `init` (tile layout) or zero; the result goes through the epilogue when
-// `partial` is NULL, else to `partial` (tile layout) for the next block of k.
+// `partial` is NULL, else to `partial` (tile layout) for the next block of k. The next panel's weights are
+// prefetched when they lie below row `ahead_end` (0: none).
 static void run_panel(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t i, ptrdiff_t me, const column_tile *t,
-                      float *tile, ptrdiff_t k0, ptrdiff_t kn, const float *init, float *partial) {
+                      float *tile, ptrdiff_t k0, ptrdiff_t kn, const float *init, float *partial, ptrdiff_t ahead_end) {
   const float *arow[MR_MAX];
   for (ptrdiff_t r = 0; r < ks.mr; r++) {
     ptrdiff_t row = i + r < me ? i + r : me - 1;  // rows past the end repeat the last one (discarded)
@@ -809,6 +829,8 @@ static void run_panel(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t i, ptr
     // A full tile of contiguous outputs: stored from registers through the epilogue.
     direct_store ds = epilogue_store(job, i, rows, job->c + i * job->ldc + t->q, job->ldc,
                                      job->residual ? job->residual + i * job->ldc + t->q : NULL);
+    ds.next_a = next_panel(job, ks, i, ahead_end, k0);
+    ds.next_lda = job->lda;
     micro(kn, arow, t->b, t->boff, init, tile, &ds);
     return;
   }
@@ -816,6 +838,8 @@ static void run_panel(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t i, ptr
     // The epilogue in registers into the tile, which is then copied out segment by segment (a call of the
     // row epilogue per segment cost more than the products on short rows, SiLU most).
     direct_store ts = epilogue_store(job, i, rows, tile, nr, NULL);
+    ts.next_a = next_panel(job, ks, i, ahead_end, k0);
+    ts.next_lda = job->lda;
     micro(kn, arow, t->b, t->boff, init, tile, &ts);
     store_tile(job, ks.finish, tile, nr, i, rows, t->q, t->qe, 1);
     return;
@@ -826,16 +850,17 @@ static void run_panel(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t i, ptr
 
 // The full panels of rows [i, me) of tile t in one call of the panels kernel where it applies (a whole tile of
 // contiguous outputs, rows of A lda apart, an activation the tile's epilogue computes); returns the first row
-// left for run_panel.
+// left for run_panel. Prefetches as run_panel does.
 static ptrdiff_t run_full_panels(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t i, ptrdiff_t me,
-                                 const column_tile *t) {
+                                 const column_tile *t, ptrdiff_t ahead_end) {
   const ptrdiff_t full = (me - i) / ks.mr;
   if (full == 0 || t->nv == 0 || !ks.panels[t->nv] || job->aoff || job->vw != job->ow || job->period != 0 ||
       t->qe - t->q != t->nr || !(inline_activation(job->activation) || vact_covers(job->activation)))
     return i;
   direct_store ds = epilogue_store(job, i, ks.mr, job->c + i * job->ldc + t->q, job->ldc,
                                    job->residual ? job->residual + i * job->ldc + t->q : NULL);
-  ks.panels[t->nv](job->k, job->a + i * job->lda, job->lda, full, t->b, t->boff, &ds);
+  ks.panels[t->nv](job->k, job->a + i * job->lda, job->lda, full, t->b, t->boff, &ds,
+                   ahead_end > i ? (ahead_end - i) / ks.mr : 0);
   return i + full * ks.mr;
 }
 
@@ -953,7 +978,7 @@ static int run_blocked(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t m0, p
           }
           for (ptrdiff_t i = mb; i < me; i += mr) {
             float *sums = partials ? partials + (((i - m0) / mr) * ntiles + ti) * (mr * nr) : NULL;
-            run_panel(job, ks, i, me, &t, tile, k0, kn, kb > 0 ? sums : NULL, kb < blocks - 1 ? sums : NULL);
+            run_panel(job, ks, i, me, &t, tile, k0, kn, kb > 0 ? sums : NULL, kb < blocks - 1 ? sums : NULL, 0);
           }
         }
       }
@@ -1006,7 +1031,7 @@ static int run_column_blocks(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t
       for (ptrdiff_t q = qs; q < qe; q += nr) {
         ptrdiff_t nv, width = qe - q < nr ? qe - q : nr, tnr = tile_columns(ks, width, &nv);
         column_tile t = {block + (q - qs) * k, offsets, q, q + width, nv, tnr};
-        run_panel(job, ks, i, m1, &t, tile, 0, k, NULL, NULL);
+        run_panel(job, ks, i, m1, &t, tile, 0, k, NULL, NULL, 0);
       }
     }
   }
@@ -1053,8 +1078,10 @@ int vck_conv_gemm_run(const vck_conv_gemm *job, ptrdiff_t m0, ptrdiff_t m1, ptrd
       ptrdiff_t ti = (q - q0) / nr;
       column_tile t = ti < ntiles ? tiles[ti]
                       : pk ? packed_tile(job, ks, pk, q, q1, offsets_nr) : make_tile(job, ks, q, q1, edge, edge_off);
-      ptrdiff_t i = run_full_panels(job, ks, mb, me, &t);
-      for (; i < me; i += mr) run_panel(job, ks, i, me, &t, tile, 0, job->k, NULL, NULL);
+      // The first tile meets each panel's weights first (cold in a network): it prefetches the next panel's.
+      const ptrdiff_t ahead_end = q == q0 ? m1 : 0;
+      ptrdiff_t i = run_full_panels(job, ks, mb, me, &t, ahead_end);
+      for (; i < me; i += mr) run_panel(job, ks, i, me, &t, tile, 0, job->k, NULL, NULL, ahead_end);
     }
   }
   free(edge);
@@ -1176,7 +1203,7 @@ int vck_conv_weight_grad_run(const float *a, const ptrdiff_t *aoff, ptrdiff_t m0
       const float *bt = b + t * tile_stride;
       float *ct = c + i * ldc + q;
       if (width == nv * ks.vl) {
-        direct_store ds = {ct, ldc, rows, NULL, NULL, accumulate ? ct : NULL, -1, 0, 0.0f};
+        direct_store ds = {ct, ldc, rows, NULL, NULL, accumulate ? ct : NULL, -1, 0, 0.0f, NULL, 0};
         ks.micro[nv](k, arow, bt, boff, NULL, tile, &ds);
       } else {
         ks.micro[nv](k, arow, bt, boff, NULL, tile, NULL);
