@@ -1133,14 +1133,16 @@ __attribute__((target("avx512f"))) static void stride2_row_v4(float *dst, const 
 #endif
 
 void vck_conv_pack_input(const float *src, ptrdiff_t channels, ptrdiff_t h, ptrdiff_t w, ptrdiff_t sh, ptrdiff_t sw,
-                         ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t rows, ptrdiff_t rw, float *dst) {
+                         ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t rows, ptrdiff_t rw, ptrdiff_t variants,
+                         ptrdiff_t variant_step, float *dst) {
 #ifdef VCK_X86
   const int avx512 = __builtin_cpu_supports("avx512f");
 #endif
   for (ptrdiff_t c = 0; c < channels; c++) {
     const float *plane = src + c * h * w;
     for (ptrdiff_t py = 0; py < sh; py++) {
-      for (ptrdiff_t px = 0; px < sw; px++) {
+      for (ptrdiff_t v = 0; v < variants; v++) {
+        const ptrdiff_t px = v * variant_step;
         // Columns col of this phase read input column col * sw + px - pw; those in [0, w) are [c0, c1).
         ptrdiff_t first = pw - px, c0 = first <= 0 ? 0 : (first + sw - 1) / sw;
         ptrdiff_t lim = w + pw - px, c1 = lim <= 0 ? 0 : (lim + sw - 1) / sw;

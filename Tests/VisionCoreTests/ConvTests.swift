@@ -1,5 +1,6 @@
 import Testing
 @testable import VisionCore
+import CKernels
 
 /// Fast convolution kernels (padded-input GEMM, 1x1 in place, direct depthwise, GEMM + col2im) against their Double
 /// reference versions, on odd sizes, and the errors of malformed arguments.
@@ -212,5 +213,64 @@ import Testing
         #expect(throws: VisionError.self) { try convTranspose2d(x, weight: w, stride: (Int.max, 1)) }
         #expect(try convTranspose2d(x, weight: w, groups: 2).shape == [1, 4, 7, 7])
         #expect(try convTranspose2d(try Tensor.zeros([0, 4, 5, 5]), weight: w).shape == [0, 2, 7, 7])
+    }
+}
+
+/// Strided convs whose taps reach past their stride phase's row (3x3 at stride 2, dilated and asymmetric windows,
+/// a PiT-like 16x16 patch conv at stride 8) run their per-image GEMMs on planes per row phase and column tap.
+/// Each output is the same chain of multiply-adds as on the stride phases (the same values of B in the same
+/// order): the same bits on either layout, at every ISA level; and the reference's values, through the fused
+/// epilogue too.
+@Suite struct ConvColumnTapTests {
+    struct Case: CustomTestStringConvertible, Sendable {
+        var batch = 1, cin = 9, cout = 19, h = 29, w = 31, k = (3, 3), stride = (2, 2), padding = (1, 1), dilation = (1, 1)
+        var testDescription: String { "N\(batch) \(cin)->\(cout) \(h)x\(w) k\(k) s\(stride) p\(padding) d\(dilation)" }
+    }
+
+    static let cases: [Case] = [
+        Case(),
+        Case(h: 56, w: 56),                                                  // resnet50's 56 -> 28 at a tenth of the channels
+        Case(cin: 5, cout: 17, h: 32, w: 32, padding: (0, 0)),
+        Case(batch: 2, cin: 4, cout: 9, h: 33, w: 46, padding: (2, 1), dilation: (2, 2)),
+        Case(cin: 6, cout: 10, h: 31, w: 73, k: (3, 5), stride: (2, 3), padding: (1, 2)),
+        Case(cin: 3, cout: 16, h: 160, w: 160, k: (16, 16), stride: (8, 8), padding: (4, 4)),
+    ]
+
+    func gemmConv(_ x: Tensor, _ w: Tensor, _ c: Case, columnTaps: Bool) throws -> Tensor {
+        let g = try ConvGeometry("conv2d", x: x, weight: w, bias: nil, stride: c.stride, padding: c.padding,
+                                 dilation: c.dilation, groups: 1)
+        #expect(try ConvGemmPlan(g, singleImageColumns: true, allowColumnTaps: columnTaps).columnTaps == columnTaps)
+        let out = try Tensor.uninitialized(g.outShape)
+        try convGemm(g, x.pointer(Float.self), w.pointer(Float.self), .none, out.pointer(Float.self),
+                     allowColumnTaps: columnTaps)
+        return out
+    }
+
+    @Test(arguments: cases)
+    func columnTapsGiveTheBitsOfStridePhases(c: Case) throws {
+        defer { _ = vck_conv_gemm_set_isa(0) }
+        let x = try randomTensor([c.batch, c.cin, c.h, c.w], seed: 21)
+        let w = try randomTensor([c.cout, c.cin, c.k.0, c.k.1], seed: 22)
+        let ref = try conv2dReference(x, weight: w, stride: c.stride, padding: c.padding, dilation: c.dilation)
+        for level: Int32 in [4, 3, 1] where vck_conv_gemm_set_isa(level) == 0 {
+            let taps = try gemmConv(x, w, c, columnTaps: true), phases = try gemmConv(x, w, c, columnTaps: false)
+            #expect(try taps.toArray(Float.self) == phases.toArray(Float.self), "ISA \(level)")
+            // Float sums of k products against the Double reference (the 16x16 patches: 768, 4.5e-5).
+            let error = try maxRelativeError(taps, ref), k = c.cin * c.k.0 * c.k.1
+            #expect(error < max(1e-5, Float(k) * 1e-7), "ISA \(level): \(error)")
+        }
+    }
+
+    @Test func fusedEpilogueOnColumnTapsMatchesTheReference() throws {
+        let x = try randomTensor([1, 12, 30, 30], seed: 23), w = try randomTensor([20, 12, 3, 3], seed: 24)
+        let residual = try randomTensor([1, 20, 15, 15], seed: 25)
+        let scale = (0..<20).map { 0.5 + Float($0) * 0.05 }, shift = (0..<20).map { Float($0) * 0.03 - 0.3 }
+        var expected = try conv2dReference(x, weight: w, stride: (2, 2), padding: (1, 1))
+        expected = try add(try add(try mul(expected, try Tensor(scale, shape: [1, 20, 1, 1])),
+                                   try Tensor(shift, shape: [1, 20, 1, 1])), residual)
+        expected = try unary(.relu, expected)
+        let epilogue = ConvEpilogue(scale: scale, shift: shift, residual: residual, activation: .relu)
+        let got = try conv2dFused(x, weight: w, stride: (2, 2), padding: (1, 1), epilogue: epilogue)
+        #expect(try maxRelativeError(got, expected) < 1e-5)
     }
 }

@@ -143,10 +143,14 @@ int vck_conv_rows_pool_run(const vck_conv_rows *job, const vck_pool_window *pool
                            ptrdiff_t *tags, float *scratch);
 
 /// Copies `channels` contiguous h x w planes into the zero-padded, stride-phase-split layout read by a strided
-/// convolution's GEMM: per channel, sh * sw phase blocks (py, px) of `rows` x `rw`, element (r, col) holding the
-/// input at (r * sh + py - ph, col * sw + px - pw), zero outside the input. Then every tap is a constant offset.
+/// convolution's GEMM: per channel, sh * variants blocks (py, v) of `rows` x `rw`, element (r, col) holding the
+/// input at (r * sh + py - ph, col * sw + v * variant_step - pw), zero outside the input. Then every tap is a
+/// constant offset. The column variants are the stride phases (variants sw, step 1; a tap kx reads phase
+/// kx % sw shifted kx / sw columns, so rows need those extra columns) or the kernel's column taps (variants kw,
+/// step dw: rows exactly the output's width).
 void vck_conv_pack_input(const float *src, ptrdiff_t channels, ptrdiff_t h, ptrdiff_t w, ptrdiff_t sh, ptrdiff_t sw,
-                         ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t rows, ptrdiff_t rw, float *dst);
+                         ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t rows, ptrdiff_t rw, ptrdiff_t variants,
+                         ptrdiff_t variant_step, float *dst);
 /// Rows [r0, r1) of the batch's im2col matrix [channels * kh * kw][batch * oh * ow] (row (c, ky, kx), column
 /// image * oh * ow + oy * ow + ox, zero where the tap falls in the padding), row r0 at dst and the others
 /// batch * oh * ow floats apart, read straight from NCHW planes: x is the first channel of image 0, images

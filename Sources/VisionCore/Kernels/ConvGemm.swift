@@ -5,6 +5,9 @@ import Synchronization
 /// of the implicit column matrix is the input plane of ci, zero-padded and split by stride phase
 /// (`vck_conv_pack_input`), read from the tap's constant offset. Output (oy, ox) is virtual column
 /// q = oy * rowWidth + ox; the columns with ox >= outWidth are computed over the padding and dropped.
+/// A strided conv whose taps reach past their phase's row (3x3 at stride 2: tap kx = 2 reads phase 0 one column
+/// on) would waste such a column per output row; one image's GEMM instead gets a plane per row phase and column
+/// tap (`columnTaps`), rows exactly the output's width, so that its outputs are contiguous columns.
 /// Large maps: one GEMM per image and group; a 1x1, stride-1, unpadded convolution reads the NCHW input in place.
 /// Small maps (a few register tiles per image, e.g. 7x7 and below): all images of a batch share one GEMM, the
 /// packed planes of a channel laid out image after image (`batched`), so the tiles are full and few; where the
@@ -21,9 +24,12 @@ struct ConvGemmPlan {
     let batched: Bool
     /// True when that column space is the explicit im2col matrix [groups][K][batch * Ho * Wo].
     let columnMatrix: Bool
+    /// True when a channel's planes are its row phases times the kernel's column taps (rows of Wo columns, none
+    /// dropped) rather than its row and column stride phases.
+    let columnTaps: Bool
     /// Rows and row width of one stride phase of a packed channel.
     let phaseRows: Int, rowWidth: Int
-    /// Floats per packed channel plane of one image (all sh * sw phases).
+    /// Floats per packed channel plane of one image (all sh * sw phases, or sh * kw phase and tap planes).
     let channelSize: Int
     /// Offset of each GEMM row (ci, ky, kx) from the group's first packed channel.
     let offsets: [Int]
@@ -40,26 +46,32 @@ struct ConvGemmPlan {
     /// GEMMs: one per group, times the images unless batched.
     var gemms: Int { batched ? g.groups : g.batch * g.groups }
 
-    /// `singleImageColumns`: a single image's small map shares the layout of a batch's (the forward conv; the
-    /// weight gradient keeps its per-image GEMMs).
-    init(_ g: ConvGeometry, singleImageColumns: Bool = false) throws {
+    /// `singleImageColumns`: a single image's small map shares the layout of a batch's, and per-image GEMMs of
+    /// strided convs take column taps unless `allowColumnTaps` is false (the forward conv; the weight gradient
+    /// keeps its per-image GEMMs on stride phases).
+    init(_ g: ConvGeometry, singleImageColumns: Bool = false, allowColumnTaps: Bool = true) throws {
         self.g = g
         let w = g.window
         let (kh, kw) = w.kernel, (sh, sw) = w.stride, (dh, dw) = w.dilation
         // Validated windows keep these terms below 2^40; the product is checked against the allocation limit.
         phaseRows = g.outHeight + (kh - 1) * dh / sh
-        rowWidth = g.outWidth + (kw - 1) * dw / sw
-        let (size, o1) = (sh * sw * phaseRows).multipliedReportingOverflow(by: rowWidth)
+        let phaseWidth = g.outWidth + (kw - 1) * dw / sw
+        let pointwise = w.kernel == (1, 1) && w.stride == (1, 1) && w.padding == (0, 0)
+        // A single image's 1x1 conv reads its input in place.
+        batched = (g.batch > 1 || singleImageColumns && !pointwise)
+            && (g.outHeight - 1) * phaseWidth + g.outWidth < 4 * convGemmTile.columns
+        // Column taps for the forward's per-image GEMMs of strided convs with extra columns, where the taps are at
+        // most twice the phases (the packed input at most twice as large): resnet50's stride-2 3x3 convs wasted
+        // one column in 29 or 15 and copied every tile out.
+        columnTaps = allowColumnTaps && singleImageColumns && !batched && sw > 1 && phaseWidth > g.outWidth && kw <= 2 * sw
+        rowWidth = columnTaps ? g.outWidth : phaseWidth
+        let (size, o1) = (sh * (columnTaps ? kw : sw) * phaseRows).multipliedReportingOverflow(by: rowWidth)
         let (all, o2) = size.multipliedReportingOverflow(by: g.inChannels * max(g.batch, 1))
         guard !o1, !o2, all <= Limits.maxBytes / 4 else {
             throw VisionError.outOfMemory("conv2d: the padded input for \(g.inChannels) x \(g.height) x \(g.width) with this window is too large")
         }
         channelSize = size
         let ohw = g.outHeight * g.outWidth
-        let pointwise = w.kernel == (1, 1) && w.stride == (1, 1) && w.padding == (0, 0)
-        // A single image's 1x1 conv reads its input in place.
-        batched = (g.batch > 1 || singleImageColumns && !pointwise)
-            && (g.outHeight - 1) * rowWidth + g.outWidth < 4 * convGemmTile.columns
         // An explicit column costs about as much to write and read back as 12 multiply-adds (AVX-512 permutes,
         // bound by memory); a padding column of the packed planes costs one per output channel and tap, so the
         // explicit columns win once the padding columns times the output channels reach 12 per output pixel.
@@ -75,17 +87,20 @@ struct ConvGemmPlan {
         for ci in 0..<g.inPerGroup {
             for tap in 0..<(kh * kw) {
                 offsets.append(columnMatrix ? offsets.count * g.batch * ohw
-                               : ci * channelStride + ConvGemmPlan.tapOffset(g, tap, phaseRows: phaseRows, rowWidth: rowWidth))
+                               : ci * channelStride + ConvGemmPlan.tapOffset(g, tap, phaseRows: phaseRows, rowWidth: rowWidth,
+                                                                             columnTaps: columnTaps))
             }
         }
         self.offsets = offsets
     }
 
     /// Where kernel tap `tap` (ky * kw + kx) reads, relative to a packed channel plane: in its stride phase, the
-    /// row and column shift of the tap.
-    static func tapOffset(_ g: ConvGeometry, _ tap: Int, phaseRows: Int, rowWidth: Int) -> Int {
+    /// row and column shift of the tap; with column taps, in the plane of its row phase and column tap, the row
+    /// shift.
+    static func tapOffset(_ g: ConvGeometry, _ tap: Int, phaseRows: Int, rowWidth: Int, columnTaps: Bool) -> Int {
         let w = g.window, kw = w.kernel.1, (sh, sw) = w.stride
         let y = (tap / kw) * w.dilation.0, x = (tap % kw) * w.dilation.1
+        if columnTaps { return ((y % sh) * kw + tap % kw) * phaseRows * rowWidth + (y / sh) * rowWidth }
         return ((y % sh) * sw + x % sw) * phaseRows * rowWidth + (y / sh) * rowWidth + x / sw
     }
 }
@@ -117,7 +132,8 @@ func packedInput(_ plan: ConvGemmPlan, _ x: UnsafePointer<Float>) throws -> Tens
             // Plane (image, channel) of the NCHW input; batched layouts put it at [channel][image].
             let slot = plan.batched ? (plane % cin) * batch + plane / cin : plane
             vck_conv_pack_input(src.p + plane * hw, 1, g.height, g.width, win.stride.0, win.stride.1, win.padding.0,
-                                win.padding.1, plan.phaseRows, plan.rowWidth, dst.p + slot * plan.channelSize)
+                                win.padding.1, plan.phaseRows, plan.rowWidth, plan.columnTaps ? win.kernel.1 : win.stride.1,
+                                plan.columnTaps ? win.dilation.1 : 1, dst.p + slot * plan.channelSize)
         }
     }
     return packed
@@ -134,8 +150,8 @@ let convGemmTile: (rows: Int, columns: Int) = {
 /// packs the input (in parallel over channels) unless it is read in place, then runs the GEMMs split over
 /// (GEMM, column chunk, row block) work items.
 func convGemm(_ g: ConvGeometry, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ epi: EpiloguePointers,
-              _ out: UnsafeMutablePointer<Float>) throws {
-    let plan = try ConvGemmPlan(g, singleImageColumns: true)
+              _ out: UnsafeMutablePointer<Float>, allowColumnTaps: Bool = true) throws {
+    let plan = try ConvGemmPlan(g, singleImageColumns: true, allowColumnTaps: allowColumnTaps)
     if let images = columnChunkImages(plan) {
         try convGemmColumnChunks(plan, x, w, epi, out, images: images)
         epi.finishDeferred(out, g.batch * g.outChannels * g.outHeight * g.outWidth)

@@ -30,7 +30,7 @@ private struct ConvRowsOperands {
         let sx = SendablePointer(UnsafeMutablePointer(mutating: x)), sp = SendablePointer(padded.pointer(Float.self))
         let (h, wd, hp, wp, plane) = (g.height, g.width, hp, wp, plane)
         forEachWorkItem(g.batch * cin, scratch: 0) { item, _ in
-            vck_conv_pack_input(sx.p + item * h * wd, 1, h, wd, 1, 1, win.padding.0, win.padding.1, hp, wp,
+            vck_conv_pack_input(sx.p + item * h * wd, 1, h, wd, 1, 1, win.padding.0, win.padding.1, hp, wp, 1, 1,
                                 sp.p + item * plane)
         }
         vck_transpose(w, g.outChannels, k, k, weights.pointer(Float.self), cp)
