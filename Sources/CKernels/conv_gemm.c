@@ -23,6 +23,9 @@ typedef struct {
   ptrdiff_t next_lda;
 } direct_store;
 
+// The narrow last tiles on AVX-512: HALF_NR columns for the half kernel, at most COLUMNS_NR for the columns kernel.
+enum { HALF_NR = 8, COLUMNS_NR = 4 };
+
 
 // act(y) in registers for the piecewise-linear activations (NaN propagates as in the scalar definitions); the
 // others are applied to the stored row afterwards. SEL picks a where the mask m is set, else b.
@@ -480,51 +483,80 @@ DEFINE_PANELS_V4(panels_v4_3, 3)
 // weight rows, eight steps of k at a time, transposed in registers, so that one multiply-add advances eight
 // outputs of a column. The half kernel (8-lane vectors along the columns) spends eight multiply-adds per step of k
 // whatever the width, for a 7x7 map's one last column or a 14x14 map's four (resnet50 on a Zen 4, in-process,
-// alternate forwards: 1.02x as fast). Each output is the same chain of multiply-adds in the same order as in any
-// other tile (same bits). The sums go to `sums` (tile layout, 8 x HALF_NR), seeded from `init` (same layout) or
-// from zero.
+// alternate forwards: 1.02x as fast). P = 2 panels (arow: 16 rows) advance side by side: a panel alone is one
+// chain of dependent multiply-adds per column, 4 cycles a step, which two panels' chains share (one 7x7 column
+// of k = 512 weights: 0.6x the time per panel). Each output is the same chain of multiply-adds in the same order
+// as in any other tile (same bits). Panel p's sums go to sums + p * 8 * HALF_NR (tile layout, 8 x HALF_NR),
+// seeded from init (same layout) or from zero.
 __attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma"), always_inline)) static inline void columns_v4_body(
-    const int W, ptrdiff_t k, const float *const *arow, const float *b, const ptrdiff_t *boff, const float *init,
-    float *sums) {
-  __m256 acc[8];
-  for (int r = 0; r < 8; r++) acc[r] = init ? _mm256_loadu_ps(init + 8 * r) : _mm256_setzero_ps();
-  transpose8x8_ps(acc);  // acc[c]: column c, row r in lane r
+    const int W, const int P, ptrdiff_t k, const float *const *arow, const float *b, const ptrdiff_t *boff,
+    const float *init, float *sums) {
+  __m256 acc0[8], acc1[8];  // panel 0's and 1's, column c at [c], row r in lane r
+  for (int r = 0; r < 8; r++) {
+    acc0[r] = init ? _mm256_loadu_ps(init + 8 * r) : _mm256_setzero_ps();
+    acc1[r] = init && P > 1 ? _mm256_loadu_ps(init + 8 * HALF_NR + 8 * r) : _mm256_setzero_ps();
+  }
+  transpose8x8_ps(acc0);
+  if (P > 1) transpose8x8_ps(acc1);
 #define COLUMNS_STEP(j)                                                                                  \
   {                                                                                                      \
     const float *bp = b + boff[kk + (j)];                                                                \
-    for (int c = 0; c < W; c++) acc[c] = _mm256_fmadd_ps(a[j], _mm256_broadcast_ss(bp + c), acc[c]);     \
+    for (int c = 0; c < W; c++) {                                                                        \
+      const __m256 bv = _mm256_broadcast_ss(bp + c);                                                     \
+      acc0[c] = _mm256_fmadd_ps(a0[j], bv, acc0[c]);                                                     \
+      if (P > 1) acc1[c] = _mm256_fmadd_ps(a1[j], bv, acc1[c]);                                          \
+    }                                                                                                    \
   }
   ptrdiff_t kk = 0;
   for (; kk + 8 <= k; kk += 8) {
-    __m256 a[8];
-    for (int r = 0; r < 8; r++) a[r] = _mm256_loadu_ps(arow[r] + kk);
-    transpose8x8_ps(a);  // a[j]: the eight rows' weights of step kk + j
+    __m256 a0[8], a1[8];
+    for (int r = 0; r < 8; r++) {
+      a0[r] = _mm256_loadu_ps(arow[r] + kk);
+      if (P > 1) a1[r] = _mm256_loadu_ps(arow[8 + r] + kk);
+    }
+    transpose8x8_ps(a0);  // a0[j]: the eight rows' weights of step kk + j
+    if (P > 1) transpose8x8_ps(a1);
     COLUMNS_STEP(0) COLUMNS_STEP(1) COLUMNS_STEP(2) COLUMNS_STEP(3)
     COLUMNS_STEP(4) COLUMNS_STEP(5) COLUMNS_STEP(6) COLUMNS_STEP(7)
   }
   if (kk < k) {  // the last k % 8 steps, from masked loads (nothing read past the rows' ends)
     const __mmask8 live = (__mmask8)((1u << (k - kk)) - 1);
-    __m256 a[8];
-    for (int r = 0; r < 8; r++) a[r] = _mm256_maskz_loadu_ps(live, arow[r] + kk);
-    transpose8x8_ps(a);
+    __m256 a0[8], a1[8];
+    for (int r = 0; r < 8; r++) {
+      a0[r] = _mm256_maskz_loadu_ps(live, arow[r] + kk);
+      if (P > 1) a1[r] = _mm256_maskz_loadu_ps(live, arow[8 + r] + kk);
+    }
+    transpose8x8_ps(a0);
+    if (P > 1) transpose8x8_ps(a1);
     for (int j = 0; j < k - kk; j++) COLUMNS_STEP(j)
   }
 #undef COLUMNS_STEP
-  for (int c = W; c < 8; c++) acc[c] = _mm256_setzero_ps();
-  transpose8x8_ps(acc);
-  for (int r = 0; r < 8; r++) _mm256_storeu_ps(sums + 8 * r, acc[r]);
-}
-
-__attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma"))) static void columns_v4(
-    ptrdiff_t k, const float *const *arow, const float *b, const ptrdiff_t *boff, ptrdiff_t width, const float *init,
-    float *sums) {
-  switch (width) {
-  case 1: columns_v4_body(1, k, arow, b, boff, init, sums); break;
-  case 2: columns_v4_body(2, k, arow, b, boff, init, sums); break;
-  case 3: columns_v4_body(3, k, arow, b, boff, init, sums); break;
-  default: columns_v4_body(4, k, arow, b, boff, init, sums); break;
+  for (int c = W; c < 8; c++) acc0[c] = acc1[c] = _mm256_setzero_ps();
+  transpose8x8_ps(acc0);
+  for (int r = 0; r < 8; r++) _mm256_storeu_ps(sums + 8 * r, acc0[r]);
+  if (P > 1) {
+    transpose8x8_ps(acc1);
+    for (int r = 0; r < 8; r++) _mm256_storeu_ps(sums + 8 * HALF_NR + 8 * r, acc1[r]);
   }
 }
+
+#define COLUMNS_WIDTHS(P)                                                    \
+  switch (width) {                                                           \
+  case 1: columns_v4_body(1, P, k, arow, b, boff, init, sums); break;        \
+  case 2: columns_v4_body(2, P, k, arow, b, boff, init, sums); break;        \
+  case 3: columns_v4_body(3, P, k, arow, b, boff, init, sums); break;        \
+  default: columns_v4_body(4, P, k, arow, b, boff, init, sums); break;       \
+  }
+__attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma"))) static void columns_v4(
+    ptrdiff_t k, const float *const *arow, ptrdiff_t panels, const float *b, const ptrdiff_t *boff, ptrdiff_t width,
+    const float *init, float *sums) {
+  if (panels > 1) {
+    COLUMNS_WIDTHS(2)
+  } else {
+    COLUMNS_WIDTHS(1)
+  }
+}
+#undef COLUMNS_WIDTHS
 #else
 #define MICRO_V3_WIDE micro_v3_2
 #define micro_v4_8x16 micro_v4_1
@@ -588,19 +620,18 @@ typedef void (*micro_fn)(ptrdiff_t, const float *const *, const float *, const p
 typedef void (*finish_fn)(const float *, float *, ptrdiff_t, float, float, const float *, int, float, int);
 typedef void (*panels_fn)(ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, const float *, const ptrdiff_t *,
                           const direct_store *, ptrdiff_t);
-typedef void (*columns_fn)(ptrdiff_t, const float *const *, const float *, const ptrdiff_t *, ptrdiff_t, const float *,
-                           float *);
+typedef void (*columns_fn)(ptrdiff_t, const float *const *, ptrdiff_t, const float *, const ptrdiff_t *, ptrdiff_t,
+                           const float *, float *);
 
 typedef struct {
   micro_fn micro[NV_MAX + 1];  // by vectors per row
   finish_fn finish;
   int mr, vl, nv;              // rows, floats per vector, vectors per row of the widest kernel
   micro_fn half;               // a kernel of HALF_NR columns for narrow last tiles, or NULL
-  columns_fn columns;          // the sums of a last tile of at most COLUMNS_NR columns, or NULL
+  columns_fn columns;          // the sums of a last tile of at most COLUMNS_NR columns (1 or 2 panels), or NULL
   panels_fn panels[NV_MAX + 1];  // full panels of a tile of contiguous outputs in one call, by vectors per row, or NULL
 } isa_kernels;
 
-enum { HALF_NR = 8, COLUMNS_NR = 4 };
 
 static const isa_kernels isa_v4 = {{NULL, micro_v4_8x16, micro_v4_8x32, micro_v4_8x48}, finish_v4, 8, 16, 3, micro_v4_h,
                                    columns_v4, {NULL, panels_v4_1, panels_v4_2, panels_v4_3}};
@@ -815,9 +846,9 @@ static void run_panel(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t i, ptr
   ptrdiff_t rows = me - i < ks.mr ? me - i : ks.mr, nr = t->nr;
   const micro_fn micro = t->nv == 0 ? ks.half : ks.micro[t->nv];
   float sums[MR_MAX * HALF_NR] __attribute__((aligned(64)));
-  if (t->nv == 0 && columns_tile(ks, t->qe - t->q)) {
+  if (kn > 0 && t->nv == 0 && columns_tile(ks, t->qe - t->q)) {
     // The narrow kernel's sums seed the half kernel, which then runs no step of k: its epilogue alone.
-    ks.columns(kn, arow, t->b, t->boff, t->qe - t->q, init, sums);
+    ks.columns(kn, arow, 1, t->b, t->boff, t->qe - t->q, init, sums);
     kn = 0;
     init = sums;
   }
@@ -862,6 +893,25 @@ static ptrdiff_t run_full_panels(const vck_conv_gemm *job, isa_kernels ks, ptrdi
   ks.panels[t->nv](job->k, job->a + i * job->lda, job->lda, full, t->b, t->boff, &ds,
                    ahead_end > i ? (ahead_end - i) / ks.mr : 0);
   return i + full * ks.mr;
+}
+
+// Rows [i, me) of a last tile for the columns kernel (full k, no partial sums), two panels per call (their chains
+// of multiply-adds side by side), each stored through run_panel's epilogue; returns the first row left for
+// run_panel. Not where the rows lie a multiple of 4 KB apart (lda of 1024, 2048 weights): sixteen rows on the same
+// L1 sets, more than its eight ways, ran slower than one panel at a time.
+static ptrdiff_t run_column_pairs(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t i, ptrdiff_t me,
+                                  const column_tile *t, float *tile) {
+  const ptrdiff_t mr = ks.mr;
+  if (job->aoff || job->lda % 1024 == 0) return i;
+  float sums[2 * MR_MAX * HALF_NR] __attribute__((aligned(64)));
+  const float *arow[2 * MR_MAX];
+  for (; i + 2 * mr <= me; i += 2 * mr) {
+    for (ptrdiff_t r = 0; r < 2 * mr; r++) arow[r] = job->a + (i + r) * job->lda;
+    ks.columns(job->k, arow, 2, t->b, t->boff, t->qe - t->q, NULL, sums);
+    run_panel(job, ks, i, me, t, tile, 0, 0, sums, NULL, 0);
+    run_panel(job, ks, i + mr, me, t, tile, 0, 0, sums + mr * HALF_NR, NULL, 0);
+  }
+  return i;
 }
 
 // The zero-padded copy that the last column tile of [q0, q1) reads when it runs past B's readable columns:
@@ -1057,6 +1107,8 @@ int vck_conv_gemm_run(const vck_conv_gemm *job, ptrdiff_t m0, ptrdiff_t m1, ptrd
   const int panels_outside = k * (q1 - q0) <= 65536;
   ptrdiff_t mc = (m1 - m0) * k <= 65536 ? m1 - m0 : panels_outside ? mr : (49152 / k) / mr * mr;
   if (mc < mr) mc = mr;
+  // A last tile for the columns kernel takes pairs of panels (run_column_pairs).
+  if (columns_tile(ks, q1 - (q0 + (q1 - q0 - 1) / nr * nr)) && mc < 2 * mr) mc = 2 * mr;
   // Columns past the readable end of B (the last tile) are computed from a zero-padded copy of those columns,
   // unless B comes packed (its tiles zero-padded already; offsets_nr: its rows' offsets, kk * nr).
   float *edge = NULL;
@@ -1082,7 +1134,8 @@ int vck_conv_gemm_run(const vck_conv_gemm *job, ptrdiff_t m0, ptrdiff_t m1, ptrd
                       : pk ? packed_tile(job, ks, pk, q, q1, offsets_nr) : make_tile(job, ks, q, q1, edge, edge_off);
       // The first tile meets each panel's weights first (cold in a network): it prefetches the next panel's.
       const ptrdiff_t ahead_end = q == q0 ? m1 : 0;
-      ptrdiff_t i = run_full_panels(job, ks, mb, me, &t, ahead_end);
+      ptrdiff_t i = t.nv == 0 && columns_tile(ks, t.qe - t.q) ? run_column_pairs(job, ks, mb, me, &t, tile)
+                                                               : run_full_panels(job, ks, mb, me, &t, ahead_end);
       for (; i < me; i += mr) run_panel(job, ks, i, me, &t, tile, 0, job->k, NULL, NULL, ahead_end);
     }
   }

@@ -577,3 +577,37 @@ extension ConvGemmISATests {
         #expect(try maxRelativeError(fromView, try expected(x, w, padding: padding, residual: viewValues, scale: scale)) < 1e-5)
     }
 }
+
+/// A last tile of 1 to 4 columns (7x7 and 14x14 maps) on AVX-512's columns kernel, two panels of rows per call
+/// where the rows are not a multiple of 4 KB apart: 5 and 3 panels (pairs and a single one), k with a ragged last
+/// step of 8, a 3x3 conv's explicit columns, and rows 4 KB apart (one panel at a time), through the whole epilogue,
+/// for every kernel variant; each image gets the same bits alone (its last columns in the narrow tile) as in a
+/// batch of two (the same columns inside a full tile).
+extension ConvGemmISATests {
+    @Test func columnPairsMatchTheReference() throws {
+        defer { _ = vck_conv_gemm_set_isa(0) }
+        let cases: [([Int], [Int], (Int, Int))] = [
+            ([2, 37, 7, 7], [40, 37, 1, 1], (0, 0)),
+            ([2, 29, 14, 14], [24, 29, 1, 1], (0, 0)),
+            ([2, 41, 7, 7], [21, 41, 3, 3], (1, 1)),
+            ([2, 1024, 7, 7], [16, 1024, 1, 1], (0, 0)),
+        ]
+        var tested = 0
+        for level: Int32 in [4, 3, 1] where vck_conv_gemm_set_isa(level) == 0 {
+            for (index, (xs, ws, padding)) in cases.enumerated() {
+                let x = try randomTensor(xs, seed: UInt64(110 + index)), w = try randomTensor(ws, seed: UInt64(120 + index), scale: 0.1)
+                let batch = try conv2d(x, weight: w, padding: padding)
+                for n in 0..<2 {
+                    let image = try x.slice(axis: 0, start: n, end: n + 1)
+                    let alone = try expectEpiloguesMatchTheReference(image, w, stride: (1, 1), padding: padding,
+                                                                     seed: UInt64(130 + index), tolerance: 2e-5,
+                                                                     "ISA \(level) case \(index) image \(n)")
+                    #expect(try alone.toArray(Float.self) == batch.slice(axis: 0, start: n, end: n + 1).contiguous().toArray(Float.self),
+                            "ISA \(level) case \(index): image \(n) alone")
+                }
+            }
+            tested += 1
+        }
+        #expect(tested >= 1)
+    }
+}
