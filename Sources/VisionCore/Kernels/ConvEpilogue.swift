@@ -32,21 +32,30 @@ public struct ConvEpilogue: Sendable {
     /// shift = bias + (convBias - mean) * scale, in Double as the reference computes it in one expression.
     public static func batchNorm(mean: Tensor, variance: Tensor, weight: Tensor?, bias: Tensor?, eps: Double,
                                  convBias: Tensor? = nil) throws -> ConvEpilogue {
+        // Every inference forward folds each BatchNorm again: the checks allocate nothing (arrays of the operands
+        // and shapes to compare cost four times the fold itself on 256 channels).
         let c = mean.count
-        for (t, name) in [(mean, "mean"), (variance, "variance"), (weight, "weight"), (bias, "bias"), (convBias, "conv bias")] {
-            if let t, t.shape != [c] { throw VisionError.shapeMismatch("batch-norm epilogue: \(name) \(t.shape) must be [\(c)]") }
+        func checked(_ t: Tensor?, _ name: String) throws -> Tensor? {
+            guard let t else { return nil }
+            guard t.shape.count == 1, t.shape[0] == c else {
+                throw VisionError.shapeMismatch("batch-norm epilogue: \(name) \(t.shape) must be [\(c)]")
+            }
+            let contiguous = try t.contiguous()
+            try contiguous.requireDType(.float32, "batch-norm epilogue")
+            return contiguous
         }
-        let m = try mean.contiguous(), v = try variance.contiguous()
-        let w = try weight?.contiguous(), b = try bias?.contiguous(), cb = try convBias?.contiguous()
-        for t in [m, v, w, b, cb] { try t?.requireDType(.float32, "batch-norm epilogue") }
-        var scale = [Float](repeating: 1, count: c), shift = [Float](repeating: 0, count: c)
-        withExtendedLifetime((m, v, w, b, cb)) {
-            scale.withUnsafeMutableBufferPointer { sc in
-                shift.withUnsafeMutableBufferPointer { sh in
+        let m = try checked(mean, "mean")!, v = try checked(variance, "variance")!
+        let w = try checked(weight, "weight"), b = try checked(bias, "bias"), cb = try checked(convBias, "conv bias")
+        var shift = [Float]()
+        let scale = [Float](unsafeUninitializedCapacity: c) { sc, scaleCount in
+            shift = [Float](unsafeUninitializedCapacity: c) { sh, shiftCount in
+                withExtendedLifetime((m, v, w, b, cb)) {
                     vck_fold_batchnorm(m.pointer(Float.self), v.pointer(Float.self), w?.pointer(Float.self),
                                        b?.pointer(Float.self), cb?.pointer(Float.self), eps, c, sc.baseAddress, sh.baseAddress)
                 }
+                shiftCount = c
             }
+            scaleCount = c
         }
         return ConvEpilogue(scale: scale, shift: shift)
     }
