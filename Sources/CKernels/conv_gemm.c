@@ -26,7 +26,6 @@ typedef struct {
 // The narrow last tiles on AVX-512: HALF_NR columns for the half kernel, at most COLUMNS_NR for the columns kernel.
 enum { HALF_NR = 8, COLUMNS_NR = 4 };
 
-
 // act(y) in registers for the piecewise-linear activations (NaN propagates as in the scalar definitions); the
 // others are applied to the stored row afterwards. SEL picks a where the mask m is set, else b.
 #define SEL(VT, VI, m, a, b) ((VT)((((VI)(a)) & (m)) | (((VI)(b)) & ~(m))))
@@ -631,7 +630,6 @@ typedef struct {
   columns_fn columns;          // the sums of a last tile of at most COLUMNS_NR columns (1 or 2 panels), or NULL
   panels_fn panels[NV_MAX + 1];  // full panels of a tile of contiguous outputs in one call, by vectors per row, or NULL
 } isa_kernels;
-
 
 static const isa_kernels isa_v4 = {{NULL, micro_v4_8x16, micro_v4_8x32, micro_v4_8x48}, finish_v4, 8, 16, 3, micro_v4_h,
                                    columns_v4, {NULL, panels_v4_1, panels_v4_2, panels_v4_3}};
