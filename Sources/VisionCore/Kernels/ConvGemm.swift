@@ -55,21 +55,21 @@ struct ConvGemmPlan {
         let (kh, kw) = w.kernel, (sh, sw) = w.stride, (dh, dw) = w.dilation
         // Validated windows keep these terms below 2^40; the product is checked against the allocation limit.
         phaseRows = g.outHeight + (kh - 1) * dh / sh
-        let phaseWidth = g.outWidth + (kw - 1) * dw / sw
+        let phaseWidth = g.outWidth + (kw - 1) * dw / sw, images = g.inChannels * max(g.batch, 1)
+        let (phaseSize, o1) = (sh * sw * phaseRows).multipliedReportingOverflow(by: phaseWidth)
+        let (phaseAll, o2) = phaseSize.multipliedReportingOverflow(by: images)
+        guard !o1, !o2, phaseAll <= Limits.maxBytes / 4 else { throw ConvGemmPlan.tooLarge(g) }
         let pointwise = w.kernel == (1, 1) && w.stride == (1, 1) && w.padding == (0, 0)
         // A single image's 1x1 conv reads its input in place.
         batched = (g.batch > 1 || singleImageColumns && !pointwise)
             && (g.outHeight - 1) * phaseWidth + g.outWidth < 4 * convGemmTile.columns
         // Column taps for the forward's per-image GEMMs of strided convs with extra columns, where the taps are at
-        // most twice the phases (the packed input at most twice as large): resnet50's stride-2 3x3 convs wasted
-        // one column in 29 or 15 and copied every tile out.
+        // most twice the phases (the packed input at most twice as large, so the products below stay far from
+        // overflowing): resnet50's stride-2 3x3 convs wasted one column in 29 or 15 and copied every tile out.
         columnTaps = allowColumnTaps && singleImageColumns && !batched && sw > 1 && phaseWidth > g.outWidth && kw <= 2 * sw
         rowWidth = columnTaps ? g.outWidth : phaseWidth
-        let (size, o1) = (sh * (columnTaps ? kw : sw) * phaseRows).multipliedReportingOverflow(by: rowWidth)
-        let (all, o2) = size.multipliedReportingOverflow(by: g.inChannels * max(g.batch, 1))
-        guard !o1, !o2, all <= Limits.maxBytes / 4 else {
-            throw VisionError.outOfMemory("conv2d: the padded input for \(g.inChannels) x \(g.height) x \(g.width) with this window is too large")
-        }
+        let size = columnTaps ? sh * kw * phaseRows * rowWidth : phaseSize
+        guard size * images <= Limits.maxBytes / 4 else { throw ConvGemmPlan.tooLarge(g) }
         channelSize = size
         let ohw = g.outHeight * g.outWidth
         // An explicit column costs about as much to write and read back as 12 multiply-adds (AVX-512 permutes,
@@ -100,6 +100,10 @@ struct ConvGemmPlan {
             }
             count = rows
         }
+    }
+
+    static func tooLarge(_ g: ConvGeometry) -> VisionError {
+        .outOfMemory("conv2d: the padded input for \(g.inChannels) x \(g.height) x \(g.width) with this window is too large")
     }
 
     /// Where kernel tap `tap` (ky * kw + kx) reads, relative to a packed channel plane: in its stride phase, the
