@@ -830,6 +830,22 @@ static const float *next_panel(const vck_conv_gemm *job, isa_kernels ks, ptrdiff
   return !job->aoff && i + 2 * ks.mr <= ahead_end ? job->a + (i + ks.mr) * job->lda + k0 : NULL;
 }
 
+// The weight rows of the panel at row i (from column k0) into arow; rows past `me` repeat the last one (their
+// results are discarded).
+static void panel_rows(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t i, ptrdiff_t me, ptrdiff_t k0,
+                       const float **arow) {
+  for (ptrdiff_t r = 0; r < ks.mr; r++) {
+    const ptrdiff_t row = i + r < me ? i + r : me - 1;
+    arow[r] = job->a + (job->aoff ? job->aoff[row] : row * job->lda) + k0;
+  }
+}
+
+// Whether tile t's outputs are contiguous columns of C (no padding columns, no images' gaps): stored from
+// registers through the epilogue.
+static int contiguous_tile(const vck_conv_gemm *job, const column_tile *t) {
+  return job->vw == job->ow && job->period == 0 && t->qe - t->q == t->nr;
+}
+
 // Rows [i, i + mr) of tile t over weight columns [k0, k0 + kn) (B's rows at t->boff[0..kn), already offset),
 // starting from the partial sums at `init` (tile layout) or zero; the result goes through the epilogue when
 // `partial` is NULL, else to `partial` (tile layout) for the next block of k. The next panel's weights are
@@ -837,10 +853,7 @@ static const float *next_panel(const vck_conv_gemm *job, isa_kernels ks, ptrdiff
 static void run_panel(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t i, ptrdiff_t me, const column_tile *t,
                       float *tile, ptrdiff_t k0, ptrdiff_t kn, const float *init, float *partial, ptrdiff_t ahead_end) {
   const float *arow[MR_MAX];
-  for (ptrdiff_t r = 0; r < ks.mr; r++) {
-    ptrdiff_t row = i + r < me ? i + r : me - 1;  // rows past the end repeat the last one (discarded)
-    arow[r] = job->a + (job->aoff ? job->aoff[row] : row * job->lda) + k0;
-  }
+  panel_rows(job, ks, i, me, k0, arow);
   ptrdiff_t rows = me - i < ks.mr ? me - i : ks.mr, nr = t->nr;
   const micro_fn micro = t->nv == 0 ? ks.half : ks.micro[t->nv];
   float sums[MR_MAX * HALF_NR] __attribute__((aligned(64)));
@@ -854,7 +867,7 @@ static void run_panel(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t i, ptr
     micro(kn, arow, t->b, t->boff, init, partial, NULL);
     return;
   }
-  if (job->vw == job->ow && job->period == 0 && t->qe - t->q == nr) {
+  if (contiguous_tile(job, t)) {
     // A full tile of contiguous outputs: stored from registers through the epilogue.
     direct_store ds = epilogue_store(job, i, rows, job->c + i * job->ldc + t->q, job->ldc,
                                      job->residual ? job->residual + i * job->ldc + t->q : NULL);
@@ -883,8 +896,8 @@ static void run_panel(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t i, ptr
 static ptrdiff_t run_full_panels(const vck_conv_gemm *job, isa_kernels ks, ptrdiff_t i, ptrdiff_t me,
                                  const column_tile *t, ptrdiff_t ahead_end) {
   const ptrdiff_t full = (me - i) / ks.mr;
-  if (full == 0 || t->nv == 0 || !ks.panels[t->nv] || job->aoff || job->vw != job->ow || job->period != 0 ||
-      t->qe - t->q != t->nr || !(inline_activation(job->activation) || vact_covers(job->activation)))
+  if (full == 0 || t->nv == 0 || !ks.panels[t->nv] || job->aoff || !contiguous_tile(job, t) ||
+      !(inline_activation(job->activation) || vact_covers(job->activation)))
     return i;
   direct_store ds = epilogue_store(job, i, ks.mr, job->c + i * job->ldc + t->q, job->ldc,
                                    job->residual ? job->residual + i * job->ldc + t->q : NULL);
@@ -904,7 +917,8 @@ static ptrdiff_t run_column_pairs(const vck_conv_gemm *job, isa_kernels ks, ptrd
   float sums[2 * MR_MAX * HALF_NR] __attribute__((aligned(64)));
   const float *arow[2 * MR_MAX];
   for (; i + 2 * mr <= me; i += 2 * mr) {
-    for (ptrdiff_t r = 0; r < 2 * mr; r++) arow[r] = job->a + (i + r) * job->lda;
+    panel_rows(job, ks, i, me, 0, arow);
+    panel_rows(job, ks, i + mr, me, 0, arow + mr);
     ks.columns(job->k, arow, 2, t->b, t->boff, t->qe - t->q, NULL, sums);
     run_panel(job, ks, i, me, t, tile, 0, 0, sums, NULL, 0);
     run_panel(job, ks, i + mr, me, t, tile, 0, 0, sums + mr * HALF_NR, NULL, 0);
